@@ -1,0 +1,16 @@
+# CUDA backend: Hopper only (sm_90). Files that use wgmma add
+# -gencode=arch=compute_90a,code=sm_90a through IMP_SM90A_SOURCES.
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+set(CMAKE_CUDA_STANDARD 17)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
+  set(CMAKE_CUDA_ARCHITECTURES 90)
+endif()
+file(GLOB_RECURSE IMP_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cu
+                                                     ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cc)
+add_library(imp_cuda STATIC ${IMP_CUDA_SOURCES})
+target_include_directories(imp_cuda PUBLIC ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(imp_cuda PUBLIC imp_core CUDA::cudart CUDA::cublas CUDA::cublasLt)
+target_compile_definitions(imp_cuda PUBLIC IMP_HAVE_CUDA=1)
+target_compile_options(imp_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)

@@ -1,0 +1,11 @@
+# Everything comes from Debian packages (scripts/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+if(IMP_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(IMP_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

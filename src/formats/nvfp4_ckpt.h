@@ -1,0 +1,17 @@
+// NVFP4_CKPT — TODO(layout comment): bit layout and source.
+#pragma once
+
+#include <cstdint>
+
+#include "formats/row_planes.h"
+
+namespace imp {
+
+// Per-tensor scale from the tensor's max |x|.
+float nvfp4_ckpt_tensor_scale(float amax);  // G = amax / (6·448)
+
+void quantize_row_nvfp4_ckpt(const float* src, const RowPlanes& dst, int64_t n);
+void dequantize_row_nvfp4_ckpt(const ConstRowPlanes& src, float* dst, int64_t n);
+float vec_dot_nvfp4_ckpt(const ConstRowPlanes& w, const void* act, int64_t n);
+
+}  // namespace imp

@@ -1,0 +1,9 @@
+#include "tools/commands.h"
+
+namespace imp {
+
+void register_commands(CLI::App& app) {
+  register_formats_command(app);
+}
+
+}  // namespace imp

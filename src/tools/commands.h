@@ -1,0 +1,13 @@
+// Subcommand registration. Each register_* adds one subcommand whose callback runs the
+// command (CLI11 runs callbacks inside app.parse, so errors propagate to main).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace imp {
+
+void register_commands(CLI::App& app);
+
+void register_formats_command(CLI::App& app);
+
+}  // namespace imp
