@@ -32,14 +32,38 @@ RoundTripStats measure_round_trip(FormatId format, int64_t rows, int64_t cols, u
 }
 
 double min_round_trip_snr_db(FormatId format) {
+  // clang-format off
   switch (format) {
-    case FormatId::F32: return 300.0;
-    case FormatId::F16: return 70.0;
-    case FormatId::BF16: return 49.0;
-    case FormatId::F8_E4M3: return 30.0;
-    case FormatId::F8_E5M2: return 24.0;
-    default: return 0.0;  // tightened per format as each quantizer lands
+    case FormatId::F32:               return 300.0;
+    case FormatId::F16:               return 70.0;
+    case FormatId::BF16:              return 49.0;
+    case FormatId::F8_E4M3:           return 30.0;
+    case FormatId::F8_E5M2:           return 24.0;
+    case FormatId::Q4_0:              return 19.5;
+    case FormatId::Q4_1:              return 20.0;
+    case FormatId::Q5_0:              return 25.0;
+    case FormatId::Q5_1:              return 26.0;
+    case FormatId::Q8_0:              return 40.0;
+    case FormatId::Q2_K:              return 8.0;
+    case FormatId::Q3_K:              return 13.0;
+    case FormatId::Q4_K:              return 19.0;
+    case FormatId::Q5_K:              return 25.0;
+    case FormatId::Q6_K:              return 30.0;
+    case FormatId::IQ4_NL:            return 20.0;
+    case FormatId::IQ4_XS:            return 20.0;
+    case FormatId::MXFP4:             return 14.0;
+    case FormatId::NVFP4:             return 18.0;
+    case FormatId::NVFP4_CKPT:        return 18.0;
+    case FormatId::MXFP4_CKPT:        return 14.0;
+    case FormatId::FP8_E4M3_TENSOR:   return 28.0;
+    case FormatId::FP8_E4M3_CHANNEL:  return 28.0;
+    case FormatId::FP8_E4M3_BLOCK128: return 28.0;
+    case FormatId::INT8_CHANNEL:      return 36.0;
+    case FormatId::INT4_GROUP:        return 18.0;
+    case FormatId::NF4:               return 18.0;
+    default:                          return 0.0;  // not a weight format
   }
+  // clang-format on
 }
 
 int64_t awkward_row_length(FormatId format) {

@@ -1,0 +1,39 @@
+// ModelFile — an opened model on disk: a GGUF file, or a Hugging Face folder (config.json
+// + one or many .safetensors shards + tokenizer files), or a single .safetensors file.
+// open_model_file() picks the reader by what the path is, never by trusting the suffix
+// alone: a GGUF must start with the GGUF magic.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/mapped_file.h"
+#include "io/model_config.h"
+#include "io/tensor_source.h"
+
+namespace imp {
+
+struct ModelFile {
+  std::string path;
+  std::string container;       // "gguf v3", "safetensors (3 shards)"
+  std::string quant_scheme;    // "gguf", "modelopt nvfp4", "compressed-tensors nvfp4", "gptq v1 g128", …
+  ModelConfig config;
+  TokenizerInfo tokenizer;
+  nlohmann::json metadata;     // every raw key: GGUF KV pairs, or config.json (+ hf_quant_config.json)
+  std::vector<TensorSource> tensors;
+  std::vector<std::string> warnings;  // e.g. fused q/k/v partitions with different global scales
+  std::vector<std::unique_ptr<MappedFile>> mappings;  // keep the bytes alive
+
+  const TensorSource* find(const std::string& name) const;
+  const TensorSource& at(const std::string& name) const;  // throws naming the tensor and file
+};
+
+std::unique_ptr<ModelFile> open_model_file(const std::string& path);
+
+// The two readers behind it (io/gguf_model.cc, io/hf_model.cc).
+std::unique_ptr<ModelFile> open_gguf_model(const std::string& path);
+std::unique_ptr<ModelFile> open_hf_model(const std::string& path);  // folder or one .safetensors
+
+}  // namespace imp
