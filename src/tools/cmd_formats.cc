@@ -70,25 +70,32 @@ void run_formats(bool check, bool json) {
                  t.bits_per_weight, layout_name(t.scale_layout));
     }
     if (check && is_weight_format(t)) {
-      const int64_t cols = awkward_row_length(t.id);
-      const RoundTripStats s = measure_round_trip(t.id, 3, cols, 0x1234u + uint64_t(i));
-      const double bound = min_round_trip_snr_db(t.id);
-      std::mt19937_64 rng(7);
-      std::normal_distribution<float> normal;
-      std::vector<float> x(size_t(3 * cols));
-      for (auto& v : x) v = normal(rng);
-      const OwnedQuantMatrix q = quantize(t.id, x, 3, cols, t.id == FormatId::INT4_GROUP ? 128 : 0);
-      const bool dequant_ok = fast_dequant_mismatch(t.id, q) == 0.0;
-      const bool ok = s.snr_db >= bound && dequant_ok;
-      failures += ok ? 0 : 1;
-      row["rmse"] = s.rmse;
-      row["snr_db"] = s.snr_db;
-      row["min_snr_db"] = bound;
-      row["fast_dequant_bit_exact"] = dequant_ok;
-      row["ok"] = ok;
-      if (!json) {
-        fmt::print(" {:>9.5f} {:>8.2f} {:>8.1f} {:<7} {}", s.rmse, s.snr_db, bound,
-                   std::string(cpu_isa_name(cpu_row_kernels(t.id).dequantize_isa)), ok ? "ok" : "FAIL");
+      try {
+        const int64_t cols = awkward_row_length(t.id);
+        const RoundTripStats s = measure_round_trip(t.id, 3, cols, 0x1234u + uint64_t(i));
+        const double bound = min_round_trip_snr_db(t.id);
+        std::mt19937_64 rng(7);
+        std::normal_distribution<float> normal;
+        std::vector<float> x(size_t(3 * cols));
+        for (auto& v : x) v = normal(rng);
+        const OwnedQuantMatrix q = quantize(t.id, x, 3, cols, t.id == FormatId::INT4_GROUP ? 128 : 0);
+        const bool dequant_ok = fast_dequant_mismatch(t.id, q) == 0.0;
+        const bool ok = s.snr_db >= bound && dequant_ok;
+        failures += ok ? 0 : 1;
+        row["rmse"] = s.rmse;
+        row["snr_db"] = s.snr_db;
+        row["min_snr_db"] = bound;
+        row["fast_dequant_bit_exact"] = dequant_ok;
+        row["ok"] = ok;
+        if (!json) {
+          fmt::print(" {:>9.5f} {:>8.2f} {:>8.1f} {:<7} {}", s.rmse, s.snr_db, bound,
+                     std::string(cpu_isa_name(cpu_row_kernels(t.id).dequantize_isa)), ok ? "ok" : "FAIL");
+        }
+      } catch (const Error& e) {
+        ++failures;
+        row["ok"] = false;
+        row["error"] = e.what();
+        if (!json) fmt::print(" FAIL: {}", e.what());
       }
     }
     if (!json) fmt::print("\n");

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const imp::Error& e) {
+    std::fflush(stdout);
     fmt::print(stderr, "imp: error: {}\n", e.what());
     return 1;
   } catch (const std::exception& e) {
