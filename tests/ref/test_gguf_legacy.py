@@ -107,6 +107,24 @@ def test_dequantize_bit_exact_vs_ggml(name, n_blocks, rng):
     np.testing.assert_array_equal(bits(ours), bits(theirs))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4"])
+def test_every_scale_byte_decodes_as_ggml(name, rng):
+    # random_blocks keeps scales finite; here every byte 0..255 appears as a scale, with
+    # ggml's readings: E8M0 0xFF is 2^127 (no NaN), UE4M3 ignores bit 7, 0x00/0x7F → 0,
+    # 0xFF → 240 (×0.5).
+    data = random_blocks(name, 256, rng).reshape(256, -1)
+    scales = rng.permutation(256).astype(np.uint8)
+    if name == "mxfp4":
+        data[:, 0] = scales
+    else:
+        data[:, 0:4] = np.stack([np.roll(scales, k) for k in range(4)], axis=1)
+    n = 256 * BLOCK[name]
+    ours = imp_capi.dequantize_bytes(name, data.reshape(-1), 1, n).reshape(-1)
+    np.testing.assert_array_equal(bits(ours), bits(ggml_oracle.dequantize_row(name, data.reshape(-1), n)))
+    np.testing.assert_array_equal(bits(ours), bits(gguf.quants.dequantize(data.reshape(-1), LEGACY[name]).reshape(-1)))
+
+
 @pytest.mark.parametrize("n_blocks", AWKWARD_BLOCK_COUNTS)
 def test_q8_1_dequantize_is_qs_times_d(n_blocks, rng):
     # ggml has no dequantize_row_q8_1 (it is a dot-product intermediate); y = qs·d exactly.
