@@ -9,8 +9,8 @@
 namespace imp {
 namespace {
 
-// Midpoints between consecutive NF4 values, rounded to fp32 — the thresholds of
-// bitsandbytes' dQuantizeNF4 decision tree.
+// The thresholds of bitsandbytes' dQuantizeNF4 decision tree (kernels.cu), written as it
+// writes them: midpoints of consecutive NF4 values, as decimal fp32 literals.
 constexpr float kNf4Midpoints[15] = {
     -0.8480964004993439f,  -0.6106329262256622f,  -0.4599952697753906f, -0.33967943489551544f,
     -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,

@@ -9,8 +9,10 @@
 // exactly the blocks of each row, so a checkpoint's absmax vector is this scales plane.
 // Reference quantizer, as bitsandbytes' blockwise kernel: absmax = max |x| (fp32),
 // v = x · (1/absmax) (the reciprocal is taken first), code = the number of decision
-// midpoints m[i] = (NF4[i] + NF4[i+1]) / 2 (as fp32) with v > m[i]; a value exactly on a
-// midpoint therefore takes the lower code. An all-zero block gets absmax 0 and code 7 (0.0);
+// thresholds t[i] with v > t[i], so v equal to a threshold takes the lower code. t[i] are
+// bitsandbytes' fp32 literals for the midpoints (NF4[i] + NF4[i+1]) / 2; four of those
+// midpoints fall exactly between two fp32 values, and there the literal's decimal digits,
+// not ties-to-even, decide which of the two t[i] is. An all-zero block gets absmax 0 and code 7 (0.0);
 // bitsandbytes computes 0 · (1/0) = NaN there and writes code 0 (−1.0), which also decodes
 // to (−)0.
 #pragma once
