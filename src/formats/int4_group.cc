@@ -1,6 +1,5 @@
 #include "formats/int4_group.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -18,8 +17,11 @@ void check_group(int32_t group, int64_t n) {
   }
 }
 
-// Round half to even (the default FP environment), clamped to the uint4 range.
-float round_clamp_u4(float v) { return std::clamp(std::nearbyint(v), 0.0f, 15.0f); }
+// Round half to even (the default FP environment), clamped to the uint4 range; NaN → 0.
+float round_clamp_u4(float v) {
+  const float r = std::nearbyint(v);
+  return r > 0.0f ? std::fmin(r, 15.0f) : 0.0f;
+}
 
 uint8_t nibble(const uint8_t* codes, int64_t e) { return uint8_t((codes[e / 2] >> (4 * (e & 1))) & 0xF); }
 

@@ -1,6 +1,5 @@
 #include "formats/int8_channel.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -17,9 +16,9 @@ void quantize_row_int8_channel(const float* src, const RowPlanes& dst, int64_t n
   const float s = amax / 127.0f;
   std::memcpy(dst.scales, &s, sizeof s);
   for (int64_t i = 0; i < n; ++i) {
-    // std::round is half-away-from-zero; s == 0 only for an all-zero row.
+    // std::round is half-away-from-zero; s == 0 only for an all-zero row; NaN → 0.
     const float r = s > 0.0f ? std::round(src[i] / s) : 0.0f;
-    q[i] = int8_t(std::clamp(r, -127.0f, 127.0f));
+    q[i] = int8_t(r >= -127.0f ? std::fmin(r, 127.0f) : (r < 0.0f ? -127.0f : 0.0f));
   }
 }
 
