@@ -53,14 +53,14 @@ double min_round_trip_snr_db(FormatId format) {
     case FormatId::IQ4_XS:            return 21.3;
     case FormatId::MXFP4:             return 17.5;
     case FormatId::NVFP4:             return 19.0;
-    case FormatId::NVFP4_CKPT:        return 18.0;
-    case FormatId::MXFP4_CKPT:        return 14.0;
-    case FormatId::FP8_E4M3_TENSOR:   return 28.0;
-    case FormatId::FP8_E4M3_CHANNEL:  return 28.0;
-    case FormatId::FP8_E4M3_BLOCK128: return 28.0;
-    case FormatId::INT8_CHANNEL:      return 36.0;
-    case FormatId::INT4_GROUP:        return 18.0;
-    case FormatId::NF4:               return 18.0;
+    case FormatId::NVFP4_CKPT:        return 19.0;
+    case FormatId::MXFP4_CKPT:        return 17.5;
+    case FormatId::FP8_E4M3_TENSOR:   return 29.5;
+    case FormatId::FP8_E4M3_CHANNEL:  return 29.5;
+    case FormatId::FP8_E4M3_BLOCK128: return 29.3;
+    case FormatId::INT8_CHANNEL:      return 40.0;
+    case FormatId::INT4_GROUP:        return 18.5;
+    case FormatId::NF4:               return 19.5;
     default:                          return 0.0;  // not a weight format
   }
   // clang-format on
