@@ -4,6 +4,8 @@ namespace imp {
 
 void register_commands(CLI::App& app) {
   register_formats_command(app);
+  register_inspect_command(app);
+  register_dump_command(app);
 }
 
 }  // namespace imp

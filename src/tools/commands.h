@@ -9,5 +9,7 @@ namespace imp {
 void register_commands(CLI::App& app);
 
 void register_formats_command(CLI::App& app);
+void register_inspect_command(CLI::App& app);
+void register_dump_command(CLI::App& app);
 
 }  // namespace imp

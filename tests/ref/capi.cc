@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 
 #include "backends/cpu/row_kernels.h"
 #include "formats/quant_matrix.h"
 #include "formats/traits.h"
+#include "io/gguf_writer.h"
 
 namespace {
 thread_local std::string g_last_error;
@@ -107,6 +109,27 @@ int imp_matvec(int format, int isa, const uint8_t* data, int64_t data_len, const
     ap.data = act.data();
     k.quantize_activation(x, ap, cols);
     for (int64_t r = 0; r < rows; ++r) y[r] = k.vec_dot(imp::row_planes(m, r), act.data(), cols);
+  });
+}
+
+// Writes a GGUF v3 file with imp's GgufWriter (tests/ref/test_gguf_io.py reads it back with
+// gguf-py). spec_json: {"kv": [[key, {"type", "value"[, "elem_type"]}], ...],
+// "tensors": [{"name", "shape" (PyTorch order), "format" (imp name)}, ...]};
+// data[i] / sizes[i]: tensor i's bytes.
+int imp_gguf_write(const char* path, const char* spec_json, const uint8_t* const* data, const int64_t* sizes) {
+  return guarded([&] {
+    const auto spec = nlohmann::json::parse(spec_json);
+    imp::GgufWriter w;
+    for (const auto& kv : spec.at("kv")) w.set(kv.at(0).get<std::string>(), imp::from_typed_json(kv.at(1)));
+    size_t i = 0;
+    for (const auto& t : spec.at("tensors")) {
+      const auto format = imp::format_from_name(t.at("format").get<std::string>());
+      if (!format) throw std::runtime_error("unknown format " + t.at("format").dump());
+      w.add_tensor(t.at("name").get<std::string>(), t.at("shape").get<std::vector<int64_t>>(), *format,
+                   {data[i], size_t(sizes[i])});
+      ++i;
+    }
+    w.write(path);
   });
 }
 
