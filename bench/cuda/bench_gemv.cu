@@ -81,6 +81,7 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
   auto matrix = [&](int c) {
     return DeviceMatrix{f, rows, cols, data[size_t(c)], scales[size_t(c)], 0.01f, layout};
   };
+  IMP_CUDA_CHECK(cudaDeviceSynchronize());  // fills ran on the legacy stream
   const GemvKernel& k = select_gemv_kernel(matrix(0), x, y);
   // The GEMVs over all copies are captured into one CUDA graph, so that launch overhead
   // (a few µs per launch, comparable to a 4096×4096 4-bit GEMV) does not starve the GPU.
