@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Reference logits from Hugging Face transformers for the demo model, stored compactly so
+that CI can check imp's logits without torch.
+
+Run on a machine with torch + transformers + accelerate + gguf (not needed by the tests):
+    python scripts/make-reference-logits.py MODEL_DIR GGUF_NAME OUT.npz
+
+What is stored, per prompt (token ids from the model's own HF tokenizer):
+  ids          the prompt token ids
+  proj         P · logits[t] for every position t, P a fixed N(0, 1/K) matrix [K, vocab]
+               regenerated from PROJ_SEED: by Johnson–Lindenstrauss, ‖P(a−b)‖/‖P b‖
+               estimates the relative error ‖a−b‖/‖b‖ within a few percent (K = 512)
+  norms        ‖logits[t]‖ (exact)
+  topk_ids/_vals  the 32 largest logits of every position (exact, float32)
+  greedy       64 greedy next tokens after the prompt (HF generate, do_sample=False)
+The full fp32 logits would be 200 kB per position; this is under 3 kB.
+"""
+import sys
+
+import numpy as np
+
+PROJ_SEED = 20261122
+K = 512
+TOPK = 32
+N_GREEDY = 64
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n",
+    "In 1969, 3 astronauts flew 384,400 km to the Moon; the trip took about 76 hours.",
+    "Ünïcödé → 日本語のテキスト, emojis 🚀🔥 and   runs   of   spaces.",
+]
+
+
+def projection(vocab: int) -> np.ndarray:
+    rng = np.random.default_rng(PROJ_SEED)
+    return (rng.standard_normal((K, vocab), dtype=np.float32) / np.sqrt(K)).astype(np.float32)
+
+
+def main() -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir, gguf_name, out = sys.argv[1:4]
+    tok = AutoTokenizer.from_pretrained(model_dir, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=gguf_name, dtype=torch.float32)
+    model.eval()
+    data = {}
+    p = None
+    for i, text in enumerate(PROMPTS):
+        ids = tok(text, return_tensors="pt").input_ids
+        with torch.no_grad():
+            logits = model(ids).logits[0].float().numpy()
+            greedy = model.generate(ids, max_new_tokens=N_GREEDY, do_sample=False)[0, ids.shape[1]:].numpy()
+        if p is None:
+            p = projection(logits.shape[1])
+        order = np.argsort(-logits, axis=1, kind="stable")[:, :TOPK]
+        data[f"p{i}_ids"] = ids[0].numpy().astype(np.int32)
+        data[f"p{i}_proj"] = (logits.astype(np.float64) @ p.T.astype(np.float64)).astype(np.float32)
+        data[f"p{i}_norms"] = np.linalg.norm(logits.astype(np.float64), axis=1)
+        data[f"p{i}_topk_ids"] = order.astype(np.int32)
+        data[f"p{i}_topk_vals"] = np.take_along_axis(logits, order, axis=1).astype(np.float32)
+        data[f"p{i}_greedy"] = greedy.astype(np.int32)
+        print(f"prompt {i}: {ids.shape[1]} tokens, greedy: {tok.decode(greedy)!r}")
+    data["meta"] = np.array([PROJ_SEED, K, TOPK, N_GREEDY, len(PROMPTS)], np.int64)
+    np.savez_compressed(out, **data)
+
+
+if __name__ == "__main__":
+    main()
