@@ -55,7 +55,7 @@ inline __m256i bytes_from_bits(uint32_t bits) {
                                           0x0303030303030303);
   __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)), shuf);
   // Every bit except bit (i % 8) set in byte i: the OR is all-ones exactly when that bit was.
-  v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeffbfdfeff));
+  v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
   return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
 }
 
