@@ -115,6 +115,25 @@ inline void store_scaled_minus_i8x16(__m128i q, float d, float m, float* y) {
   _mm256_storeu_ps(y + 8, _mm256_sub_ps(_mm256_mul_ps(vd, f1), vm));
 }
 
+// The F16 at p (unaligned) as fp32 through F16C: equal to f16_to_f32 for every code but
+// signalling NaNs, which come back quiet — and a NaN scale makes a NaN product either way.
+inline float f16_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+// Σ over nb blocks of a block kernel `acc = block(x_b, y_b, acc)` (x_b, y_b: the b-th weight
+// and activation blocks), on two independent FMA chains so that the FMA latency does not
+// bound a loop whose body is a handful of instructions.
+template <int kXBytes, int kYBytes, class Block>
+inline float dot_blocks(const uint8_t* x, const uint8_t* y, int64_t nb, Block block) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, x += 2 * kXBytes, y += 2 * kYBytes) {
+    acc0 = block(x, y, acc0);
+    acc1 = block(x + kXBytes, y + kYBytes, acc1);
+  }
+  if (b < nb) acc0 = block(x, y, acc0);
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
 inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 

@@ -31,13 +31,21 @@ namespace {
 inline __m128i e2m1x2_table128() { return loadu128(kE2M1TimesTwo); }
 inline __m256i e2m1x2_table256() { return _mm256_broadcastsi128_si256(e2m1x2_table128()); }
 
-inline float f16_at(const uint8_t* p) { return f16_to_f32(load_u16(p)); }
-
 // fp32 value of every E4M3 byte, filled on first use (after the CPU check, never at load).
 const float* e4m3_table() {
   static const std::array<float, 256> table = [] {
     std::array<float, 256> t{};
     for (int b = 0; b < 256; ++b) t[size_t(b)] = e4m3_to_f32(uint8_t(b));
+    return t;
+  }();
+  return table.data();
+}
+
+// ggml's halved UE4M3 reading of every byte (ue4m3_to_f32_half_ggml), filled on first use.
+const float* ue4m3_half_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int b = 0; b < 256; ++b) t[size_t(b)] = ue4m3_to_f32_half_ggml(uint8_t(b));
     return t;
   }();
   return table.data();
@@ -87,22 +95,21 @@ void dequantize_row_mxfp4(const ConstRowPlanes& src, float* dst, int64_t n) {
 }
 
 float vec_dot_mxfp4(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
   const __m256i table = e2m1x2_table256();
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_MXFP4; ++b, x += sizeof(BlockMXFP4), y += sizeof(BlockQ8_0)) {
-    const __m256i q = _mm256_shuffle_epi8(table, nibbles_lo_then_hi(x + 1));
-    const __m256 scale = _mm256_set1_ps(f16_at(y) * e8m0_to_f32_half_ggml(x[0]));
-    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8_quads(q, loadu256(y + 2))), acc);
-  }
-  return hsum(acc);
+  return dot_blocks<sizeof(BlockMXFP4), sizeof(BlockQ8_0)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK_MXFP4,
+      [table](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        const __m256i q = _mm256_shuffle_epi8(table, nibbles_lo_then_hi(x + 1));
+        const __m256 scale = _mm256_set1_ps(f16_at(y) * e8m0_to_f32_half_ggml(x[0]));
+        return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8_quads(q, loadu256(y + 2))), acc);
+      });
 }
 
 // ---- NVFP4 (ggml): y = float(2·E2M1[q]) · ue4m3_half(d[s]) per 16-element sub-block ------
 void dequantize_row_nvfp4(const ConstRowPlanes& src, float* dst, int64_t n) {
   const auto* in = static_cast<const uint8_t*>(src.data);
   const __m128i table = e2m1x2_table128();
+  const float* ue4m3 = ue4m3_half_table();
   for (int64_t b = 0; b < n / kQK_NVFP4; ++b, in += sizeof(BlockNVFP4)) {
     float* y = dst + b * kQK_NVFP4;
     for (int half = 0; half < 2; ++half) {
@@ -110,7 +117,7 @@ void dequantize_row_nvfp4(const ConstRowPlanes& src, float* dst, int64_t n) {
       for (int k = 0; k < 2; ++k) {
         const int s = 2 * half + k;
         const __m128i q = _mm_shuffle_epi8(table, k ? _mm256_extracti128_si256(c, 1) : _mm256_castsi256_si128(c));
-        store_scaled_i8x16(q, ue4m3_to_f32_half_ggml(in[s]), y + 16 * s);
+        store_scaled_i8x16(q, ue4m3[in[s]], y + 16 * s);
       }
     }
   }
@@ -118,20 +125,19 @@ void dequantize_row_nvfp4(const ConstRowPlanes& src, float* dst, int64_t n) {
 
 // Two Q8_0 blocks per NVFP4 block; each covers two sub-blocks (lanes 0..3 and 4..7).
 float vec_dot_nvfp4(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
   const __m256i table = e2m1x2_table256();
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_NVFP4; ++b, x += sizeof(BlockNVFP4)) {
-    for (int half = 0; half < 2; ++half, y += sizeof(BlockQ8_0)) {
-      const __m256i q = _mm256_shuffle_epi8(table, nvfp4_codes32(x + 4 + 16 * half));
-      const float da = f16_at(y);
-      const __m256 scale = _mm256_set_m128(_mm_set1_ps(da * ue4m3_to_f32_half_ggml(x[2 * half + 1])),
-                                           _mm_set1_ps(da * ue4m3_to_f32_half_ggml(x[2 * half])));
-      acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8_quads(q, loadu256(y + 2))), acc);
-    }
-  }
-  return hsum(acc);
+  const float* ue4m3 = ue4m3_half_table();
+  return dot_blocks<sizeof(BlockNVFP4), 2 * sizeof(BlockQ8_0)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK_NVFP4,
+      [table, ue4m3](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        for (int half = 0; half < 2; ++half, y += sizeof(BlockQ8_0)) {
+          const __m256i q = _mm256_shuffle_epi8(table, nvfp4_codes32(x + 4 + 16 * half));
+          const float da = f16_at(y);
+          const __m256 scale = _mm256_set_m128(_mm_set1_ps(da * ue4m3[x[2 * half + 1]]), _mm_set1_ps(da * ue4m3[x[2 * half]]));
+          acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8_quads(q, loadu256(y + 2))), acc);
+        }
+        return acc;
+      });
 }
 
 // ---- NVFP4_CKPT: y = E2M1(q) · (fp32(E4M3 scale) · G) per 16 elements ---------------------

@@ -31,8 +31,6 @@ namespace {
 constexpr int kQ8KQs = 4;
 constexpr int kQ8KBsums = 4 + kQK_K;
 
-inline float f16_at(const uint8_t* p) { return f16_to_f32(load_u16(p)); }
-
 // int16 vector: the low 8 lanes s0, the high 8 lanes s1 (scales of two 16-element halves).
 inline __m256i scale_pair16(int s0, int s1) {
   return _mm256_set_m128i(_mm_set1_epi16(int16_t(s1)), _mm_set1_epi16(int16_t(s0)));

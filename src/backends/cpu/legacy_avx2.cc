@@ -23,8 +23,6 @@ namespace {
 
 constexpr int kQK = 32;
 
-inline float f16_at(const uint8_t* p) { return f16_to_f32(load_u16(p)); }
-
 // Q5 codes: nibble | (qh bit j) << 4, still unsigned 0..31.
 inline __m256i q5_codes(const uint8_t* qh_p, const uint8_t* qs_p) {
   uint32_t qh;
@@ -60,14 +58,12 @@ void dequantize_row_q4_0(const ConstRowPlanes& src, float* dst, int64_t n) {
 }
 
 float vec_dot_q4_0(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK; ++b, x += sizeof(BlockQ4_0), y += sizeof(BlockQ8_0)) {
-    const __m256i qx = _mm256_sub_epi8(nibbles_lo_then_hi(x + 2), _mm256_set1_epi8(8));
-    acc = accumulate(acc, dot_i8_quads(qx, loadu256(y + 2)), f16_at(x), f16_at(y));
-  }
-  return hsum(acc);
+  return dot_blocks<sizeof(BlockQ4_0), sizeof(BlockQ8_0)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK,
+      [](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        const __m256i qx = _mm256_sub_epi8(nibbles_lo_then_hi(x + 2), _mm256_set1_epi8(8));
+        return accumulate(acc, dot_i8_quads(qx, loadu256(y + 2)), f16_at(x), f16_at(y));
+      });
 }
 
 // ---- Q4_1: d f16 | m f16 | qs[16];  y = float(q)·d + m; activations Q8_1 -------------------
@@ -80,15 +76,14 @@ void dequantize_row_q4_1(const ConstRowPlanes& src, float* dst, int64_t n) {
 
 // Σ (q·d + m)·a = d·d_a·Σ q·qa + m·s, s = F16(d_a·Σ qa) from the Q8_1 block.
 float vec_dot_q4_1(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
-  __m256 acc = _mm256_setzero_ps();
   float mins = 0.0f;
-  for (int64_t b = 0; b < n / kQK; ++b, x += sizeof(BlockQ4_1), y += sizeof(BlockQ8_1)) {
-    acc = accumulate(acc, dot_u8_quads(nibbles_lo_then_hi(x + 4), loadu256(y + 4)), f16_at(x), f16_at(y));
-    mins += f16_at(x + 2) * f16_at(y + 2);
-  }
-  return hsum(acc) + mins;
+  const float dots = dot_blocks<sizeof(BlockQ4_1), sizeof(BlockQ8_1)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK,
+      [&mins](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        mins += f16_at(x + 2) * f16_at(y + 2);
+        return accumulate(acc, dot_u8_quads(nibbles_lo_then_hi(x + 4), loadu256(y + 4)), f16_at(x), f16_at(y));
+      });
+  return dots + mins;
 }
 
 // ---- Q5_0: d f16 | qh u32 | qs[16];  y = float(q5 − 16)·d --------------------------------
@@ -101,14 +96,12 @@ void dequantize_row_q5_0(const ConstRowPlanes& src, float* dst, int64_t n) {
 }
 
 float vec_dot_q5_0(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK; ++b, x += sizeof(BlockQ5_0), y += sizeof(BlockQ8_0)) {
-    const __m256i qx = _mm256_sub_epi8(q5_codes(x + 2, x + 6), _mm256_set1_epi8(16));
-    acc = accumulate(acc, dot_i8_quads(qx, loadu256(y + 2)), f16_at(x), f16_at(y));
-  }
-  return hsum(acc);
+  return dot_blocks<sizeof(BlockQ5_0), sizeof(BlockQ8_0)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK,
+      [](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        const __m256i qx = _mm256_sub_epi8(q5_codes(x + 2, x + 6), _mm256_set1_epi8(16));
+        return accumulate(acc, dot_i8_quads(qx, loadu256(y + 2)), f16_at(x), f16_at(y));
+      });
 }
 
 // ---- Q5_1: d f16 | m f16 | qh u32 | qs[16];  y = float(q5)·d + m; activations Q8_1 --------
@@ -120,15 +113,14 @@ void dequantize_row_q5_1(const ConstRowPlanes& src, float* dst, int64_t n) {
 }
 
 float vec_dot_q5_1(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
-  __m256 acc = _mm256_setzero_ps();
   float mins = 0.0f;
-  for (int64_t b = 0; b < n / kQK; ++b, x += sizeof(BlockQ5_1), y += sizeof(BlockQ8_1)) {
-    acc = accumulate(acc, dot_u8_quads(q5_codes(x + 4, x + 8), loadu256(y + 4)), f16_at(x), f16_at(y));
-    mins += f16_at(x + 2) * f16_at(y + 2);
-  }
-  return hsum(acc) + mins;
+  const float dots = dot_blocks<sizeof(BlockQ5_1), sizeof(BlockQ8_1)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK,
+      [&mins](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        mins += f16_at(x + 2) * f16_at(y + 2);
+        return accumulate(acc, dot_u8_quads(q5_codes(x + 4, x + 8), loadu256(y + 4)), f16_at(x), f16_at(y));
+      });
+  return dots + mins;
 }
 
 // ---- Q8_0: d f16 | qs int8[32];  y = float(q)·d -------------------------------------------
@@ -140,13 +132,11 @@ void dequantize_row_q8_0(const ConstRowPlanes& src, float* dst, int64_t n) {
 }
 
 float vec_dot_q8_0(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK; ++b, x += sizeof(BlockQ8_0), y += sizeof(BlockQ8_0)) {
-    acc = accumulate(acc, dot_i8_quads(loadu256(x + 2), loadu256(y + 2)), f16_at(x), f16_at(y));
-  }
-  return hsum(acc);
+  return dot_blocks<sizeof(BlockQ8_0), sizeof(BlockQ8_0)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK,
+      [](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        return accumulate(acc, dot_i8_quads(loadu256(x + 2), loadu256(y + 2)), f16_at(x), f16_at(y));
+      });
 }
 
 // ---- IQ4_NL: d f16 | qs[16];  y = d·KNL[q] (code book looked up with vpshufb) ---------------
@@ -158,13 +148,11 @@ void dequantize_row_iq4_nl(const ConstRowPlanes& src, float* dst, int64_t n) {
 }
 
 float vec_dot_iq4_nl(const ConstRowPlanes& w, const void* act, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w.data);
-  const auto* y = static_cast<const uint8_t*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK; ++b, x += sizeof(BlockIQ4_NL), y += sizeof(BlockQ8_0)) {
-    acc = accumulate(acc, dot_i8_quads(iq4nl_codes(x + 2), loadu256(y + 2)), f16_at(x), f16_at(y));
-  }
-  return hsum(acc);
+  return dot_blocks<sizeof(BlockIQ4_NL), sizeof(BlockQ8_0)>(
+      static_cast<const uint8_t*>(w.data), static_cast<const uint8_t*>(act), n / kQK,
+      [](const uint8_t* x, const uint8_t* y, __m256 acc) {
+        return accumulate(acc, dot_i8_quads(iq4nl_codes(x + 2), loadu256(y + 2)), f16_at(x), f16_at(y));
+      });
 }
 
 }  // namespace imp::avx2
