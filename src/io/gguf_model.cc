@@ -26,6 +26,17 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+void note_rope_permutation(ModelFile& m) {
+  const std::string& arch = m.config.architecture;
+  if (arch != "llama" && arch != "mistral") return;
+  for (auto& t : m.tensors) {
+    if (ends_with(t.name, ".attn_q.weight") || ends_with(t.name, ".attn_k.weight") ||
+        ends_with(t.name, ".attn_q.bias") || ends_with(t.name, ".attn_k.bias")) {
+      t.note += std::string(t.note.empty() ? "" : "; ") + "rows in adjacent-pair RoPE order";
+    }
+  }
+}
+
 void attach_nvfp4_scales(ModelFile& m) {
   std::vector<bool> drop(m.tensors.size(), false);
   for (size_t k = 0; k < m.tensors.size(); ++k) {
@@ -98,6 +109,7 @@ std::unique_ptr<ModelFile> open_gguf_model(const std::string& path) {
   }
   attach_nvfp4_scales(*m);
   m->config = gguf_model_config(g, m->warnings);
+  note_rope_permutation(*m);
   m->tokenizer = gguf_tokenizer_info(g);
   m->quant_scheme = quant_scheme(g, *m);
   m->mappings.push_back(std::move(map));

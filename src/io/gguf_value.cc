@@ -126,7 +126,7 @@ GgufValue GgufValue::of_uint(GgufType t, uint64_t v) {
   if ((!gguf_type_is_integer(t) || gguf_type_is_signed(t)) && t != GgufType::kBool) {
     fail("GGUF {} is not an unsigned integer type", gguf_type_name(t));
   }
-  if (v > uint_max(t)) fail("{} does not fit GGUF {}", v, gguf_type_name(t));
+  if (v > (t == GgufType::kBool ? 1 : uint_max(t))) fail("{} does not fit GGUF {}", v, gguf_type_name(t));
   GgufValue r;
   r.type = t;
   r.u = v;

@@ -150,6 +150,8 @@ TEST(GgufIo, FileWriteAndModelFile) {
   EXPECT_TRUE(m->tokenizer.has_chat_template);
   EXPECT_EQ(m->metadata["t.arr_str"], nlohmann::json({"a", "", "bc d"}));
   EXPECT_EQ(m->metadata["t.i8"], -100);
+  EXPECT_NE(m->at("blk.0.attn_q.weight").note.find("adjacent-pair RoPE"), std::string::npos);
+  EXPECT_EQ(m->at("blk.0.ffn_up.weight").note, "");
   ASSERT_EQ(m->tensors.size(), tensors.size());
   for (size_t k = 0; k < tensors.size(); ++k) {
     const auto& s = m->tensors[k];

@@ -1,6 +1,9 @@
 #include "backends/cpu/cpu_features.h"
 
 #include <cstdlib>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <string>
 
 namespace imp {
@@ -9,10 +12,21 @@ const CpuFeatures& cpu_features() {
   static const CpuFeatures features = [] {
     CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    f.avx2 = __builtin_cpu_supports("avx2");
-    f.fma = __builtin_cpu_supports("fma");
-    f.f16c = __builtin_cpu_supports("f16c");
+    // cpuid leaf 1: ECX bit 12 FMA, bit 27 OSXSAVE, bit 29 F16C; leaf 7: EBX bit 5 AVX2.
+    // XGETBV confirms the OS saves the YMM state (bits 1 and 2 of XCR0).
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+      const bool osxsave = c & (1u << 27);
+      unsigned xcr0 = 0;
+      if (osxsave) {
+        unsigned hi = 0;
+        __asm__("xgetbv" : "=a"(xcr0), "=d"(hi) : "c"(0));
+      }
+      const bool ymm = osxsave && (xcr0 & 6u) == 6u;
+      f.fma = ymm && (c & (1u << 12));
+      f.f16c = ymm && (c & (1u << 29));
+      if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) f.avx2 = ymm && (b & (1u << 5));
+    }
 #endif
     return f;
   }();

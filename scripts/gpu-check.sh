@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# GPU machine check (no network, no -dev packages; cmake, ninja, nvcc, python3 present):
+# builds only imp_cuda_tests and imp_bench_cuda_gemv into build-gpu/ (IMP_GPU_CHECK_ONLY),
+# runs the GPU tests and the GEMV benchmark, and prints a summary table LAST.
+# Missing fmt / nlohmann / GoogleTest come from .gpu-deps/ (scripts/prepare-gpu-deps.sh;
+# carry it with the run). Budget: about 2 min build on 16 cores + 1 min tests + 2 min bench.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=build-gpu
+OUT=${OUT:-$BUILD/out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" \
+  > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "CONFIGURE FAILED"; exit 1; }
+timeout 420 ninja -C "$BUILD" -j16 imp_cuda_tests imp_bench_cuda_gemv > "$OUT/build.log" 2>&1 \
+  || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "BUILD FAILED"; exit 1; }
+
+timeout 240 "$BUILD/tests/cuda/imp_cuda_tests" --gtest_output=json:"$OUT/tests.json" 2>&1 | tee "$OUT/tests.log" \
+  | grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|error|Expected|Which is|actual" | head -80
+test_rc=${PIPESTATUS[0]}
+
+timeout 240 "$BUILD/bench/imp_bench_cuda_gemv" --json "$OUT/gemv.json" 2>&1 | tee "$OUT/bench.log"
+bench_rc=${PIPESTATUS[0]}
+
+python3 - "$OUT/tests.json" "$OUT/gemv.json" "$test_rc" "$bench_rc" <<'PY'
+import json, sys, collections
+tests_path, bench_path, test_rc, bench_rc = sys.argv[1:5]
+print("\n================ GPU CHECK SUMMARY ================")
+try:
+    t = json.load(open(tests_path))
+    n = p = f = s = 0
+    failed = []
+    for suite in t["testsuites"]:
+        for c in suite["testsuite"]:
+            n += 1
+            if c.get("failures"):
+                f += 1; failed.append(suite["name"] + "." + c["name"])
+            elif c.get("result") == "SKIPPED" or c.get("status") == "NOTRUN":
+                s += 1
+            else:
+                p += 1
+    print(f"tests: {n} run, {p} passed, {f} failed, {s} skipped (exit {test_rc})")
+    for name in failed: print("  FAILED", name)
+except Exception as e:
+    print(f"tests: no result ({e}); exit {test_rc}")
+try:
+    b = json.load(open(bench_path))
+    print(f"device: {b['device']}, copy bandwidth {b['copy_bandwidth_gbps']:.0f} GB/s (read+write)")
+    rows = collections.OrderedDict()
+    shapes = []
+    for r in b["results"]:
+        shape = f"{r['rows']}x{r['cols']}"
+        if shape not in shapes: shapes.append(shape)
+        rows.setdefault(r["format"], {})[shape] = r
+    print("GEMV fraction of copy bandwidth (µs):")
+    print(f"{'format':<17}" + "".join(f"{s:>20}" for s in shapes))
+    for fmt_name, by_shape in rows.items():
+        cells = "".join(f"{by_shape[s]['fraction_of_copy']:>11.3f} ({by_shape[s]['us']:>6.1f})" if s in by_shape else f"{'-':>20}" for s in shapes)
+        print(f"{fmt_name:<17}{cells}")
+except Exception as e:
+    print(f"bench: no result ({e}); exit {bench_rc}")
+PY
+[ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]

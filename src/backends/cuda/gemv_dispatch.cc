@@ -1,0 +1,186 @@
+// GEMV kernel registry, selection (with every rejection reason), the
+// IMP_CUDA_DISABLE_KERNELS kill list, plane sizes and the device dequantization entry.
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/gemv_registry.h"
+#include "common/error.h"
+#include "formats/quant_matrix.h"
+#include "formats/traits.h"
+
+namespace imp::cuda {
+namespace {
+
+int64_t mul_checked(int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0 || (a != 0 && b > std::numeric_limits<int64_t>::max() / a)) {
+    fail("{} overflows: {} × {}", what, a, b);
+  }
+  return a * b;
+}
+
+bool splits(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
+
+int split_payload_bytes(FormatId f) { return format_traits(f).block_bytes - 2; }
+
+const std::vector<GemvKernel>& registry() {
+  static const std::vector<GemvKernel> all = [] {
+    std::vector<GemvKernel> v;
+    for (auto family : {detail::float_gemv_kernels(), detail::gguf_gemv_kernels(), detail::fp4_gemv_kernels(),
+                        detail::fp8_gemv_kernels()}) {
+      v.insert(v.end(), family.begin(), family.end());
+    }
+    return v;
+  }();
+  return all;
+}
+
+// IMP_CUDA_DISABLE_KERNELS=name1,name2 (whitespace around names ignored).
+bool disabled_by_env(std::string_view name) {
+  const char* env = std::getenv("IMP_CUDA_DISABLE_KERNELS");
+  if (!env) return false;
+  std::string_view list(env);
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item == name) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::string_view layout_name(WeightLayout l) { return l == WeightLayout::kSplit ? "split" : "native"; }
+
+// Shape and plane checks shared by every kernel and by dequantize(): throws.
+void validate_matrix(const DeviceMatrix& w) {
+  if (!gemv_supports(w.format)) fail("CUDA GEMV: format {} is not supported", format_name(w.format));
+  if (w.rows <= 0) fail("CUDA GEMV: {} matrix needs at least one row, got {}", format_name(w.format), w.rows);
+  check_row_length(w.format, w.cols);
+  if (w.cols > std::numeric_limits<int32_t>::max()) fail("CUDA GEMV: cols {} exceeds 2^31 − 1", w.cols);
+  (void)device_data_bytes(w.format, w.layout, w.rows, w.cols);
+  if (!w.data) fail("CUDA GEMV: {} data pointer is null", format_name(w.format));
+  if (device_scale_bytes(w.format, w.layout, w.rows, w.cols) > 0 && !w.scales) {
+    fail("CUDA GEMV: {} ({} layout) needs a scales plane, got null", format_name(w.format), layout_name(w.layout));
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y) {
+  KernelArgs a;
+  a.data = static_cast<const uint8_t*>(w.data);
+  a.scales = static_cast<const uint8_t*>(w.scales);
+  a.x = x;
+  a.y = y;
+  a.rows = w.rows;
+  a.cols = w.cols;
+  a.data_row_bytes = device_data_bytes(w.format, w.layout, 1, w.cols);
+  a.scale_row_bytes = device_scale_bytes(w.format, w.layout, 1, w.cols);
+  a.tensor_scale = w.tensor_scale;
+  return a;
+}
+
+KernelCheck check_aligned(const void* p, int bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % uintptr_t(bytes) != 0) {
+    return {false, fmt::format("{} pointer is not {}-byte aligned", what, bytes)};
+  }
+  return {true, {}};
+}
+
+KernelCheck check_cols_multiple(int64_t cols, int64_t m, const char* why) {
+  if (cols % m != 0) return {false, fmt::format("cols {} is not a multiple of {} ({})", cols, m, why)};
+  return {true, {}};
+}
+
+KernelCheck all_of(std::initializer_list<KernelCheck> checks) {
+  KernelCheck out{true, {}};
+  for (const auto& c : checks) {
+    if (!c.ok) {
+      out.ok = false;
+      out.reason += out.reason.empty() ? c.reason : "; " + c.reason;
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
+
+bool gemv_supports(FormatId f) {
+  switch (f) {
+    case FormatId::BF16:
+    case FormatId::F16:
+    case FormatId::Q4_0:
+    case FormatId::Q8_0:
+    case FormatId::Q4_K:
+    case FormatId::Q6_K:
+    case FormatId::NVFP4_CKPT:
+    case FormatId::FP8_E4M3_CHANNEL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int64_t device_data_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols) {
+  const int64_t native = mul_checked(rows, row_data_bytes(format, cols), "CUDA data plane");
+  if (layout == WeightLayout::kNative) return native;
+  if (!splits(format)) fail("{} has no split layout (only q4_0, q8_0, q6_k)", format_name(format));
+  return mul_checked(mul_checked(rows, cols / format_traits(format).block_elems, "block count"),
+                     split_payload_bytes(format), "CUDA payload plane");
+}
+
+int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols) {
+  if (layout == WeightLayout::kSplit) {
+    if (!splits(format)) fail("{} has no split layout (only q4_0, q8_0, q6_k)", format_name(format));
+    return mul_checked(mul_checked(rows, cols / format_traits(format).block_elems, "block count"), 2, "CUDA d plane");
+  }
+  return scale_plane_bytes(format, rows, cols, 0);
+}
+
+const std::vector<GemvKernel>& gemv_kernels() { return registry(); }
+
+KernelCheck can_implement(const GemvKernel& k, const DeviceMatrix& w, const float* x, const float* y) {
+  if (k.format != w.format) return {false, fmt::format("serves {}, not {}", format_name(k.format), format_name(w.format))};
+  if (k.layout != w.layout) {
+    return {false, fmt::format("needs the {} layout, weights are {}", layout_name(k.layout), layout_name(w.layout))};
+  }
+  if (disabled_by_env(k.name)) return {false, "disabled by IMP_CUDA_DISABLE_KERNELS"};
+  if (!x || !y) return {false, "x or y is null"};
+  return k.check(w, x, y);
+}
+
+const GemvKernel& select_gemv_kernel(const DeviceMatrix& w, const float* x, const float* y) {
+  validate_matrix(w);
+  std::string reasons;
+  for (const GemvKernel& k : registry()) {
+    const KernelCheck c = can_implement(k, w, x, y);
+    if (c.ok) return k;
+    if (k.format == w.format) reasons += fmt::format("\n  {}: {}", k.name, c.reason);
+  }
+  fail("CUDA GEMV: no kernel for {} {}×{} ({} layout):{}", format_name(w.format), w.rows, w.cols,
+       layout_name(w.layout), reasons);
+}
+
+std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
+  const GemvKernel& k = select_gemv_kernel(w, x, y);
+  k.launch(w, x, y, stream);
+  return k.name;
+}
+
+void dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
+  validate_matrix(w);
+  if (!out) fail("CUDA dequantize: output pointer is null");
+  if (detail::float_dequantize(w, out, stream) || detail::gguf_dequantize(w, out, stream) ||
+      detail::fp4_dequantize(w, out, stream) || detail::fp8_dequantize(w, out, stream)) {
+    return;
+  }
+  fail("CUDA dequantize: no decoder for {} ({} layout)", format_name(w.format), layout_name(w.layout));
+}
+
+}  // namespace imp::cuda

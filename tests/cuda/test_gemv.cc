@@ -1,0 +1,354 @@
+// CUDA GEMV and device dequantization against the CPU references.
+//
+// GPU tests skip (GTEST_SKIP) when no device is visible; the host-side tests (dispatch
+// rules, input validation, the decode helpers run on the CPU) always run.
+//
+// Tolerance of the GEMV: ‖y − ref‖₂ / ‖ref‖₂ ≤ 1e-5, ref = FP64 dot of the CPU reference
+// dequantization with x. The kernels decode every weight to exactly the reference fp32
+// value (proven bitwise by the Dequant tests), so the only error is FP32 summation: each
+// lane adds ≤ cols/32 block partials (≤ 136 here) and a 5-level shuffle tree, about
+// √136 · 2^-24 · Σ|w·x| / |Σ w·x| ≈ 1e-6 for these data; 1e-5 leaves 10× margin while a
+// single wrong weight nibble (≈ 1/√cols of a row's energy, > 1e-2) fails by orders of
+// magnitude. Weights and activations are drawn with a positive mean (U(−1,1) + 0.25) so
+// that even a one-row result is not a near-cancellation that would make the ratio
+// meaningless.
+#include <gtest/gtest.h>
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/decode_float.cuh"
+#include "backends/cuda/decode_fp4.cuh"
+#include "backends/cuda/decode_fp8.cuh"
+#include "backends/cuda/decode_gguf.cuh"
+#include "backends/cuda/device.h"
+#include "backends/cuda/gemv.h"
+#include "common/error.h"
+#include "formats/quant_matrix.h"
+
+namespace imp::cuda {
+namespace {
+
+constexpr FormatId kFormats[] = {FormatId::BF16, FormatId::F16,  FormatId::Q4_0,       FormatId::Q8_0,
+                                 FormatId::Q4_K, FormatId::Q6_K, FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_CHANNEL};
+
+bool has_split(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
+
+// Row lengths per format: several block counts, awkward ones included (37 blocks of 32,
+// 17 blocks of 256, 37 blocks of 16 for NVFP4 which no 32-wide kernel can take).
+std::vector<int64_t> col_cases(FormatId f) {
+  switch (f) {
+    case FormatId::Q4_K:
+    case FormatId::Q6_K: return {256, 256 * 3, 256 * 17};
+    case FormatId::Q4_0:
+    case FormatId::Q8_0: return {32, 32 * 37, 256 * 16};
+    case FormatId::NVFP4_CKPT: return {16 * 37, 32 * 37, 256 * 16};
+    default: return {17, 32 * 37, 256 * 16};  // 17: only the per-element kernel fits
+  }
+}
+constexpr int64_t kRowCases[] = {1, 17, 129, 4099};
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng) + 0.25f;
+  return v;
+}
+
+// The CPU reference quantizer, or nullopt while the format's reference is still a stub.
+std::optional<OwnedQuantMatrix> quantize_or_skip(FormatId f, const std::vector<float>& w, int64_t rows, int64_t cols) {
+  try {
+    return quantize(f, w, rows, cols);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find("not implemented yet") != std::string::npos) return std::nullopt;
+    throw;
+  }
+}
+
+struct DeviceBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  explicit DeviceBuffer(size_t n) : bytes(n) {
+    if (n) IMP_CUDA_CHECK(cudaMalloc(&p, n));
+  }
+  DeviceBuffer(const void* host, size_t n) : DeviceBuffer(n) {
+    if (n) IMP_CUDA_CHECK(cudaMemcpy(p, host, n, cudaMemcpyHostToDevice));
+  }
+  ~DeviceBuffer() { cudaFree(p); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <class T>
+  std::vector<T> download() const {
+    std::vector<T> out(bytes / sizeof(T));
+    IMP_CUDA_CHECK(cudaMemcpy(out.data(), p, bytes, cudaMemcpyDeviceToHost));
+    return out;
+  }
+  void poison() { IMP_CUDA_CHECK(cudaMemset(p, 0xFF, bytes)); }  // all-ones = NaN as F32
+};
+
+// A quantized matrix on the device in one layout (kSplit made by the device repack).
+struct DeviceWeights {
+  DeviceBuffer data, scales;
+  DeviceMatrix m;
+  DeviceWeights(const OwnedQuantMatrix& q, WeightLayout layout)
+      : data(size_t(device_data_bytes(q.format, layout, q.rows, q.cols))),
+        scales(size_t(device_scale_bytes(q.format, layout, q.rows, q.cols))) {
+    m = {q.format, q.rows, q.cols, data.p, scales.p, q.tensor_scale, layout};
+    if (layout == WeightLayout::kNative) {
+      IMP_CUDA_CHECK(cudaMemcpy(data.p, q.data.data(), q.data.size(), cudaMemcpyHostToDevice));
+      if (!q.scales.empty()) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
+    } else {
+      DeviceBuffer native(q.data.data(), q.data.size());
+      repack_split(q.format, native.p, q.rows, q.cols, data.p, scales.p, nullptr);
+      IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    }
+  }
+};
+
+std::vector<WeightLayout> layouts(FormatId f) {
+  if (has_split(f)) return {WeightLayout::kNative, WeightLayout::kSplit};
+  return {WeightLayout::kNative};
+}
+
+std::string label(FormatId f, WeightLayout l, int64_t rows, int64_t cols) {
+  return fmt::format("{} {} {}×{}", format_name(f), l == WeightLayout::kSplit ? "split" : "native", rows, cols);
+}
+
+// ---- GPU: GEMV, every applicable kernel, against the FP64 reference ---------------------
+class CudaGemv : public ::testing::TestWithParam<FormatId> {};
+
+TEST_P(CudaGemv, EveryKernelMatchesReferenceOnAwkwardShapes) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  const FormatId f = GetParam();
+  int kernels_run = 0;
+  for (int64_t rows : kRowCases) {
+    for (int64_t cols : col_cases(f)) {
+      if (rows * cols > (int64_t(1) << 23)) continue;  // keeps the CPU reference quick
+      const uint32_t seed = uint32_t(rows * 7919 + cols * 31 + int(f));
+      const auto w = random_floats(size_t(rows * cols), seed);
+      const auto x = random_floats(size_t(cols), seed + 1);
+      const auto q = quantize_or_skip(f, w, rows, cols);
+      if (!q) GTEST_SKIP() << format_name(f) << ": CPU reference quantizer not implemented yet";
+      const std::vector<float> deq = dequantize(q->view());
+      std::vector<double> ref(size_t(rows), 0.0);
+      double ref_norm = 0.0;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) ref[size_t(r)] += double(deq[size_t(r * cols + c)]) * double(x[size_t(c)]);
+        ref_norm += ref[size_t(r)] * ref[size_t(r)];
+      }
+      ref_norm = std::sqrt(ref_norm);
+      ASSERT_GT(ref_norm, 0.0);
+      DeviceBuffer dx(x.data(), x.size() * sizeof(float));
+      DeviceBuffer dy(size_t(rows) * sizeof(float));
+      for (WeightLayout layout : layouts(f)) {
+        DeviceWeights dw(*q, layout);
+        for (const GemvKernel& k : gemv_kernels()) {
+          if (!can_implement(k, dw.m, static_cast<const float*>(dx.p), static_cast<float*>(dy.p)).ok) continue;
+          dy.poison();
+          k.launch(dw.m, static_cast<const float*>(dx.p), static_cast<float*>(dy.p), nullptr);
+          IMP_CUDA_CHECK(cudaDeviceSynchronize());
+          const auto y = dy.download<float>();
+          double err = 0.0;
+          for (int64_t r = 0; r < rows; ++r) {
+            ASSERT_TRUE(std::isfinite(y[size_t(r)])) << k.name << " " << label(f, layout, rows, cols) << " row " << r;
+            err += (double(y[size_t(r)]) - ref[size_t(r)]) * (double(y[size_t(r)]) - ref[size_t(r)]);
+          }
+          EXPECT_LE(std::sqrt(err) / ref_norm, 1e-5) << k.name << " " << label(f, layout, rows, cols);
+          ++kernels_run;
+        }
+      }
+    }
+  }
+  EXPECT_GT(kernels_run, 0);
+}
+
+// The dispatcher's choice runs too, and the fast kernel is the one chosen where it fits.
+TEST_P(CudaGemv, DispatcherPicksVectorKernelForAlignedShapes) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  const FormatId f = GetParam();
+  const int64_t rows = 33, cols = 1024;
+  const auto w = random_floats(size_t(rows * cols), 7);
+  const auto x = random_floats(size_t(cols), 8);
+  const auto q = quantize_or_skip(f, w, rows, cols);
+  if (!q) GTEST_SKIP() << format_name(f) << ": CPU reference quantizer not implemented yet";
+  const WeightLayout fast = has_split(f) ? WeightLayout::kSplit : WeightLayout::kNative;
+  DeviceWeights dw(*q, fast);
+  DeviceBuffer dx(x.data(), x.size() * sizeof(float));
+  DeviceBuffer dy(size_t(rows) * sizeof(float));
+  dy.poison();
+  const std::string_view name = gemv(dw.m, static_cast<const float*>(dx.p), static_cast<float*>(dy.p), nullptr);
+  IMP_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_NE(name.find("vec16"), std::string_view::npos) << name;
+  const auto y = dy.download<float>();
+  for (float v : y) EXPECT_TRUE(std::isfinite(v)) << name;
+}
+
+// ---- GPU: device dequantization is bit-identical to the CPU reference -------------------
+TEST_P(CudaGemv, DeviceDequantizeIsBitIdentical) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  const FormatId f = GetParam();
+  for (int64_t rows : {int64_t(1), int64_t(17), int64_t(129)}) {
+    const int64_t cols = col_cases(f)[1];
+    const auto w = random_floats(size_t(rows * cols), uint32_t(rows + 100 * int(f)));
+    const auto q = quantize_or_skip(f, w, rows, cols);
+    if (!q) GTEST_SKIP() << format_name(f) << ": CPU reference quantizer not implemented yet";
+    const std::vector<float> ref = dequantize(q->view());
+    for (WeightLayout layout : layouts(f)) {
+      DeviceWeights dw(*q, layout);
+      DeviceBuffer out(ref.size() * sizeof(float));
+      out.poison();
+      dequantize(dw.m, static_cast<float*>(out.p), nullptr);
+      IMP_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto got = out.download<uint32_t>();
+      std::vector<uint32_t> want(ref.size());
+      std::memcpy(want.data(), ref.data(), ref.size() * sizeof(float));
+      size_t bad = 0;
+      for (size_t i = 0; i < want.size(); ++i) bad += got[i] != want[i];
+      EXPECT_EQ(bad, 0u) << label(f, layout, rows, cols) << ": elements differing bitwise";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CudaGemv, ::testing::ValuesIn(kFormats),
+                         [](const auto& info) { return std::string(format_name(info.param)); });
+
+// Random 16-bit codes, NaN and Inf included: the device decoders keep payloads like the CPU.
+TEST(CudaDequant, HalfFormatsBitIdenticalOnAllCodes) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  const int64_t rows = 1, cols = 65536;
+  std::vector<uint8_t> bytes(size_t(cols) * 2);
+  for (int64_t i = 0; i < cols; ++i) std::memcpy(&bytes[size_t(2 * i)], &i, 2);  // every code once
+  for (FormatId f : {FormatId::BF16, FormatId::F16}) {
+    OwnedQuantMatrix q;
+    q.format = f;
+    q.rows = rows;
+    q.cols = cols;
+    q.data = bytes;
+    const std::vector<float> ref = dequantize(q.view());
+    DeviceWeights dw(q, WeightLayout::kNative);
+    DeviceBuffer out(ref.size() * sizeof(float));
+    out.poison();
+    dequantize(dw.m, static_cast<float*>(out.p), nullptr);
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = out.download<uint32_t>();
+    EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0) << format_name(f);
+  }
+}
+
+// ---- host: the decode helpers themselves, run on the CPU, against the references ---------
+// (Runs without a GPU; a format whose CPU reference is still a stub is skipped.)
+TEST(CudaDecodeHelpersOnHost, MatchCpuReferenceBitwise) {
+  int checked = 0;
+  for (FormatId f : kFormats) {
+    const int64_t rows = 3, cols = col_cases(f)[1];
+    const auto w = random_floats(size_t(rows * cols), 99 + uint32_t(f));
+    const auto q = quantize_or_skip(f, w, rows, cols);
+    if (!q) continue;
+    const std::vector<float> ref = dequantize(q->view());
+    const QuantMatrix v = q->view();
+    for (int64_t r = 0; r < rows; ++r) {
+      const ConstRowPlanes p = row_planes(v, r);
+      const auto* d = static_cast<const uint8_t*>(p.data);
+      const auto* s = static_cast<const uint8_t*>(p.scales);
+      for (int64_t e = 0; e < cols; ++e) {
+        float got = 0.0f;
+        switch (f) {
+          case FormatId::BF16: got = decode_bf16(d, e); break;
+          case FormatId::F16: got = decode_f16(d, e); break;
+          case FormatId::Q4_0: got = decode_q4_0(d, e); break;
+          case FormatId::Q8_0: got = decode_q8_0(d, e); break;
+          case FormatId::Q4_K: got = decode_q4_k(d, e); break;
+          case FormatId::Q6_K: got = decode_q6_k(d, e); break;
+          case FormatId::NVFP4_CKPT: got = decode_nvfp4_ckpt(d, s, p.tensor_scale, e); break;
+          case FormatId::FP8_E4M3_CHANNEL: got = decode_fp8_e4m3_channel(d, load_le_f32(s), e); break;
+          default: FAIL();
+        }
+        const float want = ref[size_t(r * cols + e)];
+        ASSERT_EQ(f32_to_bits(got), f32_to_bits(want)) << format_name(f) << " row " << r << " element " << e;
+      }
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);  // BF16, F16, Q4_0, Q8_0 have references on every branch
+}
+
+// ---- host: dispatch rules and input validation (no device memory is touched) ------------
+DeviceMatrix fake_matrix(FormatId f, WeightLayout l, int64_t rows, int64_t cols) {
+  // 256-byte aligned dummy addresses: select_gemv_kernel only inspects them.
+  return {f, rows, cols, reinterpret_cast<const void*>(uintptr_t(0x100000)),
+          reinterpret_cast<const void*>(uintptr_t(0x200000)), 1.0f, l};
+}
+const float* kFakeX = reinterpret_cast<const float*>(uintptr_t(0x300000));
+float* const kFakeY = reinterpret_cast<float*>(uintptr_t(0x400000));
+
+struct EnvGuard {
+  explicit EnvGuard(const char* value) { setenv("IMP_CUDA_DISABLE_KERNELS", value, 1); }
+  ~EnvGuard() { unsetenv("IMP_CUDA_DISABLE_KERNELS"); }
+};
+
+TEST(CudaGemvDispatch, EveryFormatHasAFastAndAGenericKernel) {
+  for (FormatId f : kFormats) {
+    const WeightLayout fast = has_split(f) ? WeightLayout::kSplit : WeightLayout::kNative;
+    const auto& k = select_gemv_kernel(fake_matrix(f, fast, 64, 4096), kFakeX, kFakeY);
+    EXPECT_NE(k.name.find("vec16"), std::string_view::npos) << format_name(f) << " chose " << k.name;
+    // The native layout always has a kernel, at any alignment of x.
+    const auto& g = select_gemv_kernel(fake_matrix(f, WeightLayout::kNative, 3, 4096), kFakeX + 1, kFakeY);
+    EXPECT_NE(g.name.find("elem"), std::string_view::npos) << format_name(f) << " chose " << g.name;
+  }
+}
+
+TEST(CudaGemvDispatch, EnvVarDisablesKernelsByName) {
+  const DeviceMatrix m = fake_matrix(FormatId::BF16, WeightLayout::kNative, 8, 256);
+  EXPECT_EQ(select_gemv_kernel(m, kFakeX, kFakeY).name, "bf16_vec16");
+  {
+    EnvGuard env("q4_0_elem, bf16_vec16");
+    EXPECT_EQ(select_gemv_kernel(m, kFakeX, kFakeY).name, "bf16_elem");
+  }
+  EnvGuard env("bf16_vec16,bf16_elem");
+  try {
+    select_gemv_kernel(m, kFakeX, kFakeY);
+    FAIL() << "expected an error when every kernel is disabled";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("bf16_vec16: disabled by IMP_CUDA_DISABLE_KERNELS"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bf16_elem: disabled by IMP_CUDA_DISABLE_KERNELS"), std::string::npos) << msg;
+  }
+}
+
+TEST(CudaGemvDispatch, ReasonsNameShapeAndAlignment) {
+  // cols 17: the vector kernel refuses (not a multiple of 8); with x misaligned to 2 bytes
+  // the per-element kernel refuses too, and the error lists both reasons.
+  const DeviceMatrix m = fake_matrix(FormatId::F16, WeightLayout::kNative, 4, 17);
+  const float* bad_x = reinterpret_cast<const float*>(uintptr_t(0x300002));
+  try {
+    select_gemv_kernel(m, bad_x, kFakeY);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("f16_vec16: cols 17 is not a multiple of 8"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("f16_elem: x pointer is not 4-byte aligned"), std::string::npos) << msg;
+  }
+}
+
+TEST(CudaGemvDispatch, RejectsBadInput) {
+  EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q5_K, WeightLayout::kNative, 4, 256), kFakeX, kFakeY), Error);
+  EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kNative, 4, 48), kFakeX, kFakeY), Error);
+  EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kNative, 0, 64), kFakeX, kFakeY), Error);
+  EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q4_K, WeightLayout::kSplit, 4, 256), kFakeX, kFakeY), Error);
+  DeviceMatrix no_scales = fake_matrix(FormatId::NVFP4_CKPT, WeightLayout::kNative, 4, 64);
+  no_scales.scales = nullptr;
+  EXPECT_THROW(select_gemv_kernel(no_scales, kFakeX, kFakeY), Error);
+  EXPECT_THROW(repack_split(FormatId::BF16, kFakeX, 4, 64, kFakeY, kFakeY, nullptr), Error);
+}
+
+}  // namespace
+}  // namespace imp::cuda
