@@ -97,10 +97,11 @@ BenchMatrix make_matrix(FormatId f, int64_t cols) {
   b.m.cols = cols;
   b.m.group = group;
   b.m.tensor_scale = seed.tensor_scale;
+  // Planes with one entry (or run of entries) per row repeat with the rows; the 128×128
+  // tile scales of FP8_E4M3_BLOCK128 do not, and are filled below.
   const auto tile = [&](const std::vector<uint8_t>& src, std::vector<uint8_t>& dst) {
     if (src.empty()) return;
-    const bool per_row_plane = format_traits(f).scale_layout != ScaleLayout::kTile128;
-    const size_t reps = per_row_plane ? size_t(rows / kSeedRows) : 1;
+    const size_t reps = size_t(rows / kSeedRows);
     dst.resize(src.size() * reps);
     for (size_t r = 0; r < reps; ++r) std::memcpy(dst.data() + r * src.size(), src.data(), src.size());
   };

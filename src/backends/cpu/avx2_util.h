@@ -69,10 +69,6 @@ inline __m256i dot_i8_quads(__m256i x, __m256i y) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
-// As dot_i8_quads for x unsigned (0..255, so that maddubs' pair sums do not saturate:
-// callers keep x·127·2 < 32768, i.e. x ≤ 128).
-inline __m256i dot_u8_i8_pairs16(__m256i x, __m256i y) { return _mm256_maddubs_epi16(x, y); }
-
 // 8 consecutive signed bytes (from lane `k` of 4 in a 32-byte vector) → 8 floats.
 template <int k>
 inline __m256 i8x8_to_f32(__m256i bytes) {

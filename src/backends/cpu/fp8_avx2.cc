@@ -20,11 +20,12 @@
 namespace imp::avx2 {
 namespace {
 
-// ±NaN lanes (sign from bit 15 of the 16-bit code) where `nan16` is set.
-inline __m256 blend_nan(__m256 v, __m128i h, __m128i nan16) {
-  const __m256i sign = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_and_si128(h, _mm_set1_epi16(int16_t(0x8000)))), 16);
-  const __m256i qnan = _mm256_or_si256(sign, _mm256_set1_epi32(0x7FC00000));
-  return _mm256_blendv_ps(v, _mm256_castsi256_ps(qnan), _mm256_castsi256_ps(_mm256_cvtepi16_epi32(nan16)));
+// ±NaN (the references' ±NAN bits, 0x7FC00000 | sign) in the lanes where `nan16` is set;
+// v already carries the code's sign there (the NaN codes decode to ±480 / ±Inf or NaN).
+inline __m256 blend_nan(__m256 v, __m128i nan16) {
+  const __m256 qnan = _mm256_or_ps(_mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(int(0x80000000u)))),
+                                   _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)));
+  return _mm256_blendv_ps(v, qnan, _mm256_castsi256_ps(_mm256_cvtepi16_epi32(nan16)));
 }
 
 // 8 E4M3 bytes (low half of b) → 8 floats.
@@ -33,7 +34,7 @@ inline __m256 e4m3x8_to_f32(__m128i b) {
   const __m128i mag = _mm_and_si128(w, _mm_set1_epi16(0x7F));
   const __m128i h = _mm_or_si128(_mm_slli_epi16(mag, 7), _mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0x80)), 8));
   const __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
-  return blend_nan(v, h, _mm_cmpeq_epi16(mag, _mm_set1_epi16(0x7F)));
+  return blend_nan(v, _mm_cmpeq_epi16(mag, _mm_set1_epi16(0x7F)));
 }
 
 // 8 E5M2 bytes → 8 floats (Inf stays Inf through vcvtph2ps).
@@ -42,7 +43,7 @@ inline __m256 e5m2x8_to_f32(__m128i b) {
   const __m128i exp = _mm_set1_epi16(0x7C00);
   const __m128i is_nan = _mm_andnot_si128(_mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x0300)), _mm_setzero_si128()),
                                           _mm_cmpeq_epi16(_mm_and_si128(h, exp), exp));
-  return blend_nan(_mm256_cvtph_ps(h), h, is_nan);
+  return blend_nan(_mm256_cvtph_ps(h), is_nan);
 }
 
 inline __m128i load8(const uint8_t* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); }
