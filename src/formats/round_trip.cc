@@ -36,7 +36,7 @@ double min_round_trip_snr_db(FormatId format) {
   switch (format) {
     case FormatId::F32:               return 300.0;
     case FormatId::F16:               return 72.0;
-    case FormatId::BF16:              return 54.9;
+    case FormatId::BF16:              return 54.0;
     case FormatId::F8_E4M3:           return 30.7;
     case FormatId::F8_E5M2:           return 24.1;
     case FormatId::Q4_0:              return 20.3;
