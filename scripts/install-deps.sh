@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build clang libclang-rt-14-dev python3-venv
-              nlohmann-json3-dev libcli11-dev libfmt-dev googletest libgtest-dev libbenchmark-dev)
+              nlohmann-json3-dev libcli11-dev libfmt-dev googletest libgtest-dev libbenchmark-dev
+              pkg-config libpcre2-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/fetch-models.sh
 bash scripts/build.sh
 cd "${IMP_BUILD_DIR:-build}"
 ctest --output-on-failure --timeout 1500 -j 2

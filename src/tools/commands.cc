@@ -6,6 +6,7 @@ void register_commands(CLI::App& app) {
   register_formats_command(app);
   register_inspect_command(app);
   register_dump_command(app);
+  register_tokenize_command(app);
 }
 
 }  // namespace imp

@@ -11,5 +11,6 @@ void register_commands(CLI::App& app);
 void register_formats_command(CLI::App& app);
 void register_inspect_command(CLI::App& app);
 void register_dump_command(CLI::App& app);
+void register_tokenize_command(CLI::App& app);
 
 }  // namespace imp
