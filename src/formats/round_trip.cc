@@ -37,13 +37,13 @@ double min_round_trip_snr_db(FormatId format) {
     case FormatId::F32:               return 300.0;
     case FormatId::F16:               return 72.0;
     case FormatId::BF16:              return 54.0;
-    case FormatId::F8_E4M3:           return 30.7;
+    case FormatId::F8_E4M3:           return 30.0;
     case FormatId::F8_E5M2:           return 24.1;
-    case FormatId::Q4_0:              return 20.3;
+    case FormatId::Q4_0:              return 20.0;
     case FormatId::Q4_1:              return 21.0;
     case FormatId::Q5_0:              return 26.0;
     case FormatId::Q5_1:              return 27.0;
-    case FormatId::Q8_0:              return 44.6;
+    case FormatId::Q8_0:              return 44.0;
     case FormatId::Q2_K:              return 9.5;
     case FormatId::Q3_K:              return 15.4;
     case FormatId::Q4_K:              return 21.9;
