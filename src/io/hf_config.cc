@@ -213,7 +213,11 @@ QuantConfig parse_quant_config(const json& config, const json& hfq, const std::s
           q.block_rows = (*bs)[0].get<int32_t>();
           q.block_cols = (*bs)[1].get<int32_t>();
         }
-        if (const json* ia = member(g, "input_activations")) q.dynamic_activations = get_bool(*ia, "dynamic", false, gfile);
+        if (const json* ia = member(g, "input_activations")) {
+          // "dynamic" is a bool, or a string ("local": per-block dynamic with a static global scale).
+          const json* d = member(*ia, "dynamic");
+          q.dynamic_activations = d && (d->is_string() || (d->is_boolean() && d->get<bool>()));
+        }
         break;  // the first group names the scheme; tensors are decoded by their own companions
       }
     }

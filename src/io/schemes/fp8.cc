@@ -33,35 +33,34 @@ void load_fp8(SchemeContext& ctx, const std::string& module) {
                                       "FP8 weight scale");
   TensorSource s = ctx.source_for(w, module + ".weight", FormatId::FP8_E4M3_TENSOR);
   const bool scalar = sc.shape.empty() || (sc.shape.size() == 1 && sc.shape[0] == 1);
-  std::string strategy;
-  if (inv || (!scalar && sc.shape.size() == 2 && w.shape.size() == 2 && sc.shape[1] != 1)) {
+  const bool two_d = w.shape.size() == 2;
+  const int64_t out = two_d ? w.shape[0] : 0, in = two_d ? w.shape[1] : 0;
+  const bool tile_shape = two_d && sc.shape == std::vector<int64_t>{ceil_div(out, 128), ceil_div(in, 128)};
+  const bool row_shape = two_d && (sc.shape == std::vector<int64_t>{out, 1} || sc.shape == std::vector<int64_t>{out});
+  // The config's strategy decides where shapes coincide (a weight of ≤ 128 rows and
+  // columns has a [1, 1] tile grid); otherwise the scale's shape does.
+  std::string strategy = q.weight_strategy;
+  if (inv) {
     strategy = "block";
-  } else if (scalar && !(w.shape.size() == 2 && w.shape[0] == 1 && q.weight_strategy == "channel")) {
-    strategy = "tensor";
-  } else {
-    strategy = "channel";
+  } else if (strategy.empty()) {
+    strategy = scalar ? "tensor" : row_shape ? "channel" : "block";
   }
-  if (!q.weight_strategy.empty() && q.weight_strategy != strategy) {
-    fail_tensor(sc, fmt::format("scale of shape [{}] is per-{} but the quantization config says strategy '{}'",
-                                fmt::join(sc.shape, ", "), strategy, q.weight_strategy));
+  const bool fits = strategy == "tensor" ? scalar : strategy == "channel" ? row_shape : strategy == "block" && tile_shape;
+  if (!fits) {
+    fail_tensor(sc, fmt::format("FP8 weight scale of shape [{}] does not fit strategy '{}' for a weight of shape [{}]",
+                                fmt::join(sc.shape, ", "), strategy, fmt::join(w.shape, ", ")));
   }
   if (strategy == "tensor") {
     s.tensor_scale = ctx.scalar(sc, "FP8 per-tensor weight scale");
     s.note = q.label;
   } else {
-    if (w.shape.size() != 2) fail_tensor(w, "per-channel / block FP8 weight must be 2-D [out, in]");
-    const int64_t out = w.shape[0], in = w.shape[1];
     if (strategy == "channel") {
-      if (!(sc.shape == std::vector<int64_t>{out, 1} || sc.shape == std::vector<int64_t>{out})) {
-        ctx.expect_shape(sc, {out, 1}, "FP8 per-channel weight scale");
-      }
       s.format = FormatId::FP8_E4M3_CHANNEL;
       s.note = q.label;
     } else {
       if ((q.block_rows || q.block_cols) && (q.block_rows != 128 || q.block_cols != 128)) {
         fail_tensor(sc, fmt::format("FP8 block size {}x{} is not supported (128x128 only)", q.block_rows, q.block_cols));
       }
-      ctx.expect_shape(sc, {ceil_div(out, 128), ceil_div(in, 128)}, "FP8 128x128 block scale");
       s.format = FormatId::FP8_E4M3_BLOCK128;
       s.note = inv ? "fp8 block 128x128 (weight_scale_inv, multiplies)" : q.label;
     }
