@@ -311,6 +311,9 @@ QuantConfig parse_quant_config(const json& config, const json& hfq, const std::s
 std::string excluded_by(const QuantConfig& q, const std::string& module) {
   for (const auto& p : q.excluded) {
     if (p.rfind("re:", 0) == 0) {
+      // std::regex matches recursively; a cap on the pattern keeps a hostile config from
+      // exhausting the stack (real ignore patterns are a few dozen characters).
+      if (p.size() > 256) fail("quantization ignore pattern of {} characters is too long (limit 256)", p.size());
       try {
         // compressed-tensors matches "re:" patterns with Python's re.match (anchored at the start).
         const std::regex re(p.substr(3));
