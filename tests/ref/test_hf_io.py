@@ -377,6 +377,12 @@ def test_gpt_oss_mxfp4(rng, tmp_path):
     np.testing.assert_array_equal(dequant(folder, name, shape), ref)
 
 
+NF4 = np.array([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+                -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+                0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+                0.7229568362236023, 1.0], np.float32)
+
+
 # --- bitsandbytes NF4 ----------------------------------------------------------------------
 
 def test_bnb_nf4_double_quant(rng, tmp_path):
@@ -400,7 +406,7 @@ def test_bnb_nf4_double_quant(rng, tmp_path):
         tensors[wn + ".nested_absmax"] = w.f32(nested)
         tensors[wn + ".nested_quant_map"] = w.f32(nmap)
         tensors[wn + ".quant_state.bitsandbytes__nf4"] = ("U8", np.frombuffer(json.dumps(state).encode(), np.uint8))
-        expect[wn] = (out, inp, absmax.astype(np.float32))
+        expect[wn] = (out, inp, absmax.astype(np.float32), codes)
     config = w.llama_config(quantization_config={
         "quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
         "bnb_4bit_use_double_quant": True, "llm_int8_skip_modules": ["lm_head"]})
@@ -408,11 +414,17 @@ def test_bnb_nf4_double_quant(rng, tmp_path):
     m = open_model(folder)
     assert m["quant_scheme"] == "bitsandbytes nf4"
     ts = tensors_by_name(m)
-    for name, (out, inp, absmax) in expect.items():
+    for name, (out, inp, absmax, _) in expect.items():
         assert ts[name]["format"] == "nf4" and ts[name]["shape"] == [out, inp]
         assert ts[name]["scales_bytes"] == absmax.nbytes
     assert_excluded_lm_head(m)
     assert_only_weights(m)
+    # Spec §8.3: element 2j in the HIGH nibble; x = NF4[code] · absmax[block of 64].
+    name = "model.layers.0.mlp.down_proj.weight"
+    out, inp, absmax, codes = expect[name]
+    c = np.stack([codes[:, 0] >> 4, codes[:, 0] & 15], axis=-1).reshape(-1)
+    ref = (NF4[c] * np.repeat(absmax, 64)).reshape(out, inp)
+    np.testing.assert_array_equal(dequant(folder, name, (out, inp)), ref)
 
 
 # --- containers, config, tokenizer ---------------------------------------------------------
