@@ -25,6 +25,9 @@ struct ModelFile {
   std::vector<TensorSource> tensors;
   std::vector<std::string> warnings;  // e.g. fused q/k/v partitions with different global scales
   std::vector<std::unique_ptr<MappedFile>> mappings;  // keep the bytes alive
+  // Small planes a scheme had to widen at load so they match the format's plane dtype
+  // (F16/BF16 row scales → F32, NF4 double-quantized absmax → F32); spans point in here.
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> owned;
 
   const TensorSource* find(const std::string& name) const;
   const TensorSource& at(const std::string& name) const;  // throws naming the tensor and file

@@ -1,6 +1,7 @@
 // C ABI over the formats core for the Python reference tests (tests/ref/*.py load it
 // with ctypes). Every function returns 0 on success; on failure it returns -1 and
 // imp_last_error() holds the imp::Error message.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -9,9 +10,12 @@
 #include <string>
 
 #include "backends/cpu/row_kernels.h"
+#include "common/error.h"
 #include "formats/quant_matrix.h"
 #include "formats/traits.h"
 #include "io/gguf_writer.h"
+#include "io/model_file.h"
+#include "io/schemes/gptq.h"
 
 namespace {
 thread_local std::string g_last_error;
@@ -130,6 +134,106 @@ int imp_gguf_write(const char* path, const char* spec_json, const uint8_t* const
       ++i;
     }
     w.write(path);
+  });
+}
+
+// --- model files (io/): what `imp inspect --json` will show, until that command lands ---
+
+// The ModelFile at `path` as JSON (container, scheme, config, tokenizer, warnings, every
+// tensor with format, shape, scales). Returns the JSON length and copies as much as fits
+// in buf (NUL-terminated when it all fits); -1 on error.
+int64_t imp_open_model_json(const char* path, char* buf, int64_t len) {
+  std::string text;
+  if (guarded([&] {
+        const auto mf = imp::open_model_file(path);
+        nlohmann::json j;
+        j["path"] = mf->path;
+        j["container"] = mf->container;
+        j["quant_scheme"] = mf->quant_scheme;
+        const auto& c = mf->config;
+        j["config"] = {{"architecture", c.architecture}, {"n_vocab", c.n_vocab}, {"n_ctx_train", c.n_ctx_train},
+                       {"n_embd", c.n_embd}, {"n_layer", c.n_layer}, {"n_ff", c.n_ff}, {"n_head", c.n_head},
+                       {"n_head_kv", c.n_head_kv}, {"head_dim", c.head_dim}, {"rms_norm_eps", c.rms_norm_eps},
+                       {"rope_theta", c.rope_theta}, {"rope_scaling_type", c.rope_scaling.type},
+                       {"rope_scaling_factor", c.rope_scaling.factor},
+                       {"rope_original_context", c.rope_scaling.original_context},
+                       {"sliding_window", c.sliding_window}, {"n_expert", c.n_expert},
+                       {"n_expert_used", c.n_expert_used}, {"tie_word_embeddings", c.tie_word_embeddings}};
+        const auto& t = mf->tokenizer;
+        auto opt = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+        j["tokenizer"] = {{"model", t.model}, {"n_tokens", t.n_tokens}, {"n_merges", t.n_merges},
+                          {"bos_id", opt(t.bos_id)}, {"eos_id", opt(t.eos_id)}, {"add_bos", t.add_bos},
+                          {"has_chat_template", t.has_chat_template}, {"source", t.source}};
+        j["warnings"] = mf->warnings;
+        static const char* kLayouts[] = {"canonical", "gptq_v1", "gptq_v2", "awq_gemm"};
+        auto& ts = j["tensors"] = nlohmann::json::array();
+        for (const auto& s : mf->tensors) {
+          ts.push_back({{"name", s.name}, {"shape", s.shape}, {"format", imp::format_name(s.format)},
+                        {"tensor_scale", s.tensor_scale},
+                        {"input_scale", s.input_scale ? nlohmann::json(*s.input_scale) : nlohmann::json()},
+                        {"group", s.group}, {"note", s.note}, {"layout", kLayouts[int(s.layout)]}, {"file", s.file},
+                        {"data_bytes", s.data.size()}, {"scales_bytes", s.scales.size()},
+                        {"zeros_bytes", s.zeros.size()}});
+        }
+        text = j.dump();
+      }) != 0) {
+    return -1;
+  }
+  if (buf && len > 0) {
+    const size_t n = std::min(size_t(len - 1), text.size());
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  return int64_t(text.size());
+}
+
+// Dequantizes tensor `name` of the model at `path` into out (n floats, row-major in the
+// tensor's shape). GPTQ / AWQ tensors go through their repack (act-order permutation
+// undone, so out is in the checkpoint's input order).
+int imp_tensor_dequant(const char* path, const char* name, float* out, int64_t n) {
+  return guarded([&] {
+    const auto mf = imp::open_model_file(path);
+    const auto& s = mf->at(name);
+    if (s.elements() != n) imp::fail("{}: has {} elements, the buffer {}", name, s.elements(), n);
+    if (s.layout == imp::StoredLayout::kCanonical) {
+      imp::dequantize(s.matrix(), std::span<float>(out, size_t(n)));
+      return;
+    }
+    imp::Int4Repacked r;
+    if (s.layout == imp::StoredLayout::kAwqGemm) {
+      r.matrix = imp::repack_awq_to_int4_group(s);
+    } else {
+      r = imp::repack_gptq_to_int4_group(s);
+    }
+    const auto w = imp::dequantize(r.matrix.view());
+    const int64_t rows = r.matrix.rows, cols = r.matrix.cols;
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const int64_t k = r.input_perm.empty() ? j : r.input_perm[size_t(j)];
+        out[i * cols + k] = w[size_t(i * cols + j)];
+      }
+    }
+  });
+}
+
+// The canonical INT4_GROUP planes a GPTQ / AWQ tensor repacks to (sizes from its shape
+// and group: data out·in/2, scales out·in/group·2, zeros out·in/group) and, for act-order
+// GPTQ, the input permutation (in int32; -1 everywhere when the order is natural).
+int imp_tensor_int4_planes(const char* path, const char* name, uint8_t* data, uint8_t* scales, uint8_t* zeros,
+                           int32_t* perm) {
+  return guarded([&] {
+    const auto mf = imp::open_model_file(path);
+    const auto& s = mf->at(name);
+    imp::Int4Repacked r;
+    if (s.layout == imp::StoredLayout::kAwqGemm) {
+      r.matrix = imp::repack_awq_to_int4_group(s);
+    } else {
+      r = imp::repack_gptq_to_int4_group(s);
+    }
+    std::memcpy(data, r.matrix.data.data(), r.matrix.data.size());
+    std::memcpy(scales, r.matrix.scales.data(), r.matrix.scales.size());
+    std::memcpy(zeros, r.matrix.zeros.data(), r.matrix.zeros.size());
+    for (int64_t k = 0; k < r.matrix.cols; ++k) perm[k] = r.input_perm.empty() ? -1 : r.input_perm[size_t(k)];
   });
 }
 
