@@ -6,6 +6,8 @@ void register_commands(CLI::App& app) {
   register_formats_command(app);
   register_inspect_command(app);
   register_dump_command(app);
+  register_plan_command(app);
+  register_run_command(app);
 }
 
 }  // namespace imp
