@@ -1,6 +1,6 @@
 // `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-dtype f16|f32]
-//  [--ops fast|reference] [--storage mapped|f32|bf16] [--dump-logits PATH]`
+//  [--ops fast|reference] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
 //
 // Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
@@ -34,6 +34,7 @@ struct RunArgs {
   int threads = 0;
   int64_t ctx = 0;
   std::string kv_dtype = "f16", ops = "fast", storage = "mapped";
+  bool ignore_eos = false;
 };
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -87,6 +88,7 @@ void run_run(RunArgs a) {
     prompt = tok->encode(a.prompt, tok->add_bos_default(), true);
     gp.is_end_of_generation = [t = tok.get()](int32_t id) { return t->is_end_of_generation(id); };
   }
+  if (a.ignore_eos) gp.is_end_of_generation = nullptr;
   gp.n_predict = a.n_predict;
   gp.sampling = a.sampling;
   gp.sampling.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
@@ -138,6 +140,7 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");
   cmd->callback([a] { run_run(*a); });
 }

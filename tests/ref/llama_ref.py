@@ -39,6 +39,7 @@ class LlamaRef:
     theta: float
     w: dict[str, np.ndarray]
     types: dict[str, int]
+    mins: dict[str, np.ndarray]  # Q4_1 weights: (rows, blocks) block minimums
     # Emulate a CPU dot product that pairs block-quantized weights with 8-bit activations
     # (ggml's Q8_0/Q8_1: per 32 elements d = amax/127, q = round(x/d)). imp's fast path does
     # this; its error (~1e-2 of the logits) dwarfs everything else, so the fast path is
@@ -51,16 +52,20 @@ class LlamaRef:
         arch = _field(r, "general.architecture")
         n_embd = _field(r, f"{arch}.embedding_length")
         n_head = _field(r, f"{arch}.attention.head_count")
-        w, types = {}, {}
+        w, types, mins = {}, {}, {}
         for t in r.tensors:
             types[t.name] = int(t.tensor_type)
+            if int(t.tensor_type) == 3:  # Q4_1: keep the per-block mins (f16 at byte 2 of 20)
+                blocks = np.asarray(t.data, dtype=np.uint8).reshape(-1, 20)
+                mins[t.name] = blocks[:, 2:4].copy().view(np.float16).astype(np.float64).reshape(
+                    int(t.shape[1]) if len(t.shape) > 1 else 1, -1)
             a = quants.dequantize(t.data, t.tensor_type).astype(np.float64)
             w[t.name] = a.reshape([int(d) for d in reversed(t.shape)])
         return LlamaRef(arch=arch, n_layer=_field(r, f"{arch}.block_count"), n_head=n_head,
                         n_kv=_field(r, f"{arch}.attention.head_count_kv", n_head),
                         head_dim=_field(r, f"{arch}.attention.key_length", n_embd // n_head),
                         eps=float(_field(r, f"{arch}.attention.layer_norm_rms_epsilon")),
-                        theta=float(_field(r, f"{arch}.rope.freq_base", 10000.0)), w=w, types=types)
+                        theta=float(_field(r, f"{arch}.rope.freq_base", 10000.0)), w=w, types=types, mins=mins)
 
     def _mm(self, x, name):
         """x (T, cols) @ W(name).T, W (rows, cols)."""
@@ -69,7 +74,14 @@ class LlamaRef:
             d = np.abs(blocks).max(axis=-1, keepdims=True) / 127.0
             q = np.round(np.divide(blocks, d, out=np.zeros_like(blocks), where=d > 0))
             d16 = d.astype(np.float16).astype(np.float64)  # Q8_0/Q8_1 store d as f16
-            x = (q * d16).reshape(x.shape)
+            y = (q * d16).reshape(x.shape) @ self.w[name].T
+            if name in self.mins:
+                # Q4_1·Q8_1 adds m·s per block with s = f16(d·Σq) (d unrounded), where the
+                # dequantized product above has m·f16(d)·Σq.
+                sq = q.sum(axis=-1).astype(np.float64)
+                s16 = (d[..., 0] * sq.astype(np.float32)).astype(np.float16).astype(np.float64)
+                y += (s16 - d16[..., 0] * sq) @ self.mins[name].T
+            return y
         return x @ self.w[name].T
 
     def _rmsnorm(self, x, g):
@@ -92,8 +104,8 @@ class LlamaRef:
             out[..., : hd // 2], out[..., hd // 2:] = ra, rb
         return out
 
-    def logits(self, tokens: list[int]) -> np.ndarray:
-        """Logits (T, n_vocab) of every position of `tokens`."""
+    def logits(self, tokens: list[int], last_only: bool = False) -> np.ndarray:
+        """Logits (T, n_vocab) of every position of `tokens` (or (1, n_vocab): the last)."""
         w, T, hd = self.w, len(tokens), self.head_dim
         x = w["token_embd.weight"][tokens]
         mask = np.triu(np.full((T, T), -np.inf), k=1)
@@ -116,11 +128,13 @@ class LlamaRef:
             h = self._rmsnorm(x, w[p + "ffn_norm.weight"])
             g, u = self._mm(h, p + "ffn_gate.weight"), self._mm(h, p + "ffn_up.weight")
             x = x + self._mm(g / (1.0 + np.exp(-g)) * u, p + "ffn_down.weight")
+        if last_only:
+            x = x[-1:]
         out = "output.weight" if "output.weight" in w else "token_embd.weight"
         return self._mm(self._rmsnorm(x, w["output_norm.weight"]), out)
 
     def greedy(self, tokens: list[int], n: int) -> list[int]:
         seq = list(tokens)
         for _ in range(n):
-            seq.append(int(np.argmax(self.logits(seq)[-1])))
+            seq.append(int(np.argmax(self.logits(seq, last_only=True)[-1])))
         return seq[len(tokens):]
