@@ -7,6 +7,8 @@ void register_commands(CLI::App& app) {
   register_inspect_command(app);
   register_dump_command(app);
   register_tokenize_command(app);
+  register_plan_command(app);
+  register_run_command(app);
 }
 
 }  // namespace imp

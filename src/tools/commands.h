@@ -12,5 +12,7 @@ void register_formats_command(CLI::App& app);
 void register_inspect_command(CLI::App& app);
 void register_dump_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
+void register_plan_command(CLI::App& app);
+void register_run_command(CLI::App& app);
 
 }  // namespace imp

@@ -1,0 +1,90 @@
+// CPU ops. Each op has a scalar reference (`*_ref`: one thread, double accumulation,
+// written to be read) and the fast version (threaded over a ThreadPool, FP32 accumulation,
+// quantized-activation dot products through cpu_row_kernels). tests/backends/cpu/test_ops.cc
+// checks every fast op against its reference with a named tolerance.
+//
+// Shapes are row-major and given as (dims): a token batch x is (n_tok, n).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/thread_pool.h"
+#include "formats/quant_matrix.h"
+
+namespace imp {
+
+// --- matmul: w is (rows, cols) in any format with a vec_dot; x is (n_tok, cols);
+//     y is (n_tok, rows). y[t, r] = Σ_c w[r, c]·x[t, c].
+// Reference: decodes each weight row exactly and accumulates in double.
+void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y);
+// Fast: quantizes each activation row once to the format's dot_activation (Q8_0, Q8_1 or
+// F32), then runs the ISA's vec_dot over weight rows in parallel.
+void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
+            CpuIsa isa = best_cpu_isa());
+
+// --- embedding: out (n_tok, cols) = rows ids[t] of w, decoded. Ids are range-checked.
+void embedding_lookup(const QuantMatrix& w, std::span<const int32_t> ids, float* out);
+
+// --- rmsnorm: x, out (n_tok, n); gain (n). out = x / sqrt(mean(x²) + eps) · gain.
+void rmsnorm_ref(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* out);
+void rmsnorm(ThreadPool& pool, const float* x, const float* gain, int64_t n_tok, int64_t n, float eps,
+             float* out);
+
+// --- RoPE, in place on x (n_tok, n_head, head_dim); token t sits at positions[t].
+// Pair i (0 ≤ i < head_dim/2) rotates by angle pos · theta^(−2i/head_dim) / freq_scale.
+//   kAdjacent ("norm", llama-arch GGUF): pairs (2i, 2i+1).
+//   kHalfSplit ("neox", qwen2 GGUF and every HF checkpoint): pairs (i, i + head_dim/2).
+// See ../shared/specs/formats.md §4.7 for why GGUF llama uses adjacent pairs.
+enum class RopeStyle : uint8_t { kAdjacent, kHalfSplit };
+struct RopeParams {
+  RopeStyle style = RopeStyle::kAdjacent;
+  float theta = 10000.0f;
+  float freq_scale = 1.0f;  // linear rope scaling factor (positions are divided by it)
+};
+void rope_ref(float* x, std::span<const int32_t> positions, int64_t n_head, int64_t head_dim,
+              const RopeParams& p);
+void rope(ThreadPool& pool, float* x, std::span<const int32_t> positions, int64_t n_head,
+          int64_t head_dim, const RopeParams& p);
+
+// --- attention over one layer of a KV cache.
+// The cache holds rows of head_dim elements in `dtype` (any format whose block divides
+// head_dim), n_kv_head rows per token, tokens grouped in blocks of block_tokens; block b's
+// K rows start at k_blocks[b], token j of the block, kv head g at
+// k_blocks[b] + (j·n_kv_head + g)·row_bytes. V likewise.
+struct KvLayerView {
+  FormatId dtype = FormatId::F32;
+  int64_t n_kv_head = 0;
+  int64_t head_dim = 0;
+  int64_t block_tokens = 0;
+  int64_t row_bytes = 0;
+  std::span<const uint8_t* const> k_blocks;
+  std::span<const uint8_t* const> v_blocks;
+  const uint8_t* k_row(int64_t pos, int64_t g) const {
+    return k_blocks[size_t(pos / block_tokens)] + ((pos % block_tokens) * n_kv_head + g) * row_bytes;
+  }
+  const uint8_t* v_row(int64_t pos, int64_t g) const {
+    return v_blocks[size_t(pos / block_tokens)] + ((pos % block_tokens) * n_kv_head + g) * row_bytes;
+  }
+};
+// q, out (n_tok, n_head, head_dim). Token t is at position pos0 + t and attends causally
+// to cache positions 0 .. pos0 + t (which must already be written). Head h reads kv head
+// h / (n_head / n_kv_head) (grouped-query attention). Scores scaled by 1/sqrt(head_dim),
+// softmax in FP32 (double in the reference).
+void attention_ref(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv,
+                   float* out);
+void attention(ThreadPool& pool, const float* q, int64_t n_tok, int64_t n_head, int64_t pos0,
+               const KvLayerView& kv, float* out);
+
+// --- activations (n elements). swiglu: out = silu(gate) · up. gelu: tanh approximation.
+void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);
+void swiglu(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
+void gelu_tanh_ref(const float* x, int64_t n, float* out);
+void gelu_tanh(ThreadPool& pool, const float* x, int64_t n, float* out);
+// softmax over each of n_rows rows of n, in place; max-subtracted.
+void softmax_ref(float* x, int64_t n_rows, int64_t n);
+void softmax(ThreadPool& pool, float* x, int64_t n_rows, int64_t n);
+
+}  // namespace imp

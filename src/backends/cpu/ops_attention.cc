@@ -1,0 +1,119 @@
+// Causal grouped-query attention over a paged KV cache (conventions in ops.h).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backends/cpu/ops.h"
+#include "backends/cpu/row_kernels.h"
+#include "common/error.h"
+
+namespace imp {
+
+namespace {
+
+void check_attention(int64_t n_head, const KvLayerView& kv) {
+  if (kv.n_kv_head <= 0 || n_head <= 0 || n_head % kv.n_kv_head != 0) {
+    fail("attention: n_head {} is not a multiple of n_kv_head {}", n_head, kv.n_kv_head);
+  }
+  if (kv.block_tokens <= 0 || kv.row_bytes != row_data_bytes(kv.dtype, kv.head_dim)) {
+    fail("attention: KV view has block_tokens {} and row_bytes {} (want {} for {} × {})", kv.block_tokens,
+         kv.row_bytes, row_data_bytes(kv.dtype, kv.head_dim), kv.head_dim, format_name(kv.dtype));
+  }
+}
+
+void check_positions(int64_t pos0, int64_t n_tok, const KvLayerView& kv) {
+  const int64_t have = int64_t(kv.k_blocks.size()) * kv.block_tokens;
+  if (pos0 < 0 || pos0 + n_tok > have) {
+    fail("attention: positions {}..{} exceed the {} cached tokens", pos0, pos0 + n_tok - 1, have);
+  }
+}
+
+}  // namespace
+
+void attention_ref(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv,
+                   float* out) {
+  check_attention(n_head, kv);
+  check_positions(pos0, n_tok, kv);
+  const int64_t hd = kv.head_dim, group = n_head / kv.n_kv_head;
+  const auto dequantize_row = format_traits(kv.dtype).dequantize_ref;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  std::vector<float> row(static_cast<size_t>(hd));
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const int64_t n_ctx = pos0 + t + 1;
+    for (int64_t h = 0; h < n_head; ++h) {
+      const float* qh = q + (t * n_head + h) * hd;
+      const int64_t g = h / group;
+      std::vector<double> score(static_cast<size_t>(n_ctx));
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        dequantize_row({kv.k_row(j, g)}, row.data(), hd);
+        double dot = 0.0;
+        for (int64_t d = 0; d < hd; ++d) dot += double(qh[d]) * double(row[size_t(d)]);
+        score[size_t(j)] = dot * scale;
+      }
+      const double mx = *std::max_element(score.begin(), score.end());
+      double sum = 0.0;
+      for (double& s : score) sum += (s = std::exp(s - mx));
+      std::vector<double> acc(size_t(hd), 0.0);
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        dequantize_row({kv.v_row(j, g)}, row.data(), hd);
+        for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] += score[size_t(j)] / sum * double(row[size_t(d)]);
+      }
+      for (int64_t d = 0; d < hd; ++d) out[(t * n_head + h) * hd + d] = float(acc[size_t(d)]);
+    }
+  }
+}
+
+void attention(ThreadPool& pool, const float* q, int64_t n_tok, int64_t n_head, int64_t pos0,
+               const KvLayerView& kv, float* out) {
+  check_attention(n_head, kv);
+  check_positions(pos0, n_tok, kv);
+  const int64_t hd = kv.head_dim, group = n_head / kv.n_kv_head;
+  const auto dequantize_row = cpu_row_kernels(kv.dtype).dequantize;
+  const bool f32 = kv.dtype == FormatId::F32;  // rows used in place, no decode
+  const float scale = 1.0f / std::sqrt(float(hd));
+  // One task per (token, head).
+  pool.parallel_for(n_tok * n_head, [&](int64_t i0, int64_t i1) {
+    std::vector<float> score, row(static_cast<size_t>(hd)), acc(static_cast<size_t>(hd));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / n_head, h = i % n_head, g = h / group;
+      const int64_t n_ctx = pos0 + t + 1;
+      const float* qh = q + (t * n_head + h) * hd;
+      score.resize(size_t(n_ctx));
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        const float* k = reinterpret_cast<const float*>(kv.k_row(j, g));
+        if (!f32) {
+          dequantize_row({kv.k_row(j, g)}, row.data(), hd);
+          k = row.data();
+        }
+        float part[8] = {};
+        int64_t d = 0;
+        for (; d + 8 <= hd; d += 8) {
+          for (int l = 0; l < 8; ++l) part[l] += qh[d + l] * k[d + l];
+        }
+        float dot = 0.0f;
+        for (; d < hd; ++d) dot += qh[d] * k[d];
+        for (float p : part) dot += p;
+        score[size_t(j)] = dot * scale;
+        mx = std::max(mx, score[size_t(j)]);
+      }
+      float sum = 0.0f;
+      for (float& s : score) sum += (s = std::exp(s - mx));
+      const float inv = 1.0f / sum;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        const float* v = reinterpret_cast<const float*>(kv.v_row(j, g));
+        if (!f32) {
+          dequantize_row({kv.v_row(j, g)}, row.data(), hd);
+          v = row.data();
+        }
+        const float p = score[size_t(j)];
+        for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] += p * v[d];
+      }
+      float* o = out + (t * n_head + h) * hd;
+      for (int64_t d = 0; d < hd; ++d) o[d] = acc[size_t(d)] * inv;
+    }
+  });
+}
+
+}  // namespace imp

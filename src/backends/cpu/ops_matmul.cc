@@ -1,0 +1,80 @@
+// matmul and embedding lookup over a QuantMatrix (shapes in ops.h).
+#include <vector>
+
+#include "backends/cpu/ops.h"
+#include "backends/cpu/row_kernels.h"
+#include "common/error.h"
+
+namespace imp {
+
+namespace {
+
+void check_matmul(const QuantMatrix& w, const char* what) {
+  validate(w);
+  if (!format_traits(w.format).vec_dot_ref) {
+    fail("{}: format {} has no dot product (activation-only or scale format)", what, format_name(w.format));
+  }
+}
+
+}  // namespace
+
+void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
+  check_matmul(w, "matmul_ref");
+  const auto dequantize_row = format_traits(w.format).dequantize_ref;
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequantize_row(row_planes(w, r), row.data(), w.cols);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const float* xt = x + t * w.cols;
+      double acc = 0.0;
+      for (int64_t c = 0; c < w.cols; ++c) acc += double(row[size_t(c)]) * double(xt[c]);
+      y[t * w.rows + r] = float(acc);
+    }
+  }
+}
+
+void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa) {
+  check_matmul(w, "matmul");
+  const CpuRowKernels k = cpu_row_kernels(w.format, isa);
+  const FormatId act_format = format_traits(w.format).dot_activation;
+
+  // Quantize every activation row once; all weight rows then reuse it.
+  const void* act = x;
+  int64_t act_stride = w.cols * int64_t(sizeof(float));
+  std::vector<uint8_t> act_buf;
+  if (act_format != FormatId::F32) {
+    act_stride = row_data_bytes(act_format, w.cols);
+    act_buf.resize(size_t(act_stride * n_tok));
+    pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        RowPlanes dst;
+        dst.data = act_buf.data() + t * act_stride;
+        k.quantize_activation(x + t * w.cols, dst, w.cols);
+      }
+    });
+    act = act_buf.data();
+  }
+
+  const auto* act_bytes = static_cast<const uint8_t*>(act);
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const ConstRowPlanes planes = row_planes(w, r);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        y[t * w.rows + r] = k.vec_dot(planes, act_bytes + t * act_stride, w.cols);
+      }
+    }
+  });
+}
+
+void embedding_lookup(const QuantMatrix& w, std::span<const int32_t> ids, float* out) {
+  validate(w);
+  const auto dequantize_row = cpu_row_kernels(w.format).dequantize;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (ids[t] < 0 || ids[t] >= w.rows) {
+      fail("token id {} is outside the vocabulary (0..{})", ids[t], w.rows - 1);
+    }
+    dequantize_row(row_planes(w, ids[t]), out + int64_t(t) * w.cols, w.cols);
+  }
+}
+
+}  // namespace imp

@@ -1,0 +1,147 @@
+#include "planner/storage_plan.h"
+
+#include <fmt/format.h>
+
+#include "common/error.h"
+
+namespace imp {
+
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int64_t tier_bytes(const TensorSource& t, StorageTier tier) {
+  switch (tier) {
+    case StorageTier::kF32: return t.elements() * 4;
+    case StorageTier::kBF16: return t.elements() * 2;
+    case StorageTier::kMapped: break;
+  }
+  return t.bytes();
+}
+
+std::string kernel_name(WeightOp op, FormatId held) {
+  if (op == WeightOp::kMatmul) {
+    return fmt::format("cpu.matmul.{}·{}", format_name(held), format_name(format_traits(held).dot_activation));
+  }
+  return fmt::format("cpu.{}.{}", weight_op_name(op), format_name(held));
+}
+
+}  // namespace
+
+std::string_view weight_role_name(WeightRole role) {
+  switch (role) {
+    case WeightRole::kEmbedding: return "embedding";
+    case WeightRole::kTiedEmbeddingLmHead: return "embedding+lm_head";
+    case WeightRole::kLmHead: return "lm_head";
+    case WeightRole::kNorm: return "norm";
+    case WeightRole::kBias: return "bias";
+    case WeightRole::kRouter: return "router";
+    case WeightRole::kLinear: return "linear";
+  }
+  return "?";
+}
+
+WeightRole weight_role(const std::string& name, int64_t n_dims, bool tied) {
+  if (name.rfind("token_embd.", 0) == 0) return tied ? WeightRole::kTiedEmbeddingLmHead : WeightRole::kEmbedding;
+  if (name.rfind("output.", 0) == 0 && ends_with(name, ".weight")) return WeightRole::kLmHead;
+  if (ends_with(name, ".bias")) return WeightRole::kBias;
+  if (name.find("_norm") != std::string::npos || n_dims == 1) return WeightRole::kNorm;
+  if (name.find("ffn_gate_inp") != std::string::npos) return WeightRole::kRouter;
+  return WeightRole::kLinear;
+}
+
+const StoragePlanRow* StoragePlan::find(const std::string& name) const {
+  for (const auto& r : rows) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+const StoragePlanRow& StoragePlan::at(const std::string& name) const {
+  if (const auto* r = find(name)) return *r;
+  fail("storage plan has no row for tensor '{}'", name);
+}
+
+int64_t StoragePlan::total_bytes() const {
+  int64_t n = 0;
+  for (const auto& r : rows) n += r.bytes;
+  return n;
+}
+
+StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const PlanPolicy& policy) {
+  if (policy.sensitive_tier == StorageTier::kBF16) {
+    fail("plan policy: sensitive weights (embeddings, norms, router, lm_head) stay stored or go to f32, not bf16");
+  }
+  StoragePlan plan;
+  plan.device = caps.name;
+  const bool tied = model.config.tie_word_embeddings;
+  for (const TensorSource& t : model.tensors) {
+    StoragePlanRow row;
+    row.name = t.name;
+    row.role = weight_role(t.name, int64_t(t.shape.size()), tied);
+    row.disk_format = t.format;
+    row.elements = t.elements();
+    auto try_tier = [&](WeightOp op, StorageTier tier, std::string reason) {
+      if (!caps.supports(op, tier, t.format)) return false;
+      // Also needed: a tied embedding is looked up *and* multiplied.
+      if (row.role == WeightRole::kTiedEmbeddingLmHead && !caps.supports(WeightOp::kMatmul, tier, t.format)) {
+        return false;
+      }
+      row.op = op;
+      row.tier = tier;
+      row.reason = std::move(reason);
+      return true;
+    };
+    const std::string disk = std::string(format_name(t.format));
+    bool ok = false;
+    switch (row.role) {
+      case WeightRole::kNorm:
+      case WeightRole::kBias:
+        ok = try_tier(WeightOp::kVector, StorageTier::kMapped, "f32 vector, used as stored") ||
+             try_tier(WeightOp::kVector, StorageTier::kF32, fmt::format("{}s run in f32; {} converted", weight_role_name(row.role), disk));
+        break;
+      case WeightRole::kEmbedding:
+      case WeightRole::kTiedEmbeddingLmHead:
+      case WeightRole::kLmHead:
+      case WeightRole::kRouter: {
+        const WeightOp op = row.role == WeightRole::kEmbedding || row.role == WeightRole::kTiedEmbeddingLmHead
+                                ? WeightOp::kEmbeddingLookup
+                                : WeightOp::kMatmul;
+        const std::string what = std::string(weight_role_name(row.role));
+        ok = try_tier(op, policy.sensitive_tier,
+                      policy.sensitive_tier == StorageTier::kMapped
+                          ? fmt::format("{} keeps its stored precision ({})", what, disk)
+                          : fmt::format("policy: {} held in f32", what)) ||
+             try_tier(op, StorageTier::kF32, fmt::format("no cpu kernel for {} {}: converted to f32", what, disk));
+        break;
+      }
+      case WeightRole::kLinear:
+        ok = try_tier(WeightOp::kMatmul, policy.linear_tier,
+                      policy.linear_tier == StorageTier::kMapped
+                          ? fmt::format("{} runs as stored, memory-mapped", disk)
+                          : fmt::format("policy: linear layers held in {}", storage_tier_name(policy.linear_tier))) ||
+             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no cpu kernel for {}: converted to f32", disk));
+        break;
+    }
+    if (!ok) fail("planner: {} cannot run tensor '{}' ({}) in any tier", caps.name, t.name, disk);
+    row.held_format = tier_format(row.tier, t.format);
+    row.kernel = kernel_name(row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op, row.held_format);
+    if (row.role == WeightRole::kTiedEmbeddingLmHead) row.kernel = "cpu.embedding+" + row.kernel;
+    row.bytes = tier_bytes(t, row.tier);
+    plan.rows.push_back(std::move(row));
+  }
+  return plan;
+}
+
+}  // namespace imp
+
+namespace imp {
+StorageTier parse_storage_tier(const std::string& name) {
+  for (StorageTier t : {StorageTier::kMapped, StorageTier::kF32, StorageTier::kBF16}) {
+    if (name == storage_tier_name(t)) return t;
+  }
+  fail("unknown storage tier '{}' (mapped, f32, bf16)", name);
+}
+}  // namespace imp

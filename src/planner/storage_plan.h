@@ -1,0 +1,63 @@
+// StoragePlan — the one decision of where and how each weight lives (../shared/DESIGN.md).
+//
+// plan_storage(model, caps, policy) gives every tensor of the model one row: the tier it
+// will be held in, the kernel family that consumes it, its bytes in that tier and a one-line
+// reason. Backends materialize exactly this; nothing downstream overrides a tier.
+//
+// Policy (what stays high precision): token embeddings, norms, biases, MoE routers and the
+// lm_head are "sensitive" — they keep their stored format or go to F32, never to a tier of
+// fewer bits than stored. Linear layers take policy.linear_tier when the backend supports it
+// and fall back to F32 (with the reason) when it does not.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/model_file.h"
+#include "planner/device_caps.h"
+
+namespace imp {
+
+enum class WeightRole : uint8_t { kEmbedding, kTiedEmbeddingLmHead, kLmHead, kNorm, kBias, kRouter, kLinear };
+std::string_view weight_role_name(WeightRole role);
+
+struct PlanPolicy {
+  StorageTier linear_tier = StorageTier::kMapped;     // attention / FFN projections
+  StorageTier sensitive_tier = StorageTier::kMapped;  // embeddings, lm_head, router: kMapped or kF32
+};
+
+struct StoragePlanRow {
+  std::string name;
+  WeightRole role = WeightRole::kLinear;
+  FormatId disk_format = FormatId::F32;
+  StorageTier tier = StorageTier::kMapped;
+  FormatId held_format = FormatId::F32;  // tier_format(tier, disk_format)
+  WeightOp op = WeightOp::kMatmul;
+  std::string kernel;  // "cpu.matmul.q4_1·q8_1"
+  int64_t elements = 0;
+  int64_t bytes = 0;   // in the chosen tier
+  std::string reason;
+};
+
+struct StoragePlan {
+  std::string device;
+  std::vector<StoragePlanRow> rows;
+
+  const StoragePlanRow* find(const std::string& name) const;
+  const StoragePlanRow& at(const std::string& name) const;  // throws naming the tensor
+  int64_t total_bytes() const;
+};
+
+// Role of a tensor from its (GGUF-style) name; tied says token_embd also serves as lm_head.
+WeightRole weight_role(const std::string& name, int64_t n_dims, bool tied);
+
+// Throws imp::Error when a weight has no tier the device can run.
+StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const PlanPolicy& policy = {});
+
+}  // namespace imp
+
+namespace imp {
+// "mapped", "f32", "bf16" → tier; anything else is an imp::Error listing the choices.
+StorageTier parse_storage_tier(const std::string& name);
+}  // namespace imp

@@ -1,0 +1,41 @@
+// StorageTier — the runtime layout a weight is held in, and the op families that consume
+// weights. This is the vocabulary shared by the planner (which chooses a tier per weight)
+// and the backends (which say what they can run on each tier); it depends on nothing but
+// formats/.
+//
+// CPU tiers:
+//   kMapped  the file's own bytes, memory-mapped, in the file's own format (no copy);
+//   kF32     converted at load to plain float32 (exact for every format imp decodes);
+//   kBF16    converted at load to bfloat16 (round-to-nearest-even of the decoded value).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "formats/format_id.h"
+
+namespace imp {
+
+enum class StorageTier : uint8_t { kMapped, kF32, kBF16 };
+
+// Kernel families a weight can feed.
+enum class WeightOp : uint8_t {
+  kMatmul,           // y = W·x over rows of W (linear layers, lm_head)
+  kEmbeddingLookup,  // one row of W per token id, decoded to float
+  kVector,           // a 1-D F32 vector used elementwise (norm gains, biases)
+};
+
+std::string_view storage_tier_name(StorageTier tier);
+std::string_view weight_op_name(WeightOp op);
+
+// The format a weight has once it is held in `tier` (kMapped keeps the disk format).
+inline FormatId tier_format(StorageTier tier, FormatId disk) {
+  switch (tier) {
+    case StorageTier::kF32: return FormatId::F32;
+    case StorageTier::kBF16: return FormatId::BF16;
+    case StorageTier::kMapped: break;
+  }
+  return disk;
+}
+
+}  // namespace imp

@@ -1,0 +1,65 @@
+// KvCache — paged key/value cache for one sequence.
+//
+// Storage: a pool of blocks, each holding block_tokens tokens of one layer's K and V:
+//   K block (block_tokens, n_kv_head, head_dim) in `dtype`, rows of row_data_bytes(dtype, head_dim);
+//   V block likewise.
+// A sequence owns a block table per layer (logical block → physical block). Blocks are
+// taken from the pool as the sequence grows, so memory follows the tokens actually cached,
+// and the layout is the one a later multi-sequence scheduler shares blocks in.
+//
+// dtype is a FormatId: rows are written with the format's quantize_ref and read through
+// its row dequantizer (backends/cpu KvLayerView), so any self-contained format whose block
+// divides head_dim fits the interface (FP8 E4M3, Q8_0 as int8, Q4_0 as int4, NVFP4).
+// Enabled today: F32 and F16.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backends/cpu/ops.h"
+#include "formats/format_id.h"
+
+namespace imp {
+
+struct KvCacheConfig {
+  int64_t n_layer = 0;
+  int64_t n_kv_head = 0;
+  int64_t head_dim = 0;
+  int64_t max_tokens = 0;  // context length: writes past it are an error
+  int64_t block_tokens = 16;
+  FormatId dtype = FormatId::F16;
+};
+
+class KvCache {
+ public:
+  explicit KvCache(const KvCacheConfig& config);
+
+  const KvCacheConfig& config() const { return config_; }
+  int64_t n_tokens() const { return n_tokens_; }
+  int64_t blocks_in_use() const;
+  int64_t bytes_in_use() const;
+
+  // Writes K and V of n_tok consecutive tokens starting at position pos (≤ n_tokens())
+  // for one layer; k, v are (n_tok, n_kv_head, head_dim) floats. Throws past max_tokens.
+  void write(int64_t layer, int64_t pos, int64_t n_tok, const float* k, const float* v);
+  // Marks positions < n as valid (call once per forward step, after every layer wrote).
+  void set_n_tokens(int64_t n);
+  // Forgets every token (blocks go back to the pool).
+  void clear();
+
+  KvLayerView layer_view(int64_t layer) const;
+
+ private:
+  void ensure_blocks(int64_t layer, int64_t n_tokens);
+
+  KvCacheConfig config_;
+  int64_t row_bytes_ = 0;
+  int64_t block_bytes_ = 0;
+  int64_t n_tokens_ = 0;
+  std::vector<std::vector<uint8_t>> pool_;              // physical blocks (K or V)
+  std::vector<int32_t> free_;                           // free physical blocks
+  std::vector<std::vector<int32_t>> k_table_, v_table_; // per layer
+  std::vector<std::vector<const uint8_t*>> k_ptr_, v_ptr_;
+};
+
+}  // namespace imp

@@ -1,0 +1,72 @@
+// `imp plan -m MODEL [--device cpu] [--storage mapped|f32|bf16] [--json]`: the StoragePlan
+// for a model — one row per weight (name, role, disk format, tier, kernel, bytes, reason)
+// and the bytes per tier and in total. Reads no tensor data.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "backends/cpu/cpu_backend.h"
+#include "common/error.h"
+#include "io/model_file.h"
+#include "planner/storage_plan.h"
+#include "tools/commands.h"
+
+namespace imp {
+namespace {
+
+struct PlanArgs {
+  std::string model;
+  std::string device = "cpu";
+  std::string storage = "mapped";
+  bool json = false;
+};
+
+void run_plan(const PlanArgs& a) {
+  if (a.device != "cpu") fail("imp plan: unknown device '{}' (cpu)", a.device);
+  const auto model = open_model_file(a.model);
+  PlanPolicy policy;
+  policy.linear_tier = parse_storage_tier(a.storage);
+  const StoragePlan plan = plan_storage(*model, cpu_device_caps(), policy);
+
+  std::map<std::string, int64_t> per_tier;
+  for (const auto& r : plan.rows) per_tier[std::string(storage_tier_name(r.tier))] += r.bytes;
+  if (a.json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : plan.rows) {
+      rows.push_back({{"name", r.name}, {"role", weight_role_name(r.role)}, {"disk_format", format_name(r.disk_format)},
+                      {"tier", storage_tier_name(r.tier)}, {"held_format", format_name(r.held_format)},
+                      {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
+    }
+    nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
+                          {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("{}  on {}\n", model->path, plan.device);
+  fmt::print("{:<28} {:<18} {:<7} {:<7} {:<26} {:>12}  {}\n", "tensor", "role", "disk", "tier", "kernel", "bytes",
+             "reason");
+  for (const auto& r : plan.rows) {
+    fmt::print("{:<28} {:<18} {:<7} {:<7} {:<26} {:>12}  {}\n", r.name, weight_role_name(r.role),
+               format_name(r.disk_format), storage_tier_name(r.tier), r.kernel, r.bytes, r.reason);
+  }
+  for (const auto& [tier, bytes] : per_tier) {
+    fmt::print("tier {:<7} {:>14} bytes ({:.1f} MiB)\n", tier, bytes, double(bytes) / (1 << 20));
+  }
+  fmt::print("total        {:>14} bytes ({:.1f} MiB) in {} weights\n", plan.total_bytes(),
+             double(plan.total_bytes()) / (1 << 20), plan.rows.size());
+}
+
+}  // namespace
+
+void register_plan_command(CLI::App& app) {
+  auto args = std::make_shared<PlanArgs>();
+  auto* cmd = app.add_subcommand("plan", "Show where and how each weight will be held (the storage plan)");
+  cmd->add_option("-m,--model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("--device", args->device, "Backend to plan for (cpu)");
+  cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  cmd->callback([args] { run_plan(*args); });
+}
+
+}  // namespace imp

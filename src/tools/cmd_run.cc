@@ -1,0 +1,148 @@
+// `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
+//  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-dtype f16|f32]
+//  [--ops fast|reference] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
+//
+// Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
+// streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
+// The last line, on stderr, gives prompt and generation tokens/s.
+// --dump-logits writes the float32 logits of every prompt position, (n_prompt, n_vocab)
+// row-major, no header.
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "backends/cpu/cpu_backend.h"
+#include "common/error.h"
+#include "io/model_file.h"
+#include "model/llama.h"
+#include "planner/storage_plan.h"
+#include "runtime/generate.h"
+#include "runtime/tokenizer.h"
+#include "tools/commands.h"
+
+namespace imp {
+namespace {
+
+struct RunArgs {
+  std::string model, prompt, tokens, dump_logits;
+  int64_t n_predict = 128;
+  SamplerParams sampling;
+  int64_t seed = -1;
+  int threads = 0;
+  int64_t ctx = 0;
+  std::string kv_dtype = "f16", ops = "fast", storage = "mapped";
+  bool ignore_eos = false;
+};
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX) fail("--tokens: '{}' is not a token id", item);
+    ids.push_back(int32_t(v));
+  }
+  if (ids.empty()) fail("--tokens: no token ids given");
+  return ids;
+}
+
+void run_run(RunArgs a) {
+  if (a.prompt.empty() == a.tokens.empty()) fail("imp run: give exactly one of -p PROMPT or --tokens IDS");
+  if (a.n_predict < 0) fail("imp run: -n must be ≥ 0");
+  const auto file = open_model_file(a.model);
+  const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
+                          : a.ops == "reference" ? CpuOpsPath::kReference
+                                                 : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
+  const FormatId kv_dtype = a.kv_dtype == "f16"   ? FormatId::F16
+                            : a.kv_dtype == "f32" ? FormatId::F32
+                                                  : (fail("--kv-dtype: '{}' is not f16 or f32", a.kv_dtype), FormatId::F16);
+  PlanPolicy policy;
+  policy.linear_tier = parse_storage_tier(a.storage);
+  const StoragePlan plan = plan_storage(*file, cpu_device_caps(), policy);
+  CpuBackend backend(path, a.threads);
+  LlamaModel model(*file, plan, backend);
+  const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
+  KvCache kv(model.kv_config(n_ctx, kv_dtype));
+
+  std::unique_ptr<Tokenizer> tok;
+  std::vector<int32_t> prompt;
+  GenerateParams gp;
+  if (!a.tokens.empty()) {
+    prompt = parse_ids(a.tokens);
+    const TokenizerInfo& ti = file->tokenizer;
+    gp.is_end_of_generation = [eos = ti.eos_id.value_or(-1), eot = ti.eot_id.value_or(-1)](int32_t id) {
+      return id == eos || id == eot;
+    };
+  } else {
+    tok = Tokenizer::from_model(*file);
+    prompt = tok->encode(a.prompt, tok->add_bos_default(), true);
+    gp.is_end_of_generation = [t = tok.get()](int32_t id) { return t->is_end_of_generation(id); };
+  }
+  if (a.ignore_eos) gp.is_end_of_generation = nullptr;
+  gp.n_predict = a.n_predict;
+  gp.sampling = a.sampling;
+  gp.sampling.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
+  gp.keep_prompt_logits = !a.dump_logits.empty();
+
+  bool first = true;
+  const auto on_token = [&](int32_t id) {
+    if (tok) {
+      if (!tok->is_end_of_generation(id)) fmt::print("{}", tok->token_bytes(id));
+    } else {
+      fmt::print("{}{}", first ? "" : " ", id);
+    }
+    first = false;
+    std::fflush(stdout);
+  };
+  const GenerateResult r = generate(model, kv, prompt, gp, on_token);
+  fmt::print("\n");
+  std::fflush(stdout);
+
+  if (!a.dump_logits.empty()) {
+    std::ofstream out(a.dump_logits, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(r.prompt_logits.data()), std::streamsize(r.prompt_logits.size() * sizeof(float)));
+    if (!out) fail("--dump-logits: cannot write '{}'", a.dump_logits);
+  }
+  const double gen_tps = r.decode_steps > 0 && r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
+  fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {}{}\n",
+             r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, backend.n_threads(),
+             cpu_isa_name(backend.isa()), r.stopped_at_context ? " | stopped: context full" : "");
+}
+
+}  // namespace
+
+void register_run_command(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "Generate text with a model on the CPU");
+  cmd->add_option("-m,--model", a->model, "GGUF file")->required();
+  cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
+  cmd->add_option("--tokens", a->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
+  cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate");
+  cmd->add_option("--temp", a->sampling.temperature, "Temperature (0 = greedy)");
+  cmd->add_option("--top-k", a->sampling.top_k, "Top-k (0 = off)");
+  cmd->add_option("--top-p", a->sampling.top_p, "Top-p (1 = off)");
+  cmd->add_option("--min-p", a->sampling.min_p, "Min-p (0 = off)");
+  cmd->add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)");
+  cmd->add_option("--repeat-last-n", a->sampling.repeat_last_n, "Tokens the penalty looks back over");
+  cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
+  cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
+  cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
+  cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
+  cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
+  cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");
+  cmd->callback([a] { run_run(*a); });
+}
+
+}  // namespace imp
