@@ -80,14 +80,16 @@ uint32_t bits(float f) {
 }
 
 // x with the cases the quantizers must get exactly right: in the first 256 elements an
-// all-zero 32-block, a tiny block (its f16 d underflows) and a huge one; in the second
+// all-zero 32-block, a small block (its f16 d is subnormal), a huge one and a tiny one (its
+// f16 d rounds to 0 while the codes, made with the fp32 d, do not); in the second
 // 256-block the largest |x| twice with opposite signs (Q8_K takes the first, −2.5); the
 // third 256-block all zero (Q8_K: d = 0, bsums = 0).
 std::vector<float> awkward_x(int64_t cols, uint32_t seed) {
   auto x = random_floats(size_t(cols), seed);
   std::fill(x.begin() + 32, x.begin() + 64, 0.0f);
-  for (int i = 128; i < 160; ++i) x[size_t(i)] *= 1e-6f;
+  for (int i = 128; i < 160; ++i) x[size_t(i)] *= 1e-4f;
   for (int i = 160; i < 192; ++i) x[size_t(i)] *= 1e3f;
+  for (int i = 192; i < 224; ++i) x[size_t(i)] *= 1e-7f;
   if (cols >= 512) {
     x[256 + 3] = -2.5f;
     x[256 + 200] = 2.5f;

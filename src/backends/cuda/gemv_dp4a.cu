@@ -204,13 +204,14 @@ struct Q6_KSplitDp4a {
 
 // ---- NVFP4_CKPT × Q8_0 --------------------------------------------------------------------
 // Four E2M1 codes (the low 16 bits of w, element order = nibble order) → four int8 2·E2M1.
-// __byte_perm picks bytes 0..7 of {hi:lo}; magnitudes index the tables with the sign bit
-// masked off, then a third permute takes byte n from the positive (n) or the negative
-// (n + 4) lookup according to the sign bit (bit 3 of nibble n → bit 2 of selector n).
+// __byte_perm(lo, hi, s) returns byte n = byte s<4n+2:4n> of {hi:lo} and ignores the 4th
+// bit of every selector nibble and the upper 16 bits of s (CUDA libdevice __nv_byte_perm),
+// so the codes index the magnitude tables directly with their sign bit ignored; a third
+// permute then takes byte n from the positive (n) or the negative (n + 4) lookup according
+// to the sign bit (bit 3 of nibble n → bit 2 of selector n).
 __device__ __forceinline__ int e2m1x4_to_i8x4(uint32_t w) {
-  const uint32_t mag = w & 0x7777u;
-  const uint32_t pos = __byte_perm(0x03020100u, 0x0C080604u, mag);  // 0 1 2 3 | 4 6 8 12
-  const uint32_t neg = __byte_perm(0xFDFEFF00u, 0xF4F8FAFCu, mag);  // 0 −1 −2 −3 | −4 −6 −8 −12
+  const uint32_t pos = __byte_perm(0x03020100u, 0x0C080604u, w);  // 0 1 2 3 | 4 6 8 12
+  const uint32_t neg = __byte_perm(0xFDFEFF00u, 0xF4F8FAFCu, w);  // 0 −1 −2 −3 | −4 −6 −8 −12
   return int(__byte_perm(pos, neg, 0x3210u | ((w & 0x8888u) >> 1)));
 }
 
