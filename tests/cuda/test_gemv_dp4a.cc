@@ -278,6 +278,59 @@ TEST_P(CudaDp4aGemv, MatchesCpuVecDotAndFp64Dot) {
 INSTANTIATE_TEST_SUITE_P(Formats, CudaDp4aGemv, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.kernel); });
 
+// The launcher allocates its x workspace stream-ordered (cudaMallocAsync): it must work on
+// a non-default stream and inside CUDA graph capture (as the benchmark and a decode loop
+// use it), and give the same bits each way (the kernels are deterministic).
+TEST(CudaDp4a, StreamsAndGraphCaptureGiveIdenticalResults) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (const Case& c : kCases) {
+    const int64_t rows = 129, cols = 768;
+    const auto w = random_floats(size_t(rows * cols), 11 + uint32_t(c.format));
+    const auto x = random_floats(size_t(cols), 12);
+    const OwnedQuantMatrix q = quantize(c.format, w, rows, cols);
+    DeviceBuffer data(size_t(device_data_bytes(c.format, c.layout, rows, cols)));
+    DeviceBuffer scales(size_t(device_scale_bytes(c.format, c.layout, rows, cols)));
+    if (c.layout == WeightLayout::kNative) {
+      IMP_CUDA_CHECK(cudaMemcpy(data.p, q.data.data(), q.data.size(), cudaMemcpyHostToDevice));
+      if (!q.scales.empty()) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
+    } else {
+      DeviceBuffer native(q.data.data(), q.data.size());
+      repack_split(c.format, native.p, rows, cols, data.p, scales.p, nullptr);
+      IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    }
+    const DeviceMatrix m{c.format, rows, cols, data.p, scales.p, q.tensor_scale, c.layout};
+    DeviceBuffer dx(x.data(), x.size() * 4);
+    DeviceBuffer y0(size_t(rows) * 4), y1(size_t(rows) * 4), y2(size_t(rows) * 4);
+    y0.poison();
+    y1.poison();
+    y2.poison();
+    ASSERT_EQ(gemv(m, dx.as<float>(), y0.as<float>(), nullptr), c.kernel);
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaStream_t stream;
+    IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    (void)gemv(m, dx.as<float>(), y1.as<float>(), stream);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    IMP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    (void)gemv(m, dx.as<float>(), y2.as<float>(), stream);
+    IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    for (int i = 0; i < 2; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    IMP_CUDA_CHECK(cudaGraphDestroy(graph));
+    IMP_CUDA_CHECK(cudaStreamDestroy(stream));
+    const auto a = y0.download<uint32_t>(), b = y1.download<uint32_t>(), g = y2.download<uint32_t>();
+    for (size_t r = 0; r < size_t(rows); ++r) {
+      ASSERT_EQ(a[r], b[r]) << c.kernel << " row " << r << ": default vs non-blocking stream";
+      ASSERT_EQ(a[r], g[r]) << c.kernel << " row " << r << ": eager vs graph";
+    }
+    float y_first;
+    std::memcpy(&y_first, &a[0], 4);
+    EXPECT_TRUE(std::isfinite(y_first)) << c.kernel;
+  }
+}
+
 // ---- host: dispatch and validation (no device memory is touched) ------------------------
 DeviceMatrix fake(FormatId f, WeightLayout l, int64_t rows, int64_t cols) {
   return {f, rows, cols, reinterpret_cast<const void*>(uintptr_t(0x100000)),

@@ -19,7 +19,9 @@
 // Kernels: several per format (gemv_kernels()); gemv() picks the first whose
 // can_implement() accepts the arguments, and when none does throws an imp::Error listing
 // every kernel's reason. IMP_CUDA_DISABLE_KERNELS=name1,name2 removes kernels by name
-// (read on every call, so tests can toggle it).
+// (read on every call, so tests can toggle it). The integer-dot kernels come first
+// (q4_0_split_dp4a, q4_k_dp4a, q6_k_split_dp4a, nvfp4_ckpt_dp4a; gemv_dp4a.cu); disabling
+// them by name falls back to the FP32-activation *_vec16 kernels.
 #pragma once
 
 #include <cuda_runtime.h>
