@@ -3,7 +3,8 @@
 # builds only imp_cuda_tests and imp_bench_cuda_gemv into build-gpu/ (IMP_GPU_CHECK_ONLY),
 # runs the GPU tests and the GEMV benchmark, and prints a summary table LAST.
 # Missing fmt / nlohmann / GoogleTest come from .gpu-deps/ (scripts/prepare-gpu-deps.sh;
-# carry it with the run). Budget: about 2 min build on 16 cores + 1 min tests + 2 min bench.
+# carry it with the run). Budget: about 2 min build on 16 cores + 1 min tests + 2 min bench
+# (the bench runs 16 more GEMVs for the dp4a fallbacks; still well inside its timeout).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build-gpu
@@ -54,12 +55,17 @@ try:
     for r in b["results"]:
         shape = f"{r['rows']}x{r['cols']}"
         if shape not in shapes: shapes.append(shape)
-        rows.setdefault(r["format"], {})[shape] = r
-    print("GEMV fraction of copy bandwidth (µs):")
-    print(f"{'format':<17}" + "".join(f"{s:>20}" for s in shapes))
-    for fmt_name, by_shape in rows.items():
+        # One line per format and kernel: the dispatcher's choice, and for integer-dot
+        # (dp4a) choices also the FP32-activation fallback the benchmark runs beside it.
+        rows.setdefault(f"{r['format']} {r['kernel']}", {})[shape] = r
+    print("GEMV fraction of copy bandwidth (µs; dp4a times include the x quantization)")
+    print(f"{'format kernel':<36}" + "".join(f"{s:>20}" for s in shapes))
+    for key, by_shape in rows.items():
         cells = "".join(f"{by_shape[s]['fraction_of_copy']:>11.3f} ({by_shape[s]['us']:>6.1f})" if s in by_shape else f"{'-':>20}" for s in shapes)
-        print(f"{fmt_name:<17}{cells}")
+        print(f"{key:<36}{cells}")
+    xq = [(f"{r['format']} {r['rows']}x{r['cols']}", r["xquant_us"]) for r in b["results"] if r.get("xquant_us", 0) > 0]
+    if xq:
+        print("x quantization alone (µs): " + ", ".join(f"{k} {v:.1f}" for k, v in xq))
 except Exception as e:
     print(f"bench: no result ({e}); exit {bench_rc}")
 PY

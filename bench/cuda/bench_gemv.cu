@@ -9,6 +9,13 @@
 // copy bandwidth, which counts bytes read + written, so a GEMV that only reads can in
 // principle exceed fraction 1.0 slightly; ~0.9 of copy bandwidth is excellent.
 //
+// Kernels: every format runs the dispatcher's choice. Where that is an integer-dot kernel
+// (*_dp4a, which quantizes x first), the time is the whole GEMV as a caller sees it: the
+// stream-ordered workspace allocation, the x-quantization kernel and the dot kernel, all
+// inside the timed graph. The x-quantization alone is also timed (column "xq us": the
+// quantizer on the same x, back to back in a graph) and the best FP32-activation kernel of
+// the format (its vec16 fallback) is run too, so the table shows what dp4a buys.
+//
 // Usage: imp_bench_cuda_gemv [--json PATH] [--runs N] [--formats bf16,q4_0,…]
 #include <cuda_runtime.h>
 
@@ -54,11 +61,63 @@ struct Result {
   int64_t rows, cols, weight_bytes;
   int copies;
   double us, gbps, fraction;
+  double xquant_us = 0;  // integer-dot kernels: x-quantization alone (included in us)
 };
+
+// Median over `runs` samples (after 5 warm-up launches) of one launch of `exec`, in µs per
+// `per_launch` operations.
+double time_graph(cudaGraphExec_t exec, cudaStream_t stream, int runs, int per_launch) {
+  cudaEvent_t start, stop;
+  IMP_CUDA_CHECK(cudaEventCreate(&start));
+  IMP_CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> samples;
+  for (int it = 0; it < runs + 5; ++it) {
+    IMP_CUDA_CHECK(cudaEventRecord(start, stream));
+    IMP_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    IMP_CUDA_CHECK(cudaEventRecord(stop, stream));
+    IMP_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (it >= 5) samples.push_back(ms / float(per_launch));  // first 5 warm up
+  }
+  IMP_CUDA_CHECK(cudaEventDestroy(start));
+  IMP_CUDA_CHECK(cudaEventDestroy(stop));
+  std::sort(samples.begin(), samples.end());
+  return double(samples[samples.size() / 2]) * 1e3;
+}
+
+// The x-quantizer a dp4a kernel of format f runs, alone: 64 back-to-back launches.
+double time_xquant(FormatId f, const float* x, int64_t cols, cudaStream_t stream, int runs) {
+  const bool k_quant = f == FormatId::Q4_K || f == FormatId::Q6_K;
+  void* buf = nullptr;
+  IMP_CUDA_CHECK(cudaMalloc(&buf, size_t(2 * cols + 4096)));
+  auto* qs = static_cast<int8_t*>(buf);
+  auto* d = reinterpret_cast<float*>(static_cast<uint8_t*>(buf) + cols);
+  auto* extra = static_cast<uint8_t*>(buf) + cols + (cols / 32) * 4;  // sums / bsums
+  constexpr int kLaunches = 64;
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  IMP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < kLaunches; ++i) {
+    if (k_quant) {
+      quantize_x_q8_k(x, cols, qs, d, reinterpret_cast<int16_t*>(extra), stream);
+    } else {
+      quantize_x_q8_0(x, cols, qs, d, reinterpret_cast<int32_t*>(extra), stream);
+    }
+  }
+  IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  const double us = time_graph(exec, stream, runs, kLaunches);
+  IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  IMP_CUDA_CHECK(cudaGraphDestroy(graph));
+  IMP_CUDA_CHECK(cudaFree(buf));
+  return us;
+}
 
 bool has_split(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
 
-Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy_bw, int runs) {
+// fallback = false: the dispatcher's choice; true: the first kernel that does not quantize x.
+Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy_bw, int runs, bool fallback) {
   const WeightLayout layout = has_split(f) ? WeightLayout::kSplit : WeightLayout::kNative;
   const int64_t data_bytes = device_data_bytes(f, layout, rows, cols);
   const int64_t scale_bytes = device_scale_bytes(f, layout, rows, cols);
@@ -82,7 +141,18 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
     return DeviceMatrix{f, rows, cols, data[size_t(c)], scales[size_t(c)], 0.01f, layout};
   };
   IMP_CUDA_CHECK(cudaDeviceSynchronize());  // fills ran on the legacy stream
-  const GemvKernel& k = select_gemv_kernel(matrix(0), x, y);
+  const GemvKernel* chosen = &select_gemv_kernel(matrix(0), x, y);
+  if (fallback) {
+    chosen = nullptr;
+    for (const GemvKernel& c : gemv_kernels()) {
+      if (!c.quantizes_x && can_implement(c, matrix(0), x, y).ok) {
+        chosen = &c;
+        break;
+      }
+    }
+    if (!chosen) imp::fail("no FP32-activation kernel for {}", imp::format_name(f));
+  }
+  const GemvKernel& k = *chosen;
   // The GEMVs over all copies are captured into one CUDA graph, so that launch overhead
   // (a few µs per launch, comparable to a 4096×4096 4-bit GEMV) does not starve the GPU.
   cudaStream_t stream;
@@ -93,27 +163,12 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
   for (int c = 0; c < copies; ++c) k.launch(matrix(c), x, y, stream);
   IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t start, stop;
-  IMP_CUDA_CHECK(cudaEventCreate(&start));
-  IMP_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> samples;
-  for (int it = 0; it < runs + 5; ++it) {
-    IMP_CUDA_CHECK(cudaEventRecord(start, stream));
-    IMP_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    IMP_CUDA_CHECK(cudaEventRecord(stop, stream));
-    IMP_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (it >= 5) samples.push_back(ms / float(copies));  // first 5 warm up
-  }
+  const double us = time_graph(exec, stream, runs, copies);
+  const double xquant_us = k.quantizes_x ? time_xquant(f, x, cols, stream, runs) : 0.0;
   IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
   IMP_CUDA_CHECK(cudaGraphDestroy(graph));
   IMP_CUDA_CHECK(cudaStreamDestroy(stream));
   const std::string kernel(k.name);
-  std::sort(samples.begin(), samples.end());
-  const double us = double(samples[samples.size() / 2]) * 1e3;
-  IMP_CUDA_CHECK(cudaEventDestroy(start));
-  IMP_CUDA_CHECK(cudaEventDestroy(stop));
   for (int c = 0; c < copies; ++c) {
     IMP_CUDA_CHECK(cudaFree(data[size_t(c)]));
     if (scales[size_t(c)]) IMP_CUDA_CHECK(cudaFree(scales[size_t(c)]));
@@ -121,7 +176,7 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
   IMP_CUDA_CHECK(cudaFree(x));
   IMP_CUDA_CHECK(cudaFree(y));
   const double gbps = double(bytes) / (us * 1e-6) / 1e9;
-  return {std::string(imp::format_name(f)), kernel, rows, cols, bytes, copies, us, gbps, gbps * 1e9 / copy_bw};
+  return {std::string(imp::format_name(f)), kernel, rows, cols, bytes, copies, us, gbps, gbps * 1e9 / copy_bw, xquant_us};
 }
 
 }  // namespace
@@ -153,7 +208,8 @@ int main(int argc, char** argv) {
     std::printf("device: %s (sm_%d%d, %d SMs, L2 %.0f MB)\n", dev.name.c_str(), dev.sm_major, dev.sm_minor,
                 dev.multiprocessors, double(dev.l2_bytes) / 1e6);
     std::printf("copy bandwidth (read+write): %.1f GB/s\n\n", copy_bw / 1e9);
-    std::printf("%-17s %-13s %-22s %10s %9s %9s %7s\n", "format", "rows x cols", "kernel", "MB", "us", "GB/s", "of copy");
+    std::printf("%-17s %-13s %-22s %10s %9s %9s %7s %7s\n", "format", "rows x cols", "kernel", "MB", "us", "GB/s", "of copy",
+                "xq us");
     const int64_t shapes[][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
     std::vector<Result> results;
     size_t pos = 0;
@@ -168,11 +224,17 @@ int main(int argc, char** argv) {
         return 2;
       }
       for (const auto& s : shapes) {
-        const Result r = bench_one(*f, s[0], s[1], dev.l2_bytes, copy_bw, runs);
-        std::printf("%-17s %6ldx%-6ld %-22s %10.1f %9.1f %9.1f %7.3f\n", r.format.c_str(), long(r.rows), long(r.cols),
-                    r.kernel.c_str(), double(r.weight_bytes) / 1e6, r.us, r.gbps, r.fraction);
-        std::fflush(stdout);
-        results.push_back(r);
+        // The dispatcher's choice; where that quantizes x, also the FP32-activation fallback.
+        for (bool fallback : {false, true}) {
+          if (fallback && results.back().xquant_us == 0) break;
+          const Result r = bench_one(*f, s[0], s[1], dev.l2_bytes, copy_bw, runs, fallback);
+          std::printf("%-17s %6ldx%-6ld %-22s %10.1f %9.1f %9.1f %7.3f", r.format.c_str(), long(r.rows),
+                      long(r.cols), r.kernel.c_str(), double(r.weight_bytes) / 1e6, r.us, r.gbps, r.fraction);
+          if (r.xquant_us > 0) std::printf(" %7.1f", r.xquant_us);
+          std::printf("\n");
+          std::fflush(stdout);
+          results.push_back(r);
+        }
       }
     }
     if (!json_path.empty()) {
@@ -187,9 +249,9 @@ int main(int argc, char** argv) {
         const Result& r = results[i];
         std::fprintf(out,
                      "    {\"format\": \"%s\", \"kernel\": \"%s\", \"rows\": %ld, \"cols\": %ld, \"weight_bytes\": %ld, "
-                     "\"copies\": %d, \"us\": %.3f, \"gbps\": %.3f, \"fraction_of_copy\": %.4f}%s\n",
+                     "\"copies\": %d, \"us\": %.3f, \"gbps\": %.3f, \"fraction_of_copy\": %.4f, \"xquant_us\": %.3f}%s\n",
                      r.format.c_str(), r.kernel.c_str(), long(r.rows), long(r.cols), long(r.weight_bytes), r.copies,
-                     r.us, r.gbps, r.fraction, i + 1 < results.size() ? "," : "");
+                     r.us, r.gbps, r.fraction, r.xquant_us, i + 1 < results.size() ? "," : "");
       }
       std::fprintf(out, "  ]\n}\n");
       std::fclose(out);

@@ -7,11 +7,21 @@
 // and accumulate with FMA, so y matches the FP64 dot of the reference dequantization to
 // FP32 summation error (the tests hold it to a relative 1e-5).
 //
+// Exception, the integer-dot kernels (*_dp4a, GemvKernel::quantizes_x): they first round x
+// to int8 blocks, exactly as the CPU reference activation quantizer does (Q8_0 for Q4_0 and
+// NVFP4_CKPT, Q8_K for Q4_K and Q6_K; quantize_x_q8_0 / quantize_x_q8_k below), and then
+// compute what the format's CPU vec_dot_ref computes on that activation row: integer block
+// sums (exact) times FP32 block-scale products (same factors, same order), only the order of
+// the FP32 sum over blocks differs. Against the FP32 dot they carry the int8 activation
+// rounding error (~1e-2 relative), as llama.cpp's mmvq does.
+//
 // Formats: BF16, F16, Q4_0, Q8_0, Q4_K, Q6_K, NVFP4_CKPT, FP8_E4M3_CHANNEL.
 // Kernels: several per format (gemv_kernels()); gemv() picks the first whose
 // can_implement() accepts the arguments, and when none does throws an imp::Error listing
 // every kernel's reason. IMP_CUDA_DISABLE_KERNELS=name1,name2 removes kernels by name
-// (read on every call, so tests can toggle it).
+// (read on every call, so tests can toggle it). The integer-dot kernels come first
+// (q4_0_split_dp4a, q4_k_dp4a, q6_k_split_dp4a, nvfp4_ckpt_dp4a; gemv_dp4a.cu); disabling
+// them by name falls back to the FP32-activation *_vec16 kernels.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -60,6 +70,10 @@ struct GemvKernel {
   // Shape and alignment conditions beyond format/layout (those are checked generically).
   KernelCheck (*check)(const DeviceMatrix& w, const float* x, const float* y);
   void (*launch)(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream);
+  // True for the integer-dot kernels: y is the CPU vec_dot_ref on int8-quantized x, not the
+  // FP32 dot (see the numerics note at the top). launch() then allocates a small
+  // stream-ordered workspace (cudaMallocAsync) for the quantized x and runs two kernels.
+  bool quantizes_x = false;
 };
 
 // Every kernel, fastest first within a format.
@@ -70,6 +84,19 @@ KernelCheck can_implement(const GemvKernel& k, const DeviceMatrix& w, const floa
 const GemvKernel& select_gemv_kernel(const DeviceMatrix& w, const float* x, const float* y);
 // y = W·x on `stream` (asynchronous). Returns the name of the kernel that ran.
 std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream);
+
+// Activation quantizers of the integer-dot kernels (asynchronous; any alignment of x):
+//   quantize_x_q8_0: cols % 32 == 0. Per 32-element block b, exactly quantize_row_q8_0:
+//     amax = max|x| (fp32), d = amax/127, id = d ? 1/d : 0, qs[i] = roundf(x[i]·id)
+//     (ties away from zero). The codes use the fp32 d, as the CPU does; d_out[b] is the
+//     f16-rounded d the CPU block stores (as an exact f32), since that is the value the CPU
+//     vec_dot multiplies by. sums[b] = Σ qs over the block (for Q4_0's −8 offset).
+//   quantize_x_q8_k: cols % 256 == 0. Per 256-element block b, exactly quantize_row_q8_k:
+//     max = x of largest |x| (first wins), iscale = −127/max,
+//     qs[i] = min(127, round-half-even(iscale·x[i])), d_out[b] = 1/iscale (f32);
+//     bsums[16b + k] = Σ qs[16k .. 16k+15]. An all-zero block: qs, d, bsums all 0.
+void quantize_x_q8_0(const float* x, int64_t cols, int8_t* qs, float* d_out, int32_t* sums, cudaStream_t stream);
+void quantize_x_q8_k(const float* x, int64_t cols, int8_t* qs, float* d_out, int16_t* bsums, cudaStream_t stream);
 
 // Formats gemv() serves, and the bytes of each plane for a layout (overflow-checked).
 bool gemv_supports(FormatId format);

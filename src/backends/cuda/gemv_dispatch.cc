@@ -27,7 +27,7 @@ int split_payload_bytes(FormatId f) { return format_traits(f).block_bytes - 2; }
 const std::vector<GemvKernel>& registry() {
   static const std::vector<GemvKernel> all = [] {
     std::vector<GemvKernel> v;
-    for (auto family : {detail::float_gemv_kernels(), detail::gguf_gemv_kernels(), detail::fp4_gemv_kernels(),
+    for (auto family : {detail::dp4a_gemv_kernels(), detail::float_gemv_kernels(), detail::gguf_gemv_kernels(), detail::fp4_gemv_kernels(),
                         detail::fp8_gemv_kernels()}) {
       v.insert(v.end(), family.begin(), family.end());
     }

@@ -27,6 +27,7 @@ struct KernelArgs {
 KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y);
 
 
+std::vector<GemvKernel> dp4a_gemv_kernels();  // first: preferred over the FP32 kernels
 std::vector<GemvKernel> float_gemv_kernels();
 std::vector<GemvKernel> gguf_gemv_kernels();
 std::vector<GemvKernel> fp4_gemv_kernels();
