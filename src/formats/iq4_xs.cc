@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "formats/f16.h"
+#include "formats/iq4_nl.h"
 #include "formats/q8_k.h"
 
 namespace imp {
@@ -14,25 +15,9 @@ namespace {
 constexpr float kGroupMaxEps = 1e-15f;  // ggml GROUP_MAX_EPS
 constexpr int kNtry = 7;                // quantize_iq4_xs's search width (the _ref IQ4_NL uses −1)
 
-// kvalues_iq4nl (spec §2.3 KNL).
-constexpr int8_t kKnl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-// Index of the KNL entry nearest to v (ggml best_index_int8): binary search, then the
-// lower neighbour only when strictly closer.
-int best_index(float v) {
-  if (v <= float(kKnl[0])) return 0;
-  if (v >= float(kKnl[15])) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (v < float(kKnl[mid])) {
-      hi = mid;
-    } else {
-      lo = mid;
-    }
-  }
-  return v - float(kKnl[hi - 1]) < float(kKnl[hi]) - v ? hi - 1 : hi;
-}
+// The IQ4_NL code book and its nearest-entry search (ggml best_index_int8) are shared.
+constexpr const int8_t* kKnl = kIq4nlValues;
+int best_index(float v) { return iq4nl_best_index(v); }
 
 // Weighted fit of one 32-element sub-block: returns the scale d (x ≈ d·KNL[L]).
 float fit_sub_block(const float* xb, const float* weight) {
