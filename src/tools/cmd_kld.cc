@@ -27,7 +27,7 @@ namespace {
 
 struct KldArgs {
   std::string model, text, save, ref, kv_dtype = "f16";
-  int64_t ctx = 0, chunks = 0, batch = 0, top_k = 32;
+  int64_t ctx = 0, chunks = 0, batch = 0, top_k = 4096;  // ref_logits.h: why 4096
   int threads = 0;
   bool json = false, no_progress = false;
 };
@@ -166,7 +166,7 @@ void register_kld_command(CLI::App& app) {
   cmd->add_option("--ref", a->ref, "Compare against reference logits stored by --save-logits");
   cmd->add_option("-c,--ctx", a->ctx, "Tokens per chunk (saving: default 512; comparing: the file's)");
   cmd->add_option("--chunks", a->chunks, "Saving: evaluate at most this many chunks");
-  cmd->add_option("--top-k", a->top_k, "Saving: logits kept per token (default 32; n_vocab = exact KLD)");
+  cmd->add_option("--top-k", a->top_k, "Saving: logits kept per token (default 4096, capped at n_vocab = exact KLD)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
