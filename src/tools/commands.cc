@@ -9,6 +9,9 @@ void register_commands(CLI::App& app) {
   register_tokenize_command(app);
   register_plan_command(app);
   register_run_command(app);
+  register_perplexity_command(app);
+  register_kld_command(app);
+  register_quant_report_command(app);
 }
 
 }  // namespace imp

@@ -14,5 +14,8 @@ void register_dump_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
 void register_run_command(CLI::App& app);
+void register_perplexity_command(CLI::App& app);
+void register_kld_command(CLI::App& app);
+void register_quant_report_command(CLI::App& app);
 
 }  // namespace imp
