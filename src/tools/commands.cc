@@ -9,6 +9,7 @@ void register_commands(CLI::App& app) {
   register_tokenize_command(app);
   register_plan_command(app);
   register_run_command(app);
+  register_bench_command(app);
 }
 
 }  // namespace imp

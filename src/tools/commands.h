@@ -14,5 +14,6 @@ void register_dump_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
 void register_run_command(CLI::App& app);
+void register_bench_command(CLI::App& app);
 
 }  // namespace imp
