@@ -1,7 +1,7 @@
 // KvCache — paged key/value cache for one sequence.
 //
 // Storage: a pool of blocks, each holding block_tokens tokens of one layer's K and V:
-//   K block (block_tokens, n_kv_head, head_dim) in `dtype`, rows of row_data_bytes(dtype, head_dim);
+//   K block (block_tokens, n_kv_head, head_dim) in `dtype`, rows of kv_row_bytes(dtype, head_dim);
 //   V block likewise.
 // A sequence owns a block table per layer (logical block → physical block). Blocks are
 // taken from the pool as the sequence grows, so memory follows the tokens actually cached,
