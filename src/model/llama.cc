@@ -110,7 +110,7 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBacken
   }
 }
 
-KvCacheConfig LlamaModel::kv_config(int64_t max_tokens, FormatId dtype) const {
+KvCacheConfig LlamaModel::kv_config(int64_t max_tokens, KvType dtype) const {
   KvCacheConfig k;
   k.n_layer = config_.n_layer;
   k.n_kv_head = config_.n_head_kv;

@@ -28,7 +28,7 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   int64_t n_vocab() const { return config_.n_vocab; }
   int64_t n_ctx() const { return config_.n_ctx_train; }
-  KvCacheConfig kv_config(int64_t max_tokens, FormatId dtype) const;
+  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const;
 
   // Runs `tokens` at positions kv.n_tokens() … and appends them to the cache.
   // logits: (n_out, n_vocab) with n_out = tokens.size() when all_logits, else 1 (the last).

@@ -1,19 +1,16 @@
 #include "runtime/kv_cache.h"
 
 #include "common/error.h"
-#include "formats/quant_matrix.h"
+#include "formats/kv_type.h"
 
 namespace imp {
 
 KvCache::KvCache(const KvCacheConfig& c) : config_(c) {
-  if (c.dtype != FormatId::F32 && c.dtype != FormatId::F16) {
-    fail("KV cache dtype {} is not enabled yet (f32, f16)", format_name(c.dtype));
-  }
   if (c.n_layer <= 0 || c.n_kv_head <= 0 || c.head_dim <= 0 || c.max_tokens <= 0 || c.block_tokens <= 0) {
     fail("KV cache: invalid shape (layers {}, kv heads {}, head_dim {}, max tokens {}, block {})", c.n_layer,
          c.n_kv_head, c.head_dim, c.max_tokens, c.block_tokens);
   }
-  row_bytes_ = row_data_bytes(c.dtype, c.head_dim);
+  row_bytes_ = kv_row_bytes(c.dtype, c.head_dim);  // fails where the type does not fit head_dim
   block_bytes_ = row_bytes_ * c.n_kv_head * c.block_tokens;
   k_table_.resize(size_t(c.n_layer));
   v_table_.resize(size_t(c.n_layer));
@@ -50,17 +47,16 @@ void KvCache::write(int64_t layer, int64_t pos, int64_t n_tok, const float* k, c
     fail("context full: {} tokens exceed the context length {}", pos + n_tok, config_.max_tokens);
   }
   ensure_blocks(layer, pos + n_tok);
-  const auto quantize_row = format_traits(config_.dtype).quantize_ref;
+  const KvEncodeRowFn encode_row = kv_encode_row_fn(config_.dtype);
   const int64_t hd = config_.head_dim, nkv = config_.n_kv_head, bt = config_.block_tokens;
   for (int64_t t = 0; t < n_tok; ++t) {
     const int64_t p = pos + t;
     for (int64_t g = 0; g < nkv; ++g) {
       const int64_t offset = ((p % bt) * nkv + g) * row_bytes_;
-      RowPlanes dk, dv;
-      dk.data = pool_[size_t(k_table_[size_t(layer)][size_t(p / bt)])].data() + offset;
-      dv.data = pool_[size_t(v_table_[size_t(layer)][size_t(p / bt)])].data() + offset;
-      quantize_row(k + (t * nkv + g) * hd, dk, hd);
-      quantize_row(v + (t * nkv + g) * hd, dv, hd);
+      uint8_t* dk = pool_[size_t(k_table_[size_t(layer)][size_t(p / bt)])].data() + offset;
+      uint8_t* dv = pool_[size_t(v_table_[size_t(layer)][size_t(p / bt)])].data() + offset;
+      encode_row(k + (t * nkv + g) * hd, dk, hd);
+      encode_row(v + (t * nkv + g) * hd, dv, hd);
     }
   }
 }

@@ -1,23 +1,22 @@
 // KvCache — paged key/value cache for one sequence.
 //
 // Storage: a pool of blocks, each holding block_tokens tokens of one layer's K and V:
-//   K block (block_tokens, n_kv_head, head_dim) in `dtype`, rows of row_data_bytes(dtype, head_dim);
+//   K block (block_tokens, n_kv_head, head_dim) in `dtype`, rows of kv_row_bytes(dtype, head_dim);
 //   V block likewise.
 // A sequence owns a block table per layer (logical block → physical block). Blocks are
 // taken from the pool as the sequence grows, so memory follows the tokens actually cached,
 // and the layout is the one a later multi-sequence scheduler shares blocks in.
 //
-// dtype is a FormatId: rows are written with the format's quantize_ref and read through
-// its row dequantizer (backends/cpu KvLayerView), so any self-contained format whose block
-// divides head_dim fits the interface (FP8 E4M3, Q8_0 as int8, Q4_0 as int4, NVFP4).
-// Enabled today: F32 and F16.
+// dtype is a KvType (formats/kv_type.h: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4): rows
+// are written with its encoder and read through its decoder (backends/cpu KvLayerView);
+// every row carries its own scales, so each token·head row decodes on its own.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "backends/cpu/ops.h"
-#include "formats/format_id.h"
+#include "formats/kv_type.h"
 
 namespace imp {
 
@@ -27,7 +26,7 @@ struct KvCacheConfig {
   int64_t head_dim = 0;
   int64_t max_tokens = 0;  // context length: writes past it are an error
   int64_t block_tokens = 16;
-  FormatId dtype = FormatId::F16;
+  KvType dtype = KvType::F16;
 };
 
 class KvCache {

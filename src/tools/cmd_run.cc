@@ -1,5 +1,5 @@
 // `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
-//  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-dtype f16|f32]
+//  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
 //  [--ops fast|reference] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
 //
 // Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
@@ -33,7 +33,7 @@ struct RunArgs {
   int64_t seed = -1;
   int threads = 0;
   int64_t ctx = 0;
-  std::string kv_dtype = "f16", ops = "fast", storage = "mapped";
+  std::string kv_type = "f16", ops = "fast", storage = "mapped";
   bool ignore_eos = false;
 };
 
@@ -63,16 +63,16 @@ void run_run(RunArgs a) {
   const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
                           : a.ops == "reference" ? CpuOpsPath::kReference
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
-  const FormatId kv_dtype = a.kv_dtype == "f16"   ? FormatId::F16
-                            : a.kv_dtype == "f32" ? FormatId::F32
-                                                  : (fail("--kv-dtype: '{}' is not f16 or f32", a.kv_dtype), FormatId::F16);
+  const KvType kv_type = parse_kv_type(a.kv_type);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  const StoragePlan plan = plan_storage(*file, cpu_device_caps(), policy);
+  const DeviceCaps caps = cpu_device_caps();
+  require_kv_type(caps, kv_type, file->config.head_dim);
+  const StoragePlan plan = plan_storage(*file, caps, policy);
   CpuBackend backend(path, a.threads);
   LlamaModel model(*file, plan, backend);
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
-  KvCache kv(model.kv_config(n_ctx, kv_dtype));
+  KvCache kv(model.kv_config(n_ctx, kv_type));
 
   std::unique_ptr<Tokenizer> tok;
   std::vector<int32_t> prompt;
@@ -137,7 +137,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
-  cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
+  // --kv-dtype is the engine's earlier spelling, kept as an alias.
+  cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");

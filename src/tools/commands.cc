@@ -12,6 +12,7 @@ void register_commands(CLI::App& app) {
   register_perplexity_command(app);
   register_kld_command(app);
   register_quant_report_command(app);
+  register_bench_command(app);
 }
 
 }  // namespace imp

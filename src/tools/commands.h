@@ -17,5 +17,6 @@ void register_run_command(CLI::App& app);
 void register_perplexity_command(CLI::App& app);
 void register_kld_command(CLI::App& app);
 void register_quant_report_command(CLI::App& app);
+void register_bench_command(CLI::App& app);
 
 }  // namespace imp

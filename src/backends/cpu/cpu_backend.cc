@@ -19,8 +19,10 @@ bool cpu_supports(WeightOp op, StorageTier tier, FormatId disk_format) {
   return false;
 }
 
+bool cpu_supports_kv(KvType type, int64_t head_dim) { return kv_type_fits_head_dim(type, head_dim); }
+
 DeviceCaps cpu_device_caps() {
-  return {fmt::format("cpu ({})", cpu_isa_name(best_cpu_isa())), cpu_supports};
+  return {fmt::format("cpu ({})", cpu_isa_name(best_cpu_isa())), cpu_supports, cpu_supports_kv};
 }
 
 CpuBackend::CpuBackend(CpuOpsPath path, int n_threads)

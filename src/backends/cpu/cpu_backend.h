@@ -19,6 +19,8 @@ enum class CpuOpsPath { kReference, kFast };
 // The CPU backend runs: matmul on any tier whose format has a vec_dot (every weight format
 // imp decodes), embedding lookup on any decodable format, vectors only as F32.
 bool cpu_supports(WeightOp op, StorageTier tier, FormatId disk_format);
+// KV cache: every KvType through its reference row codec, where the type fits head_dim.
+bool cpu_supports_kv(KvType type, int64_t head_dim);
 DeviceCaps cpu_device_caps();
 
 class CpuBackend {

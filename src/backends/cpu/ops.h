@@ -12,6 +12,7 @@
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/thread_pool.h"
+#include "formats/kv_type.h"
 #include "formats/quant_matrix.h"
 
 namespace imp {
@@ -50,12 +51,13 @@ void rope(ThreadPool& pool, float* x, std::span<const int32_t> positions, int64_
           int64_t head_dim, const RopeParams& p);
 
 // --- attention over one layer of a KV cache.
-// The cache holds rows of head_dim elements in `dtype` (any format whose block divides
-// head_dim), n_kv_head rows per token, tokens grouped in blocks of block_tokens; block b's
-// K rows start at k_blocks[b], token j of the block, kv head g at
+// The cache holds rows of head_dim elements in KV type `dtype` (each row decodes on its own
+// through kv_decode_row_fn; f16/bf16 through the ISA's row dequantizer), n_kv_head rows per
+// token, tokens grouped in blocks of block_tokens; block b's K rows start at k_blocks[b],
+// token j of the block, kv head g at
 // k_blocks[b] + (j·n_kv_head + g)·row_bytes. V likewise.
 struct KvLayerView {
-  FormatId dtype = FormatId::F32;
+  KvType dtype = KvType::F32;  // rows of kv_row_bytes(dtype, head_dim), formats/kv_type.h
   int64_t n_kv_head = 0;
   int64_t head_dim = 0;
   int64_t block_tokens = 0;

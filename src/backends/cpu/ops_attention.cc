@@ -1,6 +1,7 @@
 // Causal grouped-query attention over a paged KV cache (conventions in ops.h).
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "backends/cpu/ops.h"
@@ -15,9 +16,11 @@ void check_attention(int64_t n_head, const KvLayerView& kv) {
   if (kv.n_kv_head <= 0 || n_head <= 0 || n_head % kv.n_kv_head != 0) {
     fail("attention: n_head {} is not a multiple of n_kv_head {}", n_head, kv.n_kv_head);
   }
-  if (kv.block_tokens <= 0 || kv.row_bytes != row_data_bytes(kv.dtype, kv.head_dim)) {
+  if (kv.block_tokens <= 0 || !kv_type_fits_head_dim(kv.dtype, kv.head_dim) ||
+      kv.row_bytes != kv_row_bytes(kv.dtype, kv.head_dim)) {
     fail("attention: KV view has block_tokens {} and row_bytes {} (want {} for {} × {})", kv.block_tokens,
-         kv.row_bytes, row_data_bytes(kv.dtype, kv.head_dim), kv.head_dim, format_name(kv.dtype));
+         kv.row_bytes, kv_type_fits_head_dim(kv.dtype, kv.head_dim) ? kv_row_bytes(kv.dtype, kv.head_dim) : 0,
+         kv.head_dim, kv_type_name(kv.dtype));
   }
 }
 
@@ -35,7 +38,7 @@ void attention_ref(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, 
   check_attention(n_head, kv);
   check_positions(pos0, n_tok, kv);
   const int64_t hd = kv.head_dim, group = n_head / kv.n_kv_head;
-  const auto dequantize_row = format_traits(kv.dtype).dequantize_ref;
+  const KvDecodeRowFn decode_row = kv_decode_row_fn(kv.dtype);
   const double scale = 1.0 / std::sqrt(double(hd));
   std::vector<float> row(static_cast<size_t>(hd));
   for (int64_t t = 0; t < n_tok; ++t) {
@@ -45,7 +48,7 @@ void attention_ref(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, 
       const int64_t g = h / group;
       std::vector<double> score(static_cast<size_t>(n_ctx));
       for (int64_t j = 0; j < n_ctx; ++j) {
-        dequantize_row({kv.k_row(j, g)}, row.data(), hd);
+        decode_row(kv.k_row(j, g), row.data(), hd);
         double dot = 0.0;
         for (int64_t d = 0; d < hd; ++d) dot += double(qh[d]) * double(row[size_t(d)]);
         score[size_t(j)] = dot * scale;
@@ -55,7 +58,7 @@ void attention_ref(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, 
       for (double& s : score) sum += (s = std::exp(s - mx));
       std::vector<double> acc(size_t(hd), 0.0);
       for (int64_t j = 0; j < n_ctx; ++j) {
-        dequantize_row({kv.v_row(j, g)}, row.data(), hd);
+        decode_row(kv.v_row(j, g), row.data(), hd);
         for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] += score[size_t(j)] / sum * double(row[size_t(d)]);
       }
       for (int64_t d = 0; d < hd; ++d) out[(t * n_head + h) * hd + d] = float(acc[size_t(d)]);
@@ -68,8 +71,19 @@ void attention(ThreadPool& pool, const float* q, int64_t n_tok, int64_t n_head, 
   check_attention(n_head, kv);
   check_positions(pos0, n_tok, kv);
   const int64_t hd = kv.head_dim, group = n_head / kv.n_kv_head;
-  const auto dequantize_row = cpu_row_kernels(kv.dtype).dequantize;
-  const bool f32 = kv.dtype == FormatId::F32;  // rows used in place, no decode
+  // Reference decode first: dequantize each cache row to F32, then dot. The plain scalar
+  // types (f16, bf16) use the ISA's fast row dequantizer; the scaled types their codec.
+  const std::optional<FormatId> scalar = kv_type_scalar_format(kv.dtype);
+  const DequantizeRowFn fast_row = scalar ? cpu_row_kernels(*scalar).dequantize : nullptr;
+  const KvDecodeRowFn codec_row = kv_decode_row_fn(kv.dtype);
+  const auto dequantize_row = [&](const uint8_t* src, float* dst) {
+    if (fast_row) {
+      fast_row({src}, dst, hd);
+    } else {
+      codec_row(src, dst, hd);
+    }
+  };
+  const bool f32 = kv.dtype == KvType::F32;  // rows used in place, no decode
   const float scale = 1.0f / std::sqrt(float(hd));
   // One task per (token, head).
   pool.parallel_for(n_tok * n_head, [&](int64_t i0, int64_t i1) {
@@ -83,7 +97,7 @@ void attention(ThreadPool& pool, const float* q, int64_t n_tok, int64_t n_head, 
       for (int64_t j = 0; j < n_ctx; ++j) {
         const float* k = reinterpret_cast<const float*>(kv.k_row(j, g));
         if (!f32) {
-          dequantize_row({kv.k_row(j, g)}, row.data(), hd);
+          dequantize_row(kv.k_row(j, g), row.data());
           k = row.data();
         }
         float part[8] = {};
@@ -104,7 +118,7 @@ void attention(ThreadPool& pool, const float* q, int64_t n_tok, int64_t n_head, 
       for (int64_t j = 0; j < n_ctx; ++j) {
         const float* v = reinterpret_cast<const float*>(kv.v_row(j, g));
         if (!f32) {
-          dequantize_row({kv.v_row(j, g)}, row.data(), hd);
+          dequantize_row(kv.v_row(j, g), row.data());
           v = row.data();
         }
         const float p = score[size_t(j)];

@@ -168,12 +168,13 @@ struct TestKv {
   std::vector<std::vector<uint8_t>> k, v;
   std::vector<const uint8_t*> kp, vp;
   KvLayerView view;
-  TestKv(FormatId dtype, int64_t n_tokens, int64_t n_kv_head, int64_t hd, int64_t block_tokens) {
-    const int64_t row_bytes = row_data_bytes(dtype, hd);
+  TestKv(KvType dtype, int64_t n_tokens, int64_t n_kv_head, int64_t hd, int64_t block_tokens) {
+    const FormatId format = *kv_type_scalar_format(dtype);
+    const int64_t row_bytes = kv_row_bytes(dtype, hd);
     const int64_t n_blocks = (n_tokens + block_tokens - 1) / block_tokens;
     for (int64_t b = 0; b < n_blocks; ++b) {
       for (auto* plane : {&k, &v}) {
-        const auto q = quantize(dtype, randn(block_tokens * n_kv_head * hd), block_tokens * n_kv_head, hd);
+        const auto q = quantize(format, randn(block_tokens * n_kv_head * hd), block_tokens * n_kv_head, hd);
         plane->push_back(q.data);
       }
       kp.push_back(k.back().data());
@@ -185,7 +186,7 @@ struct TestKv {
 
 TEST(CpuOps, AttentionFastMatchesReference) {
   ThreadPool pool(3);
-  for (FormatId dtype : {FormatId::F32, FormatId::F16}) {
+  for (KvType dtype : {KvType::F32, KvType::F16, KvType::BF16}) {
     for (int64_t n_kv : {1, 3}) {
       const int64_t n_head = 3 * n_kv * (n_kv == 1 ? 2 : 1), hd = 34, n_tok = 5, pos0 = 31;
       TestKv kv(dtype, pos0 + n_tok, n_kv, hd, 16);
@@ -193,11 +194,11 @@ TEST(CpuOps, AttentionFastMatchesReference) {
       std::vector<float> ref(q.size()), fast(q.size());
       attention_ref(q.data(), n_tok, n_head, pos0, kv.view, ref.data());
       attention(pool, q.data(), n_tok, n_head, pos0, kv.view, fast.data());
-      EXPECT_LT(rel_err(fast, ref), kTranscendentalTol) << format_name(dtype) << " n_kv=" << n_kv;
+      EXPECT_LT(rel_err(fast, ref), kTranscendentalTol) << kv_type_name(dtype) << " n_kv=" << n_kv;
     }
   }
   // A token at position 0 sees only itself: output = its V row.
-  TestKv kv(FormatId::F32, 1, 1, 8, 16);
+  TestKv kv(KvType::F32, 1, 1, 8, 16);
   const auto q = randn(8);
   std::vector<float> out(8);
   attention_ref(q.data(), 1, 1, 0, kv.view, out.data());
@@ -205,7 +206,7 @@ TEST(CpuOps, AttentionFastMatchesReference) {
   for (int d = 0; d < 8; ++d) EXPECT_FLOAT_EQ(out[size_t(d)], v0[d]);
   // Positions past the cache and a head count that does not group are errors.
   EXPECT_THROW(attention_ref(q.data(), 1, 1, 16, kv.view, out.data()), Error);
-  TestKv kv3(FormatId::F32, 4, 3, 8, 16);
+  TestKv kv3(KvType::F32, 4, 3, 8, 16);
   std::vector<float> q4(4 * 8), o4(4 * 8);
   EXPECT_THROW(attention(pool, q4.data(), 1, 4, 0, kv3.view, o4.data()), Error);
 }

@@ -1,0 +1,197 @@
+// `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
+//  [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
+//
+// Measures, in one run on this machine:
+//   prompt processing : one forward pass over p random valid token ids (uniform in
+//                       [0, n_vocab), seeded) → p / seconds;
+//   generation        : n greedy tokens after that prompt, end-of-generation ignored →
+//                       decode steps / seconds (sampling included, as `imp run` reports);
+//   memory bandwidth  : T threads each sum their slice of a ≥ 512 MiB buffer of uint64
+//                       (streaming reads, far larger than any cache), best of 5 passes;
+//   decode ceiling    : bandwidth ÷ bytes read per decoded token, where bytes per token =
+//                       every weight a decode step multiplies with (the planned tier's bytes;
+//                       an untied embedding table contributes one row) + the KV rows read at
+//                       the mean decode context p + (n − 1)/2 (K and V, every layer and KV head).
+//                       A decode step must stream all of these, so no CPU can decode faster
+//                       than bandwidth / bytes; the report gives the fraction reached.
+// --json prints one JSON object with every number; otherwise a short table.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "common/error.h"
+#include "io/model_file.h"
+#include "model/llama.h"
+#include "planner/storage_plan.h"
+#include "runtime/generate.h"
+#include "tools/commands.h"
+
+namespace imp {
+namespace {
+
+struct BenchArgs {
+  std::string model, kv_type = "f16", ops = "fast", storage = "mapped";
+  int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
+  int threads = 0;
+  bool json = false;
+};
+
+struct Bandwidth {
+  double bytes_per_s = 0.0;
+  int64_t buffer_bytes = 0;
+  int passes = 0;
+};
+
+// Best-of-`passes` multi-threaded streaming read. The sums feed a volatile sink so the
+// reads cannot be dropped; four accumulators keep the loop from serialising on one add.
+Bandwidth measure_read_bandwidth(int64_t mib, int n_threads, int passes) {
+  const size_t n = size_t(mib) * (1u << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n);
+  for (size_t i = 0; i < n; ++i) buf[i] = i * 0x9E3779B97F4A7C15ull;  // touch every page
+  volatile uint64_t sink = 0;
+  double best = 0.0;
+  for (int pass = 0; pass < passes; ++pass) {
+    std::vector<uint64_t> sums(size_t(n_threads), 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n_threads; ++t) {
+      threads.emplace_back([&, t] {
+        const size_t i0 = n * size_t(t) / size_t(n_threads), i1 = n * size_t(t + 1) / size_t(n_threads);
+        uint64_t a = 0, b = 0, c = 0, d = 0;
+        size_t i = i0;
+        for (; i + 4 <= i1; i += 4) {
+          a += buf[i];
+          b += buf[i + 1];
+          c += buf[i + 2];
+          d += buf[i + 3];
+        }
+        for (; i < i1; ++i) a += buf[i];
+        sums[size_t(t)] = a + b + c + d;
+      });
+    }
+    for (auto& th : threads) th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (uint64_t v : sums) sink = sink + v;
+    best = std::max(best, double(n * sizeof(uint64_t)) / s);
+  }
+  (void)sink;
+  return {best, int64_t(n * sizeof(uint64_t)), passes};
+}
+
+// Weight bytes one decode step reads: every matmul weight in full; an embedding lookup
+// reads one row; norms and biases (F32 vectors) in full.
+int64_t weight_bytes_per_token(const StoragePlan& plan, int64_t n_vocab) {
+  int64_t total = 0;
+  for (const StoragePlanRow& r : plan.rows) {
+    total += r.role == WeightRole::kEmbedding && n_vocab > 0 ? r.bytes / n_vocab : r.bytes;
+  }
+  return total;
+}
+
+void run_bench(const BenchArgs& a) {
+  if (a.n_prompt < 1) fail("imp bench: -p must be ≥ 1 (got {})", a.n_prompt);
+  if (a.n_gen < 1) fail("imp bench: -n must be ≥ 1 (got {})", a.n_gen);
+  if (a.bw_mib < 512) fail("imp bench: --bw-mib must be ≥ 512 so the buffer dwarfs the caches (got {})", a.bw_mib);
+  const auto file = open_model_file(a.model);
+  const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
+                          : a.ops == "reference" ? CpuOpsPath::kReference
+                                                 : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
+  const KvType kv_type = parse_kv_type(a.kv_type);
+  const DeviceCaps caps = cpu_device_caps();
+  require_kv_type(caps, kv_type, file->config.head_dim);
+  PlanPolicy policy;
+  policy.linear_tier = parse_storage_tier(a.storage);
+  const StoragePlan plan = plan_storage(*file, caps, policy);
+  CpuBackend backend(path, a.threads);
+  LlamaModel model(*file, plan, backend);
+  const int64_t n_ctx = a.n_prompt + a.n_gen;
+  if (n_ctx > model.n_ctx()) fail("imp bench: -p {} + -n {} exceed the model's context {}", a.n_prompt, a.n_gen, model.n_ctx());
+  KvCache kv(model.kv_config(n_ctx, kv_type));
+
+  std::mt19937_64 rng(uint64_t(a.seed));
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(model.n_vocab() - 1));
+  std::vector<int32_t> prompt(size_t(a.n_prompt));
+  for (auto& t : prompt) t = pick(rng);
+  GenerateParams gp;
+  gp.n_predict = a.n_gen;
+  gp.sampling.temperature = 0.0f;
+  gp.sampling.seed = uint64_t(a.seed);
+  const GenerateResult r = generate(model, kv, prompt, gp, nullptr);
+
+  const Bandwidth bw = measure_read_bandwidth(a.bw_mib, backend.n_threads(), 5);
+  const ModelConfig& c = model.config();
+  const int64_t w_bytes = weight_bytes_per_token(plan, model.n_vocab());
+  const double mean_ctx = double(a.n_prompt) + double(r.decode_steps - 1) / 2.0;
+  const double kv_bytes = 2.0 * double(c.n_layer) * double(c.n_head_kv) * double(kv_row_bytes(kv_type, c.head_dim)) *
+                          (mean_ctx + 1.0);  // a step also reads the row it just wrote
+  const double bytes_per_token = double(w_bytes) + kv_bytes;
+  const double ceiling = bw.bytes_per_s / bytes_per_token;
+  const double pp_tps = double(r.n_prompt) / r.prompt_seconds;
+  const double tg_tps = r.decode_steps > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
+
+  nlohmann::ordered_json j;
+  j["model"] = a.model;
+  j["kv_type"] = kv_type_name(kv_type);
+  j["ops"] = a.ops;
+  j["storage"] = a.storage;
+  j["isa"] = cpu_isa_name(backend.isa());
+  j["threads"] = backend.n_threads();
+  j["n_prompt"] = r.n_prompt;
+  j["prompt_seconds"] = r.prompt_seconds;
+  j["prompt_tokens_per_s"] = pp_tps;
+  j["n_generated"] = int64_t(r.tokens.size());
+  j["decode_steps"] = r.decode_steps;
+  j["decode_seconds"] = r.decode_seconds;
+  j["gen_tokens_per_s"] = tg_tps;
+  j["bandwidth_bytes_per_s"] = bw.bytes_per_s;
+  j["bandwidth_gib_per_s"] = bw.bytes_per_s / double(1ull << 30);
+  j["bandwidth_buffer_bytes"] = bw.buffer_bytes;
+  j["bandwidth_passes"] = bw.passes;
+  j["weight_bytes_per_token"] = w_bytes;
+  j["mean_context"] = mean_ctx;
+  j["kv_bytes_per_token"] = kv_bytes;
+  j["bytes_per_token"] = bytes_per_token;
+  j["decode_ceiling_tokens_per_s"] = ceiling;
+  j["fraction_of_ceiling"] = tg_tps / ceiling;
+  if (a.json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("model      {}\n", a.model);
+  fmt::print("setup      {} ops, {} threads, {}, kv {}, storage {}\n", a.ops, backend.n_threads(),
+             cpu_isa_name(backend.isa()), kv_type_name(kv_type), a.storage);
+  fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
+  fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
+  fmt::print("bandwidth  {:.2f} GiB/s (read, {} threads, {} MiB, best of {})\n", bw.bytes_per_s / double(1ull << 30),
+             backend.n_threads(), bw.buffer_bytes >> 20, bw.passes);
+  fmt::print("per token  {:.2f} MiB weights + {:.2f} MiB KV at mean context {:.1f}\n", double(w_bytes) / double(1 << 20),
+             kv_bytes / double(1 << 20), mean_ctx);
+  fmt::print("ceiling    {:.2f} tokens/s; reached {:.1f} %\n", ceiling, 100.0 * tg_tps / ceiling);
+}
+
+}  // namespace
+
+void register_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Measure prompt and generation speed against the memory-bandwidth ceiling");
+  cmd->add_option("-m,--model", a->model, "GGUF file")->required();
+  cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens (random valid ids)");
+  cmd->add_option("-n,--n-gen", a->n_gen, "Tokens to generate");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
+  cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
+  cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
+  cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer in MiB (≥ 512)");
+  cmd->add_option("--seed", a->seed, "Seed for the random prompt");
+  cmd->add_flag("--json", a->json, "Print every number as one JSON object");
+  cmd->callback([a] { run_bench(*a); });
+}
+
+}  // namespace imp
