@@ -9,6 +9,8 @@ void register_commands(CLI::App& app) {
   register_tokenize_command(app);
   register_plan_command(app);
   register_run_command(app);
+  register_chat_command(app);
+  register_chat_template_command(app);
 }
 
 }  // namespace imp

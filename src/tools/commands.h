@@ -14,5 +14,7 @@ void register_dump_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
 void register_run_command(CLI::App& app);
+void register_chat_command(CLI::App& app);
+void register_chat_template_command(CLI::App& app);
 
 }  // namespace imp
