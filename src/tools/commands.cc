@@ -13,6 +13,8 @@ void register_commands(CLI::App& app) {
   register_kld_command(app);
   register_quant_report_command(app);
   register_bench_command(app);
+  register_chat_command(app);
+  register_chat_template_command(app);
 }
 
 }  // namespace imp

@@ -18,5 +18,7 @@ void register_perplexity_command(CLI::App& app);
 void register_kld_command(CLI::App& app);
 void register_quant_report_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
+void register_chat_command(CLI::App& app);
+void register_chat_template_command(CLI::App& app);
 
 }  // namespace imp
