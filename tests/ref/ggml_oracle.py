@@ -8,6 +8,7 @@ ctypes. Nothing from it is copied into imp; it is fetched and built in the build
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import subprocess
 import sys
@@ -51,6 +52,15 @@ def build() -> Path:
     if so.exists():
         return so
     out.mkdir(parents=True, exist_ok=True)
+    # Several pytest processes (one per file under ctest -j) may get here at once.
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not so.exists():
+            _build_locked(out, so)
+    return so
+
+
+def _build_locked(out: Path, so: Path) -> None:
     sdist_dir = out / "sdist"
     sdist_dir.mkdir(exist_ok=True)
     sdists = list(sdist_dir.glob(f"ggml_py-{GGML_PY_VERSION}.tar.gz"))
@@ -77,7 +87,6 @@ def build() -> Path:
     tmp = so.with_suffix(".tmp")
     subprocess.run(["c++", "-shared", "-o", str(tmp), *objs, "-lm", "-lpthread"], check=True)
     tmp.rename(so)
-    return so
 
 
 def lib() -> ctypes.CDLL:
