@@ -47,7 +47,7 @@ ChunkSpec plan_chunks(const LoadedModel& m, int64_t n_tokens, int64_t n_ctx, int
   return s;
 }
 
-void run_chunks(LoadedModel& m, std::span<const int32_t> tokens, const ChunkSpec& s, FormatId kv_dtype, bool progress,
+void run_chunks(LoadedModel& m, std::span<const int32_t> tokens, const ChunkSpec& s, KvType kv_dtype, bool progress,
                 const ChunkCallback& on_chunk) {
   if (int64_t(tokens.size()) < s.n_chunk * s.n_ctx) fail("run_chunks: {} tokens for {} chunks of {}", tokens.size(), s.n_chunk, s.n_ctx);
   const int64_t n_vocab = m.model->n_vocab();
@@ -82,12 +82,6 @@ void run_chunks(LoadedModel& m, std::span<const int32_t> tokens, const ChunkSpec
       std::fflush(stderr);
     }
   }
-}
-
-FormatId parse_kv_dtype(const std::string& name) {
-  if (name == "f16") return FormatId::F16;
-  if (name == "f32") return FormatId::F32;
-  fail("--kv-dtype: '{}' is not f16 or f32", name);
 }
 
 }  // namespace imp::eval

@@ -8,6 +8,8 @@
 //   so n_scored = n_ctx − 1 − first tokens per chunk (the first half only gives context).
 #pragma once
 
+#include "formats/kv_type.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,10 +54,8 @@ ChunkSpec plan_chunks(const LoadedModel& m, int64_t n_tokens, int64_t n_ctx, int
 // Runs every chunk; on_chunk(c, logits, targets) gets the scored rows (n_scored × n_vocab)
 // and the tokens they predict. Draws a progress bar on stderr when progress is set.
 using ChunkCallback = std::function<void(int64_t, std::span<const float>, std::span<const int32_t>)>;
-void run_chunks(LoadedModel& m, std::span<const int32_t> tokens, const ChunkSpec& spec, FormatId kv_dtype, bool progress,
+void run_chunks(LoadedModel& m, std::span<const int32_t> tokens, const ChunkSpec& spec, KvType kv_dtype, bool progress,
                 const ChunkCallback& on_chunk);
 
-// "f16" / "f32" → FormatId; throws otherwise.
-FormatId parse_kv_dtype(const std::string& name);
 
 }  // namespace imp::eval

@@ -1,5 +1,5 @@
 // `imp chat -m MODEL [--system S] [--once QUESTION] [-n N] [sampling flags as imp run]
-//  [--threads T] [--ctx C] [--kv-dtype f16|f32] [--ops fast|reference] [--storage …]`
+//  [--threads T] [--ctx C] [--kv-type T] [--ops fast|reference] [--storage …]`
 //
 // Conversation with a model through its chat template. Interactive: reads one user turn per
 // line from stdin after a "> " prompt (on stderr, so stdout carries only replies) until EOF;
@@ -15,6 +15,7 @@
 #include <iostream>
 #include <random>
 
+#include "formats/kv_type.h"
 #include "backends/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "io/model_file.h"
@@ -46,9 +47,7 @@ void run_chat(const ChatArgs& a) {
   const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
                           : a.ops == "reference" ? CpuOpsPath::kReference
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
-  const FormatId kv_dtype = a.kv_dtype == "f16"   ? FormatId::F16
-                            : a.kv_dtype == "f32" ? FormatId::F32
-                                                  : (fail("--kv-dtype: '{}' is not f16 or f32", a.kv_dtype), FormatId::F16);
+  const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
   const StoragePlan plan = plan_storage(*file, cpu_device_caps(), policy);
@@ -126,7 +125,7 @@ void register_chat_command(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
-  cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
+  cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->callback([a] { run_chat(*a); });

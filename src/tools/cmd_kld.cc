@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "eval/chunks.h"
+#include "formats/kv_type.h"
 #include "eval/kld.h"
 #include "eval/ref_logits.h"
 #include "eval/stats.h"
@@ -33,7 +34,7 @@ struct KldArgs {
 };
 
 void save_reference(const KldArgs& a) {
-  const FormatId kv_dtype = eval::parse_kv_dtype(a.kv_dtype);
+  const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   auto m = eval::load_model(a.model, a.threads);
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx > 0 ? a.ctx : 512, a.chunks, a.batch);
@@ -109,7 +110,7 @@ nlohmann::json summary_json(const eval::KldSummary& s) {
 }
 
 void compare_reference(const KldArgs& a) {
-  const FormatId kv_dtype = eval::parse_kv_dtype(a.kv_dtype);
+  const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   const eval::RefLogits ref = eval::RefLogits::load(a.ref);
   const eval::RefHeader& h = ref.header();
   auto m = eval::load_model(a.model, a.threads);
@@ -168,7 +169,7 @@ void register_kld_command(CLI::App& app) {
   cmd->add_option("--chunks", a->chunks, "Saving: evaluate at most this many chunks");
   cmd->add_option("--top-k", a->top_k, "Saving: logits kept per token (default 4096, capped at n_vocab = exact KLD)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
-  cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
+  cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_flag("--no-progress", a->no_progress, "No progress bar on stderr");

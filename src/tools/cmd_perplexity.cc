@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "eval/chunks.h"
+#include "formats/kv_type.h"
 #include "eval/stats.h"
 #include "tools/commands.h"
 
@@ -27,7 +28,7 @@ struct PerplexityArgs {
 };
 
 void run_perplexity(const PerplexityArgs& a) {
-  const FormatId kv_dtype = eval::parse_kv_dtype(a.kv_dtype);
+  const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   auto m = eval::load_model(a.model, a.threads);
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx, a.chunks, a.batch);
@@ -71,7 +72,7 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_option("-c,--ctx", a->ctx, "Tokens per chunk (default 512)");
   cmd->add_option("--chunks", a->chunks, "Evaluate at most this many chunks (default: all)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
-  cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
+  cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_flag("--no-progress", a->no_progress, "No progress bar on stderr");
