@@ -1,6 +1,6 @@
 // `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-dtype f16|f32]
-//  [--ops fast|reference] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
+//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
 //
 // Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
@@ -33,7 +33,7 @@ struct RunArgs {
   int64_t seed = -1;
   int threads = 0;
   int64_t ctx = 0;
-  std::string kv_dtype = "f16", ops = "fast", storage = "mapped";
+  std::string kv_dtype = "f16", ops = "fast", storage = "mapped", act_quant = "f32";
   bool ignore_eos = false;
 };
 
@@ -66,10 +66,16 @@ void run_run(RunArgs a) {
   const FormatId kv_dtype = a.kv_dtype == "f16"   ? FormatId::F16
                             : a.kv_dtype == "f32" ? FormatId::F32
                                                   : (fail("--kv-dtype: '{}' is not f16 or f32", a.kv_dtype), FormatId::F16);
+  const ActQuant act_quant = a.act_quant == "f32" ? ActQuant::kNone
+                             : a.act_quant == "q8" ? ActQuant::kQ8
+                                                   : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
+  if (act_quant == ActQuant::kQ8 && path == CpuOpsPath::kReference) {
+    fail("--act-quant q8 applies to --ops fast only (the reference path never quantizes activations)");
+  }
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
   const StoragePlan plan = plan_storage(*file, cpu_device_caps(), policy);
-  CpuBackend backend(path, a.threads);
+  CpuBackend backend(path, a.threads, act_quant);
   LlamaModel model(*file, plan, backend);
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
   KvCache kv(model.kv_config(n_ctx, kv_dtype));
@@ -114,9 +120,10 @@ void run_run(RunArgs a) {
     if (!out) fail("--dump-logits: cannot write '{}'", a.dump_logits);
   }
   const double gen_tps = r.decode_steps > 0 && r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
-  fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {}{}\n",
+  fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
+             "activations: {}{}\n",
              r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, backend.n_threads(),
-             cpu_isa_name(backend.isa()), r.stopped_at_context ? " | stopped: context full" : "");
+             cpu_isa_name(backend.isa()), backend.act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
 }
 
 }  // namespace
@@ -139,6 +146,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
   cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f16, f32");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
+  cmd->add_option("--act-quant", a->act_quant,
+                  "Fast-path matmul activations: f32 (default, accurate) or q8 (ggml int8 dot products, faster)");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");

@@ -33,10 +33,37 @@ void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
   }
 }
 
-void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa) {
+const char* act_quant_name(ActQuant a) { return a == ActQuant::kQ8 ? "q8" : "f32"; }
+
+namespace {
+
+// Activations stay F32: decode weight row r once into `row` (L1-resident: cols ≤ a few
+// thousand floats), then one FP32 dot per token. Decoding is the only per-weight work beyond
+// the FMA, and a batch of n_tok tokens shares it, so prefill pays it once per row.
+void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
+                    const CpuRowKernels& k, CpuIsa isa) {
+  const VecDotFn dot_f32 = cpu_row_kernels(FormatId::F32, isa).vec_dot;
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(size_t(w.cols));
+    ConstRowPlanes row_f32;
+    row_f32.data = row.data();
+    for (int64_t r = r0; r < r1; ++r) {
+      k.dequantize(row_planes(w, r), row.data(), w.cols);
+      for (int64_t t = 0; t < n_tok; ++t) y[t * w.rows + r] = dot_f32(row_f32, x + t * w.cols, w.cols);
+    }
+  });
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa,
+            ActQuant act_quant) {
   check_matmul(w, "matmul");
   const CpuRowKernels k = cpu_row_kernels(w.format, isa);
   const FormatId act_format = format_traits(w.format).dot_activation;
+  if (act_format != FormatId::F32 && act_quant == ActQuant::kNone) {
+    return matmul_f32_act(pool, w, x, n_tok, y, k, isa);
+  }
 
   // Quantize every activation row once; all weight rows then reuse it.
   const void* act = x;
