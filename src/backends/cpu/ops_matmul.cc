@@ -1,6 +1,7 @@
 // matmul and embedding lookup over a QuantMatrix (shapes in ops.h).
 #include <vector>
 
+#include "backends/cpu/f32act.h"
 #include "backends/cpu/ops.h"
 #include "backends/cpu/row_kernels.h"
 #include "common/error.h"
@@ -33,15 +34,38 @@ void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
   }
 }
 
+// Compiled without -mavx2 (like row_kernels_avx2_table.cc): it only hands out pointers.
+VecDotFn f32_activation_dot(FormatId format, CpuIsa isa) {
+  if (isa != CpuIsa::kAvx2) return nullptr;
+  switch (format) {
+    case FormatId::Q4_0: return avx2::dot_f32act_q4_0;
+    case FormatId::Q4_1: return avx2::dot_f32act_q4_1;
+    case FormatId::Q8_0: return avx2::dot_f32act_q8_0;
+    default: return nullptr;
+  }
+}
+
 const char* act_quant_name(ActQuant a) { return a == ActQuant::kQ8 ? "q8" : "f32"; }
 
 namespace {
 
-// Activations stay F32: decode weight row r once into `row` (L1-resident: cols ≤ a few
-// thousand floats), then one FP32 dot per token. Decoding is the only per-weight work beyond
-// the FMA, and a batch of n_tok tokens shares it, so prefill pays it once per row.
+// Activations stay F32. Formats with a fused kernel (f32act.h) decode in registers; the
+// rest decode weight row r once into `row` (L1-resident: cols ≤ a few thousand floats) and
+// run the F32 dot. Either way a batch of n_tok tokens reads each weight row once.
 void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
                     const CpuRowKernels& k, CpuIsa isa) {
+  // Fused decode repeats per token; from a few tokens on (prefill), decoding once is cheaper.
+  constexpr int64_t kFusedMaxTokens = 3;
+  const VecDotFn fused = n_tok <= kFusedMaxTokens ? f32_activation_dot(w.format, isa) : nullptr;
+  if (fused) {
+    pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const ConstRowPlanes planes = row_planes(w, r);
+        for (int64_t t = 0; t < n_tok; ++t) y[t * w.rows + r] = fused(planes, x + t * w.cols, w.cols);
+      }
+    });
+    return;
+  }
   const VecDotFn dot_f32 = cpu_row_kernels(FormatId::F32, isa).vec_dot;
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
     std::vector<float> row(size_t(w.cols));
