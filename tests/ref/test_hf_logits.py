@@ -9,7 +9,8 @@ continuation (up to 64 tokens, ending at EOS where HF stopped).
 Per prompt position the relative error ‖l_imp − l_hf‖/‖l_hf‖ is estimated as
 ‖P·l_imp − proj‖/‖proj‖ (Johnson–Lindenstrauss: within a few percent for K = 512); the
 norms and top-k values are checked directly. Bounds: 1e-4 on the reference op path, 1e-3 on
-the default fast path (F32 activations). The fast path's greedy continuation must equal
+the default fast path (F32 activations, f32 KV cache; both are imp run's defaults and the
+run uses no option beyond --ops). The fast path's greedy continuation must equal
 HF's for every prompt (imp run --tokens … --temp 0 --ignore-eos -n len(greedy)); the slow
 reference path is checked on the shortest prompt only, to keep the test within CI budget.
 Skipped when the model is absent.
@@ -58,7 +59,7 @@ def projection(seed: int, k: int, vocab: int) -> np.ndarray:
 
 def imp_run(model: str, ids: np.ndarray, ops: str, n_predict: int, dump: Path) -> list[int]:
     cmd = [imp_binary(), "run", "-m", model, "--tokens", ",".join(map(str, ids.tolist())), "--ops", ops,
-           "--kv-dtype", "f32", "--temp", "0", "--ignore-eos", "-n", str(n_predict), "-t", "2",
+           "--temp", "0", "--ignore-eos", "-n", str(n_predict), "-t", "2",
            "--dump-logits", str(dump)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr
