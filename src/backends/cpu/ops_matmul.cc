@@ -45,6 +45,14 @@ VecDotFn f32_activation_dot(FormatId format, CpuIsa isa) {
   }
 }
 
+void permute_f32_activation(const float* x, float* out, int64_t n) {
+  for (int64_t b = 0; b < n; b += 32) {
+    for (int j = 0; j < 4; ++j) {
+      for (int i = 0; i < 8; ++i) out[b + 8 * j + i] = x[b + 4 * i + j];
+    }
+  }
+}
+
 const char* act_quant_name(ActQuant a) { return a == ActQuant::kQ8 ? "q8" : "f32"; }
 
 namespace {
@@ -58,10 +66,12 @@ void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int6
   constexpr int64_t kFusedMaxTokens = 3;
   const VecDotFn fused = n_tok <= kFusedMaxTokens ? f32_activation_dot(w.format, isa) : nullptr;
   if (fused) {
+    std::vector<float> xp(size_t(n_tok * w.cols));
+    for (int64_t t = 0; t < n_tok; ++t) permute_f32_activation(x + t * w.cols, xp.data() + t * w.cols, w.cols);
     pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const ConstRowPlanes planes = row_planes(w, r);
-        for (int64_t t = 0; t < n_tok; ++t) y[t * w.rows + r] = fused(planes, x + t * w.cols, w.cols);
+        for (int64_t t = 0; t < n_tok; ++t) y[t * w.rows + r] = fused(planes, xp.data() + t * w.cols, w.cols);
       }
     });
     return;
