@@ -31,7 +31,6 @@ void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y);
 //     of the block) this costs ~1e-1 relative logit error and changes greedy output.
 // Formats whose dot_activation is F32 (F32, F16, BF16, FP8) run their vec_dot either way.
 enum class ActQuant : uint8_t { kNone, kQ8 };
-const char* act_quant_name(ActQuant a);
 void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
             CpuIsa isa = best_cpu_isa(), ActQuant act_quant = ActQuant::kNone);
 

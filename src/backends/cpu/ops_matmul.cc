@@ -53,8 +53,6 @@ void permute_f32_activation(const float* x, float* out, int64_t n) {
   }
 }
 
-const char* act_quant_name(ActQuant a) { return a == ActQuant::kQ8 ? "q8" : "f32"; }
-
 namespace {
 
 // Activations stay F32. Formats with a fused kernel (f32act.h) decode in registers; the
