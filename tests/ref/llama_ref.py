@@ -71,8 +71,12 @@ class LlamaRef:
         """x (T, cols) @ W(name).T, W (rows, cols)."""
         if self.act_q8 and self.types[name] not in (0, 1, 30):  # not F32/F16/BF16
             blocks = x.astype(np.float32).reshape(x.shape[0], -1, 32)
-            d = np.abs(blocks).max(axis=-1, keepdims=True) / 127.0
-            q = np.round(np.divide(blocks, d, out=np.zeros_like(blocks), where=d > 0))
+            # ggml's order in float32: d = amax/127, id = 1/d, q = roundf(x·id) (half away from
+            # zero); x/d or round-half-even would flip codes that sit on a rounding boundary.
+            d = np.abs(blocks).max(axis=-1, keepdims=True) / np.float32(127.0)
+            inv = np.divide(np.float32(1.0), d, out=np.zeros_like(d), where=d > 0)
+            xs = blocks * inv
+            q = np.sign(xs) * np.floor(np.abs(xs) + np.float32(0.5))
             d16 = d.astype(np.float16).astype(np.float64)  # Q8_0/Q8_1 store d as f16
             y = (q * d16).reshape(x.shape) @ self.w[name].T
             if name in self.mins:

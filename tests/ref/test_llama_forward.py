@@ -2,11 +2,12 @@
 
 For a fixed token-id prompt: logits of every prompt position (imp run --dump-logits) within
 a relative error per position of 1e-4 on the reference op path (exact weight decode, double
-accumulation, f32 KV cache) against the exact float64 reference, and 1e-3 on the fast path
-against the same reference with ggml's 8-bit activation rounding emulated (the fast path
-quantizes each activation row to Q8_0/Q8_1 for the dot products, which alone moves the
-logits by ~1e-2; the emulation isolates everything else). Greedy continuations of 32 tokens
-must be identical, each path against its reference. Runs on tiny synthetic GGUFs written here (always) and on
+accumulation, f32 KV cache) and 1e-3 on the default fast path (F32 activations) against the
+exact float64 reference, and 1e-3 on the int8-activation fast path (--act-quant q8) against
+the same reference with ggml's 8-bit activation rounding emulated (quantizing each
+activation row to Q8_0/Q8_1 alone moves the logits by ~1e-2; the emulation isolates
+everything else). Greedy continuations of 32 tokens
+must be identical for the reference and default fast paths. Runs on tiny synthetic GGUFs written here (always) and on
 the SmolLM2-135M demo model (skipped when absent).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from llama_ref import LlamaRef
 
 REF_TOL = 1e-4
 FAST_TOL = 1e-3
+Q8_FLIP_TOL = 3e-2  # one flipped Q8 code in a toy model (see check_model)
 N_GREEDY = 32
 
 
@@ -42,14 +44,15 @@ def imp_run(model: str, tokens: list[int], *extra: str, check=True) -> subproces
     return p
 
 
-def imp_logits(model: str, tokens: list[int], ops: str, tmp_path: Path, n_vocab: int) -> np.ndarray:
+def imp_logits(model: str, tokens: list[int], ops: str, tmp_path: Path, n_vocab: int, *extra: str) -> np.ndarray:
     out = tmp_path / f"logits_{ops}.f32"
-    imp_run(model, tokens, "--ops", ops, "--kv-dtype", "f32", "--dump-logits", str(out), "-n", "0", "-t", "2")
+    imp_run(model, tokens, "--ops", ops, "--kv-dtype", "f32", "--dump-logits", str(out), "-n", "0", "-t", "2", *extra)
     return np.fromfile(out, dtype=np.float32).reshape(len(tokens), n_vocab)
 
 
-def imp_greedy(model: str, tokens: list[int], n: int, ops: str) -> list[int]:
-    p = imp_run(model, tokens, "--temp", "0", "-n", str(n), "-t", "2", "--ops", ops, "--kv-dtype", "f32", "--ignore-eos")
+def imp_greedy(model: str, tokens: list[int], n: int, ops: str, *extra: str) -> list[int]:
+    p = imp_run(model, tokens, "--temp", "0", "-n", str(n), "-t", "2", "--ops", ops, "--kv-dtype", "f32", "--ignore-eos",
+                *extra)
     return [int(t) for t in p.stdout.split()]
 
 
@@ -58,26 +61,33 @@ def rel_err_per_position(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a - ref, axis=1) / np.linalg.norm(ref, axis=1)
 
 
-# The demo model's fast path against the exact reference. Its Q4_1·Q8_1 products differ from
-# the Q8 emulation above by 6e-3..7e-2 per position (1.25e-1 against the exact reference), cause not yet
-# isolated (suspects: SmolLM2's large activation outliers through the Q8_1 sum term); the
-# bound below is the measured worst case with margin, and greedy output must still match.
-FAST_DEMO_TOL = 0.25
-
-
 def check_model(path: str, tokens: list[int], tmp_path: Path, n_greedy: int = N_GREEDY, emulate_q8: bool = True):
+    """Reference and default fast path (F32 activations) against the exact reference; with
+    emulate_q8, also the int8-activation path (--act-quant q8) against the Q8 emulation. The
+    demo model skips that last check: its activation outliers (amax/rms up to 61 per row)
+    make the Q8 rounding ~1e-2 per matmul, and 30 layers amplify the tiny differences between
+    ggml's rounding and the emulation's far past 1e-3 (see test_hf_logits.py)."""
     ref = LlamaRef.load(path)
     exact = ref.logits(tokens)
-    fast = ("fast", FAST_TOL, True) if emulate_q8 else ("fast", FAST_DEMO_TOL, False)
-    for ops, tol, act_q8 in (("reference", REF_TOL, False), fast):
+    runs = [("reference", (), REF_TOL, False), ("fast", (), FAST_TOL, False)]
+    if emulate_q8:
+        runs.append(("fast", ("--act-quant", "q8"), FAST_TOL, True))
+    for ops, extra, tol, act_q8 in runs:
         ref.act_q8 = act_q8
         want = ref.logits(tokens)
-        got = imp_logits(path, tokens, ops, tmp_path, want.shape[1])
+        got = imp_logits(path, tokens, ops, tmp_path, want.shape[1], *extra)
         err = rel_err_per_position(got, want)
-        print(f"{ops}: max relative error per position {err.max():.2e} "
+        print(f"{ops} {' '.join(extra)}: max relative error per position {err.max():.2e} "
               f"(against the exact reference: {rel_err_per_position(got, exact).max():.2e})")
-        assert (err <= tol).all(), f"{ops} path: relative errors {err}"
-        assert imp_greedy(path, tokens, n_greedy, ops) == ref.greedy(tokens, n_greedy), ops
+        if act_q8:
+            # The emulation quantizes float64 activations, imp float32 ones: now and then an
+            # element on a rounding boundary gets the neighbouring code, which in a 64-wide
+            # toy model moves that position by ~5e-3 and can flip a greedy pick. So: most
+            # positions within tol, none past Q8_FLIP_TOL, and no greedy comparison.
+            assert (err <= tol).mean() >= 0.8 and (err <= Q8_FLIP_TOL).all(), f"{extra}: relative errors {err}"
+            continue
+        assert (err <= tol).all(), f"{ops} {extra} path: relative errors {err}"
+        assert imp_greedy(path, tokens, n_greedy, ops, *extra) == ref.greedy(tokens, n_greedy), (ops, extra)
 
 
 # --- synthetic models --------------------------------------------------------------------

@@ -25,13 +25,24 @@ DeviceCaps cpu_device_caps() {
   return {fmt::format("cpu ({})", cpu_isa_name(best_cpu_isa())), cpu_supports, cpu_supports_kv};
 }
 
-CpuBackend::CpuBackend(CpuOpsPath path, int n_threads)
+CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant)
     : path_(path), isa_(path == CpuOpsPath::kFast ? best_cpu_isa() : CpuIsa::kScalar),
+      act_quant_(path == CpuOpsPath::kFast ? act_quant : ActQuant::kNone),
       pool_(path == CpuOpsPath::kFast ? n_threads : 1) {}
+
+const char* CpuBackend::act_quant_reason() const {
+  if (path_ == CpuOpsPath::kReference) return "reference path: exact decode, double accumulation";
+  if (act_quant_ == ActQuant::kQ8) {
+    return "q8 activations (requested): ggml integer dot products; ~1e-1 logit error on models with "
+           "activation outliers";
+  }
+  return "f32 activations (default): 8-bit activation rounding moves logits by up to 1.25e-1 on "
+         "outlier-heavy models (SmolLM2), F32 keeps them within 1e-5";
+}
 
 void CpuBackend::matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
   if (path_ == CpuOpsPath::kReference) return matmul_ref(w, x, n_tok, y);
-  imp::matmul(pool_, w, x, n_tok, y, isa_);
+  imp::matmul(pool_, w, x, n_tok, y, isa_, act_quant_);
 }
 
 void CpuBackend::embedding(const QuantMatrix& w, std::span<const int32_t> ids, float* out) {

@@ -25,11 +25,16 @@ DeviceCaps cpu_device_caps();
 
 class CpuBackend {
  public:
-  CpuBackend(CpuOpsPath path, int n_threads);
+  // act_quant picks the fast matmul's activation handling (ops.h); the reference path
+  // ignores it (always exact).
+  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = ActQuant::kNone);
 
   CpuOpsPath path() const { return path_; }
   int n_threads() const { return pool_.size(); }
   CpuIsa isa() const { return isa_; }
+  ActQuant act_quant() const { return act_quant_; }
+  // Why matmuls treat activations the way they do, for logs and `imp run`'s summary line.
+  const char* act_quant_reason() const;
 
   void matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y);
   void embedding(const QuantMatrix& w, std::span<const int32_t> ids, float* out);
@@ -47,6 +52,7 @@ class CpuBackend {
  private:
   CpuOpsPath path_;
   CpuIsa isa_;
+  ActQuant act_quant_;
   ThreadPool pool_;
 };
 

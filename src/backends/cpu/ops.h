@@ -1,6 +1,6 @@
 // CPU ops. Each op has a scalar reference (`*_ref`: one thread, double accumulation,
 // written to be read) and the fast version (threaded over a ThreadPool, FP32 accumulation,
-// quantized-activation dot products through cpu_row_kernels). tests/backends/cpu/test_ops.cc
+// F32- or quantized-activation dot products through cpu_row_kernels). tests/backends/cpu/test_ops.cc
 // checks every fast op against its reference with a named tolerance.
 //
 // Shapes are row-major and given as (dims): a token batch x is (n_tok, n).
@@ -21,10 +21,19 @@ namespace imp {
 //     y is (n_tok, rows). y[t, r] = Σ_c w[r, c]·x[t, c].
 // Reference: decodes each weight row exactly and accumulates in double.
 void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y);
-// Fast: quantizes each activation row once to the format's dot_activation (Q8_0, Q8_1 or
-// F32), then runs the ISA's vec_dot over weight rows in parallel.
+// Fast, threaded over weight rows. How it treats the activations:
+//   ActQuant::kNone (default): F32 activations. Each weight row is decoded once (the ISA's
+//     dequantizer, bit-identical to the reference decode) into a per-thread buffer that
+//     stays in L1 and dotted with every activation row in FP32 (FMA): within ~1e-6 of the
+//     reference, whatever the activations look like.
+//   ActQuant::kQ8: quantizes each activation row once to the format's dot_activation (Q8_0,
+//     Q8_1, Q8_K) and runs ggml's integer vec_dot. Faster, but every element moves by up to
+//     amax/254 of its 32-block: on models with activation outliers (SmolLM2: |x| ≫ the rest
+//     of the block) this costs ~1e-1 relative logit error and changes greedy output.
+// Formats whose dot_activation is F32 (F32, F16, BF16, FP8) run their vec_dot either way.
+enum class ActQuant : uint8_t { kNone, kQ8 };
 void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
-            CpuIsa isa = best_cpu_isa());
+            CpuIsa isa = best_cpu_isa(), ActQuant act_quant = ActQuant::kNone);
 
 // --- embedding: out (n_tok, cols) = rows ids[t] of w, decoded. Ids are range-checked.
 void embedding_lookup(const QuantMatrix& w, std::span<const int32_t> ids, float* out);

@@ -1,6 +1,7 @@
 // matmul and embedding lookup over a QuantMatrix (shapes in ops.h).
 #include <vector>
 
+#include "backends/cpu/f32act.h"
 #include "backends/cpu/ops.h"
 #include "backends/cpu/row_kernels.h"
 #include "common/error.h"
@@ -33,10 +34,68 @@ void matmul_ref(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
   }
 }
 
-void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa) {
+// Compiled without -mavx2 (like row_kernels_avx2_table.cc): it only hands out pointers.
+VecDotFn f32_activation_dot(FormatId format, CpuIsa isa) {
+  if (isa != CpuIsa::kAvx2) return nullptr;
+  switch (format) {
+    case FormatId::Q4_0: return avx2::dot_f32act_q4_0;
+    case FormatId::Q4_1: return avx2::dot_f32act_q4_1;
+    case FormatId::Q8_0: return avx2::dot_f32act_q8_0;
+    default: return nullptr;
+  }
+}
+
+void permute_f32_activation(const float* x, float* out, int64_t n) {
+  for (int64_t b = 0; b < n; b += 32) {
+    for (int j = 0; j < 4; ++j) {
+      for (int i = 0; i < 8; ++i) out[b + 8 * j + i] = x[b + 4 * i + j];
+    }
+  }
+}
+
+namespace {
+
+// Activations stay F32. Formats with a fused kernel (f32act.h) decode in registers; the
+// rest decode weight row r once into `row` (L1-resident: cols ≤ a few thousand floats) and
+// run the F32 dot. Either way a batch of n_tok tokens reads each weight row once.
+void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
+                    const CpuRowKernels& k, CpuIsa isa) {
+  // Fused decode repeats per token; from a few tokens on (prefill), decoding once is cheaper.
+  constexpr int64_t kFusedMaxTokens = 3;
+  const VecDotFn fused = n_tok <= kFusedMaxTokens ? f32_activation_dot(w.format, isa) : nullptr;
+  if (fused) {
+    std::vector<float> xp(size_t(n_tok * w.cols));
+    for (int64_t t = 0; t < n_tok; ++t) permute_f32_activation(x + t * w.cols, xp.data() + t * w.cols, w.cols);
+    pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const ConstRowPlanes planes = row_planes(w, r);
+        for (int64_t t = 0; t < n_tok; ++t) y[t * w.rows + r] = fused(planes, xp.data() + t * w.cols, w.cols);
+      }
+    });
+    return;
+  }
+  const VecDotFn dot_f32 = cpu_row_kernels(FormatId::F32, isa).vec_dot;
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(size_t(w.cols));
+    ConstRowPlanes row_f32;
+    row_f32.data = row.data();
+    for (int64_t r = r0; r < r1; ++r) {
+      k.dequantize(row_planes(w, r), row.data(), w.cols);
+      for (int64_t t = 0; t < n_tok; ++t) y[t * w.rows + r] = dot_f32(row_f32, x + t * w.cols, w.cols);
+    }
+  });
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa,
+            ActQuant act_quant) {
   check_matmul(w, "matmul");
   const CpuRowKernels k = cpu_row_kernels(w.format, isa);
   const FormatId act_format = format_traits(w.format).dot_activation;
+  if (act_format != FormatId::F32 && act_quant == ActQuant::kNone) {
+    return matmul_f32_act(pool, w, x, n_tok, y, k, isa);
+  }
 
   // Quantize every activation row once; all weight rows then reuse it.
   const void* act = x;
