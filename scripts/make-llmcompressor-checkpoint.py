@@ -15,8 +15,11 @@ model = LlamaForCausalLM(cfg).eval()  # tiny random Llama; run: python scripts/m
 with torch.no_grad():
     for n, p in model.named_parameters():
         if p.dim() == 2: p.mul_(torch.exp2(torch.empty(p.shape[0], 1).uniform_(-3, 3)))
-model.save_pretrained("/tmp/ct/base")
-model = LlamaForCausalLM.from_pretrained("/tmp/ct/base").eval()
+# oneshot() reads the model's config from disk, so the random model goes through a folder.
+import tempfile
+base = tempfile.mkdtemp()
+model.save_pretrained(base)
+model = LlamaForCausalLM.from_pretrained(base).eval()
 orig = {n: m.weight.detach().float().clone().numpy() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
 recipe = QuantizationModifier(targets="Linear", scheme="NVFP4A16", ignore=["lm_head"])
 oneshot(model=model, recipe=recipe)
