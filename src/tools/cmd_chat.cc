@@ -36,7 +36,7 @@ struct ChatArgs {
   int64_t seed = -1;
   int threads = 0;
   int64_t ctx = 0;
-  std::string kv_dtype = "f16", ops = "fast", storage = "mapped";
+  std::string kv_dtype = "f32", ops = "fast", storage = "mapped";  // as imp run
 };
 
 void run_chat(const ChatArgs& a) {

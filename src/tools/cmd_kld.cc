@@ -27,7 +27,7 @@ namespace imp {
 namespace {
 
 struct KldArgs {
-  std::string model, text, save, ref, kv_dtype = "f16";
+  std::string model, text, save, ref, kv_dtype = "f32";  // as imp run
   int64_t ctx = 0, chunks = 0, batch = 0, top_k = 4096;  // ref_logits.h: why 4096
   int threads = 0;
   bool json = false, no_progress = false;

@@ -21,7 +21,7 @@ namespace imp {
 namespace {
 
 struct PerplexityArgs {
-  std::string model, text, kv_dtype = "f16";
+  std::string model, text, kv_dtype = "f32";  // as imp run: f16 KV moves logits ~1e-3
   int64_t ctx = 512, chunks = 0, batch = 0;
   int threads = 0;
   bool json = false, no_progress = false;
