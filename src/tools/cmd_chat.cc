@@ -25,6 +25,7 @@
 #include "runtime/generate.h"
 #include "runtime/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/sampling_options.h"
 
 namespace imp {
 namespace {
@@ -116,13 +117,7 @@ void register_chat_command(CLI::App& app) {
   cmd->add_option("--system", a->system, "System prompt");
   cmd->add_option("--once", a->once, "Answer this one question and exit (non-interactive)");
   cmd->add_option("-n,--n-predict", a->n_predict, "Most tokens per reply");
-  cmd->add_option("--temp", a->sampling.temperature, "Temperature (0 = greedy)");
-  cmd->add_option("--top-k", a->sampling.top_k, "Top-k (0 = off)");
-  cmd->add_option("--top-p", a->sampling.top_p, "Top-p (1 = off)");
-  cmd->add_option("--min-p", a->sampling.min_p, "Min-p (0 = off)");
-  cmd->add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)");
-  cmd->add_option("--repeat-last-n", a->sampling.repeat_last_n, "Tokens the penalty looks back over");
-  cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
+  add_sampling_options(cmd, a->sampling, a->seed);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");

@@ -22,6 +22,7 @@
 #include "runtime/generate.h"
 #include "runtime/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/sampling_options.h"
 
 namespace imp {
 namespace {
@@ -137,13 +138,7 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
   cmd->add_option("--tokens", a->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
   cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate");
-  cmd->add_option("--temp", a->sampling.temperature, "Temperature (0 = greedy)");
-  cmd->add_option("--top-k", a->sampling.top_k, "Top-k (0 = off)");
-  cmd->add_option("--top-p", a->sampling.top_p, "Top-p (1 = off)");
-  cmd->add_option("--min-p", a->sampling.min_p, "Min-p (0 = off)");
-  cmd->add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)");
-  cmd->add_option("--repeat-last-n", a->sampling.repeat_last_n, "Tokens the penalty looks back over");
-  cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
+  add_sampling_options(cmd, a->sampling, a->seed);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
   // --kv-dtype is the engine's earlier spelling, kept as an alias.
