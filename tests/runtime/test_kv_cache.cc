@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "common/random_data.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/ops.h"
 #include "common/error.h"
@@ -38,27 +39,9 @@ constexpr double kAttentionFactor = 1.5;
 // Fast attention vs reference on the same cache: FP32 vs double softmax, ~1e-6.
 constexpr double kFastVsRefTol = 1e-5;
 
-std::mt19937& rng() {
-  static std::mt19937 g{std::random_device{}()};
-  return g;
-}
-
-std::vector<float> randn(int64_t n, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng());
-  return v;
-}
-
-double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) || std::isnan(ref[i])) return INFINITY;
-    num += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
-    den += double(ref[i]) * ref[i];
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
+using test::randn;
+using test::rel_err;
+using test::rng;
 
 KvCacheConfig config(KvType t, int64_t hd, int64_t n_kv, int64_t max_tokens) {
   KvCacheConfig c;

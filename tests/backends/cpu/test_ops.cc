@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "common/random_data.h"
 #include "backends/cpu/ops.h"
 #include "common/error.h"
 
@@ -23,27 +24,9 @@ constexpr double kTranscendentalTol = 1e-5;
 // ~1 % when a 32-block's amax reaches 3.5σ (1e-2 failed ~1 run in 150 at one block).
 constexpr double kQ8ActivationTol = 2e-2;
 
-std::mt19937& rng() {
-  static std::mt19937 g{std::random_device{}()};
-  return g;
-}
-
-std::vector<float> randn(int64_t n, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng());
-  return v;
-}
-
-double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) || std::isnan(ref[i])) return INFINITY;
-    num += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
-    den += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
+using test::randn;
+using test::rel_err;
+using test::rng;
 
 TEST(ThreadPool, CoversEveryIndexOnceAndRethrows) {
   ThreadPool pool(4);
