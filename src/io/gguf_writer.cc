@@ -85,6 +85,15 @@ void GgufWriter::set(std::string key, GgufValue value) {
 
 void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, FormatId format,
                             std::span<const uint8_t> data) {
+  add(std::move(name), std::move(shape), format, data, false);
+}
+
+void GgufWriter::declare_tensor(std::string name, std::vector<int64_t> shape, FormatId format) {
+  add(std::move(name), std::move(shape), format, {}, true);
+}
+
+void GgufWriter::add(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data,
+                     bool streamed) {
   const auto& t = format_traits(format);
   if (name.empty()) fail("GGUF writer: empty tensor name");
   if (names_.count(name)) fail("GGUF writer: duplicate tensor name '{}'", name);
@@ -101,10 +110,10 @@ void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, Format
   } catch (const Error& e) {
     fail("GGUF writer: tensor '{}': {}", name, e.what());
   }
-  if (data.size() != want) fail("GGUF writer: tensor '{}' ({}) has {} bytes, its shape needs {}", name, t.name,
+  if (!streamed && data.size() != want) fail("GGUF writer: tensor '{}' ({}) has {} bytes, its shape needs {}", name, t.name,
                                 data.size(), want);
   names_.insert(name);
-  tensors_.push_back({std::move(name), std::move(ne), format, data});
+  tensors_.push_back({std::move(name), std::move(ne), format, data, want});
 }
 
 std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>& offsets) const {
@@ -128,7 +137,7 @@ std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>& offsets) const {
     o.put<uint32_t>(uint32_t(format_traits(t.format).gguf_type));
     o.put<uint64_t>(offset);
     offsets.push_back(offset);
-    offset = align_up(offset + t.data.size(), alignment_);
+    offset = align_up(offset + t.bytes, alignment_);
   }
   if (!tensors_.empty()) b.resize(size_t(align_up(b.size(), alignment_)), 0);
   return b;
@@ -139,6 +148,7 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
   std::vector<uint8_t> b = header(offsets);
   const size_t data_start = b.size();
   for (size_t k = 0; k < tensors_.size(); ++k) {
+    if (tensors_[k].data.size() != tensors_[k].bytes) fail("GGUF writer: tensor '{}' is streamed; use write_streamed", tensors_[k].name);
     b.resize(data_start + size_t(offsets[k]), 0);
     b.insert(b.end(), tensors_[k].data.begin(), tensors_[k].data.end());
   }
@@ -147,28 +157,48 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
+  for (const auto& t : tensors_) {
+    if (t.data.size() != t.bytes) fail("GGUF writer: tensor '{}' was declared for streaming; use write_streamed", t.name);
+  }
+  write_impl(path, [this](size_t k, std::vector<uint8_t>&) { return tensors_[k].data; });
+}
+
+void GgufWriter::write_streamed(const std::string& path, const TensorProducer& produce) const {
+  write_impl(path, [&](size_t k, std::vector<uint8_t>& buf) {
+    buf = produce(k);
+    if (buf.size() != tensors_[k].bytes) {
+      fail("GGUF writer: tensor '{}' produced {} bytes, its shape needs {}", tensors_[k].name, buf.size(), tensors_[k].bytes);
+    }
+    return std::span<const uint8_t>(buf);
+  });
+}
+
+void GgufWriter::write_impl(const std::string& path,
+                            const std::function<std::span<const uint8_t>(size_t, std::vector<uint8_t>&)>& bytes_of) const {
   namespace fs = std::filesystem;
   const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   std::vector<uint64_t> offsets;
   const std::vector<uint8_t> head = header(offsets);
-  {
+  try {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("{}: cannot create {}", path, tmp);
     const std::vector<char> zeros(alignment_, 0);
     out.write(reinterpret_cast<const char*>(head.data()), std::streamsize(head.size()));
     uint64_t pos = 0;  // within the data section
+    std::vector<uint8_t> buf;
     for (size_t k = 0; k < tensors_.size(); ++k) {
+      const std::span<const uint8_t> data = bytes_of(k, buf);
       out.write(zeros.data(), std::streamsize(offsets[k] - pos));
-      out.write(reinterpret_cast<const char*>(tensors_[k].data.data()), std::streamsize(tensors_[k].data.size()));
-      pos = offsets[k] + tensors_[k].data.size();
+      out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size()));
+      pos = offsets[k] + data.size();
     }
     if (!tensors_.empty()) out.write(zeros.data(), std::streamsize(align_up(pos, alignment_) - pos));
     out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      fail("{}: write failed (disk full?)", path);
-    }
+    if (!out) fail("{}: write failed (disk full?)", path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -29,6 +30,13 @@ class GgufWriter {
   // and data must be exactly the size type × shape gives.
   void add_tensor(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data);
 
+  // Streaming (models larger than memory): declare a tensor whose bytes come later, from
+  // write_streamed's callback, which is called once per tensor in declaration order and
+  // must return exactly the bytes the shape needs. Do not mix with add_tensor.
+  void declare_tensor(std::string name, std::vector<int64_t> shape, FormatId format);
+  using TensorProducer = std::function<std::vector<uint8_t>(size_t index)>;
+  void write_streamed(const std::string& path, const TensorProducer& produce) const;
+
   uint32_t alignment() const { return alignment_; }
   std::vector<uint8_t> to_bytes() const;
   void write(const std::string& path) const;
@@ -39,10 +47,15 @@ class GgufWriter {
     std::vector<uint64_t> ne;  // ggml order
     FormatId format;
     std::span<const uint8_t> data;
+    uint64_t bytes;  // data.size(), or the declared size of a streamed tensor
   };
+  void add(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data,
+           bool streamed);
   // Everything before the data section, padding included; offsets[i] = tensor i's offset
   // in the data section (computed here so that a later general.alignment still applies).
   std::vector<uint8_t> header(std::vector<uint64_t>& offsets) const;
+  void write_impl(const std::string& path,
+                  const std::function<std::span<const uint8_t>(size_t, std::vector<uint8_t>&)>& bytes_of) const;
 
   uint32_t alignment_ = 32;
   std::vector<std::pair<std::string, GgufValue>> kv_;
