@@ -20,4 +20,14 @@ IMP_HD float decode_nvfp4_ckpt(const uint8_t* row_data, const uint8_t* row_scale
   return imp_fmul_rn(e2m1_bits_to_f32(code & 0xF), imp_fmul_rn(e4m3_bits_to_f32(row_scales[e / 16]), g));
 }
 
+// MXFP4_CKPT (spec formats.md §6.5, gpt-oss `*_blocks` / `*_scales`, OCP MX v1.0):
+//   data   : rows × cols/2 bytes, element 2k low nibble, 2k+1 high nibble (E2M1)
+//   scales : rows × cols/32 E8M0 bytes
+//   W[r, c] = E2M1(code) · 2^(scale − 127)     (one product; exact unless it underflows)
+// A 0xFF (NaN) scale decodes to NaN; its bit pattern may differ from the CPU's.
+IMP_HD float decode_mxfp4_ckpt(const uint8_t* row_data, const uint8_t* row_scales, int64_t e) {
+  const uint8_t code = uint8_t(row_data[e / 2] >> (4 * (e & 1)));
+  return imp_fmul_rn(e2m1_bits_to_f32(code & 0xF), e8m0_value(row_scales[e / 32]));
+}
+
 }  // namespace imp::cuda

@@ -33,6 +33,14 @@ IMP_HD float imp_fsub_rn(float a, float b) {
 #endif
 }
 
+IMP_HD float imp_fadd_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 IMP_HD float bits_to_f32(uint32_t u) {
 #ifdef __CUDA_ARCH__
   return __uint_as_float(u);
@@ -95,6 +103,33 @@ IMP_HD float e2m1_bits_to_f32(uint8_t code) {
   const uint32_t twice = (0xC8643210u >> (4 * (code & 7))) & 0xF;
   const float v = float(twice) * 0.5f;  // exact
   return (code & 8) ? -v : v;
+}
+
+// 2·E2M1 as a signed integer (ggml's kvalues_mxfp4 / kE2M1TimesTwo): 0 1 2 3 4 6 8 12, bit 3 = sign.
+IMP_HD int e2m1_times_two(uint32_t code) {
+  const int twice = int((0xC8643210u >> (4 * (code & 7))) & 0xF);
+  return (code & 8) ? -twice : twice;
+}
+
+// E8M0 → fp32 as the CPU references read it (formats/e8m0.h):
+//   e8m0_value      : 2^(E−127), 0x00 → 2^-127 (subnormal), 0xFF → NaN (the OCP reading)
+//   e8m0_half_ggml  : 2^(E−128), ggml's reading used with the doubled E2M1 table
+IMP_HD float e8m0_value(uint8_t e) {
+  if (e == 0xFF) return bits_to_f32(0x7FC00000u);
+  return e == 0 ? bits_to_f32(0x00400000u) : bits_to_f32(uint32_t(e) << 23);
+}
+IMP_HD float e8m0_half_ggml(uint8_t e) {
+  return e < 2 ? bits_to_f32(0x00200000u << e) : bits_to_f32(uint32_t(e - 1) << 23);
+}
+
+// UE4M3 → fp32 halved, ggml's NVFP4 sub-block scale (formats/ue4m3.h): 0x00 and 0x7F → 0,
+// the sign bit ignored. Every step of the CPU expression is exact, so the value is
+// (8+m)·2^(e−11) for e > 0 and m·2^-10 for e = 0.
+IMP_HD float ue4m3_half_ggml(uint8_t b) {
+  if (b == 0x00 || b == 0x7F) return 0.0f;
+  const uint32_t e = (b >> 3) & 0xF, m = b & 7;
+  if (e == 0) return float(m) * 0x1p-10f;
+  return bits_to_f32(((e + 119) << 23) | (m << 20));  // (1 + m/8)·2^(e−7)·0.5
 }
 
 }  // namespace imp::cuda

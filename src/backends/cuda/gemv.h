@@ -15,7 +15,9 @@
 // the FP32 sum over blocks differs. Against the FP32 dot they carry the int8 activation
 // rounding error (~1e-2 relative), as llama.cpp's mmvq does.
 //
-// Formats: BF16, F16, Q4_0, Q8_0, Q4_K, Q6_K, NVFP4_CKPT, FP8_E4M3_CHANNEL.
+// Formats: BF16, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
+// IQ4_XS, MXFP4 (ggml), NVFP4 (ggml), NVFP4_CKPT, MXFP4_CKPT, FP8_E4M3_TENSOR,
+// FP8_E4M3_CHANNEL, FP8_E4M3_BLOCK128, INT4_GROUP (gemv_supports()).
 // Kernels: several per format (gemv_kernels()); gemv() picks the first whose
 // can_implement() accepts the arguments, and when none does throws an imp::Error listing
 // every kernel's reason. IMP_CUDA_DISABLE_KERNELS=name1,name2 removes kernels by name
@@ -41,6 +43,11 @@ enum class WeightLayout : uint8_t {
   //   NVFP4_CKPT: data = rows × cols/2 E2M1 pairs, scales = rows × cols/16 E4M3 bytes,
   //               tensor_scale = G;
   //   FP8_E4M3_CHANNEL: data = rows × cols E4M3 bytes, scales = rows F32.
+  //   FP8_E4M3_TENSOR: data = rows × cols E4M3 bytes, tensor_scale; no scales plane.
+  //   FP8_E4M3_BLOCK128: data as above, scales = ⌈rows/128⌉ × ⌈cols/128⌉ F32 (row-major).
+  //   MXFP4_CKPT: data = rows × cols/2 E2M1 pairs, scales = rows × cols/32 E8M0 bytes.
+  //   INT4_GROUP: data = rows × cols/2 uint4 pairs, scales = rows × cols/group F16,
+  //               zeros = rows × cols/group uint8; DeviceMatrix::group set.
   kNative,
   // Q4_0, Q8_0, Q6_K only, produced by repack_split(): data = rows × (cols/QK) payloads
   // (the block without its f16 d: 16, 32, 208 bytes), scales = rows × (cols/QK) f16 d.
@@ -56,6 +63,8 @@ struct DeviceMatrix {
   const void* scales = nullptr;
   float tensor_scale = 1.0f;
   WeightLayout layout = WeightLayout::kNative;
+  const void* zeros = nullptr;  // INT4_GROUP zero points
+  int32_t group = 0;            // INT4_GROUP elements per scale (multiple of 32)
 };
 
 struct KernelCheck {
@@ -101,7 +110,8 @@ void quantize_x_q8_k(const float* x, int64_t cols, int8_t* qs, float* d_out, int
 // Formats gemv() serves, and the bytes of each plane for a layout (overflow-checked).
 bool gemv_supports(FormatId format);
 int64_t device_data_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols);
-int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols);
+int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols, int32_t group = 0);
+int64_t device_zero_bytes(FormatId format, int64_t rows, int64_t cols, int32_t group);
 
 // Reference dequantization on the device: out[r·cols + c] = W[r, c], bit-identical to the
 // CPU reference imp::dequantize (same decode helpers the kernels use). Either layout.

@@ -28,7 +28,7 @@ const std::vector<GemvKernel>& registry() {
   static const std::vector<GemvKernel> all = [] {
     std::vector<GemvKernel> v;
     for (auto family : {detail::dp4a_gemv_kernels(), detail::float_gemv_kernels(), detail::gguf_gemv_kernels(), detail::fp4_gemv_kernels(),
-                        detail::fp8_gemv_kernels()}) {
+                        detail::fp8_gemv_kernels(), detail::gguf_stage_gemv_kernels(), detail::int4_gemv_kernels()}) {
       v.insert(v.end(), family.begin(), family.end());
     }
     return v;
@@ -59,12 +59,15 @@ std::string_view layout_name(WeightLayout l) { return l == WeightLayout::kSplit 
 void validate_matrix(const DeviceMatrix& w) {
   if (!gemv_supports(w.format)) fail("CUDA GEMV: format {} is not supported", format_name(w.format));
   if (w.rows <= 0) fail("CUDA GEMV: {} matrix needs at least one row, got {}", format_name(w.format), w.rows);
-  check_row_length(w.format, w.cols);
+  check_row_length(w.format, w.cols, w.group);
   if (w.cols > std::numeric_limits<int32_t>::max()) fail("CUDA GEMV: cols {} exceeds 2^31 − 1", w.cols);
   (void)device_data_bytes(w.format, w.layout, w.rows, w.cols);
   if (!w.data) fail("CUDA GEMV: {} data pointer is null", format_name(w.format));
-  if (device_scale_bytes(w.format, w.layout, w.rows, w.cols) > 0 && !w.scales) {
+  if (device_scale_bytes(w.format, w.layout, w.rows, w.cols, w.group) > 0 && !w.scales) {
     fail("CUDA GEMV: {} ({} layout) needs a scales plane, got null", format_name(w.format), layout_name(w.layout));
+  }
+  if (device_zero_bytes(w.format, w.rows, w.cols, w.group) > 0 && !w.zeros) {
+    fail("CUDA GEMV: {} needs a zero-point plane, got null", format_name(w.format));
   }
 }
 
@@ -81,8 +84,13 @@ KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y) {
   a.rows = w.rows;
   a.cols = w.cols;
   a.data_row_bytes = device_data_bytes(w.format, w.layout, 1, w.cols);
-  a.scale_row_bytes = device_scale_bytes(w.format, w.layout, 1, w.cols);
+  // FP8_E4M3_BLOCK128: the stride of one *tile row* (128 matrix rows) of the scale plane.
+  a.scale_row_bytes = w.format == FormatId::FP8_E4M3_BLOCK128 ? device_scale_bytes(w.format, w.layout, 1, w.cols)
+                                                              : device_scale_bytes(w.format, w.layout, 1, w.cols, w.group);
   a.tensor_scale = w.tensor_scale;
+  a.zeros = static_cast<const uint8_t*>(w.zeros);
+  a.zero_row_bytes = device_zero_bytes(w.format, 1, w.cols, w.group);
+  a.group = w.group;
   return a;
 }
 
@@ -116,11 +124,25 @@ bool gemv_supports(FormatId f) {
     case FormatId::BF16:
     case FormatId::F16:
     case FormatId::Q4_0:
+    case FormatId::Q4_1:
+    case FormatId::Q5_0:
+    case FormatId::Q5_1:
     case FormatId::Q8_0:
+    case FormatId::Q2_K:
+    case FormatId::Q3_K:
     case FormatId::Q4_K:
+    case FormatId::Q5_K:
     case FormatId::Q6_K:
+    case FormatId::IQ4_NL:
+    case FormatId::IQ4_XS:
+    case FormatId::MXFP4:
+    case FormatId::NVFP4:
     case FormatId::NVFP4_CKPT:
+    case FormatId::MXFP4_CKPT:
+    case FormatId::FP8_E4M3_TENSOR:
     case FormatId::FP8_E4M3_CHANNEL:
+    case FormatId::FP8_E4M3_BLOCK128:
+    case FormatId::INT4_GROUP:
       return true;
     default:
       return false;
@@ -135,12 +157,23 @@ int64_t device_data_bytes(FormatId format, WeightLayout layout, int64_t rows, in
                      split_payload_bytes(format), "CUDA payload plane");
 }
 
-int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols) {
+int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols, int32_t group) {
   if (layout == WeightLayout::kSplit) {
     if (!splits(format)) fail("{} has no split layout (only q4_0, q8_0, q6_k)", format_name(format));
     return mul_checked(mul_checked(rows, cols / format_traits(format).block_elems, "block count"), 2, "CUDA d plane");
   }
-  return scale_plane_bytes(format, rows, cols, 0);
+  if (format_traits(format).scale_layout == ScaleLayout::kPerGroup && group <= 0) {
+    fail("{} needs a positive group size, got {}", format_name(format), group);
+  }
+  // The per-tensor scale travels in DeviceMatrix::tensor_scale, not in a plane.
+  if (format_traits(format).scale_layout == ScaleLayout::kPerTensor) return 0;
+  return scale_plane_bytes(format, rows, cols, group);
+}
+
+int64_t device_zero_bytes(FormatId format, int64_t rows, int64_t cols, int32_t group) {
+  if (!format_traits(format).has_zero_points) return 0;
+  if (group <= 0) fail("{} needs a positive group size, got {}", format_name(format), group);
+  return zero_plane_bytes(format, rows, cols, group);
 }
 
 const std::vector<GemvKernel>& gemv_kernels() { return registry(); }
@@ -177,7 +210,8 @@ void dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
   validate_matrix(w);
   if (!out) fail("CUDA dequantize: output pointer is null");
   if (detail::float_dequantize(w, out, stream) || detail::gguf_dequantize(w, out, stream) ||
-      detail::fp4_dequantize(w, out, stream) || detail::fp8_dequantize(w, out, stream)) {
+      detail::fp4_dequantize(w, out, stream) || detail::fp8_dequantize(w, out, stream) ||
+      detail::gguf_stage_dequantize(w, out, stream) || detail::int4_dequantize(w, out, stream)) {
     return;
   }
   fail("CUDA dequantize: no decoder for {} ({} layout)", format_name(w.format), layout_name(w.layout));

@@ -8,6 +8,10 @@
 //                      y = G · Σ_blocks (64·S_b) · Σ_{16} (E2M1·2^-6)·x   (all exact but the sums).
 //                      Needs cols % 32 == 0, 16-byte aligned data and x, 2-byte aligned scales.
 //   nvfp4_ckpt_elem  : any valid shape (cols % 16 == 0).
+//   mxfp4_ckpt_vec16 : the same E2M1 decode; a 16-byte unit = 32 weights = one E8M0 scale
+//                      byte, y = Σ_units (64·2^(E−127)) · Σ_{32} (E2M1·2^-6)·x.
+//                      Needs cols % 32 == 0 (always), 16-byte aligned data and x.
+//   mxfp4_ckpt_elem  : any valid shape.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -76,6 +80,33 @@ struct Nvfp4CkptVec {
   __device__ static float finish(const KernelArgs& a, const Row&, float acc) { return acc * a.tensor_scale; }
 };
 
+struct Mxfp4CkptVec {
+  static constexpr int kElemsPerUnit = 32;
+  using Row = Nvfp4CkptVec::Row;
+  struct Raw {
+    uint4 q;
+    uint32_t e;  // the unit's E8M0 scale byte
+  };
+  using XFrag = Nvfp4CkptVec::XFrag;
+  __device__ static Row row(const KernelArgs& a, int64_t r) { return Nvfp4CkptVec::row(a, r); }
+  __device__ static Raw load(const Row& r, int u) { return {load_stream16(r.data + 16 * int64_t(u)), __ldcs(r.scales + u)}; }
+  __device__ static XFrag load_x(const float* x, int u) { return Nvfp4CkptVec::load_x(x, u); }
+  __device__ static float dot(const Row&, int, const Raw& w, const XFrag& x) {
+    float s = Nvfp4CkptVec::dot8(w.q.x, x.v[0], x.v[1], 0.0f);
+    s = Nvfp4CkptVec::dot8(w.q.y, x.v[2], x.v[3], s);
+    s = Nvfp4CkptVec::dot8(w.q.z, x.v[4], x.v[5], s);
+    s = Nvfp4CkptVec::dot8(w.q.w, x.v[6], x.v[7], s);
+    return s * (e8m0_value(uint8_t(w.e)) * 64.0f);
+  }
+  __device__ static float finish(const KernelArgs&, const Row&, float acc) { return acc; }
+};
+
+struct Mxfp4CkptElem {
+  __device__ static float at(const KernelArgs& a, int64_t r, int64_t e) {
+    return decode_mxfp4_ckpt(a.data + r * a.data_row_bytes, a.scales + r * a.scale_row_bytes, e);
+  }
+};
+
 struct Nvfp4CkptElem {
   __device__ static float at(const KernelArgs& a, int64_t r, int64_t e) {
     return decode_nvfp4_ckpt(a.data + r * a.data_row_bytes, a.scales + r * a.scale_row_bytes, a.tensor_scale, e);
@@ -86,12 +117,17 @@ KernelCheck check_vec16(const DeviceMatrix& w, const float* x, const float*) {
   return all_of({check_cols_multiple(w.cols, 32, "32 weights per 16-byte load"), check_aligned(w.data, 16, "weights"),
                  check_aligned(w.scales, 2, "block scales"), check_aligned(x, 16, "x")});
 }
+KernelCheck check_mx_vec16(const DeviceMatrix& w, const float* x, const float*) {
+  return all_of({check_aligned(w.data, 16, "weights"), check_aligned(x, 16, "x")});
+}
 KernelCheck check_any(const DeviceMatrix&, const float* x, const float*) { return check_aligned(x, 4, "x"); }
 
 constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
     {"nvfp4_ckpt_vec16", FormatId::NVFP4_CKPT, N, check_vec16, launch_vec<Nvfp4CkptVec, 2, 2>},
     {"nvfp4_ckpt_elem", FormatId::NVFP4_CKPT, N, check_any, launch_elem<Nvfp4CkptElem>},
+    {"mxfp4_ckpt_vec16", FormatId::MXFP4_CKPT, N, check_mx_vec16, launch_vec<Mxfp4CkptVec, 2, 2>},
+    {"mxfp4_ckpt_elem", FormatId::MXFP4_CKPT, N, check_any, launch_elem<Mxfp4CkptElem>},
 };
 
 }  // namespace
@@ -99,9 +135,16 @@ const GemvKernel kKernels[] = {
 std::vector<GemvKernel> fp4_gemv_kernels() { return {std::begin(kKernels), std::end(kKernels)}; }
 
 bool fp4_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
-  if (w.layout != N || w.format != FormatId::NVFP4_CKPT) return false;
-  launch_dequant<Nvfp4CkptElem>(w, out, stream);
-  return true;
+  if (w.layout != N) return false;
+  if (w.format == FormatId::NVFP4_CKPT) {
+    launch_dequant<Nvfp4CkptElem>(w, out, stream);
+    return true;
+  }
+  if (w.format == FormatId::MXFP4_CKPT) {
+    launch_dequant<Mxfp4CkptElem>(w, out, stream);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace imp::cuda::detail

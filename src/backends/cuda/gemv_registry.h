@@ -22,6 +22,9 @@ struct KernelArgs {
   int64_t data_row_bytes = 0;   // stride of one row in `data`
   int64_t scale_row_bytes = 0;  // stride of one row in `scales` (0 when unused)
   float tensor_scale = 1.0f;
+  const uint8_t* zeros = nullptr;  // INT4_GROUP
+  int64_t zero_row_bytes = 0;
+  int32_t group = 0;
 };
 
 KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y);
@@ -32,11 +35,15 @@ std::vector<GemvKernel> float_gemv_kernels();
 std::vector<GemvKernel> gguf_gemv_kernels();
 std::vector<GemvKernel> fp4_gemv_kernels();
 std::vector<GemvKernel> fp8_gemv_kernels();
+std::vector<GemvKernel> gguf_stage_gemv_kernels();  // Q4_1 … NVFP4 (gemv_gguf_stage.cu)
+std::vector<GemvKernel> int4_gemv_kernels();
 // Launch the bit-exact dequant kernel; false when the format/layout is not this family's.
 bool float_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 bool gguf_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 bool fp4_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 bool fp8_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
+bool gguf_stage_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
+bool int4_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 
 // Conditions the kernels' check functions combine.
 KernelCheck check_aligned(const void* p, int bytes, const char* what);
