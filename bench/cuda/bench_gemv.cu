@@ -16,6 +16,8 @@
 // quantizer on the same x, back to back in a graph) and the best FP32-activation kernel of
 // the format (its vec16 fallback) is run too, so the table shows what dp4a buys.
 //
+// INT4_GROUP runs with group 128. Every row prints the ceiling's fraction ("of copy").
+//
 // Usage: imp_bench_cuda_gemv [--json PATH] [--runs N] [--formats bf16,q4_0,…]
 #include <cuda_runtime.h>
 
@@ -120,16 +122,22 @@ bool has_split(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 |
 Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy_bw, int runs, bool fallback) {
   const WeightLayout layout = has_split(f) ? WeightLayout::kSplit : WeightLayout::kNative;
   const int64_t data_bytes = device_data_bytes(f, layout, rows, cols);
-  const int64_t scale_bytes = device_scale_bytes(f, layout, rows, cols);
-  const int64_t bytes = data_bytes + scale_bytes;
+  const int32_t group = f == FormatId::INT4_GROUP ? 128 : 0;  // GPTQ/AWQ's usual group
+  const int64_t scale_bytes = device_scale_bytes(f, layout, rows, cols, group);
+  const int64_t zero_bytes = device_zero_bytes(f, rows, cols, group);
+  const int64_t bytes = data_bytes + scale_bytes + zero_bytes;
   const int copies = int(4 * l2 / bytes) + 1;
-  std::vector<void*> data(size_t(copies), nullptr), scales(size_t(copies), nullptr);
+  std::vector<void*> data(size_t(copies), nullptr), scales(size_t(copies), nullptr), zeros(size_t(copies), nullptr);
   for (int c = 0; c < copies; ++c) {
     IMP_CUDA_CHECK(cudaMalloc(&data[size_t(c)], size_t(data_bytes)));
     fill(data[size_t(c)], data_bytes, 17 * uint64_t(c) + 1);
     if (scale_bytes) {
       IMP_CUDA_CHECK(cudaMalloc(&scales[size_t(c)], size_t(scale_bytes)));
       fill(scales[size_t(c)], scale_bytes, 17 * uint64_t(c) + 2);
+    }
+    if (zero_bytes) {
+      IMP_CUDA_CHECK(cudaMalloc(&zeros[size_t(c)], size_t(zero_bytes)));
+      fill(zeros[size_t(c)], zero_bytes, 17 * uint64_t(c) + 3);
     }
   }
   float *x = nullptr, *y = nullptr;
@@ -138,7 +146,7 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
   fill_activations<<<256, 256>>>(x, cols);
   IMP_CUDA_CHECK_LAUNCH();
   auto matrix = [&](int c) {
-    return DeviceMatrix{f, rows, cols, data[size_t(c)], scales[size_t(c)], 0.01f, layout};
+    return DeviceMatrix{f, rows, cols, data[size_t(c)], scales[size_t(c)], 0.01f, layout, zeros[size_t(c)], group};
   };
   IMP_CUDA_CHECK(cudaDeviceSynchronize());  // fills ran on the legacy stream
   const GemvKernel* chosen = &select_gemv_kernel(matrix(0), x, y);
@@ -172,6 +180,7 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
   for (int c = 0; c < copies; ++c) {
     IMP_CUDA_CHECK(cudaFree(data[size_t(c)]));
     if (scales[size_t(c)]) IMP_CUDA_CHECK(cudaFree(scales[size_t(c)]));
+    if (zeros[size_t(c)]) IMP_CUDA_CHECK(cudaFree(zeros[size_t(c)]));
   }
   IMP_CUDA_CHECK(cudaFree(x));
   IMP_CUDA_CHECK(cudaFree(y));
@@ -184,7 +193,10 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
 int main(int argc, char** argv) {
   std::string json_path;
   int runs = 60;
-  std::string format_list = "bf16,f16,q8_0,q6_k,q4_k,q4_0,nvfp4_ckpt,fp8_e4m3_channel";
+  // Every tier the CUDA GEMV serves (gemv_supports), each on the four Llama-3-8B shapes.
+  std::string format_list =
+      "bf16,f16,q8_0,q6_k,q4_k,q4_0,nvfp4_ckpt,fp8_e4m3_channel,fp8_e4m3_tensor,fp8_e4m3_block128,q4_1,q5_0,q5_1,"
+      "q2_k,q3_k,q5_k,iq4_nl,iq4_xs,mxfp4,nvfp4,mxfp4_ckpt,int4_group";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) {

@@ -17,6 +17,9 @@ struct DeviceCaps {
   std::function<bool(WeightOp op, StorageTier tier, FormatId disk_format)> supports;
   // Can this backend keep a KV cache of `type` for heads of head_dim elements?
   std::function<bool(KvType type, int64_t head_dim)> supports_kv;
+  // Optional: the kernel that will consume a weight held as `held` for `op`, as the plan
+  // shows it. Unset: the planner's CPU kernel names.
+  std::function<std::string(WeightOp op, FormatId held)> kernel_name;
 };
 
 // Fails, naming the KV type, head_dim and backend, unless caps.supports_kv says yes.

@@ -127,8 +127,12 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
     }
     if (!ok) fail("planner: {} cannot run tensor '{}' ({}) in any tier", caps.name, t.name, disk);
     row.held_format = tier_format(row.tier, t.format);
-    row.kernel = kernel_name(row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op, row.held_format);
-    if (row.role == WeightRole::kTiedEmbeddingLmHead) row.kernel = "cpu.embedding+" + row.kernel;
+    const WeightOp shown = row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op;
+    row.kernel = caps.kernel_name ? caps.kernel_name(shown, row.held_format) : kernel_name(shown, row.held_format);
+    if (row.role == WeightRole::kTiedEmbeddingLmHead) {
+      row.kernel = (caps.kernel_name ? caps.kernel_name(WeightOp::kEmbeddingLookup, row.held_format) : "cpu.embedding") +
+                   "+" + row.kernel;
+    }
     row.bytes = tier_bytes(t, row.tier);
     plan.rows.push_back(std::move(row));
   }

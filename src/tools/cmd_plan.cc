@@ -7,6 +7,9 @@
 #include <map>
 
 #include "backends/cpu/cpu_backend.h"
+#ifdef IMP_HAVE_CUDA
+#include "backends/cuda/cuda_caps.h"
+#endif
 #include "common/error.h"
 #include "io/model_file.h"
 #include "planner/storage_plan.h"
@@ -23,11 +26,18 @@ struct PlanArgs {
 };
 
 void run_plan(const PlanArgs& a) {
+#ifdef IMP_HAVE_CUDA
+  if (a.device != "cpu" && a.device != "cuda") fail("imp plan: unknown device '{}' (cpu, cuda)", a.device);
+  const DeviceCaps caps = a.device == "cuda" ? cuda::cuda_device_caps() : cpu_device_caps();
+#else
+  if (a.device == "cuda") fail("imp plan: this build has no CUDA backend (configure with -DIMP_CUDA=ON)");
   if (a.device != "cpu") fail("imp plan: unknown device '{}' (cpu)", a.device);
+  const DeviceCaps caps = cpu_device_caps();
+#endif
   const auto model = open_model_file(a.model);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  const StoragePlan plan = plan_storage(*model, cpu_device_caps(), policy);
+  const StoragePlan plan = plan_storage(*model, caps, policy);
 
   std::map<std::string, int64_t> per_tier;
   for (const auto& r : plan.rows) per_tier[std::string(storage_tier_name(r.tier))] += r.bytes;
@@ -63,7 +73,7 @@ void register_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* cmd = app.add_subcommand("plan", "Show where and how each weight will be held (the storage plan)");
   cmd->add_option("-m,--model", args->model, "GGUF file or Hugging Face folder")->required();
-  cmd->add_option("--device", args->device, "Backend to plan for (cpu)");
+  cmd->add_option("--device", args->device, "Backend to plan for (cpu, or cuda in CUDA builds)");
   cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });

@@ -29,6 +29,9 @@
 #include "backends/cuda/decode_fp4.cuh"
 #include "backends/cuda/decode_fp8.cuh"
 #include "backends/cuda/decode_gguf.cuh"
+#include "backends/cuda/decode_gguf_legacy.cuh"
+#include "backends/cuda/decode_int4.cuh"
+#include "backends/cuda/decode_kquant.cuh"
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemv.h"
 #include "common/error.h"
@@ -37,22 +40,53 @@
 namespace imp::cuda {
 namespace {
 
-constexpr FormatId kFormats[] = {FormatId::BF16, FormatId::F16,  FormatId::Q4_0,       FormatId::Q8_0,
-                                 FormatId::Q4_K, FormatId::Q6_K, FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_CHANNEL};
+constexpr FormatId kFormats[] = {
+    FormatId::BF16,       FormatId::F16,        FormatId::Q4_0,
+    FormatId::Q8_0,       FormatId::Q4_K,       FormatId::Q6_K,
+    FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_CHANNEL,
+    // Added with the staged kernels and the split-plane tiers:
+    FormatId::Q4_1,       FormatId::Q5_0,       FormatId::Q5_1,
+    FormatId::IQ4_NL,     FormatId::MXFP4,      FormatId::NVFP4,
+    FormatId::Q2_K,       FormatId::Q3_K,       FormatId::Q5_K,
+    FormatId::IQ4_XS,     FormatId::MXFP4_CKPT, FormatId::FP8_E4M3_TENSOR,
+    FormatId::FP8_E4M3_BLOCK128, FormatId::INT4_GROUP};
 
 bool has_split(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
 
 // Row lengths per format: several block counts, awkward ones included (37 blocks of 32,
 // 17 blocks of 256, 37 blocks of 16 for NVFP4 which no 32-wide kernel can take).
+// The staged kernels (gemv_stage_kernel.cuh) need rows of a 16-byte multiple of bytes: the
+// last case of each ggml block format is such a row whose block count is not a multiple of
+// the stage (112 = 64 + 48 blocks of 32; 44 = 32 + 12 of 64; 40 = 32 + 8 of 256), so full
+// stages and the partial last stage both run; 37-block rows (not 16-byte multiples) run the
+// per-element kernel only.
 std::vector<int64_t> col_cases(FormatId f) {
   switch (f) {
     case FormatId::Q4_K:
     case FormatId::Q6_K: return {256, 256 * 3, 256 * 17};
+    case FormatId::Q2_K:
+    case FormatId::Q3_K:
+    case FormatId::Q5_K:
+    case FormatId::IQ4_XS: return {256, 256 * 3, 256 * 17, 256 * 40};
     case FormatId::Q4_0:
     case FormatId::Q8_0: return {32, 32 * 37, 256 * 16};
+    case FormatId::Q4_1:
+    case FormatId::Q5_0:
+    case FormatId::Q5_1:
+    case FormatId::IQ4_NL:
+    case FormatId::MXFP4: return {32, 32 * 37, 256 * 16, 32 * 112};
+    case FormatId::NVFP4: return {64, 64 * 37, 256 * 16, 64 * 44};
     case FormatId::NVFP4_CKPT: return {16 * 37, 32 * 37, 256 * 16};
+    case FormatId::MXFP4_CKPT: return {32, 32 * 37, 256 * 16};
+    case FormatId::INT4_GROUP: return {32, 32 * 37, 256 * 16};  // group 32, 32, 128 (int4_group())
+    case FormatId::FP8_E4M3_BLOCK128: return {17, 32 * 37, 256 * 16 + 48};  // partial last tile
     default: return {17, 32 * 37, 256 * 16};  // 17: only the per-element kernel fits
   }
+}
+// INT4_GROUP's group for a row length (0 for every other format).
+int32_t int4_group(FormatId f, int64_t cols) {
+  if (f != FormatId::INT4_GROUP) return 0;
+  return cols % 128 == 0 ? 128 : 32;
 }
 constexpr int64_t kRowCases[] = {1, 17, 129, 4099};
 
@@ -67,7 +101,7 @@ std::vector<float> random_floats(size_t n, uint32_t seed) {
 // The CPU reference quantizer, or nullopt while the format's reference is still a stub.
 std::optional<OwnedQuantMatrix> quantize_or_skip(FormatId f, const std::vector<float>& w, int64_t rows, int64_t cols) {
   try {
-    return quantize(f, w, rows, cols);
+    return quantize(f, w, rows, cols, int4_group(f, cols));
   } catch (const Error& e) {
     if (std::string(e.what()).find("not implemented yet") != std::string::npos) return std::nullopt;
     throw;
@@ -97,12 +131,13 @@ struct DeviceBuffer {
 
 // A quantized matrix on the device in one layout (kSplit made by the device repack).
 struct DeviceWeights {
-  DeviceBuffer data, scales;
+  DeviceBuffer data, scales, zeros;
   DeviceMatrix m;
   DeviceWeights(const OwnedQuantMatrix& q, WeightLayout layout)
       : data(size_t(device_data_bytes(q.format, layout, q.rows, q.cols))),
-        scales(size_t(device_scale_bytes(q.format, layout, q.rows, q.cols))) {
-    m = {q.format, q.rows, q.cols, data.p, scales.p, q.tensor_scale, layout};
+        scales(size_t(device_scale_bytes(q.format, layout, q.rows, q.cols, q.group))),
+        zeros(q.zeros.data(), q.zeros.size()) {
+    m = {q.format, q.rows, q.cols, data.p, scales.p, q.tensor_scale, layout, zeros.p, q.group};
     if (layout == WeightLayout::kNative) {
       IMP_CUDA_CHECK(cudaMemcpy(data.p, q.data.data(), q.data.size(), cudaMemcpyHostToDevice));
       if (!q.scales.empty()) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
@@ -177,7 +212,7 @@ TEST_P(CudaGemv, EveryKernelMatchesReferenceOnAwkwardShapes) {
 TEST_P(CudaGemv, DispatcherPicksVectorKernelForAlignedShapes) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   const FormatId f = GetParam();
-  const int64_t rows = 33, cols = 1024;
+  const int64_t rows = 33, cols = 2048;  // 8 Q3_K blocks = 880 B: a 16-byte multiple
   const auto w = random_floats(size_t(rows * cols), 7);
   const auto x = random_floats(size_t(cols), 8);
   const auto q = quantize_or_skip(f, w, rows, cols);
@@ -272,6 +307,22 @@ TEST(CudaDecodeHelpersOnHost, MatchCpuReferenceBitwise) {
           case FormatId::Q6_K: got = decode_q6_k(d, e); break;
           case FormatId::NVFP4_CKPT: got = decode_nvfp4_ckpt(d, s, p.tensor_scale, e); break;
           case FormatId::FP8_E4M3_CHANNEL: got = decode_fp8_e4m3_channel(d, load_le_f32(s), e); break;
+          case FormatId::Q4_1: got = decode_q4_1(d, e); break;
+          case FormatId::Q5_0: got = decode_q5_0(d, e); break;
+          case FormatId::Q5_1: got = decode_q5_1(d, e); break;
+          case FormatId::IQ4_NL: got = decode_iq4_nl(d, e); break;
+          case FormatId::MXFP4: got = decode_mxfp4(d, e); break;
+          case FormatId::NVFP4: got = decode_nvfp4(d, e); break;
+          case FormatId::Q2_K: got = decode_q2_k(d, e); break;
+          case FormatId::Q3_K: got = decode_q3_k(d, e); break;
+          case FormatId::Q5_K: got = decode_q5_k(d, e); break;
+          case FormatId::IQ4_XS: got = decode_iq4_xs(d, e); break;
+          case FormatId::MXFP4_CKPT: got = decode_mxfp4_ckpt(d, s, e); break;
+          case FormatId::FP8_E4M3_TENSOR: got = decode_fp8_e4m3_tensor(d, p.tensor_scale, e); break;
+          case FormatId::FP8_E4M3_BLOCK128: got = decode_fp8_e4m3_block128(d, s, e); break;
+          case FormatId::INT4_GROUP:
+            got = decode_int4_group(d, s, static_cast<const uint8_t*>(p.zeros), p.group, e);
+            break;
           default: FAIL();
         }
         const float want = ref[size_t(r * cols + e)];
@@ -280,14 +331,15 @@ TEST(CudaDecodeHelpersOnHost, MatchCpuReferenceBitwise) {
     }
     ++checked;
   }
-  EXPECT_GE(checked, 4);  // BF16, F16, Q4_0, Q8_0 have references on every branch
+  EXPECT_EQ(checked, int(std::size(kFormats)));  // every format has its CPU reference now
 }
 
 // ---- host: dispatch rules and input validation (no device memory is touched) ------------
 DeviceMatrix fake_matrix(FormatId f, WeightLayout l, int64_t rows, int64_t cols) {
   // 256-byte aligned dummy addresses: select_gemv_kernel only inspects them.
   return {f, rows, cols, reinterpret_cast<const void*>(uintptr_t(0x100000)),
-          reinterpret_cast<const void*>(uintptr_t(0x200000)), 1.0f, l};
+          reinterpret_cast<const void*>(uintptr_t(0x200000)), 1.0f, l,
+          reinterpret_cast<const void*>(uintptr_t(0x500000)), int4_group(f, cols)};
 }
 const float* kFakeX = reinterpret_cast<const float*>(uintptr_t(0x300000));
 float* const kFakeY = reinterpret_cast<float*>(uintptr_t(0x400000));
@@ -345,7 +397,16 @@ TEST(CudaGemvDispatch, ReasonsNameShapeAndAlignment) {
 }
 
 TEST(CudaGemvDispatch, RejectsBadInput) {
-  EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q5_K, WeightLayout::kNative, 4, 256), kFakeX, kFakeY), Error);
+  EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::NF4, WeightLayout::kNative, 4, 256), kFakeX, kFakeY), Error);
+  DeviceMatrix no_group = fake_matrix(FormatId::INT4_GROUP, WeightLayout::kNative, 4, 256);
+  no_group.group = 0;
+  EXPECT_THROW(select_gemv_kernel(no_group, kFakeX, kFakeY), Error);
+  DeviceMatrix no_zeros = fake_matrix(FormatId::INT4_GROUP, WeightLayout::kNative, 4, 256);
+  no_zeros.zeros = nullptr;
+  EXPECT_THROW(select_gemv_kernel(no_zeros, kFakeX, kFakeY), Error);
+  // A staged kernel refuses rows that are not 16-byte multiples (37 Q4_1 blocks = 740 B).
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_1, WeightLayout::kNative, 4, 32 * 37), kFakeX, kFakeY).name,
+            "q4_1_elem");
   EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kNative, 4, 48), kFakeX, kFakeY), Error);
   EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kNative, 0, 64), kFakeX, kFakeY), Error);
   EXPECT_THROW(select_gemv_kernel(fake_matrix(FormatId::Q4_K, WeightLayout::kSplit, 4, 256), kFakeX, kFakeY), Error);
