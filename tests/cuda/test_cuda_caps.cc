@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <fmt/core.h>
+
 #include <filesystem>
 
 #include "backends/cuda/cuda_caps.h"
