@@ -94,7 +94,7 @@ void check_model(const std::string& path, FormatId linear, bool hf) {
   if (hf) return;
   CpuBackend backend(CpuOpsPath::kFast, 2);
   LlamaModel model(*file, plan, backend);
-  KvCache kv(model.kv_config(16, KvType::kF32));
+  KvCache kv(model.kv_config(16, KvType::F32));
   std::vector<float> logits;
   model.forward(ids, kv, false, logits);
   ASSERT_EQ(int64_t(logits.size()), p.n_vocab);
