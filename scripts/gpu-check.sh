@@ -15,8 +15,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" \
+  -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" \
   > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "CONFIGURE FAILED"; exit 1; }
-timeout 420 ninja -C "$BUILD" -j16 imp_cuda_tests imp_bench_cuda_gemv > "$OUT/build.log" 2>&1 \
+timeout 420 ninja -C "$BUILD" -j16 imp imp_cuda_tests imp_bench_cuda_gemv > "$OUT/build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "BUILD FAILED"; exit 1; }
 
 timeout 240 "$BUILD/tests/cuda/imp_cuda_tests" --gtest_output=json:"$OUT/tests.json" 2>&1 | tee "$OUT/tests.log" \
