@@ -114,7 +114,9 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                       policy.sensitive_tier == StorageTier::kMapped
                           ? fmt::format("{} keeps its stored precision ({})", what, disk)
                           : fmt::format("policy: {} held in f32", what)) ||
-             try_tier(op, StorageTier::kF32, fmt::format("no cpu kernel for {} {}: converted to f32", what, disk));
+             try_tier(op, StorageTier::kF32, fmt::format("no {} kernel for {} {}: converted to f32", caps.name, what, disk)) ||
+             try_tier(op, StorageTier::kBF16,
+                      fmt::format("no {} kernel for {} {} or f32: converted to bf16", caps.name, what, disk));
         break;
       }
       case WeightRole::kLinear:
@@ -122,7 +124,9 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                       policy.linear_tier == StorageTier::kMapped
                           ? fmt::format("{} runs as stored, memory-mapped", disk)
                           : fmt::format("policy: linear layers held in {}", storage_tier_name(policy.linear_tier))) ||
-             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no cpu kernel for {}: converted to f32", disk));
+             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no {} kernel for {}: converted to f32", caps.name, disk)) ||
+             try_tier(WeightOp::kMatmul, StorageTier::kBF16,
+                      fmt::format("no {} kernel for {} or f32: converted to bf16", caps.name, disk));
         break;
     }
     if (!ok) fail("planner: {} cannot run tensor '{}' ({}) in any tier", caps.name, t.name, disk);
