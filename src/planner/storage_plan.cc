@@ -21,11 +21,12 @@ int64_t tier_bytes(const TensorSource& t, StorageTier tier) {
   return t.bytes();
 }
 
-std::string kernel_name(WeightOp op, FormatId held) {
+// prefix: the device name's first word ("cpu", "cuda").
+std::string kernel_name(WeightOp op, FormatId held, const std::string& prefix) {
   if (op == WeightOp::kMatmul) {
-    return fmt::format("cpu.matmul.{}·{}", format_name(held), format_name(format_traits(held).dot_activation));
+    return fmt::format("{}.matmul.{}·{}", prefix, format_name(held), format_name(format_traits(held).dot_activation));
   }
-  return fmt::format("cpu.{}.{}", weight_op_name(op), format_name(held));
+  return fmt::format("{}.{}.{}", prefix, weight_op_name(op), format_name(held));
 }
 
 }  // namespace
@@ -131,8 +132,9 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
     }
     if (!ok) fail("planner: {} cannot run tensor '{}' ({}) in any tier", caps.name, t.name, disk);
     row.held_format = tier_format(row.tier, t.format);
-    row.kernel = kernel_name(row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op, row.held_format);
-    if (row.role == WeightRole::kTiedEmbeddingLmHead) row.kernel = "cpu.embedding+" + row.kernel;
+    const std::string prefix = caps.name.substr(0, caps.name.find(' '));
+    row.kernel = kernel_name(row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op, row.held_format, prefix);
+    if (row.role == WeightRole::kTiedEmbeddingLmHead) row.kernel = prefix + ".embedding+" + row.kernel;
     row.bytes = tier_bytes(t, row.tier);
     plan.rows.push_back(std::move(row));
   }
