@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
-#if IMP_HAVE_CUDA
+#ifdef IMP_HAVE_CUDA
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/device.h"
 #endif
@@ -12,14 +12,14 @@ namespace imp {
 
 void check_device_name(const std::string& device) {
   if (device != "cpu" && device != "cuda") fail("--device: '{}' is not cpu or cuda", device);
-#if !IMP_HAVE_CUDA
+#ifndef IMP_HAVE_CUDA
   if (device == "cuda") fail("--device cuda: this imp was built without CUDA (configure with -DIMP_CUDA=ON)");
 #endif
 }
 
 DeviceCaps device_caps(const std::string& device) {
   check_device_name(device);
-#if IMP_HAVE_CUDA
+#ifdef IMP_HAVE_CUDA
   if (device == "cuda") return cuda::cuda_device_caps();
 #endif
   return cpu_device_caps();
@@ -29,7 +29,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, CpuOpsPath path
                                       const std::string& gemm) {
   check_device_name(device);
   if (gemm != "bf16" && gemm != "f32") fail("--gemm: '{}' is not bf16 or f32", gemm);
-#if IMP_HAVE_CUDA
+#ifdef IMP_HAVE_CUDA
   if (device == "cuda") {
     if (cuda::device_count() == 0) fail("--device cuda: no CUDA device visible (no GPU or no driver)");
     cuda::CudaBackendOptions o;
@@ -44,7 +44,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, CpuOpsPath path
 void check_device_memory(const std::string& device, const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx,
                          KvType kv_type, int64_t n_batch) {
   check_device_name(device);
-#if IMP_HAVE_CUDA
+#ifdef IMP_HAVE_CUDA
   if (device == "cuda") cuda::require_cuda_memory(cuda::estimate_cuda_memory(plan, config, n_ctx, kv_type, n_batch));
 #else
   (void)plan, (void)config, (void)n_ctx, (void)kv_type, (void)n_batch;
@@ -52,7 +52,7 @@ void check_device_memory(const std::string& device, const StoragePlan& plan, con
 }
 
 double cuda_copy_bandwidth() {
-#if IMP_HAVE_CUDA
+#ifdef IMP_HAVE_CUDA
   if (cuda::device_count() > 0) return cuda::measure_copy_bandwidth(int64_t(1) << 30);
 #endif
   return 0.0;
@@ -60,7 +60,7 @@ double cuda_copy_bandwidth() {
 
 std::string cuda_memory_report(const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx, KvType kv_type,
                                int64_t n_batch) {
-#if IMP_HAVE_CUDA
+#ifdef IMP_HAVE_CUDA
   const cuda::CudaMemoryEstimate e = cuda::estimate_cuda_memory(plan, config, n_ctx, kv_type, n_batch);
   const double mib = 1.0 / double(1 << 20);
   std::string s = fmt::format(

@@ -17,7 +17,8 @@
 // is captured as a CUDA graph, later ones replay it (ops only refresh the pinned inputs).
 // Split-K attention uses a split count fixed per bucket, so a graph stays valid across the
 // bucket. No cudaMalloc and no host sync inside a decode step; read() syncs once for the
-// logits. Graphs are dropped when a buffer is released, a matrix added or a cache destroyed.
+// logits. Graphs are keyed by (cache id, bucket) and dropped when a buffer is released or a
+// matrix added (their pointers would be stale).
 #pragma once
 
 #include <cublas_v2.h>
