@@ -73,7 +73,8 @@ struct Run {
 Run run_model(const ModelFile& file, const StoragePlan& plan, Backend& backend, std::span<const int32_t> prompt,
               int64_t n_gen) {
   LlamaModel model(file, plan, backend);
-  auto kv = backend.create_kv_cache(model.kv_config(int64_t(prompt.size()) + n_gen + 1, KvType::F32));
+  // 300 tokens: the decode steps fall in the 256-token bucket, whose graph runs 2 attention splits.
+  auto kv = backend.create_kv_cache(model.kv_config(std::max<int64_t>(300, int64_t(prompt.size()) + n_gen + 1), KvType::F32));
   GenerateParams gp;
   gp.n_predict = n_gen;
   gp.sampling.temperature = 0.0f;
