@@ -1,12 +1,13 @@
 // `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
-//  [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
+//  [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--bw-mib 512] [--seed S] [--json]`
 //
 // Measures, in one run on this machine:
 //   prompt processing : one forward pass over p random valid token ids (uniform in
 //                       [0, n_vocab), seeded) → p / seconds;
 //   generation        : n greedy tokens after that prompt, end-of-generation ignored →
 //                       decode steps / seconds (sampling included, as `imp run` reports);
-//   memory bandwidth  : T threads each sum their slice of a ≥ 512 MiB buffer of uint64
+//   memory bandwidth  : (--device cuda: device copy bandwidth, bytes read + written, 1 GiB)
+//                       T threads each sum their slice of a ≥ 512 MiB buffer of uint64
 //                       (streaming reads, far larger than any cache), best of 5 passes;
 //   decode ceiling    : bandwidth ÷ bytes read per decoded token, where bytes per token =
 //                       every weight a decode step multiplies with (the planned tier's bytes;

@@ -1,6 +1,9 @@
-// `imp plan -m MODEL [--device cpu] [--storage mapped|f32|bf16] [--json]`: the StoragePlan
-// for a model — one row per weight (name, role, disk format, tier, kernel, bytes, reason)
-// and the bytes per tier and in total. Reads no tensor data.
+// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--kv-type T] [--ctx C]
+//  [--batch B] [--json]`: the StoragePlan for a model — one row per weight (name, role, disk
+// format, tier, kernel, bytes, reason) and the bytes per tier and in total. Reads no tensor
+// data. With --device cuda also the GPU memory the plan needs (weights + KV cache for C
+// tokens + workspace for B-token prefill), refused with the numbers when it exceeds the
+// free memory cudaMemGetInfo reports.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -48,6 +51,7 @@ void run_plan(const PlanArgs& a) {
     }
     nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
                           {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
+    if (!gpu_memory.empty()) out["gpu_memory"] = gpu_memory;
     fmt::print("{}\n", out.dump(2));
     return;
   }

@@ -1,8 +1,8 @@
 // `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
-//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
+//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--ignore-eos] [--dump-logits PATH]`
 //
-// Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
+// Plans storage, loads the model on the chosen backend (--device), prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
 // The last line, on stderr, gives prompt and generation tokens/s.
 // --dump-logits writes the float32 logits of every prompt position, (n_prompt, n_vocab)
