@@ -21,11 +21,12 @@ int64_t tier_bytes(const TensorSource& t, StorageTier tier) {
   return t.bytes();
 }
 
-std::string kernel_name(WeightOp op, FormatId held) {
+// prefix: the device name's first word ("cpu", "cuda").
+std::string kernel_name(WeightOp op, FormatId held, const std::string& prefix) {
   if (op == WeightOp::kMatmul) {
-    return fmt::format("cpu.matmul.{}·{}", format_name(held), format_name(format_traits(held).dot_activation));
+    return fmt::format("{}.matmul.{}·{}", prefix, format_name(held), format_name(format_traits(held).dot_activation));
   }
-  return fmt::format("cpu.{}.{}", weight_op_name(op), format_name(held));
+  return fmt::format("{}.{}.{}", prefix, weight_op_name(op), format_name(held));
 }
 
 }  // namespace
@@ -114,7 +115,9 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                       policy.sensitive_tier == StorageTier::kMapped
                           ? fmt::format("{} keeps its stored precision ({})", what, disk)
                           : fmt::format("policy: {} held in f32", what)) ||
-             try_tier(op, StorageTier::kF32, fmt::format("no cpu kernel for {} {}: converted to f32", what, disk));
+             try_tier(op, StorageTier::kF32, fmt::format("no {} kernel for {} {}: converted to f32", caps.name, what, disk)) ||
+             try_tier(op, StorageTier::kBF16,
+                      fmt::format("no {} kernel for {} {} or f32: converted to bf16", caps.name, what, disk));
         break;
       }
       case WeightRole::kLinear:
@@ -122,13 +125,16 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                       policy.linear_tier == StorageTier::kMapped
                           ? fmt::format("{} runs as stored, memory-mapped", disk)
                           : fmt::format("policy: linear layers held in {}", storage_tier_name(policy.linear_tier))) ||
-             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no cpu kernel for {}: converted to f32", disk));
+             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no {} kernel for {}: converted to f32", caps.name, disk)) ||
+             try_tier(WeightOp::kMatmul, StorageTier::kBF16,
+                      fmt::format("no {} kernel for {} or f32: converted to bf16", caps.name, disk));
         break;
     }
     if (!ok) fail("planner: {} cannot run tensor '{}' ({}) in any tier", caps.name, t.name, disk);
     row.held_format = tier_format(row.tier, t.format);
-    row.kernel = kernel_name(row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op, row.held_format);
-    if (row.role == WeightRole::kTiedEmbeddingLmHead) row.kernel = "cpu.embedding+" + row.kernel;
+    const std::string prefix = caps.name.substr(0, caps.name.find(' '));
+    row.kernel = kernel_name(row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op, row.held_format, prefix);
+    if (row.role == WeightRole::kTiedEmbeddingLmHead) row.kernel = prefix + ".embedding+" + row.kernel;
     row.bytes = tier_bytes(t, row.tier);
     plan.rows.push_back(std::move(row));
   }

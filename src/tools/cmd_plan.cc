@@ -1,6 +1,9 @@
-// `imp plan -m MODEL [--device cpu] [--storage mapped|f32|bf16] [--json]`: the StoragePlan
-// for a model — one row per weight (name, role, disk format, tier, kernel, bytes, reason)
-// and the bytes per tier and in total. Reads no tensor data.
+// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--kv-type T] [--ctx C]
+//  [--batch B] [--json]`: the StoragePlan for a model — one row per weight (name, role, disk
+// format, tier, kernel, bytes, reason) and the bytes per tier and in total. Reads no tensor
+// data. With --device cuda also the GPU memory the plan needs (weights + KV cache for C
+// tokens + workspace for B-token prefill), refused with the numbers when it exceeds the
+// free memory cudaMemGetInfo reports.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +14,7 @@
 #include "io/model_file.h"
 #include "planner/storage_plan.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
 
 namespace imp {
 namespace {
@@ -19,15 +23,22 @@ struct PlanArgs {
   std::string model;
   std::string device = "cpu";
   std::string storage = "mapped";
+  std::string kv_type = "f16";
+  int64_t ctx = 4096, batch = 512;
   bool json = false;
 };
 
 void run_plan(const PlanArgs& a) {
-  if (a.device != "cpu") fail("imp plan: unknown device '{}' (cpu)", a.device);
+  check_device_name(a.device);
   const auto model = open_model_file(a.model);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  const StoragePlan plan = plan_storage(*model, cpu_device_caps(), policy);
+  const StoragePlan plan = plan_storage(*model, device_caps(a.device), policy);
+  // CUDA: the GPU memory the plan needs, refused before any allocation when it does not fit.
+  const std::string gpu_memory =
+      a.device == "cuda" ? cuda_memory_report(plan, model->config, std::min(a.ctx, std::max<int64_t>(model->config.n_ctx_train, 1)),
+                                              parse_kv_type(a.kv_type), a.batch)
+                         : std::string();
 
   std::map<std::string, int64_t> per_tier;
   for (const auto& r : plan.rows) per_tier[std::string(storage_tier_name(r.tier))] += r.bytes;
@@ -40,6 +51,7 @@ void run_plan(const PlanArgs& a) {
     }
     nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
                           {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
+    if (!gpu_memory.empty()) out["gpu_memory"] = gpu_memory;
     fmt::print("{}\n", out.dump(2));
     return;
   }
@@ -55,6 +67,7 @@ void run_plan(const PlanArgs& a) {
   }
   fmt::print("total        {:>14} bytes ({:.1f} MiB) in {} weights\n", plan.total_bytes(),
              double(plan.total_bytes()) / (1 << 20), plan.rows.size());
+  if (!gpu_memory.empty()) fmt::print("{}", gpu_memory);
 }
 
 }  // namespace
@@ -63,7 +76,10 @@ void register_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* cmd = app.add_subcommand("plan", "Show where and how each weight will be held (the storage plan)");
   cmd->add_option("-m,--model", args->model, "GGUF file or Hugging Face folder")->required();
-  cmd->add_option("--device", args->device, "Backend to plan for (cpu)");
+  cmd->add_option("--device", args->device, "Backend to plan for: cpu, cuda");
+  cmd->add_option("--kv-type", args->kv_type, "KV cache type for the GPU memory estimate (cuda)");
+  cmd->add_option("-c,--ctx", args->ctx, "Context for the GPU memory estimate (cuda; capped at the trained one)");
+  cmd->add_option("--batch", args->batch, "Prefill batch for the GPU workspace estimate (cuda)");
   cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });

@@ -1,8 +1,8 @@
 // `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
-//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
+//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--ignore-eos] [--dump-logits PATH]`
 //
-// Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
+// Plans storage, loads the model on the chosen backend (--device), prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
 // The last line, on stderr, gives prompt and generation tokens/s.
 // --dump-logits writes the float32 logits of every prompt position, (n_prompt, n_vocab)
@@ -22,6 +22,7 @@
 #include "runtime/generate.h"
 #include "runtime/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
 #include "tools/sampling_options.h"
 
 namespace imp {
@@ -36,7 +37,7 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32";
+  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32", device = "cpu", gemm = "bf16";
   bool ignore_eos = false;
 };
 
@@ -75,13 +76,17 @@ void run_run(RunArgs a) {
   }
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  const DeviceCaps caps = cpu_device_caps();
+  const DeviceCaps caps = device_caps(a.device);
   require_kv_type(caps, kv_type, file->config.head_dim);
   const StoragePlan plan = plan_storage(*file, caps, policy);
-  CpuBackend backend(path, a.threads, act_quant);
+  const int64_t trained = std::max<int64_t>(file->config.n_ctx_train, 1);
+  const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, trained) : std::min<int64_t>(trained, 4096);
+  check_device_memory(a.device, plan, file->config, n_ctx, kv_type, n_ctx);
+  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, act_quant, a.gemm);
+  Backend& backend = *backend_ptr;
   LlamaModel model(*file, plan, backend);
-  const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
-  KvCache kv(model.kv_config(n_ctx, kv_type));
+  std::unique_ptr<KvStore> kv_ptr = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
+  KvStore& kv = *kv_ptr;
 
   std::unique_ptr<Tokenizer> tok;
   std::vector<int32_t> prompt;
@@ -123,10 +128,16 @@ void run_run(RunArgs a) {
     if (!out) fail("--dump-logits: cannot write '{}'", a.dump_logits);
   }
   const double gen_tps = r.decode_steps > 0 && r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
-  fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
-             "activations: {}{}\n",
-             r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, backend.n_threads(),
-             cpu_isa_name(backend.isa()), backend.act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
+  if (auto* cpu = dynamic_cast<CpuBackend*>(&backend)) {
+    fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
+               "activations: {}{}\n",
+               r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, cpu->n_threads(),
+               cpu_isa_name(cpu->isa()), cpu->act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
+  } else {
+    fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} | prefill gemm {}{}\n",
+               r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, backend.name(), a.gemm,
+               r.stopped_at_context ? " | stopped: context full" : "");
+  }
 }
 
 }  // namespace
@@ -148,6 +159,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--act-quant", a->act_quant,
                   "Fast-path matmul activations: f32 (default, accurate) or q8 (ggml int8 dot products, faster)");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
+  cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default, cuBLAS BF16) or f32");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");
   cmd->callback([a] { run_run(*a); });

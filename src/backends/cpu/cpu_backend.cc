@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
+#include "common/error.h"
+
 namespace imp {
 
 bool cpu_supports(WeightOp op, StorageTier tier, FormatId disk_format) {
@@ -89,6 +93,70 @@ void CpuBackend::add_bias(float* x, const float* bias, int64_t n_tok, int64_t n)
 
 void CpuBackend::add(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+std::string CpuBackend::name() const { return fmt::format("cpu ({})", cpu_isa_name(isa_)); }
+
+float* CpuBackend::alloc(int64_t n_floats) {
+  if (n_floats <= 0) fail("cpu backend: cannot allocate a buffer of {} floats", n_floats);
+  auto buf = std::make_unique_for_overwrite<float[]>(size_t(n_floats));
+  float* p = buf.get();
+  buffers_.emplace(p, std::move(buf));
+  return p;
+}
+
+void CpuBackend::release(float* buffer) {
+  if (buffers_.erase(buffer) == 0) fail("cpu backend: release of a buffer it did not allocate");
+}
+
+MatrixHandle CpuBackend::add_matrix(const QuantMatrix& w, std::string_view /*name*/) {
+  matrices_.push_back(w);
+  return MatrixHandle(matrices_.size() - 1);
+}
+
+const float* CpuBackend::add_vector(const float* host, int64_t /*n*/, std::string_view /*name*/) { return host; }
+
+std::unique_ptr<KvStore> CpuBackend::create_kv_cache(const KvCacheConfig& config) {
+  return std::make_unique<KvCache>(config);
+}
+
+void CpuBackend::read(const float* src, int64_t n, float* host_dst) {
+  if (n > 0) std::memcpy(host_dst, src, size_t(n) * sizeof(float));
+}
+
+KvCache& CpuBackend::host_cache(KvStore& kv) {
+  auto* c = dynamic_cast<KvCache*>(&kv);
+  if (!c) fail("cpu backend: the KV cache was created by another backend");
+  return *c;
+}
+
+void CpuBackend::begin_step(KvStore& /*kv*/, int64_t pos0, int64_t n_tok) {
+  if (pos0 < 0 || n_tok < 1) fail("cpu backend: step at position {} with {} tokens", pos0, n_tok);
+  pos0_ = pos0;
+  positions_.resize(size_t(n_tok));
+  for (int64_t t = 0; t < n_tok; ++t) positions_[size_t(t)] = int32_t(pos0 + t);
+}
+
+void CpuBackend::matmul(MatrixHandle w, const float* x, int64_t n_tok, float* y) {
+  if (w < 0 || size_t(w) >= matrices_.size()) fail("cpu backend: unknown matrix handle {}", w);
+  matmul(matrices_[size_t(w)], x, n_tok, y);
+}
+
+void CpuBackend::rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, const RopeParams& p) {
+  if (size_t(n_tok) > positions_.size()) fail("cpu backend: rope of {} tokens in a step of {}", n_tok, positions_.size());
+  rope(x, std::span<const int32_t>(positions_.data(), size_t(n_tok)), n_head, head_dim, p);
+}
+
+void CpuBackend::kv_write(KvStore& kv, int64_t layer, const float* k, const float* v, int64_t n_tok) {
+  host_cache(kv).write(layer, pos0_, n_tok, k, v);
+}
+
+void CpuBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
+                           int64_t window, float* out) {
+  if (window > 0 && pos0_ + n_tok > window) {
+    fail("cpu backend: sliding-window attention (window {}) at {} tokens is not implemented", window, pos0_ + n_tok);
+  }
+  attention(q, n_tok, n_head, pos0_, host_cache(kv).layer_view(layer), out);
 }
 
 }  // namespace imp
