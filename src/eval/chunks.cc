@@ -17,8 +17,8 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads) {
   auto m = std::make_unique<LoadedModel>();
   m->file = open_model_file(path);
   m->plan = plan_storage(*m->file, cpu_device_caps(), PlanPolicy{});
-  m->backend = std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads);
-  m->model = std::make_unique<LlamaModel>(*m->file, m->plan, *m->backend);
+  m->backend = std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads, m->plan.act_quant);
+  m->model = create_model(*m->file, m->plan, *m->backend);
   m->tokenizer = Tokenizer::from_model(*m->file);
   m->name = !m->file->config.name.empty() ? m->file->config.name : std::filesystem::path(path).filename().string();
   return m;

@@ -14,25 +14,26 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "io/model_file.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/kv_cache.h"
 
 namespace imp {
 
-class LlamaModel {
+class LlamaModel : public Model {
  public:
   // Checks the architecture and every tensor against the config; throws imp::Error naming
   // the tensor, its shape and the expected one.
   LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBackend& backend);
 
-  const ModelConfig& config() const { return config_; }
+  const ModelConfig& config() const override { return config_; }
   int64_t n_vocab() const { return config_.n_vocab; }
   int64_t n_ctx() const { return config_.n_ctx_train; }
-  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const;
+  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const override;
 
   // Runs `tokens` at positions kv.n_tokens() … and appends them to the cache.
   // logits: (n_out, n_vocab) with n_out = tokens.size() when all_logits, else 1 (the last).
-  void forward(std::span<const int32_t> tokens, KvCache& kv, bool all_logits, std::vector<float>& logits);
+  void forward(std::span<const int32_t> tokens, KvCache& kv, bool all_logits, std::vector<float>& logits) override;
 
  private:
   struct Layer {

@@ -1,4 +1,4 @@
-// `imp plan -m MODEL [--device cpu] [--storage mapped|f32|bf16] [--json]`: the StoragePlan
+// `imp plan -m MODEL [--device cpu] [--storage mapped|f32|bf16] [--act-quant f32|q8] [--json]`: the StoragePlan
 // for a model — one row per weight (name, role, disk format, tier, kernel, bytes, reason)
 // and the bytes per tier and in total. Reads no tensor data.
 #include <fmt/core.h>
@@ -19,6 +19,7 @@ struct PlanArgs {
   std::string model;
   std::string device = "cpu";
   std::string storage = "mapped";
+  std::string act_quant = "f32";
   bool json = false;
 };
 
@@ -27,6 +28,9 @@ void run_plan(const PlanArgs& a) {
   const auto model = open_model_file(a.model);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
+  policy.act_quant = a.act_quant == "f32" ? ActQuant::kNone
+                     : a.act_quant == "q8" ? ActQuant::kQ8
+                                           : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
   const StoragePlan plan = plan_storage(*model, cpu_device_caps(), policy);
 
   std::map<std::string, int64_t> per_tier;
@@ -36,7 +40,7 @@ void run_plan(const PlanArgs& a) {
     for (const auto& r : plan.rows) {
       rows.push_back({{"name", r.name}, {"role", weight_role_name(r.role)}, {"disk_format", format_name(r.disk_format)},
                       {"tier", storage_tier_name(r.tier)}, {"held_format", format_name(r.held_format)},
-                      {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
+                      {"activation", format_name(r.activation)}, {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
     }
     nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
                           {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
@@ -65,6 +69,7 @@ void register_plan_command(CLI::App& app) {
   cmd->add_option("-m,--model", args->model, "GGUF file or Hugging Face folder")->required();
   cmd->add_option("--device", args->device, "Backend to plan for (cpu)");
   cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--act-quant", args->act_quant, "CPU matmul activations: f32 (default) or q8 (as imp run)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });
 }

@@ -40,7 +40,9 @@ class CpuBackend {
   void embedding(const QuantMatrix& w, std::span<const int32_t> ids, float* out);
   void rmsnorm(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* out);
   void rope(float* x, std::span<const int32_t> positions, int64_t n_head, int64_t head_dim, const RopeParams& p);
-  void attention(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv, float* out);
+  // window > 0: sliding-window attention; scale 0: 1/sqrt(head_dim) (ops.h).
+  void attention(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv, float* out,
+                 int64_t window = 0, float scale = 0.0f);
   void swiglu(const float* gate, const float* up, int64_t n, float* out);
   void gelu_tanh(const float* x, int64_t n, float* out);
   void softmax(float* x, int64_t n_rows, int64_t n);
@@ -48,6 +50,10 @@ class CpuBackend {
   void add_bias(float* x, const float* bias, int64_t n_tok, int64_t n);
   // y += x elementwise.
   void add(float* y, const float* x, int64_t n);
+  // y *= x elementwise (gated GELU: gelu(gate) · up).
+  void mul(float* y, const float* x, int64_t n);
+  // x *= s (gemma's embedding scale).
+  void scale(float* x, float s, int64_t n);
 
  private:
   CpuOpsPath path_;

@@ -1,0 +1,167 @@
+#include "model/gemma3.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace imp {
+
+QuantMatrix Gemma3Model::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const TensorSource& t = weight_at(file_, name);
+  const std::vector<int64_t> want = {rows, cols};
+  if (t.shape != want) {
+    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "),
+         fmt::join(want, ", "));
+  }
+  const StoragePlanRow& row = plan_.at(t.name);
+  if (row.tier == StorageTier::kMapped) return t.matrix();
+  const std::vector<float> decoded = dequantize(t.matrix());
+  owned_.push_back(quantize(row.held_format, decoded, rows, cols));
+  return owned_.back().view();
+}
+
+const float* Gemma3Model::vector(const std::string& name, int64_t n) {
+  const TensorSource& t = weight_at(file_, name);
+  if (t.shape.size() != 1 || t.shape[0] != n) {
+    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "), n);
+  }
+  // The plan decides: F32 vectors are used in place, anything else converted (storage_plan.cc).
+  const StoragePlanRow& row = plan_.at(t.name);
+  if (row.held_format != FormatId::F32) fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
+  if (row.tier == StorageTier::kMapped) return reinterpret_cast<const float*>(t.data.data());
+  owned_.push_back(quantize(FormatId::F32, dequantize(t.matrix()), 1, n));
+  return reinterpret_cast<const float*>(owned_.back().data.data());
+}
+
+Gemma3Model::Gemma3Model(const ModelFile& file, const StoragePlan& plan, CpuBackend& backend)
+    : file_(file), plan_(plan), backend_(backend), config_(file.config) {
+  ModelConfig& c = config_;
+  if (c.architecture != "gemma3") fail("{}: architecture '{}' is not gemma3", file.path, c.architecture);
+  // Hugging Face checkpoints store the norm weight w of the (1 + w) gain; GGUF stores 1 + w.
+  if (!file.find("token_embd.weight")) {
+    fail("{}: gemma3 runs from GGUF only (a Hugging Face folder stores norm gains as w, not 1 + w)", file.path);
+  }
+  if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_ff <= 0 || c.head_dim <= 0) {
+    fail("{}: incomplete gemma3 config (n_embd {}, n_layer {}, n_head {}, n_ff {}, head_dim {})", file.path, c.n_embd,
+         c.n_layer, c.n_head, c.n_ff, c.head_dim);
+  }
+  if (c.n_head_kv <= 0) c.n_head_kv = c.n_head;
+  if (c.n_head % c.n_head_kv != 0) fail("{}: n_head {} is not a multiple of n_head_kv {}", file.path, c.n_head, c.n_head_kv);
+  const TensorSource& embd = weight_at(file, "token_embd.weight");
+  if (c.n_vocab <= 0 && embd.shape.size() == 2) c.n_vocab = embd.shape[0];
+  if (c.n_ctx_train <= 0) fail("{}: context length missing (gemma3.context_length)", file.path);
+  if (c.sliding_window <= 0) fail("{}: gemma3.attention.sliding_window missing", file.path);
+
+  rope_local_ = {RopeStyle::kHalfSplit, 10000.0f, 1.0f};
+  rope_global_ = {RopeStyle::kHalfSplit, c.rope_theta, 1.0f};
+  const std::string& scaling = c.rope_scaling.type;
+  if (scaling == "linear") {
+    rope_global_.freq_scale = c.rope_scaling.factor;
+  } else if (!scaling.empty() && scaling != "none") {
+    fail("{}: rope scaling '{}' is not supported yet (none, linear)", file.path, scaling);
+  }
+  // transformers: scaling = query_pre_attn_scalar ** -0.5; llama.cpp (GGUF has no key):
+  // 1/sqrt(head_dim), except n_embd/n_head for the 27B model (62 layers).
+  double scalar = double(c.head_dim);
+  if (c.n_layer == 62) scalar = double(c.n_embd / c.n_head);
+  if (file.metadata.is_object() && file.metadata.contains("query_pre_attn_scalar") &&
+      file.metadata["query_pre_attn_scalar"].is_number()) {
+    scalar = file.metadata["query_pre_attn_scalar"].get<double>();
+  }
+  if (!(scalar > 0.0)) fail("{}: query_pre_attn_scalar {} must be positive", file.path, scalar);
+  attn_scale_ = float(1.0 / std::sqrt(scalar));
+  // transformers: embed_scale = torch.tensor(hidden_size ** 0.5), a float32 scalar.
+  embd_scale_ = float(std::sqrt(double(c.n_embd)));
+
+  const int64_t E = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+  token_embd_ = matrix("token_embd.weight", c.n_vocab, E);
+  output_norm_ = vector("output_norm.weight", E);
+  output_ = find_weight(file, "output.weight") ? matrix("output.weight", c.n_vocab, E) : token_embd_;
+  layers_.resize(size_t(c.n_layer));
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    Layer& L = layers_[size_t(l)];
+    const std::string p = fmt::format("blk.{}.", l);
+    L.attn_norm = vector(p + "attn_norm.weight", E);
+    L.post_attn_norm = vector(p + "post_attention_norm.weight", E);
+    L.ffn_norm = vector(p + "ffn_norm.weight", E);
+    L.post_ffw_norm = vector(p + "post_ffw_norm.weight", E);
+    L.q_norm = vector(p + "attn_q_norm.weight", hd);
+    L.k_norm = vector(p + "attn_k_norm.weight", hd);
+    L.wq = matrix(p + "attn_q.weight", q_dim, E);
+    L.wk = matrix(p + "attn_k.weight", kv_dim, E);
+    L.wv = matrix(p + "attn_v.weight", kv_dim, E);
+    L.wo = matrix(p + "attn_output.weight", E, q_dim);
+    L.w_gate = matrix(p + "ffn_gate.weight", c.n_ff, E);
+    L.w_up = matrix(p + "ffn_up.weight", c.n_ff, E);
+    L.w_down = matrix(p + "ffn_down.weight", E, c.n_ff);
+  }
+}
+
+KvCacheConfig Gemma3Model::kv_config(int64_t max_tokens, KvType dtype) const {
+  KvCacheConfig k;
+  k.n_layer = config_.n_layer;
+  k.n_kv_head = config_.n_head_kv;
+  k.head_dim = config_.head_dim;
+  k.max_tokens = max_tokens;
+  k.dtype = dtype;
+  return k;
+}
+
+void Gemma3Model::forward(std::span<const int32_t> tokens, KvCache& kv, bool all_logits, std::vector<float>& logits) {
+  const ModelConfig& c = config_;
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) fail("forward: no tokens");
+  const int64_t pos0 = kv.n_tokens();
+  if (pos0 + n > kv.config().max_tokens) {
+    fail("{} tokens (at position {}) exceed the context length {}", n, pos0, kv.config().max_tokens);
+  }
+  const int64_t E = c.n_embd, hd = c.head_dim, H = c.n_head, KV = c.n_head_kv, F = c.n_ff;
+  const float eps = c.rms_norm_eps;
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) pos[size_t(t)] = int32_t(pos0 + t);
+
+  // Activations, (n, width) each.
+  std::vector<float> x(size_t(n * E)), h(size_t(n * E)), q(size_t(n * H * hd)), k(size_t(n * KV * hd)),
+      v(size_t(n * KV * hd)), att(size_t(n * H * hd)), o(size_t(n * E)), g(size_t(n * F)), u(size_t(n * F));
+  backend_.embedding(token_embd_, tokens, x.data());
+  backend_.scale(x.data(), embd_scale_, n * E);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const Layer& L = layers_[size_t(l)];
+    const bool global = is_global_layer(l);
+    const RopeParams& rope = global ? rope_global_ : rope_local_;
+    backend_.rmsnorm(x.data(), L.attn_norm, n, E, eps, h.data());
+    backend_.matmul(L.wq, h.data(), n, q.data());
+    backend_.matmul(L.wk, h.data(), n, k.data());
+    backend_.matmul(L.wv, h.data(), n, v.data());
+    backend_.rmsnorm(q.data(), L.q_norm, n * H, hd, eps, q.data());  // per head: rows of hd
+    backend_.rmsnorm(k.data(), L.k_norm, n * KV, hd, eps, k.data());
+    backend_.rope(q.data(), pos, H, hd, rope);
+    backend_.rope(k.data(), pos, KV, hd, rope);
+    kv.write(l, pos0, n, k.data(), v.data());
+    backend_.attention(q.data(), n, H, pos0, kv.layer_view(l), att.data(), global ? 0 : c.sliding_window, attn_scale_);
+    backend_.matmul(L.wo, att.data(), n, o.data());
+    backend_.rmsnorm(o.data(), L.post_attn_norm, n, E, eps, o.data());
+    backend_.add(x.data(), o.data(), n * E);
+
+    backend_.rmsnorm(x.data(), L.ffn_norm, n, E, eps, h.data());
+    backend_.matmul(L.w_gate, h.data(), n, g.data());
+    backend_.matmul(L.w_up, h.data(), n, u.data());
+    backend_.gelu_tanh(g.data(), n * F, g.data());
+    backend_.mul(g.data(), u.data(), n * F);
+    backend_.matmul(L.w_down, g.data(), n, o.data());
+    backend_.rmsnorm(o.data(), L.post_ffw_norm, n, E, eps, o.data());
+    backend_.add(x.data(), o.data(), n * E);
+  }
+  kv.set_n_tokens(pos0 + n);
+
+  const int64_t n_out = all_logits ? n : 1;
+  const float* last = x.data() + (n - n_out) * E;
+  backend_.rmsnorm(last, output_norm_, n_out, E, eps, h.data());
+  logits.resize(size_t(n_out * c.n_vocab));
+  backend_.matmul(output_, h.data(), n_out, logits.data());
+}
+
+}  // namespace imp
