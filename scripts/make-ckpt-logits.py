@@ -2,7 +2,7 @@
 """Reference logits for the prequantized checkpoints under tests/data/ckpt (ModelOpt NVFP4,
 ModelOpt FP8, llm-compressor NVFP4 — tiny random Llamas), for tests/ref/test_hf_logits.py.
 
-Run where torch, transformers and ml_dtypes are installed (CPU is enough):
+Run where torch and transformers are installed (CPU is enough):
     python scripts/make-ckpt-logits.py tests/data/ckpt
 Writes tests/data/ckpt/<name>-logits.npz per checkpoint.
 
@@ -39,17 +39,21 @@ def read_safetensors(path: Path):
 
 
 def plain(dtype, shape, b):
-    import ml_dtypes
-    np_dtype = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16}[dtype]
-    return np.frombuffer(b, np_dtype).astype(np.float32).reshape(shape)
+    import torch
+    t = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[dtype]
+    return torch.frombuffer(bytearray(b), dtype=t).float().numpy().reshape(shape)
+
+
+def e4m3(b):
+    import torch
+    return torch.frombuffer(bytearray(b), dtype=torch.float8_e4m3fn).float().numpy()
 
 
 def nvfp4(packed, scale, g, shape):
-    import ml_dtypes
     rows, cols = shape[0], shape[1] * 2
     codes = np.frombuffer(packed, np.uint8).reshape(rows, cols // 2)
     vals = np.stack([E2M1[codes & 15], E2M1[codes >> 4]], axis=-1).reshape(rows, cols)
-    s = np.frombuffer(scale, ml_dtypes.float8_e4m3fn).astype(np.float32).reshape(rows, cols // 16)
+    s = e4m3(scale).reshape(rows, cols // 16)
     return (vals * np.repeat(s * np.float32(g), 16, axis=1)).astype(np.float32)
 
 
