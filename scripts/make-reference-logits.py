@@ -54,7 +54,10 @@ def gemma3_tokenize(path: str):
     """transformers' GGUF tokenizer conversion + <bos>, as the GGUF asks."""
     import gguf
     import torch
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
+    try:  # the module moved between transformers releases
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
+    except ImportError:
+        from transformers.integrations.ggml import convert_gguf_tokenizer
 
     r = gguf.GGUFReader(path)
     f = {k: r.fields[k].contents() for k in ("tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
