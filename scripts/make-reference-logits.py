@@ -20,7 +20,9 @@ Gemma 3: transformers' AutoTokenizer for a gemma3 GGUF adds no <bos> and splits 
 odd pieces, and Gemma without <bos> degenerates (" is is is …"); the prompt ids come from
 transformers' GGUF → tokenizers conversion instead (convert_gguf_tokenizer, the tokenizer
 tests/ref/test_tokenizer.py checks imp against) with <bos> prepended as the GGUF asks
-(tokenizer.ggml.add_bos_token). A fifth, long prompt (> 512 tokens) runs past the
+(tokenizer.ggml.add_bos_token). transformers before ~5.23 converts the Gemma vocabulary
+wrongly (" capital" in five pieces): then save a newer release's conversion as
+tokenizer.json and set GEMMA3_TOKENIZER_JSON to it. A fifth, long prompt (> 512 tokens) runs past the
 sliding window of gemma3's local layers.
 """
 import sys
@@ -52,6 +54,8 @@ LONG_PROMPT = " ".join(
 
 def gemma3_tokenize(path: str):
     """transformers' GGUF tokenizer conversion + <bos>, as the GGUF asks."""
+    import os
+
     import gguf
     import torch
     try:  # the module moved between transformers releases
@@ -60,11 +64,19 @@ def gemma3_tokenize(path: str):
         from transformers.integrations.ggml import convert_gguf_tokenizer
 
     r = gguf.GGUFReader(path)
+    bos = int(r.fields["tokenizer.ggml.bos_token_id"].contents())
+    if os.environ.get("GEMMA3_TOKENIZER_JSON"):
+        from tokenizers import Tokenizer
+        saved = Tokenizer.from_file(os.environ["GEMMA3_TOKENIZER_JSON"])
+        return lambda text: torch.tensor([[bos] + saved.encode(text, add_special_tokens=False).ids])
     f = {k: r.fields[k].contents() for k in ("tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
                                              "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id")}
     d = {"tokenizer_type": f["tokenizer.ggml.model"], "tokens": list(f["tokenizer.ggml.tokens"]),
          "scores": list(f["tokenizer.ggml.scores"]), "token_type": list(f["tokenizer.ggml.token_type"])}
-    tok, _ = convert_gguf_tokenizer("gemma3", d)
+    try:
+        tok, _ = convert_gguf_tokenizer("gemma3", d)
+    except KeyError:  # older releases key the converter by the config's model_type
+        tok, _ = convert_gguf_tokenizer("gemma3_text", d)
     bos = int(f["tokenizer.ggml.bos_token_id"])
     return lambda text: torch.tensor([[bos] + tok.encode(text, add_special_tokens=False).ids])
 

@@ -129,6 +129,8 @@ def test_prompt_ids_match_hf(name):
     """imp tokenizes each stored prompt text (BOS as the model asks) to the ids transformers
     gave: tokenizer.json for the tiny folder, the GGUF vocabulary for gemma3."""
     d, *_, n_prompts = load_reference(name)
+    if "p0_text" not in d.files:
+        pytest.skip(f"{MODELS[name][0]} stores no prompt texts")
     model = model_path(name)
     for i in range(n_prompts):
         out = subprocess.run([imp_binary(), "tokenize", "-m", model, "--ids-only", "--", str(d[f"p{i}_text"])],
