@@ -114,6 +114,12 @@ def main() -> None:
         data[f"p{i}_topk_ids"] = order.astype(np.int32)
         data[f"p{i}_topk_vals"] = np.take_along_axis(logits, order, axis=1).astype(np.float32)
         data[f"p{i}_greedy"] = greedy.astype(np.int32)
+        if ids.shape[1] > 256:  # keep the long prompt compact: every 16th position and the last 8
+            n = ids.shape[1]
+            pos = np.unique(np.concatenate([np.arange(0, n, 16), np.arange(n - 8, n)])).astype(np.int32)
+            for key in ("proj", "norms", "topk_ids", "topk_vals"):
+                data[f"p{i}_{key}"] = data[f"p{i}_{key}"][pos]
+            data[f"p{i}_pos"] = pos
         print(f"prompt {i}: {ids.shape[1]} tokens, greedy ids: {greedy[:16].tolist()}")
     data["meta"] = np.array([PROJ_SEED, K, TOPK, N_GREEDY, len(prompts)], np.int64)
     np.savez_compressed(out, **data)
