@@ -23,7 +23,7 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCap
   m->file = open_model_file(path);
   m->plan = plan_storage(*m->file, caps, PlanPolicy{});
   m->backend = std::move(backend);
-  m->model = std::make_unique<LlamaModel>(*m->file, m->plan, *m->backend);
+  m->model = create_model(*m->file, m->plan, *m->backend);
   m->tokenizer = Tokenizer::from_model(*m->file);
   m->name = !m->file->config.name.empty() ? m->file->config.name : std::filesystem::path(path).filename().string();
   return m;

@@ -19,7 +19,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/tokenizer.h"
 
@@ -29,7 +29,7 @@ struct LoadedModel {
   std::unique_ptr<ModelFile> file;
   StoragePlan plan;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::string name;  // general.name, else the file name
 };

@@ -17,24 +17,25 @@ struct ArchTraits {
 
 ArchTraits arch_traits(const ModelFile& f) {
   const std::string& a = f.config.architecture;
-  // llama.cpp stores llama/mistral Q/K rows permuted for adjacent-pair RoPE (formats.md §4.7);
-  // qwen2/qwen3 are NEOX-rope archs stored unpermuted.
-  if (a == "llama" || a == "mistral") return {RopeStyle::kAdjacent, false, false};
-  if (a == "qwen2") return {RopeStyle::kHalfSplit, true, false};
-  if (a == "qwen3") return {RopeStyle::kHalfSplit, false, true};
+  // llama.cpp stores llama/mistral Q/K rows permuted for adjacent-pair RoPE (formats.md §4.7),
+  // which the GGUF loader records; HF checkpoints and qwen2/qwen3 GGUFs are unpermuted.
+  const RopeStyle rope = f.rope_rows_permuted ? RopeStyle::kAdjacent : RopeStyle::kHalfSplit;
+  if (a == "llama" || a == "mistral") return {rope, false, false};
+  if (a == "qwen2") return {rope, true, false};
+  if (a == "qwen3") return {rope, false, true};
   fail("{}: unknown architecture '{}' (the llama family runs llama, mistral, qwen2, qwen3)", f.path, a);
 }
 
 }  // namespace
 
 QuantMatrix LlamaModel::host_matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const TensorSource& t = file_.at(name);
+  const TensorSource& t = weight_at(file_, name);
   const std::vector<int64_t> want = {rows, cols};
   if (t.shape != want) {
     fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "),
          fmt::join(want, ", "));
   }
-  const StoragePlanRow& row = plan_.at(name);
+  const StoragePlanRow& row = plan_.at(t.name);
   if (row.tier == StorageTier::kMapped) return t.matrix();
   const std::vector<float> decoded = dequantize(t.matrix());
   owned_.push_back(quantize(row.held_format, decoded, rows, cols));
@@ -46,16 +47,18 @@ MatrixHandle LlamaModel::matrix(const std::string& name, int64_t rows, int64_t c
 }
 
 const float* LlamaModel::vector(const std::string& name, int64_t n, bool optional) {
-  const TensorSource* t = file_.find(name);
+  const TensorSource* t = find_weight(file_, name);
   if (!t) {
     if (optional) return nullptr;
-    file_.at(name);  // throws naming the tensor and file
+    weight_at(file_, name);  // throws naming the tensor and file
   }
   if (t->shape.size() != 1 || t->shape[0] != n) {
     fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t->shape, ", "), n);
   }
-  const StoragePlanRow& row = plan_.at(name);
-  if (row.tier == StorageTier::kMapped && t->format == FormatId::F32) {
+  // The plan decides: F32 vectors are used in place, anything else converted (storage_plan.cc).
+  const StoragePlanRow& row = plan_.at(t->name);
+  if (row.held_format != FormatId::F32) fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
+  if (row.tier == StorageTier::kMapped) {
     return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
   }
   owned_.push_back(quantize(FormatId::F32, dequantize(t->matrix()), 1, n));
@@ -72,7 +75,7 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& 
   }
   if (c.n_head_kv <= 0) c.n_head_kv = c.n_head;
   if (c.n_head % c.n_head_kv != 0) fail("{}: n_head {} is not a multiple of n_head_kv {}", file.path, c.n_head, c.n_head_kv);
-  const TensorSource& embd = file.at("token_embd.weight");
+  const TensorSource& embd = weight_at(file, "token_embd.weight");
   if (c.n_vocab <= 0 && embd.shape.size() == 2) c.n_vocab = embd.shape[0];
   if (c.n_ctx_train <= 0) fail("{}: context length missing ({}.context_length)", file.path, c.architecture);
 
@@ -88,8 +91,8 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& 
   const int64_t E = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
   token_embd_ = host_matrix("token_embd.weight", c.n_vocab, E);
   output_norm_ = vector("output_norm.weight", E);
-  output_ = file.find("output.weight") ? matrix("output.weight", c.n_vocab, E)
-                                       : backend_.add_matrix(token_embd_, "token_embd.weight");
+  output_ = find_weight(file, "output.weight") ? matrix("output.weight", c.n_vocab, E)
+                                               : backend_.add_matrix(token_embd_, "token_embd.weight");
   layers_.resize(size_t(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];
@@ -174,7 +177,7 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
       backend_.rmsnorm(k, L.k_norm, n * KV, hd, eps, k);
     }
     backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
-    backend_.attention(q, n, H, kv, l, 0, att);
+    backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
     backend_.matmul(L.wo, att, n, o);
     backend_.add(x, o, n * E);
 

@@ -19,28 +19,29 @@
 #include <vector>
 
 #include "io/model_file.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/backend.h"
 #include "runtime/kv_store.h"
 
 namespace imp {
 
-class LlamaModel {
+class LlamaModel : public Model {
  public:
   // Checks the architecture and every tensor against the config; throws imp::Error naming
   // the tensor, its shape and the expected one.
   LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& backend);
 
-  const ModelConfig& config() const { return config_; }
+  const ModelConfig& config() const override { return config_; }
   int64_t n_vocab() const { return config_.n_vocab; }
   int64_t n_ctx() const { return config_.n_ctx_train; }
-  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const;
-  Backend& backend() const { return backend_; }
+  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const override;
+  Backend& backend() const override { return backend_; }
 
   // Runs `tokens` at positions kv.n_tokens() … and appends them to the cache.
   // logits: (n_out, n_vocab) with n_out = tokens.size() when all_logits, else 1 (the last).
   // kv must come from backend().create_kv_cache.
-  void forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits);
+  void forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits) override;
 
  private:
   // Vectors are backend pointers (add_vector), matrices backend handles (add_matrix).

@@ -70,14 +70,17 @@ class Backend {
   // Encodes k, v (n_tok, n_kv_head, head_dim) into the cache rows of the step's positions.
   virtual void kv_write(KvStore& kv, int64_t layer, const float* k, const float* v, int64_t n_tok) = 0;
   // out (n_tok, n_head, head_dim): token t (position pos0 + t) attends causally to cache
-  // positions max(0, pos + 1 − window) .. pos (window ≤ 0: no window), GQA, scale
-  // 1/sqrt(head_dim), FP32 softmax. The step's rows must have been written.
+  // positions max(0, pos + 1 − window) .. pos (window ≤ 0: no window), GQA, scores · scale
+  // (scale 0: 1/sqrt(head_dim); gemma 3 uses query_pre_attn_scalar^-½), FP32 softmax.
+  // The step's rows must have been written.
   virtual void attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
-                         int64_t window, float* out) = 0;
-  // Elementwise over n: out = silu(gate)·up; out = gelu_tanh(x); y += x.
+                         int64_t window, float scale, float* out) = 0;
+  // Elementwise over n: out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s.
   virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
   virtual void gelu_tanh(const float* x, int64_t n, float* out) = 0;
   virtual void add(float* y, const float* x, int64_t n) = 0;
+  virtual void mul(float* y, const float* x, int64_t n) = 0;
+  virtual void scale(float* x, float s, int64_t n) = 0;
 
   // --- fused hooks; the defaults compose the plain ops, a backend overrides what it fuses.
   // q, k, v = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ.

@@ -29,11 +29,12 @@
 #include "backends/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/generate.h"
 #include "tools/commands.h"
 #include "tools/device_select.h"
+#include "tools/memory_report.h"
 
 namespace imp {
 namespace {
@@ -113,10 +114,11 @@ void run_bench(const BenchArgs& a) {
   const StoragePlan plan = plan_storage(*file, caps, policy);
   const int64_t n_ctx = a.n_prompt + a.n_gen;
   check_device_memory(a.device, plan, file->config, n_ctx, kv_type, a.n_prompt);
-  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, ActQuant::kNone, a.gemm);
+  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm);
   Backend& backend = *backend_ptr;
   auto* cpu = dynamic_cast<CpuBackend*>(&backend);
-  LlamaModel model(*file, plan, backend);
+  const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
+  Model& model = *model_ptr;
   if (n_ctx > model.n_ctx()) fail("imp bench: -p {} + -n {} exceed the model's context {}", a.n_prompt, a.n_gen, model.n_ctx());
   std::unique_ptr<KvStore> kv = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
 
@@ -170,6 +172,11 @@ void run_bench(const BenchArgs& a) {
   j["bytes_per_token"] = bytes_per_token;
   j["decode_ceiling_tokens_per_s"] = ceiling;
   j["fraction_of_ceiling"] = tg_tps / ceiling;
+  const ProcessMemory mem = process_memory();
+  const WeightResidency res = weight_residency(plan);
+  j["peak_rss_bytes"] = mem.peak_rss_bytes;
+  j["weight_bytes_mapped"] = res.mapped_bytes;
+  j["weight_bytes_owned"] = res.owned_bytes;
   if (a.json) {
     fmt::print("{}\n", j.dump(2));
     return;
@@ -185,6 +192,7 @@ void run_bench(const BenchArgs& a) {
   fmt::print("per token  {:.2f} MiB weights + {:.2f} MiB KV at mean context {:.1f}\n", double(w_bytes) / double(1 << 20),
              kv_bytes / double(1 << 20), mean_ctx);
   fmt::print("ceiling    {:.2f} tokens/s; reached {:.1f} %\n", ceiling, 100.0 * tg_tps / ceiling);
+  fmt::print("memory     {}\n", memory_summary(plan));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--kv-type T] [--ctx C]
-//  [--batch B] [--json]`: the StoragePlan for a model — one row per weight (name, role, disk
+// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--act-quant f32|q8] [--kv-type T]
+//  [--ctx C] [--batch B] [--json]`: the StoragePlan for a model — one row per weight (name, role, disk
 // format, tier, kernel, bytes, reason) and the bytes per tier and in total. Reads no tensor
 // data. With --device cuda also the GPU memory the plan needs (weights + KV cache for C
 // tokens + workspace for B-token prefill), refused with the numbers when it exceeds the
@@ -25,6 +25,7 @@ struct PlanArgs {
   std::string storage = "mapped";
   std::string kv_type = "f16";
   int64_t ctx = 4096, batch = 512;
+  std::string act_quant = "f32";
   bool json = false;
 };
 
@@ -33,6 +34,9 @@ void run_plan(const PlanArgs& a) {
   const auto model = open_model_file(a.model);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
+  policy.act_quant = a.act_quant == "f32" ? ActQuant::kNone
+                     : a.act_quant == "q8" ? ActQuant::kQ8
+                                           : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
   const StoragePlan plan = plan_storage(*model, device_caps(a.device), policy);
   // CUDA: the GPU memory the plan needs, refused before any allocation when it does not fit.
   const std::string gpu_memory =
@@ -47,7 +51,7 @@ void run_plan(const PlanArgs& a) {
     for (const auto& r : plan.rows) {
       rows.push_back({{"name", r.name}, {"role", weight_role_name(r.role)}, {"disk_format", format_name(r.disk_format)},
                       {"tier", storage_tier_name(r.tier)}, {"held_format", format_name(r.held_format)},
-                      {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
+                      {"activation", format_name(r.activation)}, {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
     }
     nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
                           {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
@@ -81,6 +85,7 @@ void register_plan_command(CLI::App& app) {
   cmd->add_option("-c,--ctx", args->ctx, "Context for the GPU memory estimate (cuda; capped at the trained one)");
   cmd->add_option("--batch", args->batch, "Prefill batch for the GPU workspace estimate (cuda)");
   cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--act-quant", args->act_quant, "CPU matmul activations: f32 (default) or q8 (as imp run)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });
 }

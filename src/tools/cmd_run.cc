@@ -1,10 +1,13 @@
-// `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
+// `imp run [-m MODEL] (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
 //  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--ignore-eos] [--dump-logits PATH]`
 //
-// Plans storage, loads the model on the chosen backend (--device), prefills the prompt and decodes,
+// Without -m, runs the demo model (SmolLM2-135M-Instruct), fetching it on first use
+// (tools/demo_model.h). Plans storage, loads the model (llama or gemma3, model/model.h) on the
+// chosen backend (--device), prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
-// The last line, on stderr, gives prompt and generation tokens/s.
+// The last lines, on stderr, give prompt and generation tokens/s, then peak RSS and the
+// mapped vs owned weight bytes (tools/memory_report.h).
 // --dump-logits writes the float32 logits of every prompt position, (n_prompt, n_vocab)
 // row-major, no header.
 #include <fmt/core.h>
@@ -17,12 +20,14 @@
 #include "backends/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/generate.h"
 #include "runtime/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/device_select.h"
+#include "tools/demo_model.h"
+#include "tools/memory_report.h"
 #include "tools/sampling_options.h"
 
 namespace imp {
@@ -63,6 +68,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 void run_run(RunArgs a) {
   if (a.prompt.empty() == a.tokens.empty()) fail("imp run: give exactly one of -p PROMPT or --tokens IDS");
   if (a.n_predict < 0) fail("imp run: -n must be ≥ 0");
+  if (a.model.empty()) a.model = demo_model_path();
   const auto file = open_model_file(a.model);
   const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
                           : a.ops == "reference" ? CpuOpsPath::kReference
@@ -76,15 +82,17 @@ void run_run(RunArgs a) {
   }
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
+  policy.act_quant = act_quant;
   const DeviceCaps caps = device_caps(a.device);
   require_kv_type(caps, kv_type, file->config.head_dim);
   const StoragePlan plan = plan_storage(*file, caps, policy);
   const int64_t trained = std::max<int64_t>(file->config.n_ctx_train, 1);
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, trained) : std::min<int64_t>(trained, 4096);
   check_device_memory(a.device, plan, file->config, n_ctx, kv_type, n_ctx);
-  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, act_quant, a.gemm);
+  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm);
   Backend& backend = *backend_ptr;
-  LlamaModel model(*file, plan, backend);
+  const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
+  Model& model = *model_ptr;
   std::unique_ptr<KvStore> kv_ptr = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
   KvStore& kv = *kv_ptr;
 
@@ -138,6 +146,7 @@ void run_run(RunArgs a) {
                r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, backend.name(), a.gemm,
                r.stopped_at_context ? " | stopped: context full" : "");
   }
+  fmt::print(stderr, "memory: {}\n", memory_summary(plan));
 }
 
 }  // namespace
@@ -145,7 +154,7 @@ void run_run(RunArgs a) {
 void register_run_command(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Generate text with a model on the CPU");
-  cmd->add_option("-m,--model", a->model, "GGUF file")->required();
+  cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder (default: the demo model, fetched on first use)");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
   cmd->add_option("--tokens", a->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
   cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate");

@@ -140,12 +140,12 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
         std::vector<float> ref(q.size());
         cpu.begin_step(*hkv, pos, n_tok);
         cpu.kv_write(*hkv, layer, k.data(), v.data(), n_tok);
-        cpu.attention(q.data(), n_tok, H, *hkv, layer, 0, ref.data());
+        cpu.attention(q.data(), n_tok, H, *hkv, layer, 0, 0.0f, ref.data());
         cpu.end_step();
         float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
         b.begin_step(*dkv, pos, n_tok);
         b.kv_write(*dkv, layer, dk, dv, n_tok);
-        b.attention(dq, n_tok, H, *dkv, layer, 0, dout);
+        b.attention(dq, n_tok, H, *dkv, layer, 0, 0.0f, dout);
         b.end_step();
         EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << "attention at " << pos << ", " << n_tok
                                                                        << " tokens, layer " << layer;
@@ -175,38 +175,7 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
   }
 }
 
-// Sliding-window attention (gemma3 local layers) against a double-precision reference over
-// the CPU cache's rows: token at p sees max(0, p + 1 − window) .. p.
-std::vector<float> windowed_reference(const std::vector<float>& q, int64_t n_tok, int64_t n_head, int64_t pos0,
-                                      const KvLayerView& kv, int64_t window) {
-  const int64_t hd = kv.head_dim, group = n_head / kv.n_kv_head;
-  const KvDecodeRowFn decode = kv_decode_row_fn(kv.dtype);
-  std::vector<float> out(q.size()), kr(static_cast<size_t>(hd)), vr(static_cast<size_t>(hd));
-  for (int64_t t = 0; t < n_tok; ++t) {
-    const int64_t p = pos0 + t, lo = std::max<int64_t>(0, p + 1 - window);
-    for (int64_t h = 0; h < n_head; ++h) {
-      std::vector<double> sc;
-      for (int64_t j = lo; j <= p; ++j) {
-        decode(kv.k_row(j, h / group), kr.data(), hd);
-        double dot = 0.0;
-        for (int64_t d = 0; d < hd; ++d) dot += double(q[size_t((t * n_head + h) * hd + d)]) * kr[size_t(d)];
-        sc.push_back(dot / std::sqrt(double(hd)));
-      }
-      const double mx = *std::max_element(sc.begin(), sc.end());
-      double sum = 0.0;
-      for (double& x : sc) sum += (x = std::exp(x - mx));
-      std::vector<double> acc(static_cast<size_t>(hd), 0.0);
-      for (int64_t j = lo; j <= p; ++j) {
-        decode(kv.v_row(j, h / group), vr.data(), hd);
-        for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] += sc[size_t(j - lo)] / sum * vr[size_t(d)];
-      }
-      for (int64_t d = 0; d < hd; ++d) out[size_t((t * n_head + h) * hd + d)] = float(acc[size_t(d)]);
-    }
-  }
-  return out;
-}
-
-TEST(CudaForwardOps, SlidingWindowAttentionMatchesReference) {
+TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
   IMP_SKIP_WITHOUT_GPU();
   CudaBackend b;
   CpuBackend cpu(CpuOpsPath::kReference, 1);
@@ -214,6 +183,7 @@ TEST(CudaForwardOps, SlidingWindowAttentionMatchesReference) {
   auto dkv = b.create_kv_cache(kc);
   auto hkv = cpu.create_kv_cache(kc);
   const int64_t H = 4, hd = kc.head_dim, nkv = kc.n_kv_head, window = 7;
+  const float scale = 0.3f;  // gemma 3's query_pre_attn_scalar^-½ path, not 1/sqrt(head_dim)
   int64_t pos = 0;
   for (int64_t n_tok : {29, 1, 5, 1}) {
     const auto q = random_floats(size_t(n_tok * H * hd), 500 + uint64_t(pos));
@@ -222,11 +192,14 @@ TEST(CudaForwardOps, SlidingWindowAttentionMatchesReference) {
     cpu.begin_step(*hkv, pos, n_tok);
     cpu.kv_write(*hkv, 0, k.data(), v.data(), n_tok);
     cpu.end_step();
-    const auto ref = windowed_reference(q, n_tok, H, pos, static_cast<KvCache&>(*hkv).layer_view(0), window);
+    std::vector<float> ref(q.size());
+    cpu.begin_step(*hkv, pos, n_tok);
+    cpu.attention(q.data(), n_tok, H, *hkv, 0, window, scale, ref.data());
+    cpu.end_step();
     float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
     b.begin_step(*dkv, pos, n_tok);
     b.kv_write(*dkv, 0, dk, dv, n_tok);
-    b.attention(dq, n_tok, H, *dkv, 0, window, dout);
+    b.attention(dq, n_tok, H, *dkv, 0, window, scale, dout);
     b.end_step();
     EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << "window " << window << " at " << pos;
     for (float* p : {dq, dk, dv, dout}) b.release(p);

@@ -65,9 +65,9 @@ void CpuBackend::rope(float* x, std::span<const int32_t> positions, int64_t n_he
 }
 
 void CpuBackend::attention(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv,
-                           float* out) {
-  if (path_ == CpuOpsPath::kReference) return attention_ref(q, n_tok, n_head, pos0, kv, out);
-  imp::attention(pool_, q, n_tok, n_head, pos0, kv, out);
+                           float* out, int64_t window, float scale) {
+  if (path_ == CpuOpsPath::kReference) return attention_ref(q, n_tok, n_head, pos0, kv, out, window, scale);
+  imp::attention(pool_, q, n_tok, n_head, pos0, kv, out, window, scale);
 }
 
 void CpuBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
@@ -152,11 +152,17 @@ void CpuBackend::kv_write(KvStore& kv, int64_t layer, const float* k, const floa
 }
 
 void CpuBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
-                           int64_t window, float* out) {
-  if (window > 0 && pos0_ + n_tok > window) {
-    fail("cpu backend: sliding-window attention (window {}) at {} tokens is not implemented", window, pos0_ + n_tok);
-  }
-  attention(q, n_tok, n_head, pos0_, host_cache(kv).layer_view(layer), out);
+                           int64_t window, float scale, float* out) {
+  attention(q, n_tok, n_head, pos0_, host_cache(kv).layer_view(layer), out, window, scale);
+}
+
+
+void CpuBackend::mul(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= x[i];
+}
+
+void CpuBackend::scale(float* x, float s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
 }  // namespace imp

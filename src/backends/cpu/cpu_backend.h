@@ -62,16 +62,22 @@ class CpuBackend final : public Backend {
   void rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, const RopeParams& p) override;
   void kv_write(KvStore& kv, int64_t layer, const float* k, const float* v, int64_t n_tok) override;
   void attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer, int64_t window,
-                 float* out) override;
+                 float scale, float* out) override;
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
   void gelu_tanh(const float* x, int64_t n, float* out) override;
   // y += x elementwise.
   void add(float* y, const float* x, int64_t n) override;
+  // y *= x elementwise (gated GELU: gelu(gate) · up).
+  void mul(float* y, const float* x, int64_t n) override;
+  // x *= s (gemma's embedding scale).
+  void scale(float* x, float s, int64_t n) override;
 
   // --- direct ops on host data (tests, tools)
   void matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y);
   void rope(float* x, std::span<const int32_t> positions, int64_t n_head, int64_t head_dim, const RopeParams& p);
-  void attention(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv, float* out);
+  // window > 0: sliding-window attention; scale 0: 1/sqrt(head_dim) (ops.h).
+  void attention(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv, float* out,
+                 int64_t window = 0, float scale = 0.0f);
   void softmax(float* x, int64_t n_rows, int64_t n);
 
  private:

@@ -80,14 +80,16 @@ struct KvLayerView {
     return v_blocks[size_t(pos / block_tokens)] + ((pos % block_tokens) * n_kv_head + g) * row_bytes;
   }
 };
-// q, out (n_tok, n_head, head_dim). Token t is at position pos0 + t and attends causally
-// to cache positions 0 .. pos0 + t (which must already be written). Head h reads kv head
-// h / (n_head / n_kv_head) (grouped-query attention). Scores scaled by 1/sqrt(head_dim),
-// softmax in FP32 (double in the reference).
+// q, out (n_tok, n_head, head_dim). Token t is at position p = pos0 + t and attends causally
+// to cache positions 0 .. p (which must already be written); with a sliding window w > 0
+// only to the last w of them, max(0, p − w + 1) .. p (gemma3 local layers; transformers'
+// and llama.cpp's convention). Head h reads kv head h / (n_head / n_kv_head) (grouped-query
+// attention). Scores scaled by `scale` (0: 1/sqrt(head_dim); gemma3 uses
+// query_pre_attn_scalar^−½), softmax in FP32 (double in the reference).
 void attention_ref(const float* q, int64_t n_tok, int64_t n_head, int64_t pos0, const KvLayerView& kv,
-                   float* out);
+                   float* out, int64_t window = 0, float scale = 0.0f);
 void attention(ThreadPool& pool, const float* q, int64_t n_tok, int64_t n_head, int64_t pos0,
-               const KvLayerView& kv, float* out);
+               const KvLayerView& kv, float* out, int64_t window = 0, float scale = 0.0f);
 
 // --- activations (n elements). swiglu: out = silu(gate) · up. gelu: tanh approximation.
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);

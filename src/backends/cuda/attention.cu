@@ -19,7 +19,7 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8;  // head_dim ≤ 256
 
-__global__ void attention_kernel(const float* q, int n_head, KvView kv, int window, float* partials, float* out,
+__global__ void attention_kernel(const float* q, int n_head, KvView kv, int window, float scale, float* partials, float* out,
                                  const StepParams* step) {
   const int h = blockIdx.x, s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -29,7 +29,6 @@ __global__ void attention_kernel(const float* q, int n_head, KvView kv, int wind
   const int len = pos - lo + 1;
   const int chunk = (len + n_split - 1) / n_split;
   const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
-  const float scale = 1.0f / sqrtf(float(hd));
 
   float qv[kMaxPerLane], acc[kMaxPerLane];
   const float* qh = q + (int64_t(t) * n_head + h) * hd;
@@ -137,13 +136,14 @@ void check_args(int64_t n_tok, int64_t n_head, const KvView& kv, int32_t n_split
 
 }  // namespace
 
-void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, int32_t n_split,
-                      float* partials, float* out, const StepParams* step, cudaStream_t stream) {
+void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
   check_args(n_tok, n_head, kv, n_split, "attention_decode");
   if (n_split > 1 && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
   const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
+  const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
   attention_kernel<<<dim3(unsigned(n_head), unsigned(n_split), unsigned(n_tok)), 32 * kWarps, 0, stream>>>(
-      q, int(n_head), kv, w, partials, out, step);
+      q, int(n_head), kv, w, sc, partials, out, step);
   IMP_CUDA_CHECK_LAUNCH();
   if (n_split > 1) {
     combine_kernel<<<dim3(unsigned(n_head), unsigned(n_tok)), 128, 0, stream>>>(partials, int(n_head), n_split,
@@ -152,9 +152,9 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
   }
 }
 
-void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float* out,
-                       const StepParams* step, cudaStream_t stream) {
-  attention_decode(q, n_tok, n_head, kv, window, 1, nullptr, out, step, stream);
+void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                       float* out, const StepParams* step, cudaStream_t stream) {
+  attention_decode(q, n_tok, n_head, kv, window, scale, 1, nullptr, out, step, stream);
 }
 
 }  // namespace imp::cuda

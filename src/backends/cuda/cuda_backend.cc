@@ -423,11 +423,11 @@ void CudaBackend::rope_kv_write(float* q, float* k, const float* v, int64_t n_to
 }
 
 void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
-                            int64_t window, float* out) {
+                            int64_t window, float scale, float* out) {
   CudaKvCache& c = device_cache(kv);
   if (skip()) return;
   const KvView view = c.layer(layer);
-  if (n_tok > 1) return attention_prefill(q, n_tok, n_head, view, window, out, step_dev_, stream_);
+  if (n_tok > 1) return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
   float* partials = nullptr;
   if (n_split_ > 1) {
     const int64_t need = n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;
@@ -438,7 +438,7 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
     }
     partials = static_cast<float*>(partials_);
   }
-  attention_decode(q, 1, n_head, view, window, n_split_, partials, out, step_dev_, stream_);
+  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_);
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
@@ -454,6 +454,16 @@ void CudaBackend::gelu_tanh(const float* x, int64_t n, float* out) {
 void CudaBackend::add(float* y, const float* x, int64_t n) {
   if (skip()) return;
   cuda::add(y, x, n, stream_);
+}
+
+void CudaBackend::mul(float* y, const float* x, int64_t n) {
+  if (skip()) return;
+  cuda::mul(y, x, n, stream_);
+}
+
+void CudaBackend::scale(float* x, float s, int64_t n) {
+  if (skip()) return;
+  cuda::scale(x, s, n, stream_);
 }
 
 }  // namespace imp::cuda

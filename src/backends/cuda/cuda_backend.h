@@ -99,10 +99,12 @@ class CudaBackend final : public Backend {
   void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
                      const RopeParams& p, KvStore& kv, int64_t layer) override;
   void attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer, int64_t window,
-                 float* out) override;
+                 float scale, float* out) override;
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
   void gelu_tanh(const float* x, int64_t n, float* out) override;
   void add(float* y, const float* x, int64_t n) override;
+  void mul(float* y, const float* x, int64_t n) override;
+  void scale(float* x, float s, int64_t n) override;
 
   // Host → device upload of floats into a buffer from alloc() (tests).
   void write(float* dst, const float* host, int64_t n);

@@ -37,6 +37,18 @@ __global__ void add_kernel(float* y, const float* x, int64_t n) {
   }
 }
 
+__global__ void mul_kernel(float* y, const float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    y[i] *= x[i];
+  }
+}
+
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    x[i] *= s;
+  }
+}
+
 __global__ void add_bias_kernel(float* x, const float* bias, int64_t total, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     x[i] += bias[i % n];
@@ -70,6 +82,18 @@ void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream) {
 void add(float* y, const float* x, int64_t n, cudaStream_t stream) {
   check_n(n, "add");
   add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, x, n);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void mul(float* y, const float* x, int64_t n, cudaStream_t stream) {
+  check_n(n, "mul");
+  mul_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, x, n);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void scale(float* x, float s, int64_t n, cudaStream_t stream) {
+  check_n(n, "scale");
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, s, n);
   IMP_CUDA_CHECK_LAUNCH();
 }
 

@@ -61,23 +61,25 @@ void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_
 
 // Causal attention of q (n_tok, n_head, head_dim) over the cache (GQA: head h reads kv head
 // h / (n_head / n_kv_head)); token t at p = pos0 + t sees positions max(0, p+1−window) .. p
-// (window ≤ 0: all). Scores · 1/sqrt(head_dim), FP32 online softmax.
+// (window ≤ 0: all). Scores · scale (0: 1/sqrt(head_dim)), FP32 online softmax.
 // Decode (split-K): n_split ≥ 1 splits of the visible keys; with n_split > 1 the splits
 // write (max, sum, acc) partials to `partials` (n_tok · n_head · n_split · (head_dim + 2)
 // floats) and a second kernel combines them. head_dim ≤ 256.
-void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, int32_t n_split,
-                      float* partials, float* out, const StepParams* step, cudaStream_t stream);
+void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream);
 // Prefill: the same kernel with one split per (query, head) block, n_tok blocks deep —
 // straightforward, not tiled: each block streams its keys from global memory. A tiled /
 // tensor-core flash-attention kernel is a later step.
-void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float* out,
-                       const StepParams* step, cudaStream_t stream);
+void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                       float* out, const StepParams* step, cudaStream_t stream);
 
-// Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x;
+// Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s;
 // x (rows, n) += bias (n); out = bf16(x) (round to nearest even).
 void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream);
 void add(float* y, const float* x, int64_t n, cudaStream_t stream);
+void mul(float* y, const float* x, int64_t n, cudaStream_t stream);
+void scale(float* x, float s, int64_t n, cudaStream_t stream);
 void add_bias(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t stream);
 void f32_to_bf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
 
