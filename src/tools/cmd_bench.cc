@@ -1,5 +1,5 @@
 // `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
-//  [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
+//  [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
 //
 // Measures, in one run on this machine:
 //   prompt processing : one forward pass over p random valid token ids (uniform in
@@ -37,7 +37,7 @@ namespace imp {
 namespace {
 
 struct BenchArgs {
-  std::string model, kv_type = "f16", ops = "fast", storage = "mapped";
+  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", act_quant = "i16";
   int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
   int threads = 0;
   bool json = false;
@@ -109,7 +109,7 @@ void run_bench(const BenchArgs& a) {
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
   const StoragePlan plan = plan_storage(*file, caps, policy);
-  CpuBackend backend(path, a.threads);
+  CpuBackend backend(path, a.threads, parse_act_quant(a.act_quant));
   LlamaModel model(*file, plan, backend);
   const int64_t n_ctx = a.n_prompt + a.n_gen;
   if (n_ctx > model.n_ctx()) fail("imp bench: -p {} + -n {} exceed the model's context {}", a.n_prompt, a.n_gen, model.n_ctx());
@@ -140,6 +140,7 @@ void run_bench(const BenchArgs& a) {
   j["model"] = a.model;
   j["kv_type"] = kv_type_name(kv_type);
   j["ops"] = a.ops;
+  j["act_quant"] = act_quant_name(backend.act_quant());
   j["storage"] = a.storage;
   j["isa"] = cpu_isa_name(backend.isa());
   j["threads"] = backend.n_threads();
@@ -165,8 +166,9 @@ void run_bench(const BenchArgs& a) {
     return;
   }
   fmt::print("model      {}\n", a.model);
-  fmt::print("setup      {} ops, {} threads, {}, kv {}, storage {}\n", a.ops, backend.n_threads(),
-             cpu_isa_name(backend.isa()), kv_type_name(kv_type), a.storage);
+  fmt::print("setup      {} ops, {} activations, {} threads, {}, kv {}, storage {}\n", a.ops,
+             act_quant_name(backend.act_quant()), backend.n_threads(), cpu_isa_name(backend.isa()),
+             kv_type_name(kv_type), a.storage);
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
   fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
   fmt::print("bandwidth  {:.2f} GiB/s (read, {} threads, {} MiB, best of {})\n", bw.bytes_per_s / double(1ull << 30),
@@ -187,6 +189,7 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
+  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default), f32, q8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer in MiB (≥ 512)");
   cmd->add_option("--seed", a->seed, "Seed for the random prompt");

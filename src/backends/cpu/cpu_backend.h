@@ -8,6 +8,7 @@
 #pragma once
 
 #include <span>
+#include <string_view>
 
 #include "backends/cpu/ops.h"
 #include "planner/device_caps.h"
@@ -23,11 +24,17 @@ bool cpu_supports(WeightOp op, StorageTier tier, FormatId disk_format);
 bool cpu_supports_kv(KvType type, int64_t head_dim);
 DeviceCaps cpu_device_caps();
 
+// --act-quant spellings: f32 (kNone), q8 (kQ8), i16 (kI16); anything else is an Error.
+ActQuant parse_act_quant(std::string_view name);
+std::string_view act_quant_name(ActQuant a);
+// The fast path's default: 16-bit activations (within 1e-3 of HF on the demo model, ops.h).
+inline constexpr ActQuant kDefaultActQuant = ActQuant::kI16;
+
 class CpuBackend {
  public:
   // act_quant picks the fast matmul's activation handling (ops.h); the reference path
   // ignores it (always exact).
-  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = ActQuant::kNone);
+  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = kDefaultActQuant);
 
   CpuOpsPath path() const { return path_; }
   int n_threads() const { return pool_.size(); }

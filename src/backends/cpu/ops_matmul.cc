@@ -1,6 +1,8 @@
 // matmul and embedding lookup over a QuantMatrix (shapes in ops.h).
+#include <algorithm>
 #include <vector>
 
+#include "backends/cpu/act_i16.h"
 #include "backends/cpu/f32act.h"
 #include "backends/cpu/ops.h"
 #include "backends/cpu/row_kernels.h"
@@ -86,6 +88,43 @@ void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int6
   });
 }
 
+// 16-bit activations (act_i16.h). Each token row is quantized once; weight rows go to the
+// kernel in chunks (whole thread chunks at batch 1; tiles of kTileRows for several tokens,
+// so that a tile stays in L1 while every token passes over it).
+void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, I16DotRowsFn dot,
+                CpuIsa isa) {
+  constexpr int64_t kTileRows = 16;
+  const int64_t n = w.cols, nb = n / kI16Block;
+  // Reused across calls: a decode step runs hundreds of matmuls on the same few sizes.
+  thread_local std::vector<int16_t> q;
+  thread_local std::vector<float> ds;
+  if (q.size() < size_t(n_tok * n)) q.resize(size_t(n_tok * n));
+  if (ds.size() < size_t(2 * n_tok * nb)) ds.resize(size_t(2 * n_tok * nb));
+  float* d = ds.data();
+  float* s = ds.data() + n_tok * nb;
+  const I16QuantizeFn quantize = i16_quantizer(isa);
+  int16_t* qp = q.data();
+  if (n_tok == 1) {
+    quantize(x, n, qp, d, s);
+  } else {
+    pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) quantize(x + t * n, n, qp + t * n, d + t * nb, s + t * nb);
+    });
+  }
+  const size_t row_bytes = size_t(row_data_bytes(w.format, n));
+  const uint8_t* base = w.data.data();
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    if (n_tok == 1) return dot(base + size_t(r0) * row_bytes, row_bytes, r1 - r0, {qp, d, s}, n, y + r0);
+    for (int64_t r = r0; r < r1; r += kTileRows) {
+      const int64_t rows = std::min(kTileRows, r1 - r);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const I16ActRow act{qp + t * n, d + t * nb, s + t * nb};
+        dot(base + size_t(r) * row_bytes, row_bytes, rows, act, n, y + t * w.rows + r);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa,
@@ -93,7 +132,10 @@ void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_to
   check_matmul(w, "matmul");
   const CpuRowKernels k = cpu_row_kernels(w.format, isa);
   const FormatId act_format = format_traits(w.format).dot_activation;
-  if (act_format != FormatId::F32 && act_quant == ActQuant::kNone) {
+  if (act_quant == ActQuant::kI16) {
+    if (const I16DotRowsFn dot = i16_dot_rows(w.format, isa)) return matmul_i16(pool, w, x, n_tok, y, dot, isa);
+  }
+  if (act_format != FormatId::F32 && act_quant != ActQuant::kQ8) {
     return matmul_f32_act(pool, w, x, n_tok, y, k, isa);
   }
 

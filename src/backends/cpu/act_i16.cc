@@ -1,0 +1,116 @@
+// Scalar references of the 16-bit activation path (definition in act_i16.h) and the
+// run-time choice of its kernels. Compiled without -mavx2: it only hands out pointers to
+// the AVX2 kernels, which run after cpu_features() said so.
+#include "backends/cpu/act_i16.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/bits.h"
+#include "formats/f16.h"
+
+namespace imp {
+
+void quantize_act_i16_ref(const float* x, int64_t n, int16_t* q, float* d, float* s) {
+  for (int64_t b = 0; b < n / kI16Block; ++b) {
+    const float* xb = x + b * kI16Block;
+    float amax = 0.0f, sum = 0.0f;
+    for (int i = 0; i < kI16Block; ++i) {
+      amax = std::max(amax, std::fabs(xb[i]));
+      sum += xb[i];
+    }
+    const float id = amax > 0.0f ? kI16Max / amax : 0.0f;
+    d[b] = amax / kI16Max;
+    s[b] = sum;
+    for (int i = 0; i < kI16Block; ++i) {
+      // nearbyint: round half to even (default rounding mode), as vcvtps2dq does.
+      const float v = std::clamp(std::nearbyint(xb[i] * id), -kI16Max, kI16Max);
+      q[b * kI16Block + i] = int16_t(v);
+    }
+  }
+}
+
+namespace {
+
+// Codes of one block of each format: c[0..31] in element order, dw, mw (w = c·dw + mw).
+struct BlockCodes {
+  int c[kI16Block];
+  double dw, mw;
+};
+
+template <size_t kBlockBytes, class Decode>
+void dot_rows_ref(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n, float* y,
+                  Decode decode) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* p = w + size_t(r) * row_bytes;
+    double acc = 0.0;
+    for (int64_t b = 0; b < n / kI16Block; ++b, p += kBlockBytes) {
+      BlockCodes k;
+      decode(p, k);
+      int64_t isum = 0;
+      for (int i = 0; i < kI16Block; ++i) isum += int64_t(k.c[i]) * act.q[b * kI16Block + i];
+      acc += k.dw * double(act.d[b]) * double(isum) + k.mw * double(act.s[b]);
+    }
+    y[r] = float(acc);
+  }
+}
+
+// Q4_0: d f16 | qs[16]; element j: low nibble of qs[j], element j + 16: high nibble; c = q − 8.
+void dot_rows_q4_0_ref(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n, float* y) {
+  dot_rows_ref<18>(w, row_bytes, rows, act, n, y, [](const uint8_t* p, BlockCodes& k) {
+    for (int j = 0; j < 16; ++j) {
+      k.c[j] = (p[2 + j] & 0x0F) - 8;
+      k.c[j + 16] = (p[2 + j] >> 4) - 8;
+    }
+    k.dw = f16_to_f32(load_u16(p));
+    k.mw = 0.0;
+  });
+}
+
+// Q4_1: d f16 | m f16 | qs[16]; c = nibble, w = c·d + m.
+void dot_rows_q4_1_ref(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n, float* y) {
+  dot_rows_ref<20>(w, row_bytes, rows, act, n, y, [](const uint8_t* p, BlockCodes& k) {
+    for (int j = 0; j < 16; ++j) {
+      k.c[j] = p[4 + j] & 0x0F;
+      k.c[j + 16] = p[4 + j] >> 4;
+    }
+    k.dw = f16_to_f32(load_u16(p));
+    k.mw = f16_to_f32(load_u16(p + 2));
+  });
+}
+
+// Q8_0: d f16 | qs int8[32].
+void dot_rows_q8_0_ref(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n, float* y) {
+  dot_rows_ref<34>(w, row_bytes, rows, act, n, y, [](const uint8_t* p, BlockCodes& k) {
+    for (int j = 0; j < 32; ++j) k.c[j] = int8_t(p[2 + j]);
+    k.dw = f16_to_f32(load_u16(p));
+    k.mw = 0.0;
+  });
+}
+
+}  // namespace
+
+I16DotRowsFn i16_dot_rows_ref(FormatId format) {
+  switch (format) {
+    case FormatId::Q4_0: return dot_rows_q4_0_ref;
+    case FormatId::Q4_1: return dot_rows_q4_1_ref;
+    case FormatId::Q8_0: return dot_rows_q8_0_ref;
+    default: return nullptr;
+  }
+}
+
+I16QuantizeFn i16_quantizer(CpuIsa isa) {
+  return isa == CpuIsa::kAvx2 ? avx2::quantize_act_i16 : quantize_act_i16_ref;
+}
+
+I16DotRowsFn i16_dot_rows(FormatId format, CpuIsa isa) {
+  if (isa != CpuIsa::kAvx2) return i16_dot_rows_ref(format);
+  switch (format) {
+    case FormatId::Q4_0: return avx2::dot_rows_i16_q4_0;
+    case FormatId::Q4_1: return avx2::dot_rows_i16_q4_1;
+    case FormatId::Q8_0: return avx2::dot_rows_i16_q8_0;
+    default: return nullptr;
+  }
+}
+
+}  // namespace imp
