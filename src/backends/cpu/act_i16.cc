@@ -90,12 +90,38 @@ void dot_rows_q8_0_ref(const uint8_t* w, size_t row_bytes, int64_t rows, const I
 
 }  // namespace
 
-I16DotRowsFn i16_dot_rows_ref(FormatId format) {
+I16DotKernel i16_dot_rows_ref(FormatId format) {
   switch (format) {
-    case FormatId::Q4_0: return dot_rows_q4_0_ref;
-    case FormatId::Q4_1: return dot_rows_q4_1_ref;
-    case FormatId::Q8_0: return dot_rows_q8_0_ref;
-    default: return nullptr;
+    case FormatId::Q4_0: return {dot_rows_q4_0_ref, I16Order::kNatural};
+    case FormatId::Q4_1: return {dot_rows_q4_1_ref, I16Order::kNatural};
+    case FormatId::Q8_0: return {dot_rows_q8_0_ref, I16Order::kNatural};
+    default: return {};
+  }
+}
+
+void reorder_act_i16(const int16_t* q, int64_t n, I16Order order, int16_t* out) {
+  for (int64_t b = 0; b < n; b += kI16Block) {
+    const int16_t* in = q + b;
+    int16_t* o = out + b;
+    switch (order) {
+      case I16Order::kNatural:
+        for (int i = 0; i < kI16Block; ++i) o[i] = in[i];
+        break;
+      case I16Order::kQ4Pairs:
+        for (int half = 0; half < 2; ++half) {
+          for (int k = 0; k < 8; ++k) {
+            o[16 * half + k] = in[16 * half + 2 * k];
+            o[16 * half + 8 + k] = in[16 * half + 2 * k + 1];
+          }
+        }
+        break;
+      case I16Order::kQ8Pairs:
+        for (int k = 0; k < 16; ++k) {
+          o[k] = in[2 * k];
+          o[16 + k] = in[2 * k + 1];
+        }
+        break;
+    }
   }
 }
 
@@ -103,13 +129,13 @@ I16QuantizeFn i16_quantizer(CpuIsa isa) {
   return isa == CpuIsa::kAvx2 ? avx2::quantize_act_i16 : quantize_act_i16_ref;
 }
 
-I16DotRowsFn i16_dot_rows(FormatId format, CpuIsa isa) {
+I16DotKernel i16_dot_rows(FormatId format, CpuIsa isa) {
   if (isa != CpuIsa::kAvx2) return i16_dot_rows_ref(format);
   switch (format) {
-    case FormatId::Q4_0: return avx2::dot_rows_i16_q4_0;
-    case FormatId::Q4_1: return avx2::dot_rows_i16_q4_1;
-    case FormatId::Q8_0: return avx2::dot_rows_i16_q8_0;
-    default: return nullptr;
+    case FormatId::Q4_0: return {avx2::dot_rows_i16_q4_0, I16Order::kQ4Pairs};
+    case FormatId::Q4_1: return {avx2::dot_rows_i16_q4_1, I16Order::kQ4Pairs};
+    case FormatId::Q8_0: return {avx2::dot_rows_i16_q8_0, I16Order::kNatural};
+    default: return {};
   }
 }
 

@@ -21,6 +21,11 @@
 //
 // Kernels compute y[r] for `rows` consecutive weight rows (row_bytes apart) against one
 // activation row, so the matmul pays one call per row chunk, not per row.
+//
+// Element order of q: the references read q in natural order; the AVX2 kernels read it
+// permuted per block (reorder_act_i16) so that they can widen weight codes to int16 with
+// shifts and masks only — no vpmovzxbw / vpermd, which share one shuffle port and bounded
+// the natural-order kernel (order names and layouts at I16Order). d and s never move.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +39,13 @@ namespace imp {
 constexpr int kI16Block = 32;
 constexpr float kI16Max = 32767.0f;
 
+// Within each 32-block, position → element:
+//   kNatural: i → i
+//   kQ4Pairs: 0..7 → 0,2,…,14;  8..15 → 1,3,…,15;  16..23 → 16,18,…,30;  24..31 → 17,…,31
+//             (a Q4 block's 16 bytes read as int16 and masked with 0x000F / 0x0F00)
+//   kQ8Pairs: 0..15 → 0,2,…,30;  16..31 → 1,3,…,31  (int8 pairs split by shifts)
+enum class I16Order : uint8_t { kNatural, kQ4Pairs, kQ8Pairs };
+
 struct I16ActRow {
   const int16_t* q = nullptr;
   const float* d = nullptr;
@@ -46,15 +58,20 @@ using I16QuantizeFn = void (*)(const float* x, int64_t n, int16_t* q, float* d, 
 using I16DotRowsFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n,
                               float* y);
 
-// Scalar references (act_i16.cc): the definition above, the dot in double.
-void quantize_act_i16_ref(const float* x, int64_t n, int16_t* q, float* d, float* s);
-// nullptr for formats without an I16 dot.
-I16DotRowsFn i16_dot_rows_ref(FormatId format);
+struct I16DotKernel {
+  I16DotRowsFn fn = nullptr;  // nullptr: the format has no I16 dot
+  I16Order order = I16Order::kNatural;  // the order fn reads q in
+};
 
-// The fastest implementations the ISA has (AVX2 when asked for and present, else the
-// references); the dot is nullptr for formats without one.
+// Scalar references (act_i16.cc): the definition above, the dot in double, natural order.
+void quantize_act_i16_ref(const float* x, int64_t n, int16_t* q, float* d, float* s);
+I16DotKernel i16_dot_rows_ref(FormatId format);
+// out = q (n elements, natural order) permuted into `order`; out must not alias q.
+void reorder_act_i16(const int16_t* q, int64_t n, I16Order order, int16_t* out);
+
+// The fastest implementations the ISA has (AVX2 when asked for, else the references).
 I16QuantizeFn i16_quantizer(CpuIsa isa);
-I16DotRowsFn i16_dot_rows(FormatId format, CpuIsa isa);
+I16DotKernel i16_dot_rows(FormatId format, CpuIsa isa);
 
 namespace avx2 {
 // act_i16_avx2.cc

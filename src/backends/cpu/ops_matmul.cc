@@ -88,31 +88,42 @@ void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int6
   });
 }
 
-// 16-bit activations (act_i16.h). Each token row is quantized once; weight rows go to the
-// kernel in chunks (whole thread chunks at batch 1; tiles of kTileRows for several tokens,
-// so that a tile stays in L1 while every token passes over it).
-void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, I16DotRowsFn dot,
-                CpuIsa isa) {
+// 16-bit activations (act_i16.h). Each token row is quantized once (and put in the
+// kernel's element order); weight rows go to the kernel in chunks (whole thread chunks at
+// batch 1; tiles of kTileRows for several tokens, so that a tile stays in L1 while every
+// token passes over it).
+void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
+                const I16DotKernel& kernel, CpuIsa isa) {
   constexpr int64_t kTileRows = 16;
   const int64_t n = w.cols, nb = n / kI16Block;
   // Reused across calls: a decode step runs hundreds of matmuls on the same few sizes.
   thread_local std::vector<int16_t> q;
   thread_local std::vector<float> ds;
-  if (q.size() < size_t(n_tok * n)) q.resize(size_t(n_tok * n));
+  if (q.size() < size_t(2 * n_tok * n)) q.resize(size_t(2 * n_tok * n));
   if (ds.size() < size_t(2 * n_tok * nb)) ds.resize(size_t(2 * n_tok * nb));
+  int16_t* qp = q.data();                // kernel order
+  int16_t* natural = q.data() + n_tok * n;
   float* d = ds.data();
   float* s = ds.data() + n_tok * nb;
   const I16QuantizeFn quantize = i16_quantizer(isa);
-  int16_t* qp = q.data();
+  const auto quantize_rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (kernel.order == I16Order::kNatural) {
+        quantize(x + t * n, n, qp + t * n, d + t * nb, s + t * nb);
+      } else {
+        quantize(x + t * n, n, natural + t * n, d + t * nb, s + t * nb);
+        reorder_act_i16(natural + t * n, n, kernel.order, qp + t * n);
+      }
+    }
+  };
   if (n_tok == 1) {
-    quantize(x, n, qp, d, s);
+    quantize_rows(0, 1);
   } else {
-    pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) quantize(x + t * n, n, qp + t * n, d + t * nb, s + t * nb);
-    });
+    pool.parallel_for(n_tok, quantize_rows);
   }
   const size_t row_bytes = size_t(row_data_bytes(w.format, n));
   const uint8_t* base = w.data.data();
+  const I16DotRowsFn dot = kernel.fn;
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
     if (n_tok == 1) return dot(base + size_t(r0) * row_bytes, row_bytes, r1 - r0, {qp, d, s}, n, y + r0);
     for (int64_t r = r0; r < r1; r += kTileRows) {
@@ -133,7 +144,8 @@ void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_to
   const CpuRowKernels k = cpu_row_kernels(w.format, isa);
   const FormatId act_format = format_traits(w.format).dot_activation;
   if (act_quant == ActQuant::kI16) {
-    if (const I16DotRowsFn dot = i16_dot_rows(w.format, isa)) return matmul_i16(pool, w, x, n_tok, y, dot, isa);
+    const I16DotKernel kernel = i16_dot_rows(w.format, isa);
+    if (kernel.fn) return matmul_i16(pool, w, x, n_tok, y, kernel, isa);
   }
   if (act_format != FormatId::F32 && act_quant != ActQuant::kQ8) {
     return matmul_f32_act(pool, w, x, n_tok, y, k, isa);
