@@ -24,8 +24,10 @@ constexpr double kKernelTol = 1e-5;
 constexpr double kSumAbsTol = 1e-5;
 // kI16 matmul vs the exact reference on N(0,1) data: each element moves by ≤ d/2 with
 // d = amax/32767 (amax ≈ 2.5σ): rms error ≈ 2.2e-5 relative per element; a dot of many
-// terms averages it further. 1e-4 leaves margin for unlucky blocks.
-constexpr double kI16Tol = 1e-4;
+// terms averages it further: measured 1.5–2.5e-5 for Q4_0/Q8_0. Q4_1's codes are all ≥ 0
+// (c·dw ≈ 2.5σ on average), so its error is ~2.5× larger and relative to a result that
+// the offset terms can make small: measured up to 1.5e-4. 3e-4 covers both.
+constexpr double kI16Tol = 3e-4;
 // With a 300σ outlier in every 32-block (SmolLM2-like), the step grows 120×: ~3e-3 rms
 // per element relative to the rest of the block. (Q8 would be ~1, see test_ops.cc.)
 constexpr double kI16OutlierTol = 1e-2;
@@ -55,7 +57,7 @@ TEST(ActI16, QuantizerMatchesReference) {
       EXPECT_FLOAT_EQ(d_ref[size_t(b)], amax / 32767.0f);
       for (int i = 0; i < 32; ++i) {  // the definition: |x − d·q| ≤ d/2
         const double e = std::fabs(double(x[size_t(32 * b + i)]) - double(d_ref[size_t(b)]) * q_ref[size_t(32 * b + i)]);
-        EXPECT_LE(e, 0.5001 * d_ref[size_t(b)] + 1e-30);
+        EXPECT_LE(e, (0.5 + 0x1p-8) * d_ref[size_t(b)] + 1e-30);  // + FP32 rounding of x·id near 32767
       }
     }
   }
