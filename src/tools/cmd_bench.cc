@@ -1,5 +1,5 @@
 // `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
-//  [--act-quant f32|i16|q8] [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
+//  [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
 //
 // Measures, in one run on this machine:
 //   prompt processing : one forward pass over p random valid token ids (uniform in
@@ -37,7 +37,7 @@ namespace imp {
 namespace {
 
 struct BenchArgs {
-  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", act_quant = "f32";
+  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", act_quant = "i16";
   int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
   int threads = 0;
   bool json = false;
@@ -189,7 +189,7 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
-  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: f32 (default), i16, q8");
+  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default), f32, q8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer in MiB (≥ 512)");
   cmd->add_option("--seed", a->seed, "Seed for the random prompt");

@@ -1,6 +1,6 @@
 // `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
-//  [--ops fast|reference] [--act-quant f32|i16|q8] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
+//  [--ops fast|reference] [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
 //
 // Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
@@ -36,7 +36,7 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32";
+  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "i16";
   bool ignore_eos = false;
 };
 
@@ -144,8 +144,8 @@ void register_run_command(CLI::App& app) {
                   "KV cache type: f32 (default, accurate), f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--act-quant", a->act_quant,
-                  "Fast-path matmul activations: f32 (default, accurate), i16 (16-bit integer dots, faster, "
-                  "~1.5e-3 logit error on outlier-heavy models) or q8 (ggml int8 dots, ~1e-1)");
+                  "Fast-path matmul activations: i16 (default: 16-bit integer dots, outliers exact, within "
+                  "1e-3 of F32), f32 (exact decode) or q8 (ggml int8 dots, ~1e-1 error with outliers)");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");

@@ -11,23 +11,30 @@
 
 namespace imp {
 
-void quantize_act_i16_ref(const float* x, int64_t n, int16_t* q, float* d, float* s) {
+int32_t quantize_act_i16_ref(const float* x, int64_t n, int16_t* q, float* d, float* s, int32_t* out_idx,
+                             float* out_x) {
+  int32_t n_out = 0;
   for (int64_t b = 0; b < n / kI16Block; ++b) {
     const float* xb = x + b * kI16Block;
     float amax = 0.0f, sum = 0.0f;
+    const int j = i16_block_outlier(xb, &amax);
     for (int i = 0; i < kI16Block; ++i) {
-      amax = std::max(amax, std::fabs(xb[i]));
-      sum += xb[i];
+      if (i != j) sum += xb[i];
     }
     const float id = amax > 0.0f ? kI16Max / amax : 0.0f;
     d[b] = amax / kI16Max;
     s[b] = sum;
     for (int i = 0; i < kI16Block; ++i) {
       // nearbyint: round half to even (default rounding mode), as vcvtps2dq does.
-      const float v = std::clamp(std::nearbyint(xb[i] * id), -kI16Max, kI16Max);
+      const float v = i == j ? 0.0f : std::clamp(std::nearbyint(xb[i] * id), -kI16Max, kI16Max);
       q[b * kI16Block + i] = int16_t(v);
     }
+    if (j >= 0) {
+      out_idx[n_out] = int32_t(b * kI16Block + j);
+      out_x[n_out++] = xb[j];
+    }
   }
+  return n_out;
 }
 
 namespace {
@@ -50,6 +57,12 @@ void dot_rows_ref(const uint8_t* w, size_t row_bytes, int64_t rows, const I16Act
       int64_t isum = 0;
       for (int i = 0; i < kI16Block; ++i) isum += int64_t(k.c[i]) * act.q[b * kI16Block + i];
       acc += k.dw * double(act.d[b]) * double(isum) + k.mw * double(act.s[b]);
+    }
+    for (int32_t o = 0; o < act.n_out; ++o) {
+      BlockCodes k;
+      const int32_t idx = act.out_idx[o];
+      decode(w + size_t(r) * row_bytes + size_t(idx / kI16Block) * kBlockBytes, k);
+      acc += (double(k.c[idx % kI16Block]) * k.dw + k.mw) * double(act.out_x[o]);
     }
     y[r] = float(acc);
   }

@@ -55,9 +55,9 @@ inline __m256 block_sums(__m256i c0, __m256i c1, const int16_t* q) {
 // blocks one by one. `codes(p, c0, c1)` widens a block's
 // codes to int16 in the kernel order; lanes 4..7 of the sums may carry a constant factor
 // (Q4: 256), undone once per row by `lane_scale`.
-template <size_t kBlockBytes, bool kHasMin, bool kGatherScales, class Codes>
+template <size_t kBlockBytes, bool kHasMin, bool kGatherScales, class Codes, class Weight>
 inline void dot_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n, float* y,
-                     __m256 lane_scale, Codes codes) {
+                     __m256 lane_scale, Codes codes, Weight weight) {
   const int64_t nb = n / kQK;
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* p = w + size_t(r) * row_bytes;
@@ -84,6 +84,11 @@ inline void dot_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const I16
       acc0 = _mm256_fmadd_ps(block_sums(c0, c1, act.q + b * kQK), _mm256_set1_ps(f16_at(p) * act.d[b]), acc0);
       if constexpr (kHasMin) mins += f16_at(p + 2) * act.s[b];
     }
+    const uint8_t* row = w + size_t(r) * row_bytes;
+    for (int32_t o = 0; o < act.n_out; ++o) {  // outliers: w_j·x_j, w_j decoded alone
+      const int32_t idx = act.out_idx[o];
+      mins += weight(row + size_t(idx / kQK) * kBlockBytes, idx % kQK) * act.out_x[o];
+    }
     y[r] = hsum(_mm256_mul_ps(_mm256_add_ps(acc0, acc1), lane_scale)) + (hsum(macc) + mins);
   }
 }
@@ -100,29 +105,38 @@ inline void q4_codes(const uint8_t* qs, __m256i& c0, __m256i& c1) {
   c1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
 }
 
+// Element j (0..31) of a Q4 block's codes at qs: low nibbles first.
+inline int q4_nibble(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4; }
+
 inline __m256 q4_lane_scale() { return _mm256_setr_ps(1, 1, 1, 1, 0x1p-8f, 0x1p-8f, 0x1p-8f, 0x1p-8f); }
 
 }  // namespace
 
-void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+int32_t quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s, int32_t* out_idx, float* out_x) {
+  int32_t n_out = 0;
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
     const __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8), v2 = _mm256_loadu_ps(xb + 16),
                  v3 = _mm256_loadu_ps(xb + 24);
-    const __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, abs_mask), _mm256_and_ps(v1, abs_mask)),
-                                   _mm256_max_ps(_mm256_and_ps(v2, abs_mask), _mm256_and_ps(v3, abs_mask)));
-    const float amax = hmax(a);
+    float amax;
+    const int j = i16_block_outlier(xb, &amax);
     const float idf = amax > 0.0f ? kI16Max / amax : 0.0f;
     d[b] = amax / kI16Max;
-    s[b] = hsum(_mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3)));
+    const float sum = hsum(_mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3)));
+    s[b] = j >= 0 ? sum - xb[j] : sum;
     const __m256 id = _mm256_set1_ps(idf);
     // packs interleaves 128-bit lanes: (0..3, 8..11, 4..7, 12..15); permute restores order.
     const __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(round_clamp(v0, id), round_clamp(v1, id)), 0xD8);
     const __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(round_clamp(v2, id), round_clamp(v3, id)), 0xD8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQK), p01);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQK + 16), p23);
+    if (j >= 0) {
+      q[b * kQK + j] = 0;
+      out_idx[n_out] = int32_t(b * kQK + j);
+      out_x[n_out++] = xb[j];
+    }
   }
+  return n_out;
 }
 
 // Q4_0: d f16 | qs[16]; c = nibble − 8 (in the high half 256·nibble − 2048).
@@ -133,13 +147,14 @@ void dot_rows_i16_q4_0(const uint8_t* w, size_t row_bytes, int64_t rows, const I
     q4_codes(p + 2, c0, c1);
     c0 = _mm256_sub_epi16(c0, eight);
     c1 = _mm256_sub_epi16(c1, eight);
-  });
+  }, [](const uint8_t* p, int j) { return float(q4_nibble(p + 2, j) - 8) * f16_at(p); });
 }
 
 // Q4_1: d f16 | m f16 | qs[16]; c = nibble, w = c·d + m.
 void dot_rows_i16_q4_1(const uint8_t* w, size_t row_bytes, int64_t rows, const I16ActRow& act, int64_t n, float* y) {
   dot_rows<20, true, true>(w, row_bytes, rows, act, n, y, q4_lane_scale(),
-                     [](const uint8_t* p, __m256i& c0, __m256i& c1) { q4_codes(p + 4, c0, c1); });
+                     [](const uint8_t* p, __m256i& c0, __m256i& c1) { q4_codes(p + 4, c0, c1); },
+                     [](const uint8_t* p, int j) { return float(q4_nibble(p + 4, j)) * f16_at(p) + f16_at(p + 2); });
 }
 
 // Q8_0: d f16 | qs int8[32], natural order: vpmovsxbw measured faster here than splitting
@@ -150,7 +165,7 @@ void dot_rows_i16_q8_0(const uint8_t* w, size_t row_bytes, int64_t rows, const I
   dot_rows<34, false, false>(w, row_bytes, rows, act, n, y, _mm256_set1_ps(1.0f), [](const uint8_t* p, __m256i& c0, __m256i& c1) {
     c0 = _mm256_cvtepi8_epi16(loadu128(p + 2));
     c1 = _mm256_cvtepi8_epi16(loadu128(p + 18));
-  });
+  }, [](const uint8_t* p, int j) { return float(int8_t(p[2 + j])) * f16_at(p); });
 }
 
 }  // namespace imp::avx2

@@ -99,8 +99,12 @@ void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t 
   // Reused across calls: a decode step runs hundreds of matmuls on the same few sizes.
   thread_local std::vector<int16_t> q;
   thread_local std::vector<float> ds;
+  thread_local std::vector<int32_t> oi;  // per token: outlier count, then up to nb indices
   if (q.size() < size_t(2 * n_tok * n)) q.resize(size_t(2 * n_tok * n));
-  if (ds.size() < size_t(2 * n_tok * nb)) ds.resize(size_t(2 * n_tok * nb));
+  if (ds.size() < size_t(3 * n_tok * nb)) ds.resize(size_t(3 * n_tok * nb));
+  if (oi.size() < size_t(n_tok * (nb + 1))) oi.resize(size_t(n_tok * (nb + 1)));
+  float* ox = ds.data() + 2 * n_tok * nb;
+  int32_t* op = oi.data();
   int16_t* qp = q.data();                // kernel order
   int16_t* natural = q.data() + n_tok * n;
   float* d = ds.data();
@@ -108,10 +112,11 @@ void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t 
   const I16QuantizeFn quantize = i16_quantizer(isa);
   const auto quantize_rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
+      int32_t* count = op + t * (nb + 1);
       if (kernel.order == I16Order::kNatural) {
-        quantize(x + t * n, n, qp + t * n, d + t * nb, s + t * nb);
+        *count = quantize(x + t * n, n, qp + t * n, d + t * nb, s + t * nb, count + 1, ox + t * nb);
       } else {
-        quantize(x + t * n, n, natural + t * n, d + t * nb, s + t * nb);
+        *count = quantize(x + t * n, n, natural + t * n, d + t * nb, s + t * nb, count + 1, ox + t * nb);
         reorder_act_i16(natural + t * n, n, kernel.order, qp + t * n);
       }
     }
@@ -125,12 +130,15 @@ void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t 
   const uint8_t* base = w.data.data();
   const I16DotRowsFn dot = kernel.fn;
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
-    if (n_tok == 1) return dot(base + size_t(r0) * row_bytes, row_bytes, r1 - r0, {qp, d, s}, n, y + r0);
+    const auto act = [&](int64_t t) {
+      const int32_t* count = op + t * (nb + 1);
+      return I16ActRow{qp + t * n, d + t * nb, s + t * nb, count + 1, ox + t * nb, *count};
+    };
+    if (n_tok == 1) return dot(base + size_t(r0) * row_bytes, row_bytes, r1 - r0, act(0), n, y + r0);
     for (int64_t r = r0; r < r1; r += kTileRows) {
       const int64_t rows = std::min(kTileRows, r1 - r);
       for (int64_t t = 0; t < n_tok; ++t) {
-        const I16ActRow act{qp + t * n, d + t * nb, s + t * nb};
-        dot(base + size_t(r) * row_bytes, row_bytes, rows, act, n, y + t * w.rows + r);
+        dot(base + size_t(r) * row_bytes, row_bytes, rows, act(t), n, y + t * w.rows + r);
       }
     }
   });
