@@ -1,5 +1,6 @@
 // `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
-//  [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--bw-mib 512] [--seed S] [--json]`
+//  [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--bw-mib 512]
+//  [--seed S] [--json]`
 //
 // Measures, in one run on this machine:
 //   prompt processing : one forward pass over p random valid token ids (uniform in
@@ -40,7 +41,7 @@ namespace imp {
 namespace {
 
 struct BenchArgs {
-  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", device = "cpu", gemm = "bf16";
+  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", act_quant = "i16", device = "cpu", gemm = "bf16";
   int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
   int threads = 0;
   bool json = false;
@@ -111,6 +112,7 @@ void run_bench(const BenchArgs& a) {
   require_kv_type(caps, kv_type, file->config.head_dim);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
+  policy.act_quant = parse_act_quant(a.act_quant);
   const StoragePlan plan = plan_storage(*file, caps, policy);
   const int64_t n_ctx = a.n_prompt + a.n_gen;
   check_device_memory(a.device, plan, file->config, n_ctx, kv_type, a.n_prompt);
@@ -151,6 +153,7 @@ void run_bench(const BenchArgs& a) {
   j["model"] = a.model;
   j["kv_type"] = kv_type_name(kv_type);
   j["ops"] = a.ops;
+  j["act_quant"] = cpu ? act_quant_name(cpu->act_quant()) : "f32";
   j["storage"] = a.storage;
   j["device"] = backend.name();
   j["isa"] = cpu ? cpu_isa_name(cpu->isa()) : "";
@@ -182,7 +185,8 @@ void run_bench(const BenchArgs& a) {
     return;
   }
   fmt::print("model      {}\n", a.model);
-  fmt::print("setup      {}, {} ops, {} threads, kv {}, storage {}\n", backend.name(), a.ops, n_threads,
+  fmt::print("setup      {}, {} ops, {} activations, {} threads, kv {}, storage {}\n", backend.name(), a.ops,
+             cpu ? act_quant_name(cpu->act_quant()) : "f32", n_threads,
              kv_type_name(kv_type), a.storage);
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
   fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
@@ -206,6 +210,7 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
+  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default), f32, q8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");

@@ -1,4 +1,4 @@
-// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--act-quant f32|q8] [--kv-type T]
+// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--act-quant i16|f32|q8] [--kv-type T]
 //  [--ctx C] [--batch B] [--json]`: the StoragePlan for a model — one row per weight (name, role, disk
 // format, tier, kernel, bytes, reason) and the bytes per tier and in total. Reads no tensor
 // data. With --device cuda also the GPU memory the plan needs (weights + KV cache for C
@@ -25,7 +25,7 @@ struct PlanArgs {
   std::string storage = "mapped";
   std::string kv_type = "f16";
   int64_t ctx = 4096, batch = 512;
-  std::string act_quant = "f32";
+  std::string act_quant = "i16";
   bool json = false;
 };
 
@@ -34,9 +34,7 @@ void run_plan(const PlanArgs& a) {
   const auto model = open_model_file(a.model);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  policy.act_quant = a.act_quant == "f32" ? ActQuant::kNone
-                     : a.act_quant == "q8" ? ActQuant::kQ8
-                                           : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
+  policy.act_quant = parse_act_quant(a.act_quant);
   const StoragePlan plan = plan_storage(*model, device_caps(a.device), policy);
   // CUDA: the GPU memory the plan needs, refused before any allocation when it does not fit.
   const std::string gpu_memory =
@@ -85,7 +83,7 @@ void register_plan_command(CLI::App& app) {
   cmd->add_option("-c,--ctx", args->ctx, "Context for the GPU memory estimate (cuda; capped at the trained one)");
   cmd->add_option("--batch", args->batch, "Prefill batch for the GPU workspace estimate (cuda)");
   cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
-  cmd->add_option("--act-quant", args->act_quant, "CPU matmul activations: f32 (default) or q8 (as imp run)");
+  cmd->add_option("--act-quant", args->act_quant, "CPU matmul activations: i16 (default), f32 or q8 (as imp run)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });
 }

@@ -1,6 +1,7 @@
 // `imp run [-m MODEL] (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
-//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--ignore-eos] [--dump-logits PATH]`
+//  [--ops fast|reference] [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32]
+//  [--ignore-eos] [--dump-logits PATH]`
 //
 // Without -m, runs the demo model (SmolLM2-135M-Instruct), fetching it on first use
 // (tools/demo_model.h). Plans storage, loads the model (llama or gemma3, model/model.h) on the
@@ -42,7 +43,7 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32", device = "cpu", gemm = "bf16";
+  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "i16", device = "cpu", gemm = "bf16";
   bool ignore_eos = false;
 };
 
@@ -74,9 +75,7 @@ void run_run(RunArgs a) {
                           : a.ops == "reference" ? CpuOpsPath::kReference
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
   const KvType kv_type = parse_kv_type(a.kv_type);
-  const ActQuant act_quant = a.act_quant == "f32" ? ActQuant::kNone
-                             : a.act_quant == "q8" ? ActQuant::kQ8
-                                                   : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
+  const ActQuant act_quant = parse_act_quant(a.act_quant);
   if (act_quant == ActQuant::kQ8 && path == CpuOpsPath::kReference) {
     fail("--act-quant q8 applies to --ops fast only (the reference path never quantizes activations)");
   }
@@ -166,7 +165,8 @@ void register_run_command(CLI::App& app) {
                   "KV cache type: f32 (default, accurate), f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--act-quant", a->act_quant,
-                  "Fast-path matmul activations: f32 (default, accurate) or q8 (ggml int8 dot products, faster)");
+                  "Fast-path matmul activations: i16 (default: 16-bit integer dots, outliers exact, within "
+                  "1e-3 of F32), f32 (exact decode) or q8 (ggml int8 dots, ~1e-1 error with outliers)");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default, cuBLAS BF16) or f32");

@@ -29,6 +29,22 @@ DeviceCaps cpu_device_caps() {
   return {fmt::format("cpu ({})", cpu_isa_name(best_cpu_isa())), cpu_supports, cpu_supports_kv};
 }
 
+ActQuant parse_act_quant(std::string_view name) {
+  if (name == "f32") return ActQuant::kNone;
+  if (name == "q8") return ActQuant::kQ8;
+  if (name == "i16") return ActQuant::kI16;
+  fail("--act-quant: '{}' is not f32, i16 or q8", name);
+}
+
+std::string_view act_quant_name(ActQuant a) {
+  switch (a) {
+    case ActQuant::kNone: return "f32";
+    case ActQuant::kQ8: return "q8";
+    case ActQuant::kI16: return "i16";
+  }
+  return "?";
+}
+
 CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant)
     : path_(path), isa_(path == CpuOpsPath::kFast ? best_cpu_isa() : CpuIsa::kScalar),
       act_quant_(path == CpuOpsPath::kFast ? act_quant : ActQuant::kNone),
@@ -40,8 +56,11 @@ const char* CpuBackend::act_quant_reason() const {
     return "q8 activations (requested): ggml integer dot products; ~1e-1 logit error on models with "
            "activation outliers";
   }
-  return "f32 activations (default): 8-bit activation rounding moves logits by up to 1.25e-1 on "
-         "outlier-heavy models (SmolLM2), F32 keeps them within 1e-5";
+  if (act_quant_ == ActQuant::kI16) {
+    return "i16 activations (default): 16-bit integer dot products for Q4_0/Q4_1/Q8_0, outliers exact; "
+           "≤ 5.3e-4 logit error on SmolLM2, where q8 costs 1e-1";
+  }
+  return "f32 activations (requested): weights decoded to F32, within 1e-5 of the reference";
 }
 
 void CpuBackend::matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
