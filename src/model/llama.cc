@@ -137,11 +137,17 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& kv, bool all_
   std::vector<float> x(size_t(n * E)), h(size_t(n * E)), q(size_t(n * H * hd)), k(size_t(n * KV * hd)),
       v(size_t(n * KV * hd)), att(size_t(n * H * hd)), o(size_t(n * E)), g(size_t(n * F)), u(size_t(n * F));
   backend_.embedding(token_embd_, tokens, x.data());
+  auto observe = [&](int64_t l, const char* w, const float* in, int64_t cols) {
+    if (observer_) (*observer_)(fmt::format("blk.{}.{}.weight", l, w), in, n, cols);
+  };
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
     backend_.rmsnorm(x.data(), L.attn_norm, n, E, eps, h.data());
+    observe(l, "attn_q", h.data(), E);
     backend_.matmul(L.wq, h.data(), n, q.data());
+    observe(l, "attn_k", h.data(), E);
     backend_.matmul(L.wk, h.data(), n, k.data());
+    observe(l, "attn_v", h.data(), E);
     backend_.matmul(L.wv, h.data(), n, v.data());
     if (L.bq) {
       backend_.add_bias(q.data(), L.bq, n, H * hd);
@@ -156,13 +162,17 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& kv, bool all_
     backend_.rope(k.data(), pos, KV, hd, rope_);
     kv.write(l, pos0, n, k.data(), v.data());
     backend_.attention(q.data(), n, H, pos0, kv.layer_view(l), att.data());
+    observe(l, "attn_output", att.data(), H * hd);
     backend_.matmul(L.wo, att.data(), n, o.data());
     backend_.add(x.data(), o.data(), n * E);
 
     backend_.rmsnorm(x.data(), L.ffn_norm, n, E, eps, h.data());
+    observe(l, "ffn_gate", h.data(), E);
     backend_.matmul(L.w_gate, h.data(), n, g.data());
+    observe(l, "ffn_up", h.data(), E);
     backend_.matmul(L.w_up, h.data(), n, u.data());
     backend_.swiglu(g.data(), u.data(), n * F, g.data());
+    observe(l, "ffn_down", g.data(), F);
     backend_.matmul(L.w_down, g.data(), n, o.data());
     backend_.add(x.data(), o.data(), n * E);
   }

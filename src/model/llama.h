@@ -8,6 +8,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,6 +35,11 @@ class LlamaModel {
   // logits: (n_out, n_vocab) with n_out = tokens.size() when all_logits, else 1 (the last).
   void forward(std::span<const int32_t> tokens, KvCache& kv, bool all_logits, std::vector<float>& logits);
 
+  // Calibration hook (imp quantize / imp imatrix): when set, called before every linear
+  // matmul with the weight's GGUF name and its input activations x (n_tok rows of cols).
+  using LinearObserver = std::function<void(const std::string& weight, const float* x, int64_t n_tok, int64_t cols)>;
+  void set_observer(const LinearObserver* observer) { observer_ = observer; }
+
  private:
   struct Layer {
     const float* attn_norm = nullptr;
@@ -57,7 +63,8 @@ class LlamaModel {
   QuantMatrix token_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
-  std::deque<OwnedQuantMatrix> owned_;  // weights converted at load (planned tiers f32/bf16)
+  std::deque<OwnedQuantMatrix> owned_;
+  const LinearObserver* observer_ = nullptr;  // weights converted at load (planned tiers f32/bf16)
 };
 
 }  // namespace imp
