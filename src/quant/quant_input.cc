@@ -35,6 +35,11 @@ QuantInput open_quant_input(const std::string& path, OutputKind out) {
     in.gguf_map = std::make_unique<MappedFile>(path);
     in.gguf = parse_gguf(in.gguf_map->bytes(), path);
   }
+  for (const auto& w : in.model->warnings) {
+    // The loader skips tensors of dtypes it has no format for; quantizing without them
+    // would silently drop weights.
+    if (w.find("has no imp format") != std::string::npos) fail("{}: unsupported source dtype: {}", path, w);
+  }
   const ModelConfig& c = in.model->config;
   for (const auto& s : in.model->tensors) {
     if (s.layout != StoredLayout::kCanonical) {
