@@ -40,6 +40,7 @@ double output_error(const std::vector<float>& d, int64_t rows, int64_t cols, std
 
 std::vector<float> quant_dequant(FormatId format, std::span<const float> w, int64_t rows, int64_t cols, int32_t group,
                                  std::span<const float> importance) {
+  if (format == FormatId::F32) return {w.begin(), w.end()};
   if (!importance.empty()) {
     if (format == FormatId::NVFP4_CKPT || format == FormatId::NVFP4)
       return dequantize(quantize_nvfp4_weighted(format, w, rows, cols, importance).view());
@@ -49,7 +50,7 @@ std::vector<float> quant_dequant(FormatId format, std::span<const float> w, int6
 }
 
 AwqScales awq_search(std::span<const WeightView> weights, std::span<const float> mean_abs, std::span<const float> x,
-                     int64_t n, FormatId format, int32_t group, std::span<const float> importance) {
+                     int64_t n, std::span<const float> importance) {
   if (weights.empty()) fail("awq: empty group");
   const int64_t cols = weights[0].cols;
   if (int64_t(mean_abs.size()) != cols) fail("awq: {} activation means for {} columns", mean_abs.size(), cols);
@@ -76,7 +77,7 @@ AwqScales awq_search(std::span<const WeightView> weights, std::span<const float>
       scaled.assign(v.w.begin(), v.w.end());
       for (int64_t r = 0; r < v.rows; ++r)
         for (int64_t j = 0; j < cols; ++j) scaled[size_t(r * cols + j)] *= s[size_t(j)];
-      std::vector<float> d = quant_dequant(format, scaled, v.rows, cols, group, qimp);
+      std::vector<float> d = quant_dequant(v.format, scaled, v.rows, cols, v.group, qimp);
       for (int64_t r = 0; r < v.rows; ++r)
         for (int64_t j = 0; j < cols; ++j) {
           const size_t e = size_t(r * cols + j);

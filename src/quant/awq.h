@@ -26,6 +26,8 @@ inline constexpr int kAwqGrid = 20;
 struct WeightView {
   std::span<const float> w;  // rows × cols
   int64_t rows = 0, cols = 0;
+  FormatId format = FormatId::F32;  // what it will be quantized to (AWQ); F32: not quantized
+  int32_t group = 0;                // INT4_GROUP
 };
 
 struct AwqScales {
@@ -35,8 +37,9 @@ struct AwqScales {
 };
 
 // mean_abs: per-column mean |x| (cols); x: n × cols calibration rows.
+// Each weight is quantized to its own format (mixes give a group's members different ones).
 AwqScales awq_search(std::span<const WeightView> weights, std::span<const float> mean_abs, std::span<const float> x,
-                     int64_t n, FormatId format, int32_t group, std::span<const float> importance = {});
+                     int64_t n, std::span<const float> importance = {});
 
 // Quantize → dequantize with the format's quantizer (RTN, or weighted when importance is
 // given and the format has one; NVFP4 formats use the weighted scale search).

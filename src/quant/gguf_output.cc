@@ -49,11 +49,12 @@ void write_gguf_output(PipelineRun& run) {
     std::vector<uint8_t> bytes;
     if (d.quantize) {
       bytes = run.quantize(i).data;  // GGUF types are self-contained: the data plane is the tensor
-    } else if (d.to == t.src->format) {
+    } else if (d.to == t.src->format && !run.kept_changes(i)) {
       bytes = load_bytes(t);
     } else {
-      // Kept, but the output stores another plain type (HF 1-D → F32, or a format GGUF lacks).
-      const std::vector<float> x = load_f32(t);
+      // Kept, but the output stores another plain type (HF 1-D → F32, or a format GGUF lacks),
+      // or a fold changed its values.
+      const std::vector<float> x = run.load(i);
       TensorJob job{t.out_name, x, t.rows(), t.cols(), d.to, 0};
       bytes = quantize_tensor(job, QuantOptions{}).data;
     }

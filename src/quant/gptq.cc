@@ -124,37 +124,25 @@ struct ColumnQuantizer {
 
 bool gptq_supports(FormatId format) { return columnwise(format) || block_format(format); }
 
-GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, std::span<const double> xtx,
-                         int64_t n_tok, const GptqOptions& opt) {
-  const FormatId f = opt.format;
-  if (!gptq_supports(f)) fail("gptq: no GPTQ for {} (INT4_GROUP, NVFP4_CKPT and the GGUF block types)", format_name(f));
-  if (int64_t(w.size()) != rows * cols) fail("gptq: {} weights for {} × {}", w.size(), rows, cols);
+GptqFactor gptq_factor(std::span<const double> xtx, int64_t cols, int64_t n_tok, double percdamp, bool act_order) {
   if (int64_t(xtx.size()) != cols * cols) fail("gptq: XᵀX has {} entries for {} columns", xtx.size(), cols);
   if (n_tok <= 0) fail("gptq: no calibration tokens");
-  check_row_length(f, cols, f == FormatId::INT4_GROUP ? opt.group : 0);
-  if (opt.act_order && !columnwise(f)) fail("gptq: act-order needs a per-column format (int4_group, nvfp4_ckpt), not {}", format_name(f));
-  if (!opt.importance.empty() && int64_t(opt.importance.size()) != cols) fail("gptq: importance has {} entries", opt.importance.size());
-
-  GptqResult res;
-  std::vector<float> W(w.begin(), w.end());
+  GptqFactor fct;
+  fct.cols = cols;
+  fct.act_order = act_order;
   std::vector<double> H(size_t(cols * cols));
   for (size_t i = 0; i < H.size(); ++i) H[i] = 2.0 * xtx[i] / double(n_tok);
+  fct.dead.assign(size_t(cols), 0);
   for (int64_t j = 0; j < cols; ++j) {
     if (H[size_t(j * cols + j)] == 0) {
       H[size_t(j * cols + j)] = 1;
-      for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + j)] = 0;
-      ++res.n_dead;
+      fct.dead[size_t(j)] = 1;
     }
   }
-  // NVFP4's G comes from the original weights, as RTN would set it.
-  float amax = 0;
-  for (float v : w) amax = std::fmax(amax, std::fabs(v));
-  const float g = nvfp4_ckpt_tensor_scale(amax);
-
-  std::vector<int64_t>& perm = res.perm;
+  std::vector<int64_t>& perm = fct.perm;
   perm.resize(size_t(cols));
   std::iota(perm.begin(), perm.end(), 0);
-  if (opt.act_order) {
+  if (act_order) {
     std::stable_sort(perm.begin(), perm.end(),
                      [&](int64_t a, int64_t b) { return H[size_t(a * cols + a)] > H[size_t(b * cols + b)]; });
   }
@@ -164,16 +152,48 @@ GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, s
   double mean_diag = 0;
   for (int64_t j = 0; j < cols; ++j) mean_diag += Hp[size_t(j * cols + j)];
   mean_diag /= double(cols);
-  std::vector<double> U;
-  double damp = opt.percdamp * mean_diag;
+  double damp = percdamp * mean_diag;
   for (int tries = 0;; ++tries) {
     std::vector<double> Hd = Hp;
     for (int64_t j = 0; j < cols; ++j) Hd[size_t(j * cols + j)] += damp;
-    if (inverse_cholesky_upper(Hd, cols, U)) break;
+    if (inverse_cholesky_upper(Hd, cols, fct.u)) break;
     if (tries == 6) fail("gptq: the Hessian stays indefinite after damping {}", damp);
     damp = damp > 0 ? damp * 10 : 1e-6;
   }
-  res.damp = damp;
+  fct.damp = damp;
+  return fct;
+}
+
+GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, std::span<const double> xtx,
+                         int64_t n_tok, const GptqOptions& opt) {
+  return gptq_quantize(w, rows, cols, gptq_factor(xtx, cols, n_tok, opt.percdamp, opt.act_order), opt);
+}
+
+GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, const GptqFactor& fct,
+                         const GptqOptions& opt) {
+  const FormatId f = opt.format;
+  if (!gptq_supports(f)) fail("gptq: no GPTQ for {} (INT4_GROUP, NVFP4_CKPT and the GGUF block types)", format_name(f));
+  if (int64_t(w.size()) != rows * cols) fail("gptq: {} weights for {} × {}", w.size(), rows, cols);
+  if (fct.cols != cols) fail("gptq: the Hessian is for {} columns, the weight has {}", fct.cols, cols);
+  check_row_length(f, cols, f == FormatId::INT4_GROUP ? opt.group : 0);
+  if (fct.act_order && !columnwise(f)) fail("gptq: act-order needs a per-column format (int4_group, nvfp4_ckpt), not {}", format_name(f));
+  if (!opt.importance.empty() && int64_t(opt.importance.size()) != cols) fail("gptq: importance has {} entries", opt.importance.size());
+
+  GptqResult res;
+  std::vector<float> W(w.begin(), w.end());
+  for (int64_t j = 0; j < cols; ++j) {
+    if (!fct.dead[size_t(j)]) continue;
+    for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + j)] = 0;
+    ++res.n_dead;
+  }
+  // NVFP4's G comes from the original weights, as RTN would set it.
+  float amax = 0;
+  for (float v : w) amax = std::fmax(amax, std::fabs(v));
+  const float g = nvfp4_ckpt_tensor_scale(amax);
+  res.perm = fct.perm;
+  res.damp = fct.damp;
+  const std::vector<int64_t>& perm = fct.perm;
+  const std::vector<double>& U = fct.u;
 
   // Units in processing (permuted) order: [start, start + width).
   const int64_t unit = columnwise(f) ? 1 : format_traits(f).block_elems;

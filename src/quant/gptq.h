@@ -49,6 +49,20 @@ struct GptqResult {
 
 bool gptq_supports(FormatId format);
 
+// What depends on the calibration only (shared by every weight reading the same input):
+// the processing order, the dead columns, the damping and U.
+struct GptqFactor {
+  int64_t cols = 0;
+  std::vector<int64_t> perm;
+  std::vector<uint8_t> dead;
+  std::vector<double> u;  // cols × cols, upper
+  double damp = 0;
+  bool act_order = false;
+};
+GptqFactor gptq_factor(std::span<const double> xtx, int64_t cols, int64_t n_tok, double percdamp, bool act_order);
+GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, const GptqFactor& factor,
+                         const GptqOptions& opt);
+
 // xtx: cols × cols (row-major) Σ over n_tok calibration rows of xᵀx.
 GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, std::span<const double> xtx,
                          int64_t n_tok, const GptqOptions& opt);

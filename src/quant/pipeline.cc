@@ -36,14 +36,26 @@ void remove_quietly(const std::string& path) {
 
 }  // namespace
 
+std::vector<float> PipelineRun::load(size_t i) const {
+  const InputTensor& t = in.tensors[i];
+  std::vector<float> x = load_f32(t);
+  if (methods) methods->transform(t.gguf_name, x, t.rows(), t.cols());
+  return x;
+}
+
 OwnedQuantMatrix PipelineRun::quantize(size_t i) {
   const InputTensor& t = in.tensors[i];
-  const std::vector<float> x = load_f32(t);
+  const std::vector<float> x = load(i);
   TensorJob job{t.out_name, x, t.rows(), t.cols(), decisions[i].to, target.group};
   if (decisions[i].to != FormatId::INT4_GROUP) job.group = 0;
   QuantOptions opt;
   opt.method = p.method;
   opt.pool = &pool;
+  if (methods) {
+    const std::span<const float> imp = methods->importance(t.gguf_name);
+    if (int64_t(imp.size()) == t.cols()) opt.importance = imp.data();
+    if (p.method == "gptq") opt.gptq = methods->gptq(t.gguf_name, job.format);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   OwnedQuantMatrix m = quantize_tensor(job, opt);
   sum.quant_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -84,7 +96,7 @@ QuantizeSummary run_quantize(const QuantizeParams& p) {
   if (p.in.empty() || p.out.empty()) fail("quantize: IN and OUT are required");
   if (p.type.empty()) fail("quantize: --type is required; known: {}", target_type_list());
   const QuantTarget target = parse_target(p.type, p.out, p.layout, p.pure);
-  if (p.method != "rtn") fail("quantize: --method {} is not available in this build (rtn)", p.method);
+  if (!quant::known_method(p.method)) fail("quantize: unknown --method '{}' (rtn, imatrix, awq, gptq, smoothquant)", p.method);
   std::error_code ec;
   if (fs::exists(p.out, ec) && !p.force) fail("{}: the output exists; pass --force to replace it", p.out);
   if (fs::weakly_canonical(p.in, ec) == fs::weakly_canonical(p.out, ec)) fail("{}: OUT must differ from IN", p.out);
@@ -94,10 +106,21 @@ QuantizeSummary run_quantize(const QuantizeParams& p) {
   if (in.tensors.empty()) fail("{}: no tensors to quantize", p.in);
   const std::vector<Decision> decisions = decide(in, target, ov);
 
+  quant::MethodParams mp;
+  mp.method = p.method;
+  mp.calib = p.calib;
+  mp.imatrix = p.imatrix;
+  mp.ctx = p.ctx;
+  mp.chunks = p.calib_chunks;
+  mp.act_order = p.act_order;
+  mp.threads = p.threads;
+  const std::unique_ptr<quant::MethodContext> methods = quant::MethodContext::prepare(mp, p.in, in, decisions, p.log);
+
   ThreadPool pool(p.threads);
   QuantizeSummary sum;
   sum.threads = pool.size();
   PipelineRun run{p, in, target, decisions, pool, sum, fmt::format("{}.tmp-{}", p.out, ::getpid()), {}, start};
+  run.methods = methods.get();
   for (const auto& t : in.tensors) run.total_elements += t.src->elements();
   if (p.log) {
     fmt::print(p.log, "quantize {} ({}, {}) -> {} as {} ({}), method {}, {} threads\n", p.in, in.model->container,
@@ -128,6 +151,7 @@ QuantizeSummary run_quantize(const QuantizeParams& p) {
                8.0 * double(sum.bytes_in) / double(sum.params), 8.0 * double(sum.bytes_out) / double(sum.params),
                sum.seconds, double(sum.quantized_params) / qsec, sum.threads,
                double(sum.quantized_params) / qsec / sum.threads);
+    if (methods) fmt::print(p.log, "method {}: calibration and search {:.2f} s\n", p.method, methods->prepare_seconds);
     for (const auto& n : run.notes) fmt::print(p.log, "note: {}\n", n);
   }
   return sum;

@@ -14,7 +14,10 @@ namespace imp {
 struct QuantizeParams {
   std::string in, out;
   std::string type;
-  std::string method = "rtn";
+  std::string method = "rtn";       // rtn | imatrix | awq | gptq | smoothquant (quant/methods.h)
+  std::string calib, imatrix;       // calibration text; importance-matrix file (llama.cpp format)
+  int64_t calib_chunks = 8, ctx = 512;
+  bool act_order = false;           // GPTQ: columns by decreasing Hessian diagonal
   std::string layout = "modelopt";  // NVFP4 safetensors layout: modelopt | compressed-tensors
   std::vector<std::string> keep, quantize;  // regexes over output tensor names
   int threads = 0;                  // 0 → all hardware threads

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/thread_pool.h"
+#include "quant/methods.h"
 #include "quant/pipeline.h"
 #include "quant/policy.h"
 #include "quant/quantize_tensor.h"
@@ -25,6 +26,12 @@ struct PipelineRun {
   std::vector<std::string> notes;  // printed after the summary
   std::chrono::steady_clock::time_point start;
   int64_t total_elements = 0, done_elements = 0;
+  const quant::MethodContext* methods = nullptr;  // calibration methods; null for plain RTN
+
+  // Tensor i as F32 with the AWQ/SmoothQuant folds applied.
+  std::vector<float> load(size_t i) const;
+  // A kept tensor whose values a fold changed (a norm gain): it cannot be copied as stored.
+  bool kept_changes(size_t i) const { return methods && methods->changes(in.tensors[i].gguf_name); }
 
   // Quantizes input tensor i to decisions[i].to (counting time and sizes).
   OwnedQuantMatrix quantize(size_t i);

@@ -8,6 +8,10 @@
 #include "common/error.h"
 #include "formats/fp8_scaled.h"
 #include "formats/nvfp4_ckpt.h"
+#include "quant/gptq.h"
+#include "quant/methods.h"
+#include "quant/nvfp4_search.h"
+#include "quant/weighted_ggml.h"
 
 namespace imp {
 namespace {
@@ -86,10 +90,34 @@ OwnedQuantMatrix quantize_tensor(const TensorJob& job, const QuantOptions& opt) 
   } catch (const Error& e) {
     fail("{}: {}", job.name, e.what());
   }
-  if (opt.method != "rtn") fail("{}: quantization method '{}' is not available (rtn)", job.name, opt.method);
-  // The reference quantizers of the formats core take no importance weights; an imatrix
-  // reaches them only through the calibration methods (branch quant-methods).
-  if (opt.importance) fail("{}: importance weights need a weighted method, not rtn", job.name);
+  if (!quant::known_method(opt.method)) fail("{}: unknown quantization method '{}'", job.name, opt.method);
+  const std::span<const float> imp =
+      opt.importance ? std::span<const float>(opt.importance, size_t(job.cols)) : std::span<const float>();
+  if (opt.method == "gptq" && opt.gptq && quant::gptq_supports(job.format)) {
+    quant::GptqOptions g;
+    g.format = job.format;
+    g.group = job.group;
+    g.importance = imp;
+    return quant::gptq_quantize(job.data, job.rows, job.cols, *opt.gptq, g).q;
+  }
+  if (!imp.empty()) {
+    if (job.format == FormatId::NVFP4_CKPT || job.format == FormatId::NVFP4)
+      return quant::quantize_nvfp4_weighted(job.format, job.data, job.rows, job.cols, imp);
+    if (quant::has_weighted_quantizer(job.format)) {
+      OwnedQuantMatrix m;
+      m.format = job.format;
+      m.rows = job.rows;
+      m.cols = job.cols;
+      const int64_t rb = row_data_bytes(job.format, job.cols);
+      m.data.resize(size_t(job.rows * rb));
+      for_chunks(opt.pool, job.rows, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          quant::quantize_row_weighted(job.format, job.data.data() + r * job.cols, m.data.data() + r * rb, job.cols,
+                                       imp.data());
+      });
+      return m;
+    }
+  }
   return rtn(job, opt.pool);
 }
 

@@ -24,6 +24,9 @@
 namespace imp {
 
 class ThreadPool;
+namespace quant {
+struct GptqFactor;
+}
 
 
 struct TensorJob {
@@ -36,8 +39,10 @@ struct TensorJob {
 };
 
 struct QuantOptions {
-  std::string method = "rtn";          // "rtn"; the calibration methods add their names
-  const float* importance = nullptr;   // cols per-column weights (imatrix), or null
+  std::string method = "rtn";          // rtn | imatrix | awq | smoothquant | gptq (quant/methods.h)
+  const float* importance = nullptr;   // cols per-column weights (imatrix mean x²), or null:
+                                       // importance-weighted quantizer where the format has one
+  const quant::GptqFactor* gptq = nullptr;  // method gptq: the factor of the weight's input
   ThreadPool* pool = nullptr;          // null → the calling thread does all rows
 };
 

@@ -141,8 +141,8 @@ std::vector<std::vector<uint8_t>> produce(PipelineRun& run, size_t i) {
   const InputTensor& t = run.in.tensors[i];
   const Decision& d = run.decisions[i];
   if (!d.quantize) {
-    if (d.to == t.src->format) return {load_bytes(t)};
-    const std::vector<float> x = load_f32(t);
+    if (d.to == t.src->format && !run.kept_changes(i)) return {load_bytes(t)};
+    const std::vector<float> x = run.load(i);
     TensorJob job{t.out_name, x, t.rows(), t.cols(), d.to, 0};
     return {quantize_tensor(job, QuantOptions{}).data};
   }

@@ -17,7 +17,12 @@ void register_quantize_command(CLI::App& app) {
       ->required();
   cmd->add_option("out", a->out, "Output: NAME.gguf for GGUF, any other path for a safetensors folder")->required();
   cmd->add_option("-t,--type", a->type, "Target type or mix: " + target_type_list())->required();
-  cmd->add_option("--method", a->method, "Quantization method")->default_val("rtn");
+  cmd->add_option("--method", a->method, "Quantization method: rtn, imatrix, awq, gptq, smoothquant")->default_val("rtn");
+  cmd->add_option("--calib", a->calib, "Calibration text (awq, gptq, smoothquant; imatrix without --imatrix)");
+  cmd->add_option("--imatrix", a->imatrix, "Importance matrix (imp imatrix / llama-imatrix GGUF, or legacy .dat)");
+  cmd->add_option("--calib-chunks", a->calib_chunks, "Calibration chunks, taken from the end of --calib")->default_val(8);
+  cmd->add_option("--ctx", a->ctx, "Tokens per calibration chunk")->default_val(512);
+  cmd->add_flag("--act-order", a->act_order, "GPTQ: process columns by decreasing Hessian diagonal (int4, nvfp4)");
   cmd->add_option("--layout", a->layout, "NVFP4 safetensors layout: modelopt or compressed-tensors")
       ->default_val("modelopt");
   cmd->add_option("--keep", a->keep, "Regex over output tensor names: keep at source precision (repeatable)");
