@@ -102,7 +102,8 @@ TEST(Quantize, EveryGgufMixIsBitExactAndCarriesMetadata) {
 
 std::map<std::string, FormatId> types_of(const std::string& path) {
   std::map<std::string, FormatId> r;
-  for (const auto& t : open_model_file(path)->tensors) r[t.name] = t.format;
+  const auto f = open_model_file(path);  // the temporary in a range-for init would dangle
+  for (const auto& t : f->tensors) r[t.name] = t.format;
   return r;
 }
 
