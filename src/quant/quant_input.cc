@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "common/error.h"
 #include "io/tensor_names.h"
@@ -41,6 +42,7 @@ QuantInput open_quant_input(const std::string& path, OutputKind out) {
     if (w.find("has no imp format") != std::string::npos) fail("{}: unsupported source dtype: {}", path, w);
   }
   const ModelConfig& c = in.model->config;
+  std::map<std::string, int> requantized;  // source format → tensor count
   for (const auto& s : in.model->tensors) {
     if (s.layout != StoredLayout::kCanonical) {
       fail("{}: tensor '{}' is stored in a repacked layout ({}); requantizing it is not supported", path, s.name,
@@ -83,10 +85,16 @@ QuantInput open_quant_input(const std::string& path, OutputKind out) {
       }
     }
     if (s.format != FormatId::F32 && s.format != FormatId::F16 && s.format != FormatId::BF16) {
-      in.warnings.push_back(fmt::format("{}: stored as {}; it is dequantized to F32 and requantized (quality loss)",
-                                        s.name, format_name(s.format)));
+      ++requantized[std::string(format_name(s.format))];
     }
     in.tensors.push_back(std::move(t));
+  }
+  if (!requantized.empty()) {
+    std::string list;
+    for (const auto& [f, n] : requantized) list += fmt::format("{}{} × {}", list.empty() ? "" : ", ", n, f);
+    in.warnings.push_back(fmt::format("the input is already quantized ({}): those tensors are dequantized to F32 and "
+                                      "requantized, which adds a second rounding error",
+                                      list));
   }
   if (out == OutputKind::kGguf) {
     // llama.cpp's order (llama_model_loader weight_name_comparer): by blk index, non-block

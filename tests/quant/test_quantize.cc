@@ -17,6 +17,7 @@
 #include "quant/gguf_mix.h"
 #include "quant/pipeline.h"
 #include "quant/tiny_model.h"
+#include "runtime/vocab.h"
 
 namespace imp {
 namespace {
@@ -102,7 +103,8 @@ TEST(Quantize, EveryGgufMixIsBitExactAndCarriesMetadata) {
 
 std::map<std::string, FormatId> types_of(const std::string& path) {
   std::map<std::string, FormatId> r;
-  for (const auto& t : open_model_file(path)->tensors) r[t.name] = t.format;
+  const auto f = open_model_file(path);  // the temporary in a range-for init would dangle
+  for (const auto& t : f->tensors) r[t.name] = t.format;
   return r;
 }
 
@@ -228,7 +230,20 @@ TEST(Quantize, HfFolderToCompressedTensorsAndToGguf) {
   TmpDir d;
   const TinyModel m = TinyModel::make();
   m.write_hf(d / "hf");
+  {
+    nlohmann::json vocab = nlohmann::json::object();
+    for (int i = 0; i < 200; ++i) vocab["t" + std::to_string(i)] = i;
+    std::ofstream(d / "hf/tokenizer.json")
+        << nlohmann::json{{"model", {{"type", "BPE"}, {"byte_fallback", false}, {"vocab", vocab},
+                                     {"merges", {"t1 t2", "t3 t4", "t5 t6"}}}},
+                          {"added_tokens", {{{"id", 200}, {"content", "<|begin|>"}}, {{"id", 201}, {"content", "<|end|>"}}}}}
+               .dump();
+    std::ofstream(d / "hf/tokenizer_config.json")
+        << R"({"bos_token": "<|begin|>", "eos_token": "<|end|>", "add_bos_token": true,
+              "chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"})";
+  }
   quantize(d / "hf", d / "ct", "nvfp4", {}, {}, "compressed-tensors");
+  EXPECT_TRUE(fs::exists(d / "ct/tokenizer.json"));
   expect_st_matches(m, d / "ct", FormatId::NVFP4_CKPT, /*ct=*/true);
   EXPECT_EQ(open_model_file(d / "ct")->quant_scheme, "compressed-tensors nvfp4");
   EXPECT_TRUE(fs::exists(d / "ct/generation_config.json"));
@@ -238,6 +253,16 @@ TEST(Quantize, HfFolderToCompressedTensorsAndToGguf) {
   expect_gguf_matches(m, *f);
   EXPECT_EQ(f->metadata["llama.attention.head_count_kv"], m.n_head_kv);
   EXPECT_EQ(f->metadata["general.file_type"], 0);
+  // The tokenizer travels from tokenizer.json into tokenizer.ggml.*.
+  const TokenizerInfo& tok = f->tokenizer;
+  EXPECT_EQ(tok.model, vocab_from_hf_folder(d / "hf").model);  // the runtime's reading of tokenizer.json
+  EXPECT_EQ(tok.n_tokens, 202);
+  EXPECT_EQ(tok.n_merges, 3);
+  EXPECT_EQ(tok.bos_id, 200);
+  EXPECT_EQ(tok.eos_id, 201);
+  EXPECT_TRUE(tok.add_bos);
+  EXPECT_TRUE(tok.has_chat_template);
+  EXPECT_EQ(f->metadata["tokenizer.ggml.tokens"][7], "t7");
   quantize(d / "hf", d / "q8.gguf", "q8_0");
   expect_gguf_matches(m, *open_model_file(d / "q8.gguf"));
 }

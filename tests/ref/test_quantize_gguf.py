@@ -84,7 +84,8 @@ def expected_types(mix: str, tied: bool) -> dict[str, T]:
     out = {}
     quantized = base not in (T.F16, T.BF16, T.F32)
     head = T.Q8_0 if mix in ("q8_0", "mxfp4_moe") else T.Q6_K
-    out["output.weight"] = head if quantized else base
+    if not tied:
+        out["output.weight"] = head if quantized else base
     out["token_embd.weight"] = head if (tied and quantized) else (T.Q8_0 if mix == "mxfp4_moe" else base)
     out["output_norm.weight"] = T.F32
     for l in range(N_LAYER):
