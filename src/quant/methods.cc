@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "eval/chunks.h"
+#include "formats/traits.h"
 #include "quant/awq.h"
 #include "quant/smoothquant.h"
 
@@ -88,8 +89,14 @@ std::unique_ptr<MethodContext> MethodContext::prepare(const MethodParams& mp, co
         size_t i = 0;
         const InputTensor* t = by_gguf(in, g.weights[k], &i);
         const Decision& d = decisions[i];
-        views.push_back({data[k], t->rows(), t->cols(), d.quantize ? d.to : FormatId::F32,
-                         d.to == FormatId::INT4_GROUP ? 128 : 0});
+        FormatId f = d.quantize ? d.to : FormatId::F32;
+        const bool plain = f == FormatId::F32 || f == FormatId::F16 || f == FormatId::BF16;
+        if (plain && !mp.awq_target.empty()) {
+          const auto tf = format_from_name(mp.awq_target);
+          if (!tf) fail("quantize: --awq-target '{}' is not a format name", mp.awq_target);
+          f = *tf;
+        }
+        views.push_back({data[k], t->rows(), t->cols(), f, f == FormatId::INT4_GROUP ? 128 : 0});
       }
       std::vector<float> s;
       if (mp.method == "awq") {

@@ -38,6 +38,9 @@ struct MethodParams {
   int64_t awq_samples = 128;   // activation rows kept per input for the AWQ search
   bool act_order = false;
   int threads = 0;
+  // AWQ: the format searched against for weights the output keeps unquantized (e.g. --type
+  // f32 to write the folded float model); empty = such weights are not searched (s = 1).
+  std::string awq_target;
 };
 
 bool known_method(const std::string& m);

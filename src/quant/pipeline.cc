@@ -117,6 +117,7 @@ QuantizeSummary run_quantize(const QuantizeParams& p) {
   mp.ctx = p.ctx;
   mp.chunks = p.calib_chunks;
   mp.act_order = p.act_order;
+  mp.awq_target = p.awq_target;
   mp.threads = p.threads;
   const std::unique_ptr<quant::MethodContext> methods = quant::MethodContext::prepare(mp, p.in, in, decisions, p.log);
 

@@ -17,6 +17,7 @@ struct QuantizeParams {
   std::string method = "rtn";       // rtn | imatrix | awq | gptq | smoothquant (quant/methods.h)
   std::string calib, imatrix;       // calibration text; importance-matrix file (llama.cpp format)
   int64_t calib_chunks = 8, ctx = 512;
+  std::string awq_target;           // AWQ: format to search against for unquantized weights
   bool act_order = false;           // GPTQ: columns by decreasing Hessian diagonal
   std::string layout = "modelopt";  // NVFP4 safetensors layout: modelopt | compressed-tensors
   std::vector<std::string> keep, quantize;  // regexes over output tensor names

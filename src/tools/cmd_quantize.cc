@@ -22,6 +22,8 @@ void register_quantize_command(CLI::App& app) {
   cmd->add_option("--imatrix", a->imatrix, "Importance matrix (imp imatrix / llama-imatrix GGUF, or legacy .dat)");
   cmd->add_option("--calib-chunks", a->calib_chunks, "Calibration chunks, taken from the end of --calib")->default_val(8);
   cmd->add_option("--ctx", a->ctx, "Tokens per calibration chunk")->default_val(512);
+  cmd->add_option("--awq-target", a->awq_target,
+                  "AWQ: search scales for this format where the output keeps weights (e.g. --type f32: folded model)");
   cmd->add_flag("--act-order", a->act_order, "GPTQ: process columns by decreasing Hessian diagonal (int4, nvfp4)");
   cmd->add_option("--layout", a->layout, "NVFP4 safetensors layout: modelopt or compressed-tensors")
       ->default_val("modelopt");
