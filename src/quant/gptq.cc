@@ -70,6 +70,9 @@ struct ColumnQuantizer {
         float s = amax / (6.0f * g);
         if (s == 0.0f) s = 1.0f;
         if (s < 0x1p-9f) s = 0x1p-9f;
+        // Error feedback can push a block past the original amax that fixed G: saturate the
+        // scale at E4M3's largest finite value instead of overflowing to NaN.
+        if (s > 448.0f) s = 448.0f;
         sbyte[at] = f32_to_e4m3(s);
         scale[at] = e4m3_to_f32(sbyte[at]) * g;
       }

@@ -178,7 +178,7 @@ TEST(Gptq, LowerOutputErrorThanRtnForInt4Nvfp4AndQ4K) {
   struct Case { FormatId f; int64_t cols; int32_t group; bool act_order; };
   for (const Case& k : {Case{FormatId::INT4_GROUP, 384, 128, false}, Case{FormatId::INT4_GROUP, 256, 128, true},
                         Case{FormatId::NVFP4_CKPT, 272, 0, false}, Case{FormatId::NVFP4_CKPT, 272, 0, true},
-                        Case{FormatId::Q4_K, 512, 0, false}, Case{FormatId::Q4_0, 224, 0, false},
+                        Case{FormatId::Q4_K, 1280, 0, false}, Case{FormatId::Q4_0, 224, 0, false},
                         Case{FormatId::IQ4_XS, 1024, 0, false}}) {
     const int64_t cols = k.cols;
     const std::vector<float> w = randn(rows * cols, 0.05f);
