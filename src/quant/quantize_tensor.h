@@ -25,20 +25,19 @@ namespace imp {
 
 class ThreadPool;
 
-
 struct TensorJob {
-  std::string name;              // output name, for messages
-  std::span<const float> data;   // rows × cols
+  std::string name;             // output name, for messages
+  std::span<const float> data;  // rows × cols
   int64_t rows = 0;
   int64_t cols = 0;
   FormatId format = FormatId::F32;
-  int32_t group = 0;             // INT4_GROUP group size (128 for GPTQ)
+  int32_t group = 0;  // INT4_GROUP group size (128 for GPTQ)
 };
 
 struct QuantOptions {
-  std::string method = "rtn";          // "rtn"; the calibration methods add their names
-  const float* importance = nullptr;   // cols per-column weights (imatrix), or null
-  ThreadPool* pool = nullptr;          // null → the calling thread does all rows
+  std::string method = "rtn";         // "rtn"; the calibration methods add their names
+  const float* importance = nullptr;  // cols per-column weights (imatrix), or null
+  ThreadPool* pool = nullptr;         // null → the calling thread does all rows
 };
 
 // Throws imp::Error naming the tensor when the format cannot hold the row length, the data
