@@ -37,7 +37,7 @@ std::optional<std::string> gguf_not_quantized(const std::string& name, size_t nd
 std::optional<std::string> st_not_quantized(const std::string& name, size_t ndims) {
   if (ndims < 2) return "1-D";
   if (!name.ends_with(".weight")) return "not a weight";
-  if (name.find("embed_tokens") != std::string::npos || name.find("embed") != std::string::npos) return "embedding";
+  if (name.find("embed") != std::string::npos) return "embedding";  // embed_tokens, embed_positions
   if (name.find("lm_head") != std::string::npos) return "lm_head";
   if (name.find("norm") != std::string::npos) return "norm";
   if (name.ends_with(".mlp.gate.weight") || name.find("router") != std::string::npos) return "MoE router";
