@@ -64,8 +64,8 @@ bool is_quantized(FormatId f) { return f != FormatId::F32 && f != FormatId::F16 
 std::string tname(FormatId f) { return std::string(format_name(f)); }
 
 // The rule-chosen type before the row-length check; `why` says which rule fired.
-FormatId rule_type(const GgufMix& mix, const GgufMixModel& m, const std::string& name, int layer, int i_wv,
-                   int64_t ne0, int64_t ne2, std::string& why) {
+FormatId rule_type(const GgufMix& mix, const GgufMixModel& m, const std::string& name, int layer, int i_wv, int64_t ne0,
+                   int64_t ne2, std::string& why) {
   const std::string_view f = mix.name;
   const FormatId base = mix.base;
   const int64_t n_gqa = m.n_head_kv > 0 ? m.n_head / m.n_head_kv : 1;
@@ -76,20 +76,28 @@ FormatId rule_type(const GgufMix& mix, const GgufMixModel& m, const std::string&
   };
   if (name == "output.weight" || (!m.has_output && name == "token_embd.weight")) {
     if (f == "mxfp4_moe") return set(FormatId::Q8_0, "output tensor of mxfp4_moe");
-    if (ne0 % format_traits(base).block_elems != 0) return set(FormatId::Q8_0, "output tensor, row not a multiple of the base block");
+    if (ne0 % format_traits(base).block_elems != 0)
+      return set(FormatId::Q8_0, "output tensor, row not a multiple of the base block");
     if (base != FormatId::Q8_0) return set(FormatId::Q6_K, "output tensor");
     return base;
   }
-  if (f == "mxfp4_moe") return ne2 > 1 ? set(FormatId::MXFP4, "expert tensor") : set(FormatId::Q8_0, "non-expert tensor of mxfp4_moe");
+  if (f == "mxfp4_moe")
+    return ne2 > 1 ? set(FormatId::MXFP4, "expert tensor") : set(FormatId::Q8_0, "non-expert tensor of mxfp4_moe");
   if (name == "token_embd.weight") return base;
   if (has(name, "attn_v.weight")) {
     FormatId t = base;
-    if (f == "q2_k") t = set(n_gqa >= 4 ? FormatId::Q4_K : FormatId::Q3_K, "attn_v of q2_k");
-    else if (f == "q3_k_m") t = set(i_wv < 2 ? FormatId::Q5_K : FormatId::Q4_K, "attn_v of q3_k_m");
-    else if (f == "q3_k_l") t = set(FormatId::Q5_K, "attn_v of q3_k_l");
-    else if ((f == "iq4_nl" || f == "iq4_xs") && n_gqa >= 4) t = set(FormatId::Q5_K, "attn_v, n_gqa >= 4");
-    else if ((f == "q4_k_m" || f == "q5_k_m") && use_more_bits(i_wv, m.n_attention_wv)) t = set(FormatId::Q6_K, "attn_v use_more_bits");
-    else if (f == "q4_k_s" && i_wv < 4) t = set(FormatId::Q5_K, "attn_v of the first 4 layers");
+    if (f == "q2_k")
+      t = set(n_gqa >= 4 ? FormatId::Q4_K : FormatId::Q3_K, "attn_v of q2_k");
+    else if (f == "q3_k_m")
+      t = set(i_wv < 2 ? FormatId::Q5_K : FormatId::Q4_K, "attn_v of q3_k_m");
+    else if (f == "q3_k_l")
+      t = set(FormatId::Q5_K, "attn_v of q3_k_l");
+    else if ((f == "iq4_nl" || f == "iq4_xs") && n_gqa >= 4)
+      t = set(FormatId::Q5_K, "attn_v, n_gqa >= 4");
+    else if ((f == "q4_k_m" || f == "q5_k_m") && use_more_bits(i_wv, m.n_attention_wv))
+      t = set(FormatId::Q6_K, "attn_v use_more_bits");
+    else if (f == "q4_k_s" && i_wv < 4)
+      t = set(FormatId::Q5_K, "attn_v of the first 4 layers");
     if (moe8) t = set(FormatId::Q8_0, "attn_v of an 8-expert model");
     return t;
   }
@@ -100,7 +108,8 @@ FormatId rule_type(const GgufMix& mix, const GgufMixModel& m, const std::string&
     if (f == "q3_k_m") return set(i < n / 16 ? FormatId::Q5_K : FormatId::Q4_K, "ffn_down of q3_k_m");
     if (f == "q3_k_l") return set(FormatId::Q5_K, "ffn_down of q3_k_l");
     if ((f == "q4_k_m" || f == "q5_k_m") && use_more_bits(i, n)) return set(FormatId::Q6_K, "ffn_down use_more_bits");
-    if ((f == "iq4_nl" || f == "iq4_xs") && !m.has_imatrix && i < n / 8) return set(FormatId::Q5_K, "ffn_down, first n/8 layers");
+    if ((f == "iq4_nl" || f == "iq4_xs") && !m.has_imatrix && i < n / 8)
+      return set(FormatId::Q5_K, "ffn_down, first n/8 layers");
     if (f == "q4_k_s" && i < n / 8) return set(FormatId::Q5_K, "ffn_down, first n/8 layers");
     if ((f == "q4_0" || f == "q5_0") && m.has_imatrix && i < n / 8) {
       return set(f == "q4_0" ? FormatId::Q4_1 : FormatId::Q5_1, "ffn_down, first n/8 layers with imatrix");
@@ -148,11 +157,16 @@ std::optional<FormatId> gguf_fallback_type(FormatId f) {
   switch (f) {
     case FormatId::Q2_K:
     case FormatId::Q3_K:
-    case FormatId::IQ4_XS: return FormatId::IQ4_NL;
-    case FormatId::Q4_K: return FormatId::Q5_0;
-    case FormatId::Q5_K: return FormatId::Q5_1;
-    case FormatId::Q6_K: return FormatId::Q8_0;
-    default: return std::nullopt;
+    case FormatId::IQ4_XS:
+      return FormatId::IQ4_NL;
+    case FormatId::Q4_K:
+      return FormatId::Q5_0;
+    case FormatId::Q5_K:
+      return FormatId::Q5_1;
+    case FormatId::Q6_K:
+      return FormatId::Q8_0;
+    default:
+      return std::nullopt;
   }
 }
 

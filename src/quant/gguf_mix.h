@@ -15,10 +15,10 @@
 namespace imp {
 
 struct GgufMix {
-  std::string_view name;   // as users type it: "q4_k_m"
-  int32_t file_type;       // general.file_type (llama_ftype)
-  FormatId base;           // llama.cpp's default_type for the ftype
-  bool pure;               // no per-tensor rules (a bare type without a llama.cpp preset)
+  std::string_view name;  // as users type it: "q4_k_m"
+  int32_t file_type;      // general.file_type (llama_ftype)
+  FormatId base;          // llama.cpp's default_type for the ftype
+  bool pure;              // no per-tensor rules (a bare type without a llama.cpp preset)
 };
 
 // The mix for a --type name (case-insensitive), or nullopt.
@@ -30,8 +30,8 @@ struct GgufMixModel {
   int64_t n_layer = 0;
   int64_t n_head = 0, n_head_kv = 0;  // n_gqa = n_head / n_head_kv
   int64_t n_expert = 0;
-  int64_t n_attention_wv = 0;        // number of attn_v tensors
-  bool has_output = false;           // a separate output.weight (untied)
+  int64_t n_attention_wv = 0;  // number of attn_v tensors
+  bool has_output = false;     // a separate output.weight (untied)
   bool has_imatrix = false;
 };
 
@@ -45,8 +45,8 @@ struct GgufMixChoice {
 // `layer` is the blk index (-1 for non-block tensors); ne0 = row length, ne2 = experts (1
 // for plain matrices). Applies the row-length fallback of llama.cpp; throws imp::Error when
 // even the fallback cannot hold the row (types without one: q4_0 … q8_0, f16 …).
-GgufMixChoice gguf_mix_tensor_type(const GgufMix& mix, const GgufMixModel& model, const std::string& name,
-                                   int layer, int i_attention_wv, int64_t ne0, int64_t ne2);
+GgufMixChoice gguf_mix_tensor_type(const GgufMix& mix, const GgufMixModel& model, const std::string& name, int layer,
+                                   int i_attention_wv, int64_t ne0, int64_t ne2);
 
 // The row-length fallback alone (llama.cpp convert_incompatible_tensor): nullopt when the
 // type has none.

@@ -18,8 +18,8 @@ struct ArchNames {
   const char* cls;
 };
 constexpr ArchNames kArchs[] = {
-    {"llama", "llama", "LlamaForCausalLM"},       {"mistral", "mistral", "MistralForCausalLM"},
-    {"qwen2", "qwen2", "Qwen2ForCausalLM"},       {"qwen3", "qwen3", "Qwen3ForCausalLM"},
+    {"llama", "llama", "LlamaForCausalLM"},         {"mistral", "mistral", "MistralForCausalLM"},
+    {"qwen2", "qwen2", "Qwen2ForCausalLM"},         {"qwen3", "qwen3", "Qwen3ForCausalLM"},
     {"gemma3", "gemma3_text", "Gemma3ForCausalLM"},
 };
 
@@ -112,7 +112,8 @@ std::vector<std::string> gguf_metadata_from_hf(GgufWriter& w, const QuantInput& 
   }
   if (c.sliding_window > 0) w.set(a + "attention.sliding_window", u32(c.sliding_window));
 
-  const fs::path dir = fs::is_directory(in.model->path) ? fs::path(in.model->path) : fs::path(in.model->path).parent_path();
+  const fs::path dir =
+      fs::is_directory(in.model->path) ? fs::path(in.model->path) : fs::path(in.model->path).parent_path();
   if (!fs::exists(dir / "tokenizer.json")) {
     notes.push_back("the input folder has no tokenizer.json: the GGUF carries no tokenizer");
     return notes;
@@ -126,8 +127,8 @@ std::vector<std::string> gguf_metadata_from_hf(GgufWriter& w, const QuantInput& 
   w.set("tokenizer.ggml.token_type", array_of(GgufType::kInt32, types));
   if (!v.scores.empty()) w.set("tokenizer.ggml.scores", array_of(GgufType::kFloat32, v.scores));
   if (!v.merges.empty()) w.set("tokenizer.ggml.merges", GgufValue::of_strings(v.merges));
-  const std::pair<const char*, int32_t> ids[] = {{"bos", v.bos}, {"eos", v.eos}, {"unknown", v.unk},
-                                                 {"padding", v.pad}, {"eot", v.eot}};
+  const std::pair<const char*, int32_t> ids[] = {
+      {"bos", v.bos}, {"eos", v.eos}, {"unknown", v.unk}, {"padding", v.pad}, {"eot", v.eot}};
   for (const auto& [key, id] : ids) {
     if (id >= 0) w.set(fmt::format("tokenizer.ggml.{}_token_id", key), u32(id));
   }

@@ -152,10 +152,10 @@ QuantizeSummary run_quantize(const QuantizeParams& p) {
     fmt::print(p.log,
                "done: {} tensors ({} quantized), {} params; {} -> {} ({:.3f} -> {:.3f} bits/weight); {:.2f} s; "
                "quantize {:.3g} params/s on {} threads ({:.3g} params/s/thread)\n",
-               sum.tensors, sum.quantized, sum.params, human_bytes(double(sum.bytes_in)), human_bytes(double(sum.bytes_out)),
-               8.0 * double(sum.bytes_in) / double(sum.params), 8.0 * double(sum.bytes_out) / double(sum.params),
-               sum.seconds, double(sum.quantized_params) / qsec, sum.threads,
-               double(sum.quantized_params) / qsec / sum.threads);
+               sum.tensors, sum.quantized, sum.params, human_bytes(double(sum.bytes_in)),
+               human_bytes(double(sum.bytes_out)), 8.0 * double(sum.bytes_in) / double(sum.params),
+               8.0 * double(sum.bytes_out) / double(sum.params), sum.seconds, double(sum.quantized_params) / qsec,
+               sum.threads, double(sum.quantized_params) / qsec / sum.threads);
     if (methods) fmt::print(p.log, "method {}: calibration and search {:.2f} s\n", p.method, methods->prepare_seconds);
     for (const auto& n : run.notes) fmt::print(p.log, "note: {}\n", n);
   }

@@ -21,19 +21,19 @@ struct QuantizeParams {
   bool act_order = false;           // GPTQ: columns by decreasing Hessian diagonal
   std::string layout = "modelopt";  // NVFP4 safetensors layout: modelopt | compressed-tensors
   std::vector<std::string> keep, quantize;  // regexes over output tensor names
-  int threads = 0;                  // 0 → all hardware threads
-  bool force = false;               // replace an existing OUT
-  bool pure = false;                // GGUF: no per-tensor mix rules
-  bool progress = true;             // progress bar on stderr (only when it is a terminal)
-  std::FILE* log = stdout;          // per-tensor lines and the summary; null → silent
+  int threads = 0;                          // 0 → all hardware threads
+  bool force = false;                       // replace an existing OUT
+  bool pure = false;                        // GGUF: no per-tensor mix rules
+  bool progress = true;                     // progress bar on stderr (only when it is a terminal)
+  std::FILE* log = stdout;                  // per-tensor lines and the summary; null → silent
 };
 
 struct QuantizeSummary {
   int64_t tensors = 0, quantized = 0;
   int64_t params = 0, quantized_params = 0;
-  int64_t bytes_in = 0;    // source tensor bytes
-  int64_t bytes_out = 0;   // output tensor bytes (planes), without headers
-  double seconds = 0;      // wall time of the whole run
+  int64_t bytes_in = 0;      // source tensor bytes
+  int64_t bytes_out = 0;     // output tensor bytes (planes), without headers
+  double seconds = 0;        // wall time of the whole run
   double quant_seconds = 0;  // time inside quantize_tensor
   int threads = 1;
 };

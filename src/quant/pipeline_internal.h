@@ -22,7 +22,7 @@ struct PipelineRun {
   const std::vector<Decision>& decisions;
   ThreadPool& pool;
   QuantizeSummary& sum;
-  std::string tmp;  // the temporary output path (file or folder)
+  std::string tmp;                 // the temporary output path (file or folder)
   std::vector<std::string> notes;  // printed after the summary
   std::chrono::steady_clock::time_point start;
   int64_t total_elements = 0, done_elements = 0;

@@ -37,7 +37,7 @@ std::optional<std::string> gguf_not_quantized(const std::string& name, size_t nd
 std::optional<std::string> st_not_quantized(const std::string& name, size_t ndims) {
   if (ndims < 2) return "1-D";
   if (!name.ends_with(".weight")) return "not a weight";
-  if (name.find("embed_tokens") != std::string::npos || name.find("embed") != std::string::npos) return "embedding";
+  if (name.find("embed") != std::string::npos) return "embedding";  // embed_tokens, embed_positions
   if (name.find("lm_head") != std::string::npos) return "lm_head";
   if (name.find("norm") != std::string::npos) return "norm";
   if (name.ends_with(".mlp.gate.weight") || name.find("router") != std::string::npos) return "MoE router";
@@ -46,7 +46,8 @@ std::optional<std::string> st_not_quantized(const std::string& name, size_t ndim
 
 }  // namespace
 
-QuantTarget parse_target(const std::string& type_in, const std::string& out_path, const std::string& layout, bool pure) {
+QuantTarget parse_target(const std::string& type_in, const std::string& out_path, const std::string& layout,
+                         bool pure) {
   QuantTarget t;
   t.type = lower(type_in);
   t.kind = lower(out_path).ends_with(".gguf") ? OutputKind::kGguf : OutputKind::kSafetensors;
@@ -185,7 +186,8 @@ std::vector<Decision> decide(const QuantInput& in, const QuantTarget& target, co
       } else if (skip && !force) {
         kept(*skip + ", kept at source precision");
       } else {
-        if (s.shape.size() < 2) fail("{}: --quantize {} matches a 1-D tensor; {} needs a matrix", t.out_name, *force, target.type);
+        if (s.shape.size() < 2)
+          fail("{}: --quantize {} matches a 1-D tensor; {} needs a matrix", t.out_name, *force, target.type);
         try {
           check_row_length(target.format, t.cols(), target.group);
         } catch (const Error& e) {

@@ -22,19 +22,19 @@
 namespace imp {
 
 enum class StScheme {
-  kPlain,        // f32 / f16 / bf16: every tensor converted
-  kNvfp4,        // NVFP4_CKPT, layout modelopt or compressed-tensors
-  kFp8Tensor,    // FP8_E4M3_TENSOR, ModelOpt FP8 layout
-  kFp8Channel,   // FP8_E4M3_CHANNEL, compressed-tensors float-quantized channel
-  kFp8Block,     // FP8_E4M3_BLOCK128, DeepSeek weight_scale_inv + quant_method fp8
-  kMxfp4,        // MXFP4_CKPT, gpt-oss _blocks/_scales
-  kGptq,         // INT4_GROUP g128, GPTQ v1 layout
+  kPlain,       // f32 / f16 / bf16: every tensor converted
+  kNvfp4,       // NVFP4_CKPT, layout modelopt or compressed-tensors
+  kFp8Tensor,   // FP8_E4M3_TENSOR, ModelOpt FP8 layout
+  kFp8Channel,  // FP8_E4M3_CHANNEL, compressed-tensors float-quantized channel
+  kFp8Block,    // FP8_E4M3_BLOCK128, DeepSeek weight_scale_inv + quant_method fp8
+  kMxfp4,       // MXFP4_CKPT, gpt-oss _blocks/_scales
+  kGptq,        // INT4_GROUP g128, GPTQ v1 layout
 };
 
 struct QuantTarget {
   OutputKind kind = OutputKind::kGguf;
-  std::string type;               // as given
-  std::optional<GgufMix> mix;     // GGUF
+  std::string type;            // as given
+  std::optional<GgufMix> mix;  // GGUF
   StScheme scheme = StScheme::kPlain;
   bool compressed_tensors = false;  // NVFP4 layout
   FormatId format = FormatId::F32;  // safetensors target format

@@ -92,9 +92,10 @@ QuantInput open_quant_input(const std::string& path, OutputKind out) {
   if (!requantized.empty()) {
     std::string list;
     for (const auto& [f, n] : requantized) list += fmt::format("{}{} × {}", list.empty() ? "" : ", ", n, f);
-    in.warnings.push_back(fmt::format("the input is already quantized ({}): those tensors are dequantized to F32 and "
-                                      "requantized, which adds a second rounding error",
-                                      list));
+    in.warnings.push_back(
+        fmt::format("the input is already quantized ({}): those tensors are dequantized to F32 and "
+                    "requantized, which adds a second rounding error",
+                    list));
   }
   if (out == OutputKind::kGguf) {
     // llama.cpp's order (llama_model_loader weight_name_comparer): by blk index, non-block
@@ -118,8 +119,8 @@ std::vector<T> permuted(const InputTensor& t, std::vector<T> v) {
   const int64_t row_bytes = int64_t(v.size() * sizeof(T)) / rows;
   std::vector<T> out(v.size());
   rope_permute_rows({reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T)},
-                    {reinterpret_cast<uint8_t*>(out.data()), out.size() * sizeof(T)}, t.rope_heads,
-                    rows / t.rope_heads, row_bytes, t.rope_to_gguf);
+                    {reinterpret_cast<uint8_t*>(out.data()), out.size() * sizeof(T)}, t.rope_heads, rows / t.rope_heads,
+                    row_bytes, t.rope_to_gguf);
   return out;
 }
 
@@ -140,7 +141,8 @@ std::vector<float> load_f32(const InputTensor& t) {
 
 std::vector<uint8_t> load_bytes(const InputTensor& t) {
   const TensorSource& s = *t.src;
-  if (is_split_format(s.format)) fail("{}: {} keeps scales in separate tensors; it cannot be copied", s.name, format_name(s.format));
+  if (is_split_format(s.format))
+    fail("{}: {} keeps scales in separate tensors; it cannot be copied", s.name, format_name(s.format));
   return permuted(t, std::vector<uint8_t>(s.data.begin(), s.data.end()));
 }
 

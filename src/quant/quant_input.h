@@ -19,23 +19,23 @@ enum class OutputKind { kGguf, kSafetensors };
 
 struct InputTensor {
   const TensorSource* src = nullptr;
-  std::string out_name;        // GGUF name for GGUF output, HF name for safetensors output
-  std::string gguf_name;       // GGUF-convention name (the mix rules read it); may equal out_name
-  int layer = -1;              // blk index, -1 outside the blocks
-  int64_t rope_heads = 0;      // > 0: permute rows in groups of heads (attn_q: n_head, attn_k: n_head_kv)
-  bool rope_to_gguf = false;   // direction of that permutation
-  int64_t rows() const;        // product of all but the last dim (1 for 1-D)
+  std::string out_name;       // GGUF name for GGUF output, HF name for safetensors output
+  std::string gguf_name;      // GGUF-convention name (the mix rules read it); may equal out_name
+  int layer = -1;             // blk index, -1 outside the blocks
+  int64_t rope_heads = 0;     // > 0: permute rows in groups of heads (attn_q: n_head, attn_k: n_head_kv)
+  bool rope_to_gguf = false;  // direction of that permutation
+  int64_t rows() const;       // product of all but the last dim (1 for 1-D)
   int64_t cols() const;
 };
 
 struct QuantInput {
   std::unique_ptr<ModelFile> model;
   bool is_gguf = false;
-  std::string arch;                       // llama.cpp architecture name
-  std::unique_ptr<MappedFile> gguf_map;   // GGUF input: the typed KV pairs live in gguf
+  std::string arch;                      // llama.cpp architecture name
+  std::unique_ptr<MappedFile> gguf_map;  // GGUF input: the typed KV pairs live in gguf
   GgufFile gguf;
-  std::vector<InputTensor> tensors;       // llama.cpp order for GGUF output (layer, name), else by name
-  std::vector<std::string> warnings;      // skipped tensors, requantization, …
+  std::vector<InputTensor> tensors;   // llama.cpp order for GGUF output (layer, name), else by name
+  std::vector<std::string> warnings;  // skipped tensors, requantization, …
 };
 
 QuantInput open_quant_input(const std::string& path, OutputKind out);

@@ -27,8 +27,7 @@ void for_chunks(ThreadPool* pool, int64_t n, const std::function<void(int64_t, i
 
 RowPlanes mutable_row(const OwnedQuantMatrix& m, int64_t r) {
   const ConstRowPlanes c = row_planes(m.view(), r);
-  return {const_cast<void*>(c.data), const_cast<void*>(c.scales), const_cast<void*>(c.zeros), c.tensor_scale,
-          c.group};
+  return {const_cast<void*>(c.data), const_cast<void*>(c.scales), const_cast<void*>(c.zeros), c.tensor_scale, c.group};
 }
 
 OwnedQuantMatrix rtn(const TensorJob& job, ThreadPool* pool) {
@@ -48,8 +47,8 @@ OwnedQuantMatrix rtn(const TensorJob& job, ThreadPool* pool) {
     for_chunks(pool, bands, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r0 = b * kFp8Tile, nr = std::min<int64_t>(kFp8Tile, job.rows - r0);
-        const OwnedQuantMatrix q = quantize(f, job.data.subspan(size_t(r0 * job.cols), size_t(nr * job.cols)), nr,
-                                            job.cols);
+        const OwnedQuantMatrix q =
+            quantize(f, job.data.subspan(size_t(r0 * job.cols), size_t(nr * job.cols)), nr, job.cols);
         std::memcpy(m.data.data() + r0 * row_bytes, q.data.data(), q.data.size());
         std::memcpy(m.scales.data() + b * band_scale_bytes, q.scales.data(), q.scales.size());
       }

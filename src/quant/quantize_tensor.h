@@ -28,14 +28,13 @@ namespace quant {
 struct GptqFactor;
 }
 
-
 struct TensorJob {
-  std::string name;              // output name, for messages
-  std::span<const float> data;   // rows × cols
+  std::string name;             // output name, for messages
+  std::span<const float> data;  // rows × cols
   int64_t rows = 0;
   int64_t cols = 0;
   FormatId format = FormatId::F32;
-  int32_t group = 0;             // INT4_GROUP group size (128 for GPTQ)
+  int32_t group = 0;  // INT4_GROUP group size (128 for GPTQ)
 };
 
 struct QuantOptions {

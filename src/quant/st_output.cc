@@ -12,6 +12,7 @@
 //                    M.scales F16 [in/128, out] · M.g_idx I32 [in]              (io/schemes/gptq.h)
 // No activation scales are written: RTN has no calibration data, so input_scale /
 // input_global_scale are absent (dynamic activation quantization, or weight-only W4A16).
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -30,10 +31,14 @@ using json = nlohmann::json;
 
 StDtype plain_dtype(FormatId f) {
   switch (f) {
-    case FormatId::F32: return StDtype::F32;
-    case FormatId::F16: return StDtype::F16;
-    case FormatId::BF16: return StDtype::BF16;
-    default: fail("{} has no safetensors dtype", format_name(f));
+    case FormatId::F32:
+      return StDtype::F32;
+    case FormatId::F16:
+      return StDtype::F16;
+    case FormatId::BF16:
+      return StDtype::BF16;
+    default:
+      fail("{} has no safetensors dtype", format_name(f));
   }
 }
 
@@ -91,14 +96,16 @@ std::vector<Plane> planes_of(const PipelineRun& run, size_t i) {
     }
     case StScheme::kGptq: {
       if (!two_d) fail("{}: the GPTQ layout needs a 2-D weight", t.out_name);
-      if (rows % 8 != 0) fail("{}: GPTQ packs 8 output rows per qzeros word; {} rows is not a multiple of 8", t.out_name, rows);
+      if (rows % 8 != 0)
+        fail("{}: GPTQ packs 8 output rows per qzeros word; {} rows is not a multiple of 8", t.out_name, rows);
       const int64_t g = cols / run.target.group;
       return {{m + ".qweight", StDtype::I32, {cols / 8, rows}},
               {m + ".qzeros", StDtype::I32, {g, rows / 8}},
               {m + ".scales", StDtype::F16, {g, rows}},
               {m + ".g_idx", StDtype::I32, {cols}}};
     }
-    case StScheme::kPlain: break;
+    case StScheme::kPlain:
+      break;
   }
   fail("unreachable scheme");
 }
@@ -107,6 +114,16 @@ std::vector<uint8_t> f32_bytes(float v) {
   std::vector<uint8_t> b(4);
   std::memcpy(b.data(), &v, 4);
   return b;
+}
+
+// compressed-tensors stores the global scale as a divisor D and loaders take G = 1 / D.
+// 1 / (1 / G) is not always G in fp32; a neighbour of 1 / G usually round-trips exactly.
+float ct_divisor(float g) {
+  const float d = 1.0f / g;
+  for (float c : {d, std::nextafter(d, 0.0f), std::nextafter(d, INFINITY)}) {
+    if (1.0f / c == g) return c;
+  }
+  return d;
 }
 
 // INT4_GROUP canonical planes → GPTQ v1 words (the inverse of repack_gptq_to_int4_group).
@@ -148,22 +165,27 @@ std::vector<std::vector<uint8_t>> produce(PipelineRun& run, size_t i) {
   }
   OwnedQuantMatrix q = run.quantize(i);
   switch (run.target.scheme) {
-    case StScheme::kPlain: return {std::move(q.data)};
+    case StScheme::kPlain:
+      return {std::move(q.data)};
     case StScheme::kNvfp4:
       return {std::move(q.data), std::move(q.scales),
-              f32_bytes(run.target.compressed_tensors ? 1.0f / q.tensor_scale : q.tensor_scale)};
-    case StScheme::kFp8Tensor: return {std::move(q.data), f32_bytes(q.tensor_scale)};
+              f32_bytes(run.target.compressed_tensors ? ct_divisor(q.tensor_scale) : q.tensor_scale)};
+    case StScheme::kFp8Tensor:
+      return {std::move(q.data), f32_bytes(q.tensor_scale)};
     case StScheme::kFp8Channel:
     case StScheme::kFp8Block:
-    case StScheme::kMxfp4: return {std::move(q.data), std::move(q.scales)};
-    case StScheme::kGptq: return pack_gptq(q);
+    case StScheme::kMxfp4:
+      return {std::move(q.data), std::move(q.scales)};
+    case StScheme::kGptq:
+      return pack_gptq(q);
   }
   fail("unreachable scheme");
 }
 
 json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded) {
   switch (t.scheme) {
-    case StScheme::kPlain: return nullptr;
+    case StScheme::kPlain:
+      return nullptr;
     case StScheme::kNvfp4:
       if (t.compressed_tensors) {
         return {{"quant_method", "compressed-tensors"},
@@ -173,8 +195,12 @@ json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded
                  {{"group_0",
                    {{"targets", {"Linear"}},
                     {"weights",
-                     {{"num_bits", 4}, {"type", "float"}, {"strategy", "tensor_group"}, {"group_size", 16},
-                      {"symmetric", true}, {"dynamic", false}}},
+                     {{"num_bits", 4},
+                      {"type", "float"},
+                      {"strategy", "tensor_group"},
+                      {"group_size", 16},
+                      {"symmetric", true},
+                      {"dynamic", false}}},
                     {"input_activations", nullptr}}}}},
                 {"ignore", excluded}};
       }
@@ -182,27 +208,30 @@ json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded
     case StScheme::kFp8Tensor:
       return {{"quant_method", "modelopt"}, {"quant_algo", "FP8"}, {"exclude_modules", excluded}};
     case StScheme::kFp8Channel:
-      return {{"quant_method", "compressed-tensors"},
-              {"format", "float-quantized"},
-              {"quantization_status", "compressed"},
-              {"config_groups",
-               {{"group_0",
-                 {{"targets", {"Linear"}},
-                  {"weights",
-                   {{"num_bits", 8}, {"type", "float"}, {"strategy", "channel"}, {"symmetric", true}, {"dynamic", false}}},
-                  {"input_activations",
-                   {{"num_bits", 8}, {"type", "float"}, {"strategy", "token"}, {"symmetric", true}, {"dynamic", true}}}}}}},
-              {"ignore", excluded}};
+      return {
+          {"quant_method", "compressed-tensors"},
+          {"format", "float-quantized"},
+          {"quantization_status", "compressed"},
+          {"config_groups",
+           {{"group_0",
+             {{"targets", {"Linear"}},
+              {"weights",
+               {{"num_bits", 8}, {"type", "float"}, {"strategy", "channel"}, {"symmetric", true}, {"dynamic", false}}},
+              {"input_activations",
+               {{"num_bits", 8}, {"type", "float"}, {"strategy", "token"}, {"symmetric", true}, {"dynamic", true}}}}}}},
+          {"ignore", excluded}};
     case StScheme::kFp8Block:
       return {{"quant_method", "fp8"},
               {"activation_scheme", "dynamic"},
               {"fmt", "e4m3"},
               {"weight_block_size", {128, 128}},
               {"modules_to_not_convert", excluded}};
-    case StScheme::kMxfp4: return {{"quant_method", "mxfp4"}, {"modules_to_not_convert", excluded}};
+    case StScheme::kMxfp4:
+      return {{"quant_method", "mxfp4"}, {"modules_to_not_convert", excluded}};
     case StScheme::kGptq:
-      return {{"quant_method", "gptq"}, {"bits", 4},     {"group_size", t.group},      {"desc_act", false},
-              {"sym", false},          {"damp_percent", 0.0}, {"checkpoint_format", "gptq"}, {"true_sequential", true}};
+      return {
+          {"quant_method", "gptq"}, {"bits", 4},           {"group_size", t.group},       {"desc_act", false},
+          {"sym", false},           {"damp_percent", 0.0}, {"checkpoint_format", "gptq"}, {"true_sequential", true}};
   }
   return nullptr;
 }
@@ -248,13 +277,15 @@ void write_st_output(PipelineRun& run) {
   json config;
   if (in.is_gguf) {
     config = hf_config_from_gguf(in);
-    run.notes.push_back("the GGUF input carries no tokenizer.json; the output folder has no tokenizer files "
-                        "(copy them from the original model)");
+    run.notes.push_back(
+        "the GGUF input carries no tokenizer.json; the output folder has no tokenizer files "
+        "(copy them from the original model)");
   } else {
     config = in.model->metadata;
     config.erase("hf_quant_config");
     config.erase("quantization_config");
-    const fs::path dir = fs::is_directory(in.model->path) ? fs::path(in.model->path) : fs::path(in.model->path).parent_path();
+    const fs::path dir =
+        fs::is_directory(in.model->path) ? fs::path(in.model->path) : fs::path(in.model->path).parent_path();
     copy_hf_aux_files(dir.string(), run.tmp);
   }
   const json qc = quant_config(run.target, excluded);
@@ -275,8 +306,9 @@ void write_st_output(PipelineRun& run) {
                   {"exclude_modules", excluded}}}});
   }
   if (run.target.scheme == StScheme::kNvfp4 || run.target.scheme == StScheme::kFp8Tensor) {
-    run.notes.push_back("no input_scale / input_global_scale written: RTN has no calibration activations "
-                        "(weight-only; loaders that need static activation scales will ask for them)");
+    run.notes.push_back(
+        "no input_scale / input_global_scale written: RTN has no calibration activations "
+        "(weight-only; loaders that need static activation scales will ask for them)");
   }
 }
 

@@ -13,7 +13,8 @@ namespace imp {
 void register_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeParams>();
   auto* cmd = app.add_subcommand("quantize", "Quantize a model (GGUF or Hugging Face folder) into GGUF or safetensors");
-  cmd->add_option("in", a->in, "Input: GGUF file or Hugging Face folder (F32/F16/BF16; quantized inputs are requantized)")
+  cmd->add_option("in", a->in,
+                  "Input: GGUF file or Hugging Face folder (F32/F16/BF16; quantized inputs are requantized)")
       ->required();
   cmd->add_option("out", a->out, "Output: NAME.gguf for GGUF, any other path for a safetensors folder")->required();
   cmd->add_option("-t,--type", a->type, "Target type or mix: " + target_type_list())->required();
@@ -32,7 +33,8 @@ void register_quantize_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->default_val(0);
   cmd->add_flag("--force", a->force, "Replace an existing OUT");
   cmd->add_flag("--pure", a->pure, "GGUF: give every quantized tensor the base type (no llama.cpp mix rules)");
-  cmd->add_flag("--no-progress", [a](int64_t) { a->progress = false; }, "No progress bar on stderr");
+  cmd->add_flag(
+      "--no-progress", [a](int64_t) { a->progress = false; }, "No progress bar on stderr");
   cmd->callback([a] { run_quantize(*a); });
 }
 

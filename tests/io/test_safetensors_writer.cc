@@ -52,15 +52,15 @@ TEST(SafetensorsWriter, MisuseIsAnError) {
   SafetensorsWriter w;
   w.add("x", StDtype::F32, {2});
   w.add("y", StDtype::U8, {3});
-  EXPECT_THROW(w.add("x", StDtype::F32, {1}), Error);      // duplicate
-  EXPECT_THROW(w.add("z", StDtype::F32, {-1}), Error);     // negative dim
-  EXPECT_THROW(w.add("w", StDtype::F4, {3}), Error);       // 1.5 bytes
+  EXPECT_THROW(w.add("x", StDtype::F32, {1}), Error);   // duplicate
+  EXPECT_THROW(w.add("z", StDtype::F32, {-1}), Error);  // negative dim
+  EXPECT_THROW(w.add("w", StDtype::F4, {3}), Error);    // 1.5 bytes
   w.begin(p.string());
   const std::vector<uint8_t> eight(8), three(3);
-  EXPECT_THROW(w.write("y", three), Error);                // out of order
-  EXPECT_THROW(w.write("x", three), Error);                // wrong size
+  EXPECT_THROW(w.write("y", three), Error);  // out of order
+  EXPECT_THROW(w.write("x", three), Error);  // wrong size
   w.write("x", eight);
-  EXPECT_THROW(w.finish(), Error);                         // y missing
+  EXPECT_THROW(w.finish(), Error);  // y missing
   w.write("y", three);
   w.finish();
   const MappedFile f(p.string());
