@@ -83,8 +83,7 @@ void GgufWriter::set(std::string key, GgufValue value) {
   kv_.emplace_back(std::move(key), std::move(value));
 }
 
-void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, FormatId format,
-                            std::span<const uint8_t> data) {
+uint64_t GgufWriter::add_tensor_info(std::string name, std::vector<int64_t> shape, FormatId format) {
   const auto& t = format_traits(format);
   if (name.empty()) fail("GGUF writer: empty tensor name");
   if (names_.count(name)) fail("GGUF writer: duplicate tensor name '{}'", name);
@@ -101,10 +100,21 @@ void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, Format
   } catch (const Error& e) {
     fail("GGUF writer: tensor '{}': {}", name, e.what());
   }
-  if (data.size() != want) fail("GGUF writer: tensor '{}' ({}) has {} bytes, its shape needs {}", name, t.name,
-                                data.size(), want);
   names_.insert(name);
-  tensors_.push_back({std::move(name), std::move(ne), format, data});
+  tensors_.push_back({std::move(name), std::move(ne), format, {}, want});
+  return want;
+}
+
+void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, FormatId format,
+                            std::span<const uint8_t> data) {
+  const std::string n = name;
+  const uint64_t want = add_tensor_info(std::move(name), std::move(shape), format);
+  if (data.size() != want) {
+    names_.erase(n);
+    tensors_.pop_back();
+    fail("GGUF writer: tensor '{}' ({}) has {} bytes, its shape needs {}", n, format_name(format), data.size(), want);
+  }
+  tensors_.back().data = data;
 }
 
 std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>& offsets) const {
@@ -128,13 +138,16 @@ std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>& offsets) const {
     o.put<uint32_t>(uint32_t(format_traits(t.format).gguf_type));
     o.put<uint64_t>(offset);
     offsets.push_back(offset);
-    offset = align_up(offset + t.data.size(), alignment_);
+    offset = align_up(offset + t.size, alignment_);
   }
   if (!tensors_.empty()) b.resize(size_t(align_up(b.size(), alignment_)), 0);
   return b;
 }
 
 std::vector<uint8_t> GgufWriter::to_bytes() const {
+  for (const auto& t : tensors_) {
+    if (t.data.size() != t.size) fail("GGUF writer: tensor '{}' was declared without its bytes (streamed)", t.name);
+  }
   std::vector<uint64_t> offsets;
   std::vector<uint8_t> b = header(offsets);
   const size_t data_start = b.size();
@@ -148,6 +161,9 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
 
 void GgufWriter::write(const std::string& path) const {
   namespace fs = std::filesystem;
+  for (const auto& t : tensors_) {
+    if (t.data.size() != t.size) fail("GGUF writer: tensor '{}' was declared without its bytes (streamed)", t.name);
+  }
   const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   std::vector<uint64_t> offsets;
   const std::vector<uint8_t> head = header(offsets);

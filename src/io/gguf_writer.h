@@ -28,6 +28,11 @@ class GgufWriter {
   // shape in PyTorch order (outermost first, at most 4 dims); format must have a GGUF type
   // and data must be exactly the size type × shape gives.
   void add_tensor(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data);
+  // Streaming writers (the quantizer): declare a tensor without its bytes, take the header
+  // from header_bytes() and write each tensor's bytes at data start + offsets[i] yourself.
+  // to_bytes()/write() refuse a writer holding such declarations. Returns the tensor's size.
+  uint64_t add_tensor_info(std::string name, std::vector<int64_t> shape, FormatId format);
+  std::vector<uint8_t> header_bytes(std::vector<uint64_t>& offsets) const { return header(offsets); }
 
   uint32_t alignment() const { return alignment_; }
   std::vector<uint8_t> to_bytes() const;
@@ -39,6 +44,7 @@ class GgufWriter {
     std::vector<uint64_t> ne;  // ggml order
     FormatId format;
     std::span<const uint8_t> data;
+    uint64_t size = 0;  // data.size(), or the declared size of a streamed tensor
   };
   // Everything before the data section, padding included; offsets[i] = tensor i's offset
   // in the data section (computed here so that a later general.alignment still applies).

@@ -156,20 +156,27 @@ void Gemma3Model::forward(std::span<const int32_t> tokens, KvStore& kv, bool all
     const bool global = is_global_layer(l);
     const RopeParams& rope = global ? rope_global_ : rope_local_;
     backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
+    observe(l, "attn_q", h, n, E);
+    observe(l, "attn_k", h, n, E);
+    observe(l, "attn_v", h, n, E);
     backend_.matmul_qkv(L.wq, L.wk, L.wv, h, n, q, k, v);
     backend_.rmsnorm(q, L.q_norm, n * H, hd, eps, q);  // per head: rows of hd
     backend_.rmsnorm(k, L.k_norm, n * KV, hd, eps, k);
     backend_.rope_kv_write(q, k, v, n, H, hd, rope, kv, l);
     backend_.attention(q, n, H, kv, l, global ? 0 : c.sliding_window, attn_scale_, att);
+    observe(l, "attn_output", att, n, H * hd);
     backend_.matmul(L.wo, att, n, o);
     backend_.rmsnorm(o, L.post_attn_norm, n, E, eps, o);
     backend_.add(x, o, n * E);
 
     backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
+    observe(l, "ffn_gate", h, n, E);
+    observe(l, "ffn_up", h, n, E);
     backend_.matmul(L.w_gate, h, n, g);
     backend_.matmul(L.w_up, h, n, u);
     backend_.gelu_tanh(g, n * F, g);
     backend_.mul(g, u, n * F);
+    observe(l, "ffn_down", g, n, F);
     backend_.matmul(L.w_down, g, n, o);
     backend_.rmsnorm(o, L.post_ffw_norm, n, E, eps, o);
     backend_.add(x, o, n * E);

@@ -166,6 +166,9 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
     backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
+    observe(l, "attn_q", h, n, E);
+    observe(l, "attn_k", h, n, E);
+    observe(l, "attn_v", h, n, E);
     backend_.matmul_qkv(L.wq, L.wk, L.wv, h, n, q, k, v);
     if (L.bq) {
       backend_.add_bias(q, L.bq, n, H * hd);
@@ -178,11 +181,15 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
     }
     backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
     backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
+    observe(l, "attn_output", att, n, H * hd);
     backend_.matmul(L.wo, att, n, o);
     backend_.add(x, o, n * E);
 
     backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
+    observe(l, "ffn_gate", h, n, E);
+    observe(l, "ffn_up", h, n, E);
     backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
+    observe(l, "ffn_down", g, n, F);
     backend_.matmul(L.w_down, g, n, o);
     backend_.add(x, o, n * E);
   }

@@ -4,7 +4,9 @@
 // only see this interface.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -28,6 +30,21 @@ class Model {
   // logits: (n_out, n_vocab) with n_out = tokens.size() when all_logits, else 1 (the last).
   // kv must come from backend().create_kv_cache.
   virtual void forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits) = 0;
+
+  // Calibration hook (imp quantize / imp imatrix): when set, forward calls it before every
+  // linear matmul of a layer with the weight's GGUF name and its input activations x
+  // (n_tok rows of cols), read in place — so only on a host-memory backend (the CPU).
+  using LinearObserver = std::function<void(const std::string& weight, const float* x, int64_t n_tok, int64_t cols)>;
+  void set_observer(const LinearObserver* observer) { observer_ = observer; }
+
+ protected:
+  // blk.<layer>.<weight>.weight, x (n_tok, cols).
+  void observe(int64_t layer, const char* weight, const float* x, int64_t n_tok, int64_t cols) const {
+    if (observer_) (*observer_)("blk." + std::to_string(layer) + "." + weight + ".weight", x, n_tok, cols);
+  }
+
+ private:
+  const LinearObserver* observer_ = nullptr;
 };
 
 // The architectures create_model() runs, for error messages and `imp inspect`.

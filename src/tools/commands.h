@@ -20,5 +20,7 @@ void register_quant_report_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
 void register_chat_command(CLI::App& app);
 void register_chat_template_command(CLI::App& app);
+void register_imatrix_command(CLI::App& app);
+void register_quantize_command(CLI::App& app);
 
 }  // namespace imp
