@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-IMP_FETCH_STRICT=1 bash scripts/fetch-models.sh smollm2
-MODEL=${IMP_MODEL_CACHE:-$HOME/.cache/imp/models}/SmolLM2-135M-Instruct.Q4_1.gguf
 ./build/imp formats --check > /dev/null && echo "formats self-check: ok"
-./build/imp run -m "$MODEL" -p "${IMP_DEMO_PROMPT:-The three most useful things to know about quantization are}" \
+# Without -m, imp run uses the demo model and fetches it on first use (scripts/fetch-models.sh).
+./build/imp run -p "${IMP_DEMO_PROMPT:-The three most useful things to know about quantization are}" \
   -n "${IMP_DEMO_TOKENS:-64}" --temp 0.7 --top-p 0.9 --seed 42

@@ -14,11 +14,16 @@
 namespace imp::eval {
 
 std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads) {
+  return load_model(path, cpu_device_caps(), std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads));
+}
+
+std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
+                                        std::unique_ptr<Backend> backend) {
   auto m = std::make_unique<LoadedModel>();
   m->file = open_model_file(path);
-  m->plan = plan_storage(*m->file, cpu_device_caps(), PlanPolicy{});
-  m->backend = std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads);
-  m->model = std::make_unique<LlamaModel>(*m->file, m->plan, *m->backend);
+  m->plan = plan_storage(*m->file, caps, PlanPolicy{});
+  m->backend = std::move(backend);
+  m->model = create_model(*m->file, m->plan, *m->backend);
   m->tokenizer = Tokenizer::from_model(*m->file);
   m->name = !m->file->config.name.empty() ? m->file->config.name : std::filesystem::path(path).filename().string();
   return m;
@@ -51,7 +56,8 @@ void run_chunks(LoadedModel& m, std::span<const int32_t> tokens, const ChunkSpec
                 const ChunkCallback& on_chunk) {
   if (int64_t(tokens.size()) < s.n_chunk * s.n_ctx) fail("run_chunks: {} tokens for {} chunks of {}", tokens.size(), s.n_chunk, s.n_ctx);
   const int64_t n_vocab = m.model->n_vocab();
-  KvCache kv(m.model->kv_config(s.n_ctx, kv_dtype));
+  const std::unique_ptr<KvStore> kv_ptr = m.backend->create_kv_cache(m.model->kv_config(s.n_ctx, kv_dtype));
+  KvStore& kv = *kv_ptr;
   std::vector<int32_t> chunk(size_t(s.n_ctx));
   std::vector<float> batch_logits, scored(size_t(s.n_scored() * n_vocab));
   const auto t0 = std::chrono::steady_clock::now();

@@ -19,7 +19,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/tokenizer.h"
 
@@ -28,14 +28,17 @@ namespace imp::eval {
 struct LoadedModel {
   std::unique_ptr<ModelFile> file;
   StoragePlan plan;
-  std::unique_ptr<CpuBackend> backend;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::string name;  // general.name, else the file name
 };
 
 // Loads a model for evaluation on the CPU (fast op path, mapped weights).
 std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads);
+// The same on a given backend, planned with its caps (tools: `--device`).
+std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
+                                        std::unique_ptr<Backend> backend);
 
 // Tokenizes a text file whole as llama.cpp's perplexity does: BOS per the model's metadata,
 // special-token text left as plain text. Throws when the file cannot be read or is empty.

@@ -29,6 +29,7 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 void note_rope_permutation(ModelFile& m) {
   const std::string& arch = m.config.architecture;
   if (arch != "llama" && arch != "mistral") return;
+  m.rope_rows_permuted = true;
   for (auto& t : m.tensors) {
     if (ends_with(t.name, ".attn_q.weight") || ends_with(t.name, ".attn_k.weight") ||
         ends_with(t.name, ".attn_q.bias") || ends_with(t.name, ".attn_k.bias")) {

@@ -83,17 +83,7 @@ void GgufWriter::set(std::string key, GgufValue value) {
   kv_.emplace_back(std::move(key), std::move(value));
 }
 
-void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, FormatId format,
-                            std::span<const uint8_t> data) {
-  add(std::move(name), std::move(shape), format, data, false);
-}
-
-void GgufWriter::declare_tensor(std::string name, std::vector<int64_t> shape, FormatId format) {
-  add(std::move(name), std::move(shape), format, {}, true);
-}
-
-void GgufWriter::add(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data,
-                     bool streamed) {
+uint64_t GgufWriter::add_tensor_info(std::string name, std::vector<int64_t> shape, FormatId format) {
   const auto& t = format_traits(format);
   if (name.empty()) fail("GGUF writer: empty tensor name");
   if (names_.count(name)) fail("GGUF writer: duplicate tensor name '{}'", name);
@@ -110,10 +100,21 @@ void GgufWriter::add(std::string name, std::vector<int64_t> shape, FormatId form
   } catch (const Error& e) {
     fail("GGUF writer: tensor '{}': {}", name, e.what());
   }
-  if (!streamed && data.size() != want) fail("GGUF writer: tensor '{}' ({}) has {} bytes, its shape needs {}", name, t.name,
-                                data.size(), want);
   names_.insert(name);
-  tensors_.push_back({std::move(name), std::move(ne), format, data, want});
+  tensors_.push_back({std::move(name), std::move(ne), format, {}, want});
+  return want;
+}
+
+void GgufWriter::add_tensor(std::string name, std::vector<int64_t> shape, FormatId format,
+                            std::span<const uint8_t> data) {
+  const std::string n = name;
+  const uint64_t want = add_tensor_info(std::move(name), std::move(shape), format);
+  if (data.size() != want) {
+    names_.erase(n);
+    tensors_.pop_back();
+    fail("GGUF writer: tensor '{}' ({}) has {} bytes, its shape needs {}", n, format_name(format), data.size(), want);
+  }
+  tensors_.back().data = data;
 }
 
 std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>& offsets) const {
@@ -137,18 +138,21 @@ std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>& offsets) const {
     o.put<uint32_t>(uint32_t(format_traits(t.format).gguf_type));
     o.put<uint64_t>(offset);
     offsets.push_back(offset);
-    offset = align_up(offset + t.bytes, alignment_);
+    offset = align_up(offset + t.size, alignment_);
   }
   if (!tensors_.empty()) b.resize(size_t(align_up(b.size(), alignment_)), 0);
   return b;
 }
 
 std::vector<uint8_t> GgufWriter::to_bytes() const {
+  for (const auto& t : tensors_) {
+    if (t.data.size() != t.size) fail("GGUF writer: tensor '{}' was declared without its bytes (streamed)", t.name);
+  }
   std::vector<uint64_t> offsets;
   std::vector<uint8_t> b = header(offsets);
   const size_t data_start = b.size();
   for (size_t k = 0; k < tensors_.size(); ++k) {
-    if (tensors_[k].data.size() != tensors_[k].bytes) fail("GGUF writer: tensor '{}' is streamed; use write_streamed", tensors_[k].name);
+    if (tensors_[k].data.size() != tensors_[k].size) fail("GGUF writer: tensor '{}' is streamed; use write_streamed", tensors_[k].name);
     b.resize(data_start + size_t(offsets[k]), 0);
     b.insert(b.end(), tensors_[k].data.begin(), tensors_[k].data.end());
   }
@@ -158,7 +162,7 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
 
 void GgufWriter::write(const std::string& path) const {
   for (const auto& t : tensors_) {
-    if (t.data.size() != t.bytes) fail("GGUF writer: tensor '{}' was declared for streaming; use write_streamed", t.name);
+    if (t.data.size() != t.size) fail("GGUF writer: tensor '{}' was declared without its bytes; use write_streamed", t.name);
   }
   write_impl(path, [this](size_t k, std::vector<uint8_t>&) { return tensors_[k].data; });
 }
@@ -166,8 +170,8 @@ void GgufWriter::write(const std::string& path) const {
 void GgufWriter::write_streamed(const std::string& path, const TensorProducer& produce) const {
   write_impl(path, [&](size_t k, std::vector<uint8_t>& buf) {
     buf = produce(k);
-    if (buf.size() != tensors_[k].bytes) {
-      fail("GGUF writer: tensor '{}' produced {} bytes, its shape needs {}", tensors_[k].name, buf.size(), tensors_[k].bytes);
+    if (buf.size() != tensors_[k].size) {
+      fail("GGUF writer: tensor '{}' produced {} bytes, its shape needs {}", tensors_[k].name, buf.size(), tensors_[k].size);
     }
     return std::span<const uint8_t>(buf);
   });

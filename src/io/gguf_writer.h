@@ -29,11 +29,15 @@ class GgufWriter {
   // shape in PyTorch order (outermost first, at most 4 dims); format must have a GGUF type
   // and data must be exactly the size type × shape gives.
   void add_tensor(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data);
+  // Streaming writers (the quantizer): declare a tensor without its bytes, take the header
+  // from header_bytes() and write each tensor's bytes at data start + offsets[i] yourself.
+  // to_bytes()/write() refuse a writer holding such declarations. Returns the tensor's size.
+  uint64_t add_tensor_info(std::string name, std::vector<int64_t> shape, FormatId format);
+  std::vector<uint8_t> header_bytes(std::vector<uint64_t>& offsets) const { return header(offsets); }
 
-  // Streaming (models larger than memory): declare a tensor whose bytes come later, from
-  // write_streamed's callback, which is called once per tensor in declaration order and
-  // must return exactly the bytes the shape needs. Do not mix with add_tensor.
-  void declare_tensor(std::string name, std::vector<int64_t> shape, FormatId format);
+  // Or, with every tensor declared by add_tensor_info, let write_streamed fetch each one's
+  // bytes from a callback, called once per tensor in declaration order (models larger than
+  // memory: imp synth); it must return exactly the bytes the shape needs.
   using TensorProducer = std::function<std::vector<uint8_t>(size_t index)>;
   void write_streamed(const std::string& path, const TensorProducer& produce) const;
 
@@ -47,10 +51,8 @@ class GgufWriter {
     std::vector<uint64_t> ne;  // ggml order
     FormatId format;
     std::span<const uint8_t> data;
-    uint64_t bytes;  // data.size(), or the declared size of a streamed tensor
+    uint64_t size = 0;  // data.size(), or the declared size of a streamed tensor
   };
-  void add(std::string name, std::vector<int64_t> shape, FormatId format, std::span<const uint8_t> data,
-           bool streamed);
   // Everything before the data section, padding included; offsets[i] = tensor i's offset
   // in the data section (computed here so that a later general.alignment still applies).
   std::vector<uint8_t> header(std::vector<uint64_t>& offsets) const;

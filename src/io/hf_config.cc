@@ -128,7 +128,14 @@ ModelConfig parse_hf_config(const json& config, const std::string& file) {
   }
   c.rms_norm_eps = float(get_num(t, "rms_norm_eps", 1e-6, tfile));
   c.rope_theta = float(get_num(t, "rope_theta", c.architecture == "gemma3" ? 1e6 : 1e4, tfile));
-  if (const json* rs = member(t, "rope_scaling")) {
+  // transformers ≥ 5 writes rope_parameters {rope_theta, rope_type, factor …} instead of
+  // rope_theta + rope_scaling (gemma3: one such object per layer type; not read here).
+  const json* rp = member(t, "rope_parameters");
+  if (rp && rp->is_object() && rp->contains("rope_theta") && !member(t, "rope_theta")) {
+    c.rope_theta = float(get_num(*rp, "rope_theta", 1e4, tfile));
+  }
+  if (const json* rs = member(t, "rope_scaling") ? member(t, "rope_scaling")
+                       : rp && rp->is_object() && rp->contains("rope_type") ? rp : nullptr) {
     if (!rs->is_object()) fail("{}: 'rope_scaling' must be an object or null", tfile);
     std::string type = get_str(*rs, "rope_type", "", tfile);
     if (type.empty()) type = get_str(*rs, "type", "", tfile);

@@ -21,6 +21,10 @@ struct ModelFile {
   std::string quant_scheme;    // "gguf", "modelopt nvfp4", "compressed-tensors nvfp4", "gptq v1 g128", …
   ModelConfig config;
   TokenizerInfo tokenizer;
+  // Q/K projection rows are in llama.cpp's adjacent-pair RoPE order (formats.md §4.7):
+  // set by the GGUF loader for the archs llama.cpp's converter permutes (llama, mistral);
+  // Hugging Face checkpoints keep half-split order.
+  bool rope_rows_permuted = false;
   nlohmann::json metadata;     // every raw key: GGUF KV pairs, or config.json (+ hf_quant_config.json)
   std::vector<TensorSource> tensors;
   std::vector<std::string> warnings;  // e.g. fused q/k/v partitions with different global scales

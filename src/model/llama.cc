@@ -17,48 +17,55 @@ struct ArchTraits {
 
 ArchTraits arch_traits(const ModelFile& f) {
   const std::string& a = f.config.architecture;
-  // llama.cpp stores llama/mistral Q/K rows permuted for adjacent-pair RoPE (formats.md §4.7);
-  // qwen2/qwen3 are NEOX-rope archs stored unpermuted.
-  if (a == "llama" || a == "mistral") return {RopeStyle::kAdjacent, false, false};
-  if (a == "qwen2") return {RopeStyle::kHalfSplit, true, false};
-  if (a == "qwen3") return {RopeStyle::kHalfSplit, false, true};
+  // llama.cpp stores llama/mistral Q/K rows permuted for adjacent-pair RoPE (formats.md §4.7),
+  // which the GGUF loader records; HF checkpoints and qwen2/qwen3 GGUFs are unpermuted.
+  const RopeStyle rope = f.rope_rows_permuted ? RopeStyle::kAdjacent : RopeStyle::kHalfSplit;
+  if (a == "llama" || a == "mistral") return {rope, false, false};
+  if (a == "qwen2") return {rope, true, false};
+  if (a == "qwen3") return {rope, false, true};
   fail("{}: unknown architecture '{}' (the llama family runs llama, mistral, qwen2, qwen3)", f.path, a);
 }
 
 }  // namespace
 
-QuantMatrix LlamaModel::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const TensorSource& t = file_.at(name);
+QuantMatrix LlamaModel::host_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const TensorSource& t = weight_at(file_, name);
   const std::vector<int64_t> want = {rows, cols};
   if (t.shape != want) {
     fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "),
          fmt::join(want, ", "));
   }
-  const StoragePlanRow& row = plan_.at(name);
+  const StoragePlanRow& row = plan_.at(t.name);
   if (row.tier == StorageTier::kMapped) return t.matrix();
   const std::vector<float> decoded = dequantize(t.matrix());
   owned_.push_back(quantize(row.held_format, decoded, rows, cols));
   return owned_.back().view();
 }
 
+MatrixHandle LlamaModel::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  return backend_.add_matrix(host_matrix(name, rows, cols), name);
+}
+
 const float* LlamaModel::vector(const std::string& name, int64_t n, bool optional) {
-  const TensorSource* t = file_.find(name);
+  const TensorSource* t = find_weight(file_, name);
   if (!t) {
     if (optional) return nullptr;
-    file_.at(name);  // throws naming the tensor and file
+    weight_at(file_, name);  // throws naming the tensor and file
   }
   if (t->shape.size() != 1 || t->shape[0] != n) {
     fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t->shape, ", "), n);
   }
-  const StoragePlanRow& row = plan_.at(name);
-  if (row.tier == StorageTier::kMapped && t->format == FormatId::F32) {
-    return reinterpret_cast<const float*>(t->data.data());
+  // The plan decides: F32 vectors are used in place, anything else converted (storage_plan.cc).
+  const StoragePlanRow& row = plan_.at(t->name);
+  if (row.held_format != FormatId::F32) fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
+  if (row.tier == StorageTier::kMapped) {
+    return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
   }
   owned_.push_back(quantize(FormatId::F32, dequantize(t->matrix()), 1, n));
-  return reinterpret_cast<const float*>(owned_.back().data.data());
+  return backend_.add_vector(reinterpret_cast<const float*>(owned_.back().data.data()), n, name);
 }
 
-LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBackend& backend)
+LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& backend)
     : file_(file), plan_(plan), backend_(backend), config_(file.config) {
   const ArchTraits arch = arch_traits(file);
   ModelConfig& c = config_;
@@ -68,7 +75,7 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBacken
   }
   if (c.n_head_kv <= 0) c.n_head_kv = c.n_head;
   if (c.n_head % c.n_head_kv != 0) fail("{}: n_head {} is not a multiple of n_head_kv {}", file.path, c.n_head, c.n_head_kv);
-  const TensorSource& embd = file.at("token_embd.weight");
+  const TensorSource& embd = weight_at(file, "token_embd.weight");
   if (c.n_vocab <= 0 && embd.shape.size() == 2) c.n_vocab = embd.shape[0];
   if (c.n_ctx_train <= 0) fail("{}: context length missing ({}.context_length)", file.path, c.architecture);
 
@@ -82,9 +89,10 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBacken
   }
 
   const int64_t E = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
-  token_embd_ = matrix("token_embd.weight", c.n_vocab, E);
+  token_embd_ = host_matrix("token_embd.weight", c.n_vocab, E);
   output_norm_ = vector("output_norm.weight", E);
-  output_ = file.find("output.weight") ? matrix("output.weight", c.n_vocab, E) : token_embd_;
+  output_ = find_weight(file, "output.weight") ? matrix("output.weight", c.n_vocab, E)
+                                               : backend_.add_matrix(token_embd_, "token_embd.weight");
   layers_.resize(size_t(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];
@@ -120,7 +128,25 @@ KvCacheConfig LlamaModel::kv_config(int64_t max_tokens, KvType dtype) const {
   return k;
 }
 
-void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& kv, bool all_logits, std::vector<float>& logits) {
+void LlamaModel::ensure(Activations& a, int64_t n_tok) {
+  if (a.cap >= n_tok) return;
+  const ModelConfig& c = config_;
+  const int64_t n = n_tok;
+  a = Activations{};
+  a.x = BackendBuffer(backend_, n * c.n_embd);
+  a.h = BackendBuffer(backend_, n * c.n_embd);
+  a.q = BackendBuffer(backend_, n * c.n_head * c.head_dim);
+  a.k = BackendBuffer(backend_, n * c.n_head_kv * c.head_dim);
+  a.v = BackendBuffer(backend_, n * c.n_head_kv * c.head_dim);
+  a.att = BackendBuffer(backend_, n * c.n_head * c.head_dim);
+  a.o = BackendBuffer(backend_, n * c.n_embd);
+  a.g = BackendBuffer(backend_, n * c.n_ff);
+  a.u = BackendBuffer(backend_, n * c.n_ff);
+  a.logits = BackendBuffer(backend_, n * c.n_vocab);
+  a.cap = n;
+}
+
+void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits) {
   const ModelConfig& c = config_;
   const int64_t n = int64_t(tokens.size());
   if (n == 0) fail("forward: no tokens");
@@ -130,49 +156,52 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& kv, bool all_
   }
   const int64_t E = c.n_embd, hd = c.head_dim, H = c.n_head, KV = c.n_head_kv, F = c.n_ff;
   const float eps = c.rms_norm_eps;
-  std::vector<int32_t> pos(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) pos[size_t(t)] = int32_t(pos0 + t);
+  Activations& a = n == 1 ? decode_acts_ : prefill_acts_;
+  ensure(a, n);
+  float *x = a.x.data(), *h = a.h.data(), *q = a.q.data(), *k = a.k.data(), *v = a.v.data(), *att = a.att.data(),
+        *o = a.o.data(), *g = a.g.data(), *u = a.u.data();
 
-  // Activations, (n, width) each.
-  std::vector<float> x(size_t(n * E)), h(size_t(n * E)), q(size_t(n * H * hd)), k(size_t(n * KV * hd)),
-      v(size_t(n * KV * hd)), att(size_t(n * H * hd)), o(size_t(n * E)), g(size_t(n * F)), u(size_t(n * F));
-  backend_.embedding(token_embd_, tokens, x.data());
+  backend_.begin_step(kv, pos0, n);
+  backend_.embedding(token_embd_, tokens, x);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
-    backend_.rmsnorm(x.data(), L.attn_norm, n, E, eps, h.data());
-    backend_.matmul(L.wq, h.data(), n, q.data());
-    backend_.matmul(L.wk, h.data(), n, k.data());
-    backend_.matmul(L.wv, h.data(), n, v.data());
+    backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
+    observe(l, "attn_q", h, n, E);
+    observe(l, "attn_k", h, n, E);
+    observe(l, "attn_v", h, n, E);
+    backend_.matmul_qkv(L.wq, L.wk, L.wv, h, n, q, k, v);
     if (L.bq) {
-      backend_.add_bias(q.data(), L.bq, n, H * hd);
-      backend_.add_bias(k.data(), L.bk, n, KV * hd);
-      backend_.add_bias(v.data(), L.bv, n, KV * hd);
+      backend_.add_bias(q, L.bq, n, H * hd);
+      backend_.add_bias(k, L.bk, n, KV * hd);
+      backend_.add_bias(v, L.bv, n, KV * hd);
     }
     if (L.q_norm) {  // per head: rows of hd
-      backend_.rmsnorm(q.data(), L.q_norm, n * H, hd, eps, q.data());
-      backend_.rmsnorm(k.data(), L.k_norm, n * KV, hd, eps, k.data());
+      backend_.rmsnorm(q, L.q_norm, n * H, hd, eps, q);
+      backend_.rmsnorm(k, L.k_norm, n * KV, hd, eps, k);
     }
-    backend_.rope(q.data(), pos, H, hd, rope_);
-    backend_.rope(k.data(), pos, KV, hd, rope_);
-    kv.write(l, pos0, n, k.data(), v.data());
-    backend_.attention(q.data(), n, H, pos0, kv.layer_view(l), att.data());
-    backend_.matmul(L.wo, att.data(), n, o.data());
-    backend_.add(x.data(), o.data(), n * E);
+    backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
+    backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
+    observe(l, "attn_output", att, n, H * hd);
+    backend_.matmul(L.wo, att, n, o);
+    backend_.add(x, o, n * E);
 
-    backend_.rmsnorm(x.data(), L.ffn_norm, n, E, eps, h.data());
-    backend_.matmul(L.w_gate, h.data(), n, g.data());
-    backend_.matmul(L.w_up, h.data(), n, u.data());
-    backend_.swiglu(g.data(), u.data(), n * F, g.data());
-    backend_.matmul(L.w_down, g.data(), n, o.data());
-    backend_.add(x.data(), o.data(), n * E);
+    backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
+    observe(l, "ffn_gate", h, n, E);
+    observe(l, "ffn_up", h, n, E);
+    backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
+    observe(l, "ffn_down", g, n, F);
+    backend_.matmul(L.w_down, g, n, o);
+    backend_.add(x, o, n * E);
   }
+  const int64_t n_out = all_logits ? n : 1;
+  const float* last = x + (n - n_out) * E;
+  backend_.rmsnorm(last, output_norm_, n_out, E, eps, h);
+  backend_.matmul(output_, h, n_out, a.logits.data());
+  backend_.end_step();
   kv.set_n_tokens(pos0 + n);
 
-  const int64_t n_out = all_logits ? n : 1;
-  const float* last = x.data() + (n - n_out) * E;
-  backend_.rmsnorm(last, output_norm_, n_out, E, eps, h.data());
   logits.resize(size_t(n_out * c.n_vocab));
-  backend_.matmul(output_, h.data(), n_out, logits.data());
+  backend_.read(a.logits.data(), n_out * c.n_vocab, logits.data());
 }
 
 }  // namespace imp

@@ -5,36 +5,47 @@
 // Shapes (PyTorch order): token_embd (n_vocab, n_embd); attn_q (n_head·hd, n_embd);
 // attn_k, attn_v (n_kv·hd, n_embd); attn_output (n_embd, n_head·hd); ffn_gate, ffn_up
 // (n_ff, n_embd); ffn_down (n_embd, n_ff); norms (n_embd); attn_q_norm, attn_k_norm (hd).
+//
+// The forward pass runs on any Backend (runtime/backend.h): weights are handed to it at
+// load, activations live in its buffers, and the KV cache is the one it created
+// (create_kv_cache(kv_config(...))). Decode steps (one token) use their own fixed set of
+// activation buffers, so a backend that captures the step as a graph sees the same
+// pointers every step; prefill buffers grow with the largest batch seen.
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
-#include "backends/cpu/cpu_backend.h"
 #include "io/model_file.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
-#include "runtime/kv_cache.h"
+#include "runtime/backend.h"
+#include "runtime/kv_store.h"
 
 namespace imp {
 
-class LlamaModel {
+class LlamaModel : public Model {
  public:
   // Checks the architecture and every tensor against the config; throws imp::Error naming
   // the tensor, its shape and the expected one.
-  LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBackend& backend);
+  LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& backend);
 
-  const ModelConfig& config() const { return config_; }
+  const ModelConfig& config() const override { return config_; }
   int64_t n_vocab() const { return config_.n_vocab; }
   int64_t n_ctx() const { return config_.n_ctx_train; }
-  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const;
+  KvCacheConfig kv_config(int64_t max_tokens, KvType dtype) const override;
+  Backend& backend() const override { return backend_; }
 
   // Runs `tokens` at positions kv.n_tokens() … and appends them to the cache.
   // logits: (n_out, n_vocab) with n_out = tokens.size() when all_logits, else 1 (the last).
-  void forward(std::span<const int32_t> tokens, KvCache& kv, bool all_logits, std::vector<float>& logits);
+  // kv must come from backend().create_kv_cache.
+  void forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits) override;
 
  private:
+  // Vectors are backend pointers (add_vector), matrices backend handles (add_matrix).
   struct Layer {
     const float* attn_norm = nullptr;
     const float* ffn_norm = nullptr;
@@ -43,21 +54,31 @@ class LlamaModel {
     const float* bq = nullptr;  // qwen2
     const float* bk = nullptr;
     const float* bv = nullptr;
-    QuantMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+    MatrixHandle wq = -1, wk = -1, wv = -1, wo = -1, w_gate = -1, w_up = -1, w_down = -1;
+  };
+  // Activations for batches of up to `cap` tokens, (cap, width) each; logits (cap, n_vocab).
+  struct Activations {
+    int64_t cap = 0;
+    BackendBuffer x, h, q, k, v, att, o, g, u, logits;
   };
 
-  QuantMatrix matrix(const std::string& name, int64_t rows, int64_t cols);
+  QuantMatrix host_matrix(const std::string& name, int64_t rows, int64_t cols);
+  MatrixHandle matrix(const std::string& name, int64_t rows, int64_t cols);
   const float* vector(const std::string& name, int64_t n, bool optional = false);
 
   const ModelFile& file_;
   const StoragePlan& plan_;
-  CpuBackend& backend_;
+  Backend& backend_;
   ModelConfig config_;
   RopeParams rope_;
-  QuantMatrix token_embd_, output_;
+  QuantMatrix token_embd_;  // host: lookups decode rows of it
+  MatrixHandle output_ = -1;
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
+  Activations decode_acts_, prefill_acts_;
   std::deque<OwnedQuantMatrix> owned_;  // weights converted at load (planned tiers f32/bf16)
+
+  void ensure(Activations& a, int64_t n_tok);
 };
 
 }  // namespace imp

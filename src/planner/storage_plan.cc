@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "io/tensor_names.h"
 
 namespace imp {
 
@@ -21,11 +22,10 @@ int64_t tier_bytes(const TensorSource& t, StorageTier tier) {
   return t.bytes();
 }
 
-std::string kernel_name(WeightOp op, FormatId held) {
-  if (op == WeightOp::kMatmul) {
-    return fmt::format("cpu.matmul.{}·{}", format_name(held), format_name(format_traits(held).dot_activation));
-  }
-  return fmt::format("cpu.{}.{}", weight_op_name(op), format_name(held));
+// prefix: the device name's first word ("cpu", "cuda").
+std::string kernel_name(WeightOp op, FormatId held, FormatId activation, const std::string& prefix) {
+  if (op == WeightOp::kMatmul) return fmt::format("{}.matmul.{}·{}", prefix, format_name(held), format_name(activation));
+  return fmt::format("{}.{}.{}", prefix, weight_op_name(op), format_name(held));
 }
 
 }  // namespace
@@ -76,11 +76,14 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
   }
   StoragePlan plan;
   plan.device = caps.name;
-  const bool tied = model.config.tie_word_embeddings;
+  plan.act_quant = policy.act_quant;
+  const bool tied = model.config.tie_word_embeddings || (model.find("token_embd.weight") && !model.find("output.weight"));
   for (const TensorSource& t : model.tensors) {
     StoragePlanRow row;
     row.name = t.name;
-    row.role = weight_role(t.name, int64_t(t.shape.size()), tied);
+    // Roles follow GGUF names; a Hugging Face checkpoint's names are translated first.
+    const std::string role_name = hf_to_gguf_name(t.name, model.config.architecture).value_or(t.name);
+    row.role = weight_role(role_name, int64_t(t.shape.size()), tied);
     row.disk_format = t.format;
     row.elements = t.elements();
     auto try_tier = [&](WeightOp op, StorageTier tier, std::string reason) {
@@ -114,7 +117,9 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                       policy.sensitive_tier == StorageTier::kMapped
                           ? fmt::format("{} keeps its stored precision ({})", what, disk)
                           : fmt::format("policy: {} held in f32", what)) ||
-             try_tier(op, StorageTier::kF32, fmt::format("no cpu kernel for {} {}: converted to f32", what, disk));
+             try_tier(op, StorageTier::kF32, fmt::format("no {} kernel for {} {}: converted to f32", caps.name, what, disk)) ||
+             try_tier(op, StorageTier::kBF16,
+                      fmt::format("no {} kernel for {} {} or f32: converted to bf16", caps.name, what, disk));
         break;
       }
       case WeightRole::kLinear:
@@ -122,16 +127,23 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                       policy.linear_tier == StorageTier::kMapped
                           ? fmt::format("{} runs as stored, memory-mapped", disk)
                           : fmt::format("policy: linear layers held in {}", storage_tier_name(policy.linear_tier))) ||
-             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no cpu kernel for {}: converted to f32", disk));
+             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no {} kernel for {}: converted to f32", caps.name, disk)) ||
+             try_tier(WeightOp::kMatmul, StorageTier::kBF16,
+                      fmt::format("no {} kernel for {} or f32: converted to bf16", caps.name, disk));
         break;
     }
     if (!ok) fail("planner: {} cannot run tensor '{}' ({}) in any tier", caps.name, t.name, disk);
     row.held_format = tier_format(row.tier, t.format);
-    const WeightOp shown = row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op;
-    row.kernel = caps.kernel_name ? caps.kernel_name(shown, row.held_format) : kernel_name(shown, row.held_format);
+    const std::string prefix = caps.name.substr(0, caps.name.find(' '));
+    const WeightOp kernel_op = row.role == WeightRole::kTiedEmbeddingLmHead ? WeightOp::kMatmul : row.op;
+    if (kernel_op == WeightOp::kMatmul && policy.act_quant == ActQuant::kQ8) {
+      row.activation = format_traits(row.held_format).dot_activation;
+    }
+    row.kernel = caps.kernel_name ? caps.kernel_name(kernel_op, row.held_format)
+                                  : kernel_name(kernel_op, row.held_format, row.activation, prefix);
     if (row.role == WeightRole::kTiedEmbeddingLmHead) {
-      row.kernel = (caps.kernel_name ? caps.kernel_name(WeightOp::kEmbeddingLookup, row.held_format) : "cpu.embedding") +
-                   "+" + row.kernel;
+      row.kernel = (caps.kernel_name ? caps.kernel_name(WeightOp::kEmbeddingLookup, row.held_format)
+                                     : prefix + ".embedding") + "+" + row.kernel;
     }
     row.bytes = tier_bytes(t, row.tier);
     plan.rows.push_back(std::move(row));

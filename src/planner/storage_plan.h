@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/ops.h"
 #include "io/model_file.h"
 #include "planner/device_caps.h"
 
@@ -25,6 +26,10 @@ std::string_view weight_role_name(WeightRole role);
 struct PlanPolicy {
   StorageTier linear_tier = StorageTier::kMapped;     // attention / FFN projections
   StorageTier sensitive_tier = StorageTier::kMapped;  // embeddings, lm_head, router: kMapped or kF32
+  // CPU matmul activations (backends/cpu/ops.h): kNone = F32 (exact), kQ8 = the format's
+  // integer dot activation. The plan records it per matmul row and the backend is built
+  // with plan.act_quant.
+  ActQuant act_quant = ActQuant::kNone;
 };
 
 struct StoragePlanRow {
@@ -34,7 +39,11 @@ struct StoragePlanRow {
   StorageTier tier = StorageTier::kMapped;
   FormatId held_format = FormatId::F32;  // tier_format(tier, disk_format)
   WeightOp op = WeightOp::kMatmul;
-  std::string kernel;  // "cpu.matmul.q4_1·q8_1"
+  // Activation format a matmul row consumes: F32, or with ActQuant::kQ8 the held format's
+  // dot_activation (Q8_0/Q8_1/Q8_K; F32 for float formats). Vectors: the F32 they are
+  // used as — a row whose tier is kMapped is used in place, any other tier is converted.
+  FormatId activation = FormatId::F32;
+  std::string kernel;  // "cpu.matmul.q4_1·f32"
   int64_t elements = 0;
   int64_t bytes = 0;   // in the chosen tier
   std::string reason;
@@ -42,6 +51,7 @@ struct StoragePlanRow {
 
 struct StoragePlan {
   std::string device;
+  ActQuant act_quant = ActQuant::kNone;  // PlanPolicy::act_quant, for the backend
   std::vector<StoragePlanRow> rows;
 
   const StoragePlanRow* find(const std::string& name) const;

@@ -162,7 +162,7 @@ SynthSummary write_gguf(const SynthOptions& o, const ModelPreset& p, int64_t n_l
   std::vector<FormatId> types;
   for (const auto& t : tensors) {
     types.push_back(gguf_type_for(t, o.type));
-    w.declare_tensor(t.name, t.shape, types.back());
+    w.add_tensor_info(t.name, t.shape, types.back());
   }
   SynthSummary s{o.out, int64_t(tensors.size()), 0};
   w.write_streamed(o.out, [&](size_t k) {
@@ -222,6 +222,7 @@ SynthSummary write_safetensors(const SynthOptions& o, const ModelPreset& p, int6
   struct Entry {
     size_t tensor;
     Part part;
+    std::string name;
   };
   std::vector<Entry> entries;
   SafetensorsWriter w;
@@ -232,25 +233,31 @@ SynthSummary write_safetensors(const SynthOptions& o, const ModelPreset& p, int6
     if (!hf) fail("imp synth: no Hugging Face name for {}", t.name);
     const std::string base = hf->substr(0, hf->size() - std::string(".weight").size());
     if (t.kind != SynthTensor::kProj || f == FormatId::BF16) {
-      w.declare(*hf, StDtype::BF16, t.shape);
-      entries.push_back({k, kPlain});
+      w.add(*hf, StDtype::BF16, t.shape);
+      entries.push_back({k, kPlain, *hf});
     } else if (f == FormatId::NVFP4_CKPT) {
-      w.declare(*hf, StDtype::U8, {t.shape[0], t.shape[1] / 2});
-      w.declare(base + ".weight_scale", StDtype::F8_E4M3, {t.shape[0], t.shape[1] / 16});
-      w.declare(base + ".weight_scale_2", StDtype::F32, {});
-      w.declare(base + ".input_scale", StDtype::F32, {});
-      for (Part part : {kWeight, kBlockScale, kTensorScale, kInputScale}) entries.push_back({k, part});
+      w.add(*hf, StDtype::U8, {t.shape[0], t.shape[1] / 2});
+      w.add(base + ".weight_scale", StDtype::F8_E4M3, {t.shape[0], t.shape[1] / 16});
+      w.add(base + ".weight_scale_2", StDtype::F32, {});
+      w.add(base + ".input_scale", StDtype::F32, {});
+      entries.push_back({k, kWeight, *hf});
+      entries.push_back({k, kBlockScale, base + ".weight_scale"});
+      entries.push_back({k, kTensorScale, base + ".weight_scale_2"});
+      entries.push_back({k, kInputScale, base + ".input_scale"});
     } else {
-      w.declare(*hf, StDtype::F8_E4M3, t.shape);
-      w.declare(base + ".weight_scale", StDtype::F32, {});
-      w.declare(base + ".input_scale", StDtype::F32, {});
-      for (Part part : {kWeight, kTensorScale, kInputScale}) entries.push_back({k, part});
+      w.add(*hf, StDtype::F8_E4M3, t.shape);
+      w.add(base + ".weight_scale", StDtype::F32, {});
+      w.add(base + ".input_scale", StDtype::F32, {});
+      entries.push_back({k, kWeight, *hf});
+      entries.push_back({k, kTensorScale, base + ".weight_scale"});
+      entries.push_back({k, kInputScale, base + ".input_scale"});
     }
   }
   SynthSummary s{o.out, int64_t(tensors.size()), 0};
   OwnedQuantMatrix cur;  // the planes of the tensor being written
-  w.write((fs::path(o.out) / "model.safetensors").string(), [&](size_t i) -> std::vector<uint8_t> {
-    const Entry e = entries[i];
+  // Each plane's bytes, one tensor at a time (a model larger than memory streams through).
+  const auto produce = [&](size_t i) -> std::vector<uint8_t> {
+    const Entry& e = entries[i];
     const SynthTensor& t = tensors[e.tensor];
     if (e.part == kPlain || e.part == kWeight) {
       const std::vector<float> x = generate(t, e.tensor, o.seed, pool);
@@ -264,7 +271,10 @@ SynthSummary write_safetensors(const SynthOptions& o, const ModelPreset& p, int6
     if (e.part == kTensorScale) return f32_bytes(cur.tensor_scale);
     // A plausible static activation scale: amax ≈ 4 for the input of a normed projection.
     return f32_bytes(f == FormatId::NVFP4_CKPT ? 4.0f / (6.0f * 448.0f) : 4.0f / 448.0f);
-  });
+  };
+  w.begin((fs::path(o.out) / "model.safetensors").string());
+  for (size_t i = 0; i < entries.size(); ++i) w.write(entries[i].name, produce(i));
+  w.finish();
   const std::string arch(p.arch);
   nlohmann::ordered_json cfg = {{"architectures", {std::string(p.hf_class)}},
                                 {"model_type", std::string(p.hf_type)},

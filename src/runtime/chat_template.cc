@@ -1,4 +1,5 @@
 #include "runtime/chat_template.h"
+#include "runtime/builtin_chat_templates.h"
 
 #include "common/error.h"
 #include "io/model_file.h"
@@ -28,8 +29,11 @@ ChatTemplate ChatTemplate::from_model(const ModelFile& model) {
     text = it->get<std::string>();
   } else if (auto ct = md.find("chat_template"); ct != md.end() && ct->is_string()) {
     text = ct->get<std::string>();
+  } else if (const auto builtin = builtin_chat_template(model.config.architecture)) {
+    text = std::string(*builtin);  // the file has none; the architecture's published template
   } else {
-    fail("{}: the model carries no chat template (tokenizer.chat_template)", model.path);
+    fail("{}: the model carries no chat template (tokenizer.chat_template) and imp has no built-in one for "
+         "architecture '{}'", model.path, model.config.architecture);
   }
   ChatTemplate t(text);
   const auto tok = Tokenizer::from_model(model);

@@ -12,7 +12,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-GenerateResult generate(LlamaModel& model, KvCache& kv, std::span<const int32_t> prompt, const GenerateParams& params,
+GenerateResult generate(Model& model, KvStore& kv, std::span<const int32_t> prompt, const GenerateParams& params,
                         const std::function<void(int32_t)>& on_token) {
   if (prompt.empty()) fail("empty prompt: give at least one token");
   const int64_t n_ctx = kv.config().max_tokens;

@@ -7,8 +7,8 @@
 #include <span>
 #include <vector>
 
-#include "model/llama.h"
-#include "runtime/kv_cache.h"
+#include "model/model.h"
+#include "runtime/kv_store.h"
 #include "runtime/sampler.h"
 
 namespace imp {
@@ -33,7 +33,7 @@ struct GenerateResult {
 
 // on_token is called as soon as each token is chosen (for streaming); it may be empty.
 // Throws imp::Error when the prompt is empty or does not fit the KV cache's context.
-GenerateResult generate(LlamaModel& model, KvCache& kv, std::span<const int32_t> prompt, const GenerateParams& params,
+GenerateResult generate(Model& model, KvStore& kv, std::span<const int32_t> prompt, const GenerateParams& params,
                         const std::function<void(int32_t)>& on_token);
 
 }  // namespace imp

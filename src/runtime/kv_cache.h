@@ -10,6 +10,9 @@
 // dtype is a KvType (formats/kv_type.h: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4): rows
 // are written with its encoder and read through its decoder (backends/cpu KvLayerView);
 // every row carries its own scales, so each token·head row decodes on its own.
+//
+// This is the host (CPU backend) implementation of KvStore (runtime/kv_store.h); the CUDA
+// backend keeps the same row layout in device memory behind the same interface.
 #pragma once
 
 #include <cstdint>
@@ -17,34 +20,26 @@
 
 #include "backends/cpu/ops.h"
 #include "formats/kv_type.h"
+#include "runtime/kv_store.h"
 
 namespace imp {
 
-struct KvCacheConfig {
-  int64_t n_layer = 0;
-  int64_t n_kv_head = 0;
-  int64_t head_dim = 0;
-  int64_t max_tokens = 0;  // context length: writes past it are an error
-  int64_t block_tokens = 16;
-  KvType dtype = KvType::F16;
-};
-
-class KvCache {
+class KvCache final : public KvStore {
  public:
   explicit KvCache(const KvCacheConfig& config);
 
-  const KvCacheConfig& config() const { return config_; }
-  int64_t n_tokens() const { return n_tokens_; }
+  const KvCacheConfig& config() const override { return config_; }
+  int64_t n_tokens() const override { return n_tokens_; }
   int64_t blocks_in_use() const;
-  int64_t bytes_in_use() const;
+  int64_t bytes_in_use() const override;
 
   // Writes K and V of n_tok consecutive tokens starting at position pos (≤ n_tokens())
   // for one layer; k, v are (n_tok, n_kv_head, head_dim) floats. Throws past max_tokens.
   void write(int64_t layer, int64_t pos, int64_t n_tok, const float* k, const float* v);
   // Marks positions < n as valid (call once per forward step, after every layer wrote).
-  void set_n_tokens(int64_t n);
+  void set_n_tokens(int64_t n) override;
   // Forgets every token (blocks go back to the pool).
-  void clear();
+  void clear() override;
 
   KvLayerView layer_view(int64_t layer) const;
 

@@ -1,12 +1,14 @@
 // `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
-//  [--storage mapped|f32|bf16] [--bw-mib 512] [--seed S] [--json]`
+//  [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--bw-mib 512]
+//  [--seed S] [--json]`
 //
 // Measures, in one run on this machine:
 //   prompt processing : one forward pass over p random valid token ids (uniform in
 //                       [0, n_vocab), seeded) → p / seconds;
 //   generation        : n greedy tokens after that prompt, end-of-generation ignored →
 //                       decode steps / seconds (sampling included, as `imp run` reports);
-//   memory bandwidth  : T threads each sum their slice of a ≥ 512 MiB buffer of uint64
+//   memory bandwidth  : (--device cuda: device copy bandwidth, bytes read + written, 1 GiB)
+//                       T threads each sum their slice of a ≥ 512 MiB buffer of uint64
 //                       (streaming reads, far larger than any cache), best of 5 passes;
 //   decode ceiling    : bandwidth ÷ bytes read per decoded token, where bytes per token =
 //                       every weight a decode step multiplies with (the planned tier's bytes;
@@ -28,16 +30,18 @@
 #include "backends/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/generate.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
+#include "tools/memory_report.h"
 
 namespace imp {
 namespace {
 
 struct BenchArgs {
-  std::string model, kv_type = "f16", ops = "fast", storage = "mapped";
+  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", act_quant = "i16", device = "cpu", gemm = "bf16";
   int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
   int threads = 0;
   bool json = false;
@@ -104,16 +108,21 @@ void run_bench(const BenchArgs& a) {
                           : a.ops == "reference" ? CpuOpsPath::kReference
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
   const KvType kv_type = parse_kv_type(a.kv_type);
-  const DeviceCaps caps = cpu_device_caps();
+  const DeviceCaps caps = device_caps(a.device);
   require_kv_type(caps, kv_type, file->config.head_dim);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
+  policy.act_quant = parse_act_quant(a.act_quant);
   const StoragePlan plan = plan_storage(*file, caps, policy);
-  CpuBackend backend(path, a.threads);
-  LlamaModel model(*file, plan, backend);
   const int64_t n_ctx = a.n_prompt + a.n_gen;
+  check_device_memory(a.device, plan, file->config, n_ctx, kv_type, a.n_prompt);
+  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm);
+  Backend& backend = *backend_ptr;
+  auto* cpu = dynamic_cast<CpuBackend*>(&backend);
+  const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
+  Model& model = *model_ptr;
   if (n_ctx > model.n_ctx()) fail("imp bench: -p {} + -n {} exceed the model's context {}", a.n_prompt, a.n_gen, model.n_ctx());
-  KvCache kv(model.kv_config(n_ctx, kv_type));
+  std::unique_ptr<KvStore> kv = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
 
   std::mt19937_64 rng(uint64_t(a.seed));
   std::uniform_int_distribution<int32_t> pick(0, int32_t(model.n_vocab() - 1));
@@ -123,9 +132,13 @@ void run_bench(const BenchArgs& a) {
   gp.n_predict = a.n_gen;
   gp.sampling.temperature = 0.0f;
   gp.sampling.seed = uint64_t(a.seed);
-  const GenerateResult r = generate(model, kv, prompt, gp, nullptr);
+  const GenerateResult r = generate(model, *kv, prompt, gp, nullptr);
 
-  const Bandwidth bw = measure_read_bandwidth(a.bw_mib, backend.n_threads(), 5);
+  // CPU: threaded streaming reads of host memory. CUDA: device copy bandwidth (bytes read +
+  // written per second, 1 GiB buffer, median of several copies: backends/cuda/device.h).
+  const int n_threads = cpu ? cpu->n_threads() : 0;
+  const Bandwidth bw = cpu ? measure_read_bandwidth(a.bw_mib, n_threads, 5)
+                           : Bandwidth{cuda_copy_bandwidth(), int64_t(1) << 30, 1};
   const ModelConfig& c = model.config();
   const int64_t w_bytes = weight_bytes_per_token(plan, model.n_vocab());
   const double mean_ctx = double(a.n_prompt) + double(r.decode_steps - 1) / 2.0;
@@ -140,9 +153,11 @@ void run_bench(const BenchArgs& a) {
   j["model"] = a.model;
   j["kv_type"] = kv_type_name(kv_type);
   j["ops"] = a.ops;
+  j["act_quant"] = cpu ? act_quant_name(cpu->act_quant()) : "f32";
   j["storage"] = a.storage;
-  j["isa"] = cpu_isa_name(backend.isa());
-  j["threads"] = backend.n_threads();
+  j["device"] = backend.name();
+  j["isa"] = cpu ? cpu_isa_name(cpu->isa()) : "";
+  j["threads"] = n_threads;
   j["n_prompt"] = r.n_prompt;
   j["prompt_seconds"] = r.prompt_seconds;
   j["prompt_tokens_per_s"] = pp_tps;
@@ -160,20 +175,28 @@ void run_bench(const BenchArgs& a) {
   j["bytes_per_token"] = bytes_per_token;
   j["decode_ceiling_tokens_per_s"] = ceiling;
   j["fraction_of_ceiling"] = tg_tps / ceiling;
+  const ProcessMemory mem = process_memory();
+  const WeightResidency res = weight_residency(plan);
+  j["peak_rss_bytes"] = mem.peak_rss_bytes;
+  j["weight_bytes_mapped"] = res.mapped_bytes;
+  j["weight_bytes_owned"] = res.owned_bytes;
   if (a.json) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
   fmt::print("model      {}\n", a.model);
-  fmt::print("setup      {} ops, {} threads, {}, kv {}, storage {}\n", a.ops, backend.n_threads(),
-             cpu_isa_name(backend.isa()), kv_type_name(kv_type), a.storage);
+  fmt::print("setup      {}, {} ops, {} activations, {} threads, kv {}, storage {}\n", backend.name(), a.ops,
+             cpu ? act_quant_name(cpu->act_quant()) : "f32", n_threads,
+             kv_type_name(kv_type), a.storage);
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
   fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
-  fmt::print("bandwidth  {:.2f} GiB/s (read, {} threads, {} MiB, best of {})\n", bw.bytes_per_s / double(1ull << 30),
-             backend.n_threads(), bw.buffer_bytes >> 20, bw.passes);
+  fmt::print("bandwidth  {:.2f} GiB/s ({}, {} MiB)\n", bw.bytes_per_s / double(1ull << 30),
+             cpu ? fmt::format("read, {} threads, best of {}", n_threads, bw.passes) : std::string("device copy, read+write"),
+             bw.buffer_bytes >> 20);
   fmt::print("per token  {:.2f} MiB weights + {:.2f} MiB KV at mean context {:.1f}\n", double(w_bytes) / double(1 << 20),
              kv_bytes / double(1 << 20), mean_ctx);
   fmt::print("ceiling    {:.2f} tokens/s; reached {:.1f} %\n", ceiling, 100.0 * tg_tps / ceiling);
+  fmt::print("memory     {}\n", memory_summary(plan));
 }
 
 }  // namespace
@@ -187,7 +210,10 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
+  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default), f32, q8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
+  cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");
   cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer in MiB (≥ 512)");
   cmd->add_option("--seed", a->seed, "Seed for the random prompt");
   cmd->add_flag("--json", a->json, "Print every number as one JSON object");

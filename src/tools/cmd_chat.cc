@@ -19,7 +19,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/chat_template.h"
 #include "runtime/generate.h"
@@ -52,8 +52,9 @@ void run_chat(const ChatArgs& a) {
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
   const StoragePlan plan = plan_storage(*file, cpu_device_caps(), policy);
-  CpuBackend backend(path, a.threads);
-  LlamaModel model(*file, plan, backend);
+  CpuBackend backend(path, a.threads, plan.act_quant);
+  const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
+  Model& model = *model_ptr;
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
   KvCache kv(model.kv_config(n_ctx, kv_dtype));
 

@@ -22,6 +22,7 @@
 #include "eval/ref_logits.h"
 #include "eval/stats.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
 
 namespace imp {
 namespace {
@@ -30,12 +31,13 @@ struct KldArgs {
   std::string model, text, save, ref, kv_dtype = "f32";  // as imp run
   int64_t ctx = 0, chunks = 0, batch = 0, top_k = 4096;  // ref_logits.h: why 4096
   int threads = 0;
+  std::string device = "cpu", gemm = "bf16";
   bool json = false, no_progress = false;
 };
 
 void save_reference(const KldArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
-  auto m = eval::load_model(a.model, a.threads);
+  auto m = eval::load_model(a.model, device_caps(a.device), make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm));
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx > 0 ? a.ctx : 512, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -113,7 +115,7 @@ void compare_reference(const KldArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   const eval::RefLogits ref = eval::RefLogits::load(a.ref);
   const eval::RefHeader& h = ref.header();
-  auto m = eval::load_model(a.model, a.threads);
+  auto m = eval::load_model(a.model, device_caps(a.device), make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm));
   const int64_t n_vocab = m->model->n_vocab();
   if (n_vocab != int64_t(h.n_vocab))
     fail("--ref: '{}' was made with n_vocab {} ({}), this model has {}", a.ref, h.n_vocab, h.model_name, n_vocab);
@@ -171,6 +173,8 @@ void register_kld_command(CLI::App& app) {
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
+  cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
+  cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_flag("--no-progress", a->no_progress, "No progress bar on stderr");
   cmd->callback([a] { run_kld(*a); });

@@ -16,6 +16,7 @@
 #include "formats/kv_type.h"
 #include "eval/stats.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
 
 namespace imp {
 namespace {
@@ -24,12 +25,13 @@ struct PerplexityArgs {
   std::string model, text, kv_dtype = "f32";  // as imp run: f16 KV moves logits ~1e-3
   int64_t ctx = 512, chunks = 0, batch = 0;
   int threads = 0;
+  std::string device = "cpu", gemm = "bf16";
   bool json = false, no_progress = false;
 };
 
 void run_perplexity(const PerplexityArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
-  auto m = eval::load_model(a.model, a.threads);
+  auto m = eval::load_model(a.model, device_caps(a.device), make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm));
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -74,6 +76,8 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
+  cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
+  cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_flag("--no-progress", a->no_progress, "No progress bar on stderr");
   cmd->callback([a] { run_perplexity(*a); });

@@ -1,19 +1,20 @@
-// `imp plan -m MODEL [--device cpu] [--storage mapped|f32|bf16] [--json]`: the StoragePlan
-// for a model — one row per weight (name, role, disk format, tier, kernel, bytes, reason)
-// and the bytes per tier and in total. Reads no tensor data.
+// `imp plan -m MODEL [--device cpu|cuda] [--storage mapped|f32|bf16] [--act-quant i16|f32|q8] [--kv-type T]
+//  [--ctx C] [--batch B] [--json]`: the StoragePlan for a model — one row per weight (name, role, disk
+// format, tier, kernel, bytes, reason) and the bytes per tier and in total. Reads no tensor
+// data. With --device cuda also the GPU memory the plan needs (weights + KV cache for C
+// tokens + workspace for B-token prefill), refused with the numbers when it exceeds the
+// free memory cudaMemGetInfo reports.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include <map>
 
 #include "backends/cpu/cpu_backend.h"
-#ifdef IMP_HAVE_CUDA
-#include "backends/cuda/cuda_caps.h"
-#endif
 #include "common/error.h"
 #include "io/model_file.h"
 #include "planner/storage_plan.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
 
 namespace imp {
 namespace {
@@ -22,22 +23,24 @@ struct PlanArgs {
   std::string model;
   std::string device = "cpu";
   std::string storage = "mapped";
+  std::string kv_type = "f16";
+  int64_t ctx = 4096, batch = 512;
+  std::string act_quant = "i16";
   bool json = false;
 };
 
 void run_plan(const PlanArgs& a) {
-#ifdef IMP_HAVE_CUDA
-  if (a.device != "cpu" && a.device != "cuda") fail("imp plan: unknown device '{}' (cpu, cuda)", a.device);
-  const DeviceCaps caps = a.device == "cuda" ? cuda::cuda_device_caps() : cpu_device_caps();
-#else
-  if (a.device == "cuda") fail("imp plan: this build has no CUDA backend (configure with -DIMP_CUDA=ON)");
-  if (a.device != "cpu") fail("imp plan: unknown device '{}' (cpu)", a.device);
-  const DeviceCaps caps = cpu_device_caps();
-#endif
+  check_device_name(a.device);
   const auto model = open_model_file(a.model);
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  const StoragePlan plan = plan_storage(*model, caps, policy);
+  policy.act_quant = parse_act_quant(a.act_quant);
+  const StoragePlan plan = plan_storage(*model, device_caps(a.device), policy);
+  // CUDA: the GPU memory the plan needs, refused before any allocation when it does not fit.
+  const std::string gpu_memory =
+      a.device == "cuda" ? cuda_memory_report(plan, model->config, std::min(a.ctx, std::max<int64_t>(model->config.n_ctx_train, 1)),
+                                              parse_kv_type(a.kv_type), a.batch)
+                         : std::string();
 
   std::map<std::string, int64_t> per_tier;
   for (const auto& r : plan.rows) per_tier[std::string(storage_tier_name(r.tier))] += r.bytes;
@@ -46,10 +49,11 @@ void run_plan(const PlanArgs& a) {
     for (const auto& r : plan.rows) {
       rows.push_back({{"name", r.name}, {"role", weight_role_name(r.role)}, {"disk_format", format_name(r.disk_format)},
                       {"tier", storage_tier_name(r.tier)}, {"held_format", format_name(r.held_format)},
-                      {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
+                      {"activation", format_name(r.activation)}, {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
     }
     nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
                           {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
+    if (!gpu_memory.empty()) out["gpu_memory"] = gpu_memory;
     fmt::print("{}\n", out.dump(2));
     return;
   }
@@ -65,6 +69,7 @@ void run_plan(const PlanArgs& a) {
   }
   fmt::print("total        {:>14} bytes ({:.1f} MiB) in {} weights\n", plan.total_bytes(),
              double(plan.total_bytes()) / (1 << 20), plan.rows.size());
+  if (!gpu_memory.empty()) fmt::print("{}", gpu_memory);
 }
 
 }  // namespace
@@ -73,8 +78,12 @@ void register_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* cmd = app.add_subcommand("plan", "Show where and how each weight will be held (the storage plan)");
   cmd->add_option("-m,--model", args->model, "GGUF file or Hugging Face folder")->required();
-  cmd->add_option("--device", args->device, "Backend to plan for (cpu, or cuda in CUDA builds)");
+  cmd->add_option("--device", args->device, "Backend to plan for: cpu, cuda");
+  cmd->add_option("--kv-type", args->kv_type, "KV cache type for the GPU memory estimate (cuda)");
+  cmd->add_option("-c,--ctx", args->ctx, "Context for the GPU memory estimate (cuda; capped at the trained one)");
+  cmd->add_option("--batch", args->batch, "Prefill batch for the GPU workspace estimate (cuda)");
   cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--act-quant", args->act_quant, "CPU matmul activations: i16 (default), f32 or q8 (as imp run)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });
 }

@@ -1,10 +1,14 @@
-// `imp run -m MODEL (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
+// `imp run [-m MODEL] (-p PROMPT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]
 //  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx C] [--kv-type T]
-//  [--ops fast|reference] [--act-quant f32|q8] [--storage mapped|f32|bf16] [--ignore-eos] [--dump-logits PATH]`
+//  [--ops fast|reference] [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32]
+//  [--ignore-eos] [--dump-logits PATH]`
 //
-// Plans storage, loads the model on the CPU backend, prefills the prompt and decodes,
+// Without -m, runs the demo model (SmolLM2-135M-Instruct), fetching it on first use
+// (tools/demo_model.h). Plans storage, loads the model (llama or gemma3, model/model.h) on the
+// chosen backend (--device), prefills the prompt and decodes,
 // streaming text (or, with --tokens, the generated ids separated by spaces) to stdout.
-// The last line, on stderr, gives prompt and generation tokens/s.
+// The last lines, on stderr, give prompt and generation tokens/s, then peak RSS and the
+// mapped vs owned weight bytes (tools/memory_report.h).
 // --dump-logits writes the float32 logits of every prompt position, (n_prompt, n_vocab)
 // row-major, no header.
 #include <fmt/core.h>
@@ -17,11 +21,14 @@
 #include "backends/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "io/model_file.h"
-#include "model/llama.h"
+#include "model/model.h"
 #include "planner/storage_plan.h"
 #include "runtime/generate.h"
 #include "runtime/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/device_select.h"
+#include "tools/demo_model.h"
+#include "tools/memory_report.h"
 #include "tools/sampling_options.h"
 
 namespace imp {
@@ -36,7 +43,7 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32";
+  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "i16", device = "cpu", gemm = "bf16";
   bool ignore_eos = false;
 };
 
@@ -62,26 +69,31 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 void run_run(RunArgs a) {
   if (a.prompt.empty() == a.tokens.empty()) fail("imp run: give exactly one of -p PROMPT or --tokens IDS");
   if (a.n_predict < 0) fail("imp run: -n must be ≥ 0");
+  if (a.model.empty()) a.model = demo_model_path();
   const auto file = open_model_file(a.model);
   const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
                           : a.ops == "reference" ? CpuOpsPath::kReference
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
   const KvType kv_type = parse_kv_type(a.kv_type);
-  const ActQuant act_quant = a.act_quant == "f32" ? ActQuant::kNone
-                             : a.act_quant == "q8" ? ActQuant::kQ8
-                                                   : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
+  const ActQuant act_quant = parse_act_quant(a.act_quant);
   if (act_quant == ActQuant::kQ8 && path == CpuOpsPath::kReference) {
     fail("--act-quant q8 applies to --ops fast only (the reference path never quantizes activations)");
   }
   PlanPolicy policy;
   policy.linear_tier = parse_storage_tier(a.storage);
-  const DeviceCaps caps = cpu_device_caps();
+  policy.act_quant = act_quant;
+  const DeviceCaps caps = device_caps(a.device);
   require_kv_type(caps, kv_type, file->config.head_dim);
   const StoragePlan plan = plan_storage(*file, caps, policy);
-  CpuBackend backend(path, a.threads, act_quant);
-  LlamaModel model(*file, plan, backend);
-  const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
-  KvCache kv(model.kv_config(n_ctx, kv_type));
+  const int64_t trained = std::max<int64_t>(file->config.n_ctx_train, 1);
+  const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, trained) : std::min<int64_t>(trained, 4096);
+  check_device_memory(a.device, plan, file->config, n_ctx, kv_type, n_ctx);
+  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm);
+  Backend& backend = *backend_ptr;
+  const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
+  Model& model = *model_ptr;
+  std::unique_ptr<KvStore> kv_ptr = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
+  KvStore& kv = *kv_ptr;
 
   std::unique_ptr<Tokenizer> tok;
   std::vector<int32_t> prompt;
@@ -123,10 +135,17 @@ void run_run(RunArgs a) {
     if (!out) fail("--dump-logits: cannot write '{}'", a.dump_logits);
   }
   const double gen_tps = r.decode_steps > 0 && r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
-  fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
-             "activations: {}{}\n",
-             r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, backend.n_threads(),
-             cpu_isa_name(backend.isa()), backend.act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
+  if (auto* cpu = dynamic_cast<CpuBackend*>(&backend)) {
+    fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
+               "activations: {}{}\n",
+               r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, cpu->n_threads(),
+               cpu_isa_name(cpu->isa()), cpu->act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
+  } else {
+    fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} | prefill gemm {}{}\n",
+               r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, backend.name(), a.gemm,
+               r.stopped_at_context ? " | stopped: context full" : "");
+  }
+  fmt::print(stderr, "memory: {}\n", memory_summary(plan));
 }
 
 }  // namespace
@@ -134,7 +153,7 @@ void run_run(RunArgs a) {
 void register_run_command(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Generate text with a model on the CPU");
-  cmd->add_option("-m,--model", a->model, "GGUF file")->required();
+  cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face folder (default: the demo model, fetched on first use)");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
   cmd->add_option("--tokens", a->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
   cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate");
@@ -146,8 +165,11 @@ void register_run_command(CLI::App& app) {
                   "KV cache type: f32 (default, accurate), f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--act-quant", a->act_quant,
-                  "Fast-path matmul activations: f32 (default, accurate) or q8 (ggml int8 dot products, faster)");
+                  "Fast-path matmul activations: i16 (default: 16-bit integer dots, outliers exact, within "
+                  "1e-3 of F32), f32 (exact decode) or q8 (ggml int8 dots, ~1e-1 error with outliers)");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
+  cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default, cuBLAS BF16) or f32");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");
   cmd->callback([a] { run_run(*a); });

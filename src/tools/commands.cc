@@ -16,6 +16,8 @@ void register_commands(CLI::App& app) {
   register_chat_command(app);
   register_chat_template_command(app);
   register_synth_command(app);
+  register_imatrix_command(app);
+  register_quantize_command(app);
 }
 
 }  // namespace imp

@@ -21,5 +21,7 @@ void register_bench_command(CLI::App& app);
 void register_chat_command(CLI::App& app);
 void register_chat_template_command(CLI::App& app);
 void register_synth_command(CLI::App& app);
+void register_imatrix_command(CLI::App& app);
+void register_quantize_command(CLI::App& app);
 
 }  // namespace imp

@@ -16,6 +16,7 @@
 #include "io/gguf_writer.h"
 #include "io/model_file.h"
 #include "io/schemes/gptq.h"
+#include "quant/weighted_ggml.h"
 
 namespace {
 thread_local std::string g_last_error;
@@ -78,6 +79,15 @@ int imp_quantize(int format, const float* x, int64_t rows, int64_t cols, int32_t
     if (!q.scales.empty()) std::memcpy(scales, q.scales.data(), q.scales.size());
     if (!q.zeros.empty()) std::memcpy(zeros, q.zeros.data(), q.zeros.size());
     *tensor_scale = q.tensor_scale;
+  });
+}
+
+// Importance-weighted GGUF quantization (quant/weighted_ggml.h): qw has cols entries.
+int imp_quantize_weighted(int format, const float* x, int64_t rows, int64_t cols, const float* qw, uint8_t* data) {
+  return guarded([&] {
+    const auto q = imp::quant::quantize_weighted(imp::FormatId(format), std::span<const float>(x, size_t(rows * cols)),
+                                                 rows, cols, std::span<const float>(qw, size_t(cols)));
+    std::memcpy(data, q.data.data(), q.data.size());
   });
 }
 

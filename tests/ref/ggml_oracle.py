@@ -113,12 +113,15 @@ def quantize_row_ref(name: str, x: np.ndarray, block_bytes: int, block_elems: in
 
 
 def quantize_chunk(ggml_type: int, x: np.ndarray, rows: int, cols: int, block_bytes: int,
-                   block_elems: int) -> np.ndarray:
-    """ggml_quantize_chunk with no importance matrix: what llama-quantize runs."""
+                   block_elems: int, imatrix: np.ndarray | None = None) -> np.ndarray:
+    """ggml_quantize_chunk: what llama-quantize runs, with an importance matrix (one
+    float per column, mean x²) when `imatrix` is given."""
     x = np.ascontiguousarray(x, np.float32)
     lib().ggml_quantize_init(ggml_type)
     out = np.zeros(rows * cols // block_elems * block_bytes, np.uint8)
-    lib().ggml_quantize_chunk(ggml_type, _ptr(x), _ptr(out), 0, rows, cols, None)
+    qw = None if imatrix is None else np.ascontiguousarray(imatrix, np.float32)
+    assert qw is None or qw.size == cols
+    lib().ggml_quantize_chunk(ggml_type, _ptr(x), _ptr(out), 0, rows, cols, None if qw is None else _ptr(qw))
     return out
 
 

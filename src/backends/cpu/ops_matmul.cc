@@ -1,6 +1,8 @@
 // matmul and embedding lookup over a QuantMatrix (shapes in ops.h).
+#include <algorithm>
 #include <vector>
 
+#include "backends/cpu/act_i16.h"
 #include "backends/cpu/f32act.h"
 #include "backends/cpu/ops.h"
 #include "backends/cpu/row_kernels.h"
@@ -86,6 +88,62 @@ void matmul_f32_act(ThreadPool& pool, const QuantMatrix& w, const float* x, int6
   });
 }
 
+// 16-bit activations (act_i16.h). Each token row is quantized once (and put in the
+// kernel's element order); weight rows go to the kernel in chunks (whole thread chunks at
+// batch 1; tiles of kTileRows for several tokens, so that a tile stays in L1 while every
+// token passes over it).
+void matmul_i16(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y,
+                const I16DotKernel& kernel, CpuIsa isa) {
+  constexpr int64_t kTileRows = 16;
+  const int64_t n = w.cols, nb = n / kI16Block;
+  // Reused across calls: a decode step runs hundreds of matmuls on the same few sizes.
+  thread_local std::vector<int16_t> q;
+  thread_local std::vector<float> ds;
+  thread_local std::vector<int32_t> oi;  // per token: outlier count, then up to nb indices
+  if (q.size() < size_t(2 * n_tok * n)) q.resize(size_t(2 * n_tok * n));
+  if (ds.size() < size_t(3 * n_tok * nb)) ds.resize(size_t(3 * n_tok * nb));
+  if (oi.size() < size_t(n_tok * (nb + 1))) oi.resize(size_t(n_tok * (nb + 1)));
+  float* ox = ds.data() + 2 * n_tok * nb;
+  int32_t* op = oi.data();
+  int16_t* qp = q.data();                // kernel order
+  int16_t* natural = q.data() + n_tok * n;
+  float* d = ds.data();
+  float* s = ds.data() + n_tok * nb;
+  const I16QuantizeFn quantize = i16_quantizer(isa);
+  const auto quantize_rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int32_t* count = op + t * (nb + 1);
+      if (kernel.order == I16Order::kNatural) {
+        *count = quantize(x + t * n, n, qp + t * n, d + t * nb, s + t * nb, count + 1, ox + t * nb);
+      } else {
+        *count = quantize(x + t * n, n, natural + t * n, d + t * nb, s + t * nb, count + 1, ox + t * nb);
+        reorder_act_i16(natural + t * n, n, kernel.order, qp + t * n);
+      }
+    }
+  };
+  if (n_tok == 1) {
+    quantize_rows(0, 1);
+  } else {
+    pool.parallel_for(n_tok, quantize_rows);
+  }
+  const size_t row_bytes = size_t(row_data_bytes(w.format, n));
+  const uint8_t* base = w.data.data();
+  const I16DotRowsFn dot = kernel.fn;
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    const auto act = [&](int64_t t) {
+      const int32_t* count = op + t * (nb + 1);
+      return I16ActRow{qp + t * n, d + t * nb, s + t * nb, count + 1, ox + t * nb, *count};
+    };
+    if (n_tok == 1) return dot(base + size_t(r0) * row_bytes, row_bytes, r1 - r0, act(0), n, y + r0);
+    for (int64_t r = r0; r < r1; r += kTileRows) {
+      const int64_t rows = std::min(kTileRows, r1 - r);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        dot(base + size_t(r) * row_bytes, row_bytes, rows, act(t), n, y + t * w.rows + r);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_tok, float* y, CpuIsa isa,
@@ -93,7 +151,11 @@ void matmul(ThreadPool& pool, const QuantMatrix& w, const float* x, int64_t n_to
   check_matmul(w, "matmul");
   const CpuRowKernels k = cpu_row_kernels(w.format, isa);
   const FormatId act_format = format_traits(w.format).dot_activation;
-  if (act_format != FormatId::F32 && act_quant == ActQuant::kNone) {
+  if (act_quant == ActQuant::kI16) {
+    const I16DotKernel kernel = i16_dot_rows(w.format, isa);
+    if (kernel.fn) return matmul_i16(pool, w, x, n_tok, y, kernel, isa);
+  }
+  if (act_format != FormatId::F32 && act_quant != ActQuant::kQ8) {
     return matmul_f32_act(pool, w, x, n_tok, y, k, isa);
   }
 

@@ -5,10 +5,9 @@
 //   kMatmul          : held format ∈ {k.format | k ∈ gemv_kernels()}; kernel = the first
 //                      (fastest) registered kernel of that format, "cuda.gemv.<name>" — a
 //                      *_split_* name means the weight is repacked to WeightLayout::kSplit at load
-//   kEmbeddingLookup : rows decoded by the bit-exact device dequantization (same formats)
 //   kVector          : F32 vectors (stored F32, or converted to F32 at load)
-// KV-cache types are answered by the CUDA attention kernels, not here: supports_kv is
-// false for every type until they are registered.
+//   supports_kv      : a device codec for the type (kv_codec.cuh), head_dim even and ≤ 256
+//   kEmbeddingLookup : in fact decoded on the host (CudaBackend::embedding): any decodable format
 #pragma once
 
 #include "planner/device_caps.h"

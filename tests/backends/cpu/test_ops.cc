@@ -208,6 +208,59 @@ TEST(CpuOps, AttentionFastMatchesReference) {
   EXPECT_THROW(attention(pool, q4.data(), 1, 4, 0, kv3.view, o4.data()), Error);
 }
 
+// Sliding window and explicit scale: both paths against a direct softmax over the last
+// `window` positions, written out here; window 1 returns the token's own V row; a window
+// covering the whole context equals no window.
+TEST(CpuOps, AttentionSlidingWindow) {
+  ThreadPool pool(3);
+  const int64_t n_kv = 2, n_head = 6, hd = 20, n_tok = 7, pos0 = 37, group = n_head / n_kv;
+  TestKv kv(KvType::F32, pos0 + n_tok, n_kv, hd, 16);
+  const auto q = randn(n_tok * n_head * hd);
+  for (int64_t window : {1, 3, 17, 512}) {
+    for (float scale : {0.0f, 0.0625f}) {
+      std::vector<float> ref(q.size()), fast(q.size()), want(q.size());
+      attention_ref(q.data(), n_tok, n_head, pos0, kv.view, ref.data(), window, scale);
+      attention(pool, q.data(), n_tok, n_head, pos0, kv.view, fast.data(), window, scale);
+      const double s = scale > 0 ? scale : 1.0 / std::sqrt(double(hd));
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const int64_t p = pos0 + t, j0 = std::max<int64_t>(0, p - window + 1);
+        for (int64_t h = 0; h < n_head; ++h) {
+          std::vector<double> w;
+          for (int64_t j = j0; j <= p; ++j) {
+            const auto* k = reinterpret_cast<const float*>(kv.view.k_row(j, h / group));
+            double dot = 0;
+            for (int64_t d = 0; d < hd; ++d) dot += double(q[size_t((t * n_head + h) * hd + d)]) * k[d];
+            w.push_back(std::exp(dot * s));
+          }
+          double sum = 0;
+          for (double x : w) sum += x;
+          for (int64_t d = 0; d < hd; ++d) {
+            double acc = 0;
+            for (int64_t j = j0; j <= p; ++j) {
+              acc += w[size_t(j - j0)] / sum * reinterpret_cast<const float*>(kv.view.v_row(j, h / group))[d];
+            }
+            want[size_t((t * n_head + h) * hd + d)] = float(acc);
+          }
+        }
+      }
+      EXPECT_LT(rel_err(ref, want), 1e-6) << "window " << window << " scale " << scale;
+      EXPECT_LT(rel_err(fast, ref), kTranscendentalTol) << "window " << window << " scale " << scale;
+      if (window == 1) {
+        for (int64_t d = 0; d < hd; ++d) {
+          EXPECT_FLOAT_EQ(ref[size_t(d)], reinterpret_cast<const float*>(kv.view.v_row(pos0, 0))[d]);
+        }
+      }
+      if (window == 512) {
+        std::vector<float> full(q.size());
+        attention_ref(q.data(), n_tok, n_head, pos0, kv.view, full.data(), 0, scale);
+        EXPECT_EQ(full, ref);
+      }
+    }
+  }
+  std::vector<float> out(q.size());
+  EXPECT_THROW(attention_ref(q.data(), n_tok, n_head, pos0, kv.view, out.data(), -1), Error);
+}
+
 TEST(CpuOps, ActivationsFastMatchReference) {
   ThreadPool pool(3);
   for (int64_t n : {1, 37, 5137, 20011}) {

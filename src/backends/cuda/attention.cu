@@ -1,0 +1,160 @@
+// Causal GQA attention over the paged device KV cache (forward_kernels.h).
+//
+// Block (head h, split s, query t), 4 warps. Lane l holds q elements l, l+32, … (head_dim
+// ≤ 256: 8 per lane). The split's keys are dealt round-robin to the warps; per key the
+// warp decodes its K row, reduces the dot with shuffles, and updates its running
+// (max m, sum l, acc[]) — the online softmax in FP32. The 4 warps merge through shared
+// memory; with one split the block writes acc / l, else (m, l, acc) partials that
+// combine_kernel merges across splits. Key counts come from StepParams in device memory,
+// so a captured decode graph stays valid as the context grows (within its split count).
+#include <cmath>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/kv_codec.cuh"
+
+namespace imp::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxPerLane = 8;  // head_dim ≤ 256
+
+__global__ void attention_kernel(const float* q, int n_head, KvView kv, int window, float scale, float* partials, float* out,
+                                 const StepParams* step) {
+  const int h = blockIdx.x, s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int hd = kv.head_dim, group = n_head / kv.n_kv_head, g = h / group;
+  const int pos = step->pos0 + t;
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int len = pos - lo + 1;
+  const int chunk = (len + n_split - 1) / n_split;
+  const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
+
+  float qv[kMaxPerLane], acc[kMaxPerLane];
+  const float* qh = q + (int64_t(t) * n_head + h) * hd;
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; ++i) {
+    const int e = lane + 32 * i;
+    qv[i] = e < hd ? qh[e] : 0.0f;
+    acc[i] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int j = j0 + warp; j < j1; j += kWarps) {
+    const uint8_t* kr = kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
+    const float ks = kvc::row_scale(kv.dtype, kr);
+    float dot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      const int e = lane + 32 * i;
+      if (e < hd) dot = fmaf(qv[i], kvc::decode_elem(kv.dtype, kr, e, hd, ks), dot);
+    }
+    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xFFFFFFFFu, dot, o);
+    const float sc = dot * scale;
+    const float m_new = fmaxf(m, sc);
+    const float corr = expf(m - m_new);  // 0 on the first key (m = −inf)
+    const float p = expf(sc - m_new);
+    l = l * corr + p;
+    const uint8_t* vr = kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
+    const float vs = kvc::row_scale(kv.dtype, vr);
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      const int e = lane + 32 * i;
+      if (e < hd) acc[i] = acc[i] * corr + p * kvc::decode_elem(kv.dtype, vr, e, hd, vs);
+    }
+    m = m_new;
+  }
+
+  // Merge the warps.
+  __shared__ float sm_m[kWarps], sm_l[kWarps];
+  __shared__ float sm_acc[kWarps][32 * kMaxPerLane];
+  if (lane == 0) {
+    sm_m[warp] = m;
+    sm_l[warp] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; ++i) sm_acc[warp][lane + 32 * i] = acc[i];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w]);
+  float L = 0.0f;
+  float wgt[kWarps];
+  for (int w = 0; w < kWarps; ++w) {
+    wgt[w] = sm_l[w] > 0.0f ? expf(sm_m[w] - M) : 0.0f;
+    L += sm_l[w] * wgt[w];
+  }
+  const int64_t slot = (int64_t(t) * n_head + h) * n_split + s;
+  for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+    float a = 0.0f;
+    for (int w = 0; w < kWarps; ++w) a += sm_acc[w][e] * wgt[w];
+    if (n_split == 1) {
+      out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? a / L : 0.0f;
+    } else {
+      partials[slot * (hd + 2) + 2 + e] = a;
+    }
+  }
+  if (n_split > 1 && threadIdx.x == 0) {
+    partials[slot * (hd + 2)] = M;
+    partials[slot * (hd + 2) + 1] = L;
+  }
+}
+
+// grid (n_head, n_tok); merges the n_split partials of one (query, head).
+__global__ void combine_kernel(const float* partials, int n_head, int n_split, int hd, float* out) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  const float* base = partials + (int64_t(t) * n_head + h) * n_split * (hd + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < n_split; ++s) {
+    if (base[s * (hd + 2) + 1] > 0.0f) M = fmaxf(M, base[s * (hd + 2)]);
+  }
+  float L = 0.0f;
+  for (int s = 0; s < n_split; ++s) {
+    const float ls = base[s * (hd + 2) + 1];
+    if (ls > 0.0f) L += ls * expf(base[s * (hd + 2)] - M);
+  }
+  for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+    float a = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+      const float ls = base[s * (hd + 2) + 1];
+      if (ls > 0.0f) a += base[s * (hd + 2) + 2 + e] * expf(base[s * (hd + 2)] - M);
+    }
+    out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? a / L : 0.0f;
+  }
+}
+
+void check_args(int64_t n_tok, int64_t n_head, const KvView& kv, int32_t n_split, const char* op) {
+  if (kv.n_kv_head <= 0 || n_head <= 0 || n_head % kv.n_kv_head != 0) {
+    ::imp::fail("CUDA {}: n_head {} is not a multiple of n_kv_head {}", op, n_head, kv.n_kv_head);
+  }
+  if (kv.head_dim <= 0 || kv.head_dim > 32 * kMaxPerLane) {
+    ::imp::fail("CUDA {}: head_dim {} is outside 1..{}", op, kv.head_dim, 32 * kMaxPerLane);
+  }
+  if (!kv_dtype_supported_on_device(kv.dtype)) ::imp::fail("CUDA {}: KV type {} has no device decoder", op, kv.dtype);
+  if (n_tok <= 0 || n_tok > 65535 || n_head > 0x7FFFFFFF || n_split < 1 || n_split > 65535) {
+    ::imp::fail("CUDA {}: grid {} heads × {} splits × {} tokens is out of range", op, n_head, n_split, n_tok);
+  }
+}
+
+}  // namespace
+
+void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
+  check_args(n_tok, n_head, kv, n_split, "attention_decode");
+  if (n_split > 1 && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
+  const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
+  const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
+  attention_kernel<<<dim3(unsigned(n_head), unsigned(n_split), unsigned(n_tok)), 32 * kWarps, 0, stream>>>(
+      q, int(n_head), kv, w, sc, partials, out, step);
+  IMP_CUDA_CHECK_LAUNCH();
+  if (n_split > 1) {
+    combine_kernel<<<dim3(unsigned(n_head), unsigned(n_tok)), 128, 0, stream>>>(partials, int(n_head), n_split,
+                                                                                 kv.head_dim, out);
+    IMP_CUDA_CHECK_LAUNCH();
+  }
+}
+
+void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                       float* out, const StepParams* step, cudaStream_t stream) {
+  attention_decode(q, n_tok, n_head, kv, window, scale, 1, nullptr, out, step, stream);
+}
+
+}  // namespace imp::cuda

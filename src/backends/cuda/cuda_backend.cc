@@ -1,0 +1,451 @@
+#include "backends/cuda/cuda_backend.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/device.h"
+#include "formats/traits.h"
+
+#define IMP_CUBLAS_CHECK(expr)                                                                     \
+  do {                                                                                             \
+    const cublasStatus_t imp_cublas_st_ = (expr);                                                  \
+    if (imp_cublas_st_ != CUBLAS_STATUS_SUCCESS) {                                                 \
+      ::imp::fail("cuBLAS error {} ({}) in {} at {}:{}", int(imp_cublas_st_),                      \
+                  cublasGetStatusString(imp_cublas_st_), #expr, __FILE__, __LINE__);               \
+    }                                                                                              \
+  } while (0)
+
+namespace imp::cuda {
+namespace {
+
+constexpr int64_t kGemmChunkElems = int64_t(8) << 20;  // weight elements dequantized per cuBLAS call
+constexpr int32_t kMaxSplits = 32;
+
+bool repacks(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
+
+// Context bucket of a decode step: powers of two from 256, capped at the cache size.
+int64_t bucket_for(int64_t ctx, int64_t max_tokens) {
+  int64_t b = 256;
+  while (b < ctx) b *= 2;
+  return std::min(b, std::max<int64_t>(max_tokens, 1));
+}
+int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 128, 1, kMaxSplits)); }
+
+RopeArgs rope_args(const RopeParams& p) {
+  return {p.style == RopeStyle::kHalfSplit ? 1 : 0, p.theta, p.freq_scale};
+}
+
+}  // namespace
+
+
+CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConfig& c, int64_t n_ctx, KvType kv_type,
+                                        int64_t n_batch) {
+  CudaMemoryEstimate e;
+  for (const StoragePlanRow& r : plan.rows) {
+    if (r.role == WeightRole::kEmbedding) continue;  // looked up on the host
+    e.weight_bytes += r.bytes;
+  }
+  KvCacheConfig k;
+  k.n_layer = c.n_layer;
+  k.n_kv_head = c.n_head_kv > 0 ? c.n_head_kv : c.n_head;
+  k.head_dim = c.head_dim;
+  k.max_tokens = n_ctx;
+  k.dtype = kv_type;
+  e.kv_bytes = CudaKvCache::device_bytes_for(k);
+  const int64_t width = 3 * c.n_embd + 2 * c.n_head * c.head_dim + 2 * k.n_kv_head * c.head_dim + 2 * c.n_ff + c.n_vocab;
+  const int64_t max_cols = std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
+  e.workspace_bytes = 4 * width * (n_batch + 1)                      // prefill + decode activations
+                      + kGemmChunkElems * 6                          // f32 + bf16 weight chunk
+                      + 2 * n_batch * max_cols                       // bf16 activations
+                      + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
+  return e;
+}
+
+void require_cuda_memory(const CudaMemoryEstimate& need, int device) {
+  if (device_count() == 0) fail("no CUDA device visible (built with CUDA, but no GPU or driver)");
+  IMP_CUDA_CHECK(cudaSetDevice(device));
+  size_t free_b = 0, total_b = 0;
+  IMP_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const double mib = 1.0 / double(1 << 20);
+  if (need.total() > int64_t(free_b)) {
+    fail("the model does not fit on GPU {}: needs {:.0f} MiB (weights {:.0f} + KV cache {:.0f} + workspace {:.0f}) "
+         "but only {:.0f} MiB of {:.0f} MiB are free",
+         device, double(need.total()) * mib, double(need.weight_bytes) * mib, double(need.kv_bytes) * mib,
+         double(need.workspace_bytes) * mib, double(free_b) * mib, double(total_b) * mib);
+  }
+}
+
+CudaBackend::CudaBackend(CudaBackendOptions options) : options_(options) {
+  if (device_count() == 0) fail("no CUDA device visible (built with CUDA, but no GPU or driver)");
+  IMP_CUDA_CHECK(cudaSetDevice(options_.device));
+  IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  IMP_CUBLAS_CHECK(cublasCreate(&cublas_));
+  IMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  IMP_CUDA_CHECK(cudaMallocHost(&step_host_, sizeof(StepParams)));
+  step_dev_ = static_cast<StepParams*>(device_alloc(sizeof(StepParams), "step parameters"));
+}
+
+CudaBackend::~CudaBackend() {
+  abort_capture();
+  if (stream_) cudaStreamSynchronize(stream_);
+  drop_graphs();
+  for (auto& m : matrices_) {
+    cudaFree(m.data);
+    cudaFree(m.scales);
+  }
+  for (void* v : vectors_) cudaFree(v);
+  for (float* b : buffers_) cudaFree(b);
+  for (PinnedBuffer* b : {&emb_decode_, &emb_prefill_, &readback_}) cudaFreeHost(b->p);
+  for (void* p : {partials_, gemm_f32_, gemm_bf16_, x_bf16_, static_cast<void*>(step_dev_)}) cudaFree(p);
+  cudaFreeHost(step_host_);
+  if (cublas_) cublasDestroy(cublas_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+std::string CudaBackend::name() const {
+  const DeviceInfo d = device_info(options_.device);
+  return fmt::format("cuda:{} ({}, sm_{}{})", options_.device, d.name, d.sm_major, d.sm_minor);
+}
+
+void* CudaBackend::device_alloc(int64_t bytes, const char* what) {
+  if (mode_ == Mode::kCapture || mode_ == Mode::kReplay) fail("CUDA backend: allocation of {} inside a graph step", what);
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, size_t(std::max<int64_t>(bytes, 16)));
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    fail("CUDA backend: cudaMalloc of {} bytes for {} failed: {}", bytes, what, cudaGetErrorString(e));
+  }
+  return p;
+}
+
+void CudaBackend::ensure_pinned(PinnedBuffer& b, int64_t bytes) {
+  if (b.bytes >= bytes) return;
+  if (&b == &emb_decode_ && b.p) drop_graphs();  // graphs copy from the old address
+  cudaFreeHost(b.p);
+  b.p = nullptr;
+  b.bytes = 0;
+  IMP_CUDA_CHECK(cudaMallocHost(&b.p, size_t(bytes)));
+  b.bytes = bytes;
+}
+
+void CudaBackend::ensure_device(void*& p, int64_t& have, int64_t bytes, const char* what) {
+  if (have >= bytes) return;
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));  // eager steps only: the old buffer may be in use
+  cudaFree(p);
+  p = nullptr;
+  have = 0;
+  p = device_alloc(bytes, what);
+  have = bytes;
+}
+
+float* CudaBackend::alloc(int64_t n_floats) {
+  if (n_floats <= 0) fail("CUDA backend: cannot allocate a buffer of {} floats", n_floats);
+  auto* p = static_cast<float*>(device_alloc(n_floats * 4, "an activation buffer"));
+  buffers_.insert(p);
+  return p;
+}
+
+void CudaBackend::release(float* buffer) {
+  if (buffers_.erase(buffer) == 0) fail("CUDA backend: release of a buffer it did not allocate");
+  drop_graphs();
+  cudaStreamSynchronize(stream_);
+  cudaFree(buffer);
+}
+
+void CudaBackend::write(float* dst, const float* host, int64_t n) {
+  IMP_CUDA_CHECK(cudaMemcpyAsync(dst, host, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+MatrixHandle CudaBackend::add_matrix(const QuantMatrix& w, std::string_view name) {
+  validate(w);
+  if (!gemv_supports(w.format)) {
+    fail("CUDA backend: no GEMV kernel for {} ('{}'); plan it to a tier CUDA runs (bf16)", format_name(w.format), name);
+  }
+  drop_graphs();
+  Matrix m;
+  m.m.format = w.format;
+  m.m.rows = w.rows;
+  m.m.cols = w.cols;
+  m.m.tensor_scale = w.tensor_scale;
+  if (repacks(w.format)) {
+    m.m.layout = WeightLayout::kSplit;
+    void* native = device_alloc(int64_t(w.data.size()), "a weight upload");
+    IMP_CUDA_CHECK(cudaMemcpy(native, w.data.data(), w.data.size(), cudaMemcpyHostToDevice));
+    m.data = device_alloc(device_data_bytes(w.format, WeightLayout::kSplit, w.rows, w.cols), "a weight payload plane");
+    m.scales = device_alloc(device_scale_bytes(w.format, WeightLayout::kSplit, w.rows, w.cols), "a weight scale plane");
+    repack_split(w.format, native, w.rows, w.cols, m.data, m.scales, stream_);
+    IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaFree(native);
+  } else {
+    m.m.layout = WeightLayout::kNative;
+    m.data = device_alloc(int64_t(w.data.size()), "a weight data plane");
+    IMP_CUDA_CHECK(cudaMemcpy(m.data, w.data.data(), w.data.size(), cudaMemcpyHostToDevice));
+    if (!w.scales.empty()) {
+      m.scales = device_alloc(int64_t(w.scales.size()), "a weight scale plane");
+      IMP_CUDA_CHECK(cudaMemcpy(m.scales, w.scales.data(), w.scales.size(), cudaMemcpyHostToDevice));
+    }
+  }
+  m.m.data = m.data;
+  m.m.scales = m.scales;
+  matrices_.push_back(m);
+  return MatrixHandle(matrices_.size() - 1);
+}
+
+const float* CudaBackend::add_vector(const float* host, int64_t n, std::string_view name) {
+  if (n <= 0) fail("CUDA backend: vector '{}' has {} elements", name, n);
+  void* p = device_alloc(n * 4, "a weight vector");
+  IMP_CUDA_CHECK(cudaMemcpy(p, host, size_t(n) * 4, cudaMemcpyHostToDevice));
+  vectors_.push_back(p);
+  return static_cast<const float*>(p);
+}
+
+std::unique_ptr<KvStore> CudaBackend::create_kv_cache(const KvCacheConfig& config) {
+  IMP_CUDA_CHECK(cudaSetDevice(options_.device));
+  return std::make_unique<CudaKvCache>(config);
+}
+
+CudaKvCache& CudaBackend::device_cache(KvStore& kv) {
+  auto* c = dynamic_cast<CudaKvCache*>(&kv);
+  if (!c) fail("CUDA backend: the KV cache was not created by a CUDA backend");
+  return *c;
+}
+
+void CudaBackend::read(const float* src, int64_t n, float* host_dst) {
+  if (n <= 0) return;
+  ensure_pinned(readback_, n * 4);
+  IMP_CUDA_CHECK(cudaMemcpyAsync(readback_.p, src, size_t(n) * 4, cudaMemcpyDeviceToHost, stream_));
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::memcpy(host_dst, readback_.p, size_t(n) * 4);
+}
+
+void CudaBackend::drop_graphs() {
+  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+  graphs_.clear();
+  warmed_.clear();
+}
+
+void CudaBackend::abort_capture() {
+  if (!stream_) return;
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream_, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone) {
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(stream_, &g);
+    if (g) cudaGraphDestroy(g);
+  }
+  cudaGetLastError();  // a failed capture leaves a sticky-free error behind
+  mode_ = Mode::kIdle;
+}
+
+void CudaBackend::begin_step(KvStore& kv, int64_t pos0, int64_t n_tok) {
+  if (mode_ != Mode::kIdle) abort_capture();  // a previous step threw before end_step
+  CudaKvCache& c = device_cache(kv);
+  if (pos0 < 0 || n_tok < 1 || pos0 + n_tok > c.config().max_tokens) {
+    fail("CUDA backend: step of {} tokens at position {} exceeds the cache's {} tokens", n_tok, pos0, c.config().max_tokens);
+  }
+  // The pinned inputs (positions, embedding rows) are rewritten below: the last step must be done.
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  step_host_->pos0 = int32_t(pos0);
+  step_host_->n_tok = int32_t(n_tok);
+  step_pos0_ = pos0;
+  step_n_tok_ = n_tok;
+  mode_ = Mode::kEager;
+  n_split_ = 1;
+  if (n_tok == 1) {
+    const int64_t bucket = bucket_for(pos0 + 1, c.config().max_tokens);
+    n_split_ = splits_for(bucket);
+    if (options_.graphs) {
+      graph_key_ = {c.id(), bucket};
+      if (graphs_.count(graph_key_)) {
+        mode_ = Mode::kReplay;
+        return;
+      }
+      if (warmed_.count(graph_key_)) {
+        IMP_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+        mode_ = Mode::kCapture;
+      }
+    }
+  }
+  IMP_CUDA_CHECK(cudaMemcpyAsync(step_dev_, step_host_, sizeof(StepParams), cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::end_step() {
+  switch (mode_) {
+    case Mode::kCapture: {
+      cudaGraph_t g = nullptr;
+      IMP_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+      cudaGraphDestroy(g);
+      mode_ = Mode::kIdle;
+      IMP_CUDA_CHECK(e);
+      graphs_[graph_key_] = exec;
+      ++graphs_captured_;
+      IMP_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+      break;
+    }
+    case Mode::kReplay:
+      mode_ = Mode::kIdle;
+      IMP_CUDA_CHECK(cudaGraphLaunch(graphs_.at(graph_key_), stream_));
+      ++graph_replays_;
+      break;
+    case Mode::kEager:
+      if (step_n_tok_ == 1 && options_.graphs) warmed_.insert(graph_key_);
+      mode_ = Mode::kIdle;
+      break;
+    case Mode::kIdle: fail("CUDA backend: end_step without begin_step");
+  }
+}
+
+void CudaBackend::embedding(const QuantMatrix& table, std::span<const int32_t> ids, float* out) {
+  const int64_t n = int64_t(ids.size());
+  if (mode_ == Mode::kIdle) fail("CUDA backend: embedding outside a step");
+  PinnedBuffer& b = n == 1 ? emb_decode_ : emb_prefill_;
+  const int64_t bytes = n * table.cols * 4;
+  if (mode_ == Mode::kReplay || mode_ == Mode::kCapture) {
+    if (b.bytes < bytes) fail("CUDA backend: decode embedding staging is {} bytes, need {}", b.bytes, bytes);
+  } else {
+    ensure_pinned(b, bytes);
+  }
+  embedding_lookup(table, ids, static_cast<float*>(b.p));  // exact host decode (ids range-checked)
+  if (skip()) return;  // the graph's copy node reads the pinned buffer
+  IMP_CUDA_CHECK(cudaMemcpyAsync(out, b.p, size_t(bytes), cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::rmsnorm(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* out) {
+  if (skip()) return;
+  cuda::rmsnorm(x, gain, n_tok, n, eps, out, stream_);
+}
+
+void CudaBackend::gemv(const Matrix& w, const float* x, float* y) {
+  std::string reasons;
+  for (const GemvKernel& k : gemv_kernels()) {
+    if (k.quantizes_x && !options_.int8_activations) continue;
+    const KernelCheck c = can_implement(k, w.m, x, y);
+    if (c.ok) {
+      k.launch(w.m, x, y, stream_);
+      IMP_CUDA_CHECK_LAUNCH();
+      return;
+    }
+    if (k.format == w.m.format) reasons += fmt::format("; {}: {}", k.name, c.reason);
+  }
+  fail("CUDA matmul: no GEMV kernel for {} {}×{}{}", format_name(w.m.format), w.m.rows, w.m.cols, reasons);
+}
+
+void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y) {
+  const int64_t rows = w.m.rows, cols = w.m.cols;
+  const int64_t chunk = std::min(rows, std::max<int64_t>(1, kGemmChunkElems / cols));
+  const bool bf16 = options_.gemm == CudaGemmPrecision::kBF16;
+  ensure_device(gemm_f32_, gemm_f32_bytes_, chunk * cols * 4, "the GEMM weight chunk (f32)");
+  const void* b_ptr = x;
+  if (bf16) {
+    ensure_device(gemm_bf16_, gemm_bf16_bytes_, chunk * cols * 2, "the GEMM weight chunk (bf16)");
+    ensure_device(x_bf16_, x_bf16_bytes_, n_tok * cols * 2, "the GEMM activations (bf16)");
+    f32_to_bf16(x, n_tok * cols, static_cast<uint16_t*>(x_bf16_), stream_);
+    b_ptr = x_bf16_;
+  }
+  const cudaDataType_t ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const float one = 1.0f, zero = 0.0f;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t rc = std::min(chunk, rows - r0);
+    DeviceMatrix part = w.m;
+    part.rows = rc;
+    part.data = static_cast<const uint8_t*>(w.m.data) + device_data_bytes(w.m.format, w.m.layout, r0, cols);
+    if (w.m.scales) {
+      part.scales = static_cast<const uint8_t*>(w.m.scales) + device_scale_bytes(w.m.format, w.m.layout, r0, cols);
+    }
+    dequantize(part, static_cast<float*>(gemm_f32_), stream_);
+    const void* a_ptr = gemm_f32_;
+    if (bf16) {
+      f32_to_bf16(static_cast<float*>(gemm_f32_), rc * cols, static_cast<uint16_t*>(gemm_bf16_), stream_);
+      a_ptr = gemm_bf16_;
+    }
+    // Column-major view: Yᵀ[r0:r0+rc, :] (rc × n_tok, ld rows) = W_chunk (cols × rc)ᵀ · Xᵀ (cols × n_tok).
+    IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rc), int(n_tok), int(cols), &one, a_ptr,
+                                  ab_type, int(cols), b_ptr, ab_type, int(cols), &zero, y + r0, CUDA_R_32F, int(rows),
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+void CudaBackend::matmul(MatrixHandle h, const float* x, int64_t n_tok, float* y) {
+  if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
+  if (skip()) return;
+  const Matrix& w = matrices_[size_t(h)];
+  if (n_tok == 1) return gemv(w, x, y);
+  if (mode_ == Mode::kCapture) fail("CUDA backend: GEMM inside a captured step");
+  if (n_tok > 0x7FFFFFFF || w.m.rows > 0x7FFFFFFF) fail("CUDA matmul: {} tokens × {} rows out of range", n_tok, w.m.rows);
+  gemm(w, x, n_tok, y);
+}
+
+void CudaBackend::add_bias(float* x, const float* bias, int64_t n_tok, int64_t n) {
+  if (skip()) return;
+  cuda::add_bias(x, bias, n_tok, n, stream_);
+}
+
+void CudaBackend::rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, const RopeParams& p) {
+  if (skip()) return;
+  cuda::rope(x, n_tok, n_head, head_dim, rope_args(p), step_dev_, stream_);
+}
+
+void CudaBackend::kv_write(KvStore& kv, int64_t layer, const float* k, const float* v, int64_t n_tok) {
+  CudaKvCache& c = device_cache(kv);
+  if (skip()) return;
+  cuda::kv_write(k, v, n_tok, c.layer(layer), step_dev_, stream_);
+}
+
+void CudaBackend::rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
+                                const RopeParams& p, KvStore& kv, int64_t layer) {
+  CudaKvCache& c = device_cache(kv);
+  if (head_dim != c.config().head_dim) fail("CUDA rope_kv_write: head_dim {} but the cache has {}", head_dim, c.config().head_dim);
+  if (skip()) return;
+  cuda::rope_kv_write(q, k, v, n_tok, n_head, rope_args(p), c.layer(layer), step_dev_, stream_);
+}
+
+void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
+                            int64_t window, float scale, float* out) {
+  CudaKvCache& c = device_cache(kv);
+  if (skip()) return;
+  const KvView view = c.layer(layer);
+  if (n_tok > 1) return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
+  float* partials = nullptr;
+  if (n_split_ > 1) {
+    const int64_t need = n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;
+    if (partials_bytes_ < need) {
+      if (mode_ == Mode::kCapture) fail("CUDA backend: attention partials not allocated before capture");
+      drop_graphs();  // graphs of other buckets point at the old buffer
+      ensure_device(partials_, partials_bytes_, need, "attention partials");
+    }
+    partials = static_cast<float*>(partials_);
+  }
+  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_);
+}
+
+void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  if (skip()) return;
+  cuda::swiglu(gate, up, n, out, stream_);
+}
+
+void CudaBackend::gelu_tanh(const float* x, int64_t n, float* out) {
+  if (skip()) return;
+  cuda::gelu_tanh(x, n, out, stream_);
+}
+
+void CudaBackend::add(float* y, const float* x, int64_t n) {
+  if (skip()) return;
+  cuda::add(y, x, n, stream_);
+}
+
+void CudaBackend::mul(float* y, const float* x, int64_t n) {
+  if (skip()) return;
+  cuda::mul(y, x, n, stream_);
+}
+
+void CudaBackend::scale(float* x, float s, int64_t n) {
+  if (skip()) return;
+  cuda::scale(x, s, n, stream_);
+}
+
+}  // namespace imp::cuda

@@ -1,0 +1,163 @@
+// CudaBackend — the forward pass on one CUDA GPU (sm_90), behind runtime/backend.h.
+//
+// Weights: add_matrix uploads the planned, held matrix once (Q4_0, Q8_0, Q6_K repacked to
+// the split layout the fast GEMV kernels read; other formats as their native planes).
+// Decode (n_tok = 1): GEMV kernels of gemv.h with F32 activations (the integer-dot kernels
+// that round x to int8 are skipped unless CudaBackendOptions::int8_activations: on models
+// with activation outliers they cost ~1e-1 logit error). Prefill (n_tok > 1): each weight is
+// dequantized in row chunks into a reusable device scratch (bit-exact decode), converted to
+// BF16 with the activations, and multiplied by cuBLAS (cublasGemmEx, BF16 in, FP32
+// accumulate); CudaGemmPrecision::kF32 keeps both in FP32 (exact decode, FP32 GEMM).
+// The embedding table stays on the host: a lookup decodes the token's rows exactly into a
+// pinned buffer that the step copies to the device.
+//
+// Steps and graphs: begin_step copies the positions to device memory (StepParams); every
+// kernel reads them from there. A decode step's kernels are enqueued on one stream; the
+// first decode step of a context bucket (powers of two from 256) runs eagerly, the second
+// is captured as a CUDA graph, later ones replay it (ops only refresh the pinned inputs).
+// Split-K attention uses a split count fixed per bucket, so a graph stays valid across the
+// bucket. No cudaMalloc and no host sync inside a decode step; read() syncs once for the
+// logits. Graphs are keyed by (cache id, bucket) and dropped when a buffer is released or a
+// matrix added (their pointers would be stale).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/cuda_caps.h"
+#include "backends/cuda/cuda_kv_cache.h"
+#include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/gemv.h"
+#include "io/model_config.h"
+#include "planner/device_caps.h"
+#include "planner/storage_plan.h"
+#include "runtime/backend.h"
+
+namespace imp::cuda {
+
+enum class CudaGemmPrecision : uint8_t { kBF16, kF32 };
+
+struct CudaBackendOptions {
+  int device = 0;
+  CudaGemmPrecision gemm = CudaGemmPrecision::kBF16;
+  bool graphs = true;
+  bool int8_activations = false;
+};
+
+// Planner answers (cuda_device_caps): backends/cuda/cuda_caps.h.
+
+// GPU memory a plan needs, before anything is allocated.
+struct CudaMemoryEstimate {
+  int64_t weight_bytes = 0;     // matrices on the device (the embedding table stays on the host unless tied)
+  int64_t kv_bytes = 0;         // CudaKvCache::device_bytes_for
+  int64_t workspace_bytes = 0;  // activations for n_batch tokens, GEMM scratch, attention partials
+  int64_t total() const { return weight_bytes + kv_bytes + workspace_bytes; }
+};
+CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx,
+                                        KvType kv_type, int64_t n_batch);
+// Fails with the numbers when the estimate exceeds the free memory cudaMemGetInfo reports.
+void require_cuda_memory(const CudaMemoryEstimate& need, int device = 0);
+
+class CudaBackend final : public Backend {
+ public:
+  // Fails when no CUDA device is visible.
+  explicit CudaBackend(CudaBackendOptions options = {});
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  const CudaBackendOptions& options() const { return options_; }
+  cudaStream_t stream() const { return stream_; }
+  int64_t graphs_captured() const { return graphs_captured_; }
+  int64_t graph_replays() const { return graph_replays_; }
+
+  std::string name() const override;
+  float* alloc(int64_t n_floats) override;
+  void release(float* buffer) override;
+  MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) override;
+  const float* add_vector(const float* host, int64_t n, std::string_view name) override;
+  std::unique_ptr<KvStore> create_kv_cache(const KvCacheConfig& config) override;
+  void read(const float* src, int64_t n, float* host_dst) override;
+  void begin_step(KvStore& kv, int64_t pos0, int64_t n_tok) override;
+  void end_step() override;
+  void embedding(const QuantMatrix& table, std::span<const int32_t> ids, float* out) override;
+  void rmsnorm(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* out) override;
+  void matmul(MatrixHandle w, const float* x, int64_t n_tok, float* y) override;
+  void add_bias(float* x, const float* bias, int64_t n_tok, int64_t n) override;
+  void rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, const RopeParams& p) override;
+  void kv_write(KvStore& kv, int64_t layer, const float* k, const float* v, int64_t n_tok) override;
+  void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
+                     const RopeParams& p, KvStore& kv, int64_t layer) override;
+  void attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer, int64_t window,
+                 float scale, float* out) override;
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
+  void gelu_tanh(const float* x, int64_t n, float* out) override;
+  void add(float* y, const float* x, int64_t n) override;
+  void mul(float* y, const float* x, int64_t n) override;
+  void scale(float* x, float s, int64_t n) override;
+
+  // Host → device upload of floats into a buffer from alloc() (tests).
+  void write(float* dst, const float* host, int64_t n);
+
+ private:
+  enum class Mode : uint8_t { kIdle, kEager, kCapture, kReplay };
+  struct Matrix {
+    DeviceMatrix m;
+    void* data = nullptr;
+    void* scales = nullptr;
+  };
+  struct PinnedBuffer {
+    void* p = nullptr;
+    int64_t bytes = 0;
+  };
+
+  static CudaKvCache& device_cache(KvStore& kv);
+  void* device_alloc(int64_t bytes, const char* what);
+  void ensure_pinned(PinnedBuffer& b, int64_t bytes);
+  void ensure_device(void*& p, int64_t& have, int64_t bytes, const char* what);
+  void drop_graphs();
+  void abort_capture();
+  bool skip() const { return mode_ == Mode::kReplay; }
+  void gemv(const Matrix& w, const float* x, float* y);
+  void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y);
+
+  CudaBackendOptions options_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::vector<Matrix> matrices_;
+  std::vector<void*> vectors_;
+  std::set<float*> buffers_;
+
+  // Step state.
+  Mode mode_ = Mode::kIdle;
+  StepParams* step_host_ = nullptr;  // pinned
+  StepParams* step_dev_ = nullptr;
+  int64_t step_pos0_ = 0, step_n_tok_ = 0;
+  int32_t n_split_ = 1;
+  std::pair<uint64_t, int64_t> graph_key_{0, 0};
+  std::map<std::pair<uint64_t, int64_t>, cudaGraphExec_t> graphs_;
+  std::set<std::pair<uint64_t, int64_t>> warmed_;
+  int64_t graphs_captured_ = 0, graph_replays_ = 0;
+
+  // Pinned staging: decode embedding (fixed once allocated: graphs copy from it), prefill
+  // embedding, logits.
+  PinnedBuffer emb_decode_, emb_prefill_, readback_;
+  // Device scratch: attention partials (decode), GEMM weight chunk f32 / bf16, activations bf16.
+  void* partials_ = nullptr;
+  int64_t partials_bytes_ = 0;
+  void* gemm_f32_ = nullptr;
+  int64_t gemm_f32_bytes_ = 0;
+  void* gemm_bf16_ = nullptr;
+  int64_t gemm_bf16_bytes_ = 0;
+  void* x_bf16_ = nullptr;
+  int64_t x_bf16_bytes_ = 0;
+};
+
+}  // namespace imp::cuda

@@ -1,0 +1,112 @@
+// Elementwise forward ops (forward_kernels.h): grid-stride loops, one element per thread step.
+#include <cmath>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/kv_codec.cuh"
+
+namespace imp::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return unsigned(b < 65535 * 4 ? b : 65535 * 4);  // grid-stride covers the rest
+}
+
+__global__ void swiglu_kernel(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void gelu_kernel(const float* x, int64_t n, float* out) {
+  const float k = 0.7978845608028654f;  // sqrt(2/pi)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    const float u = k * (v + 0.044715f * v * v * v);
+    out[i] = v / (1.0f + expf(-2.0f * u));  // = 0.5·v·(1 + tanh u), without cancellation
+  }
+}
+
+__global__ void add_kernel(float* y, const float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    y[i] += x[i];
+  }
+}
+
+__global__ void mul_kernel(float* y, const float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    y[i] *= x[i];
+  }
+}
+
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    x[i] *= s;
+  }
+}
+
+__global__ void add_bias_kernel(float* x, const float* bias, int64_t total, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    x[i] += bias[i % n];
+  }
+}
+
+__global__ void to_bf16_kernel(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    out[i] = kvc::f32_to_bf16(x[i]);
+  }
+}
+
+void check_n(int64_t n, const char* op) {
+  if (n <= 0) ::imp::fail("CUDA {}: {} elements", op, n);
+}
+
+}  // namespace
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
+  check_n(n, "swiglu");
+  swiglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream) {
+  check_n(n, "gelu_tanh");
+  gelu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void add(float* y, const float* x, int64_t n, cudaStream_t stream) {
+  check_n(n, "add");
+  add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, x, n);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void mul(float* y, const float* x, int64_t n, cudaStream_t stream) {
+  check_n(n, "mul");
+  mul_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, x, n);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void scale(float* x, float s, int64_t n, cudaStream_t stream) {
+  check_n(n, "scale");
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, s, n);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void add_bias(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t stream) {
+  check_n(rows * n, "add_bias");
+  add_bias_kernel<<<blocks_for(rows * n), kThreads, 0, stream>>>(x, bias, rows * n, n);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void f32_to_bf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream) {
+  check_n(n, "f32_to_bf16");
+  to_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace imp::cuda

@@ -1,0 +1,86 @@
+// Launchers of the CUDA forward-pass kernels other than GEMV (gemv.h): RMSNorm, RoPE fused
+// with the KV-cache write, decode/prefill attention over the paged device KV cache, and
+// the elementwise ops. Plain C++17 (nvcc compiles the .cu files as C++17): POD arguments,
+// every pointer device memory, every launch asynchronous on `stream`, launch errors
+// checked (imp::Error naming the kernel).
+//
+// Step parameters come from device memory (StepParams) so a captured CUDA graph of a
+// decode step replays unchanged at every position: token t of the step sits at position
+// step->pos0 + t.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace imp::cuda {
+
+struct StepParams {
+  int32_t pos0 = 0;   // position of the step's first token
+  int32_t n_tok = 0;  // tokens in the step
+};
+
+// One layer of the paged device KV cache. The byte layout of every row is the CPU one
+// (formats/kv_type.h); row (pos, g) of K lives at
+//   k_pool + (k_table[pos / block_tokens] · block_tokens + pos % block_tokens) · n_kv_head · row_bytes
+//          + g · row_bytes
+// (block ids index the pool in units of one block = block_tokens · n_kv_head rows).
+struct KvView {
+  uint8_t* k_pool = nullptr;
+  uint8_t* v_pool = nullptr;
+  const int32_t* k_table = nullptr;  // this layer's logical → physical block table
+  const int32_t* v_table = nullptr;
+  int32_t block_tokens = 0;
+  int32_t n_kv_head = 0;
+  int32_t head_dim = 0;
+  int32_t row_bytes = 0;
+  int32_t dtype = 0;  // imp::KvType as its integer value (F32 0, F16 1, BF16 2, FP8_E4M3 3, INT8 4, INT4 5, NVFP4 6)
+};
+
+// KV types the device codecs implement (kv_codec.cuh); the others fail by name on the host.
+bool kv_dtype_supported_on_device(int32_t dtype);
+
+struct RopeArgs {
+  int32_t half_split = 0;  // 0: adjacent pairs (2i, 2i+1); 1: (i, i + head_dim/2)
+  float theta = 10000.0f;
+  float freq_scale = 1.0f;
+};
+
+// x, out (rows, n); gain (n): out = x · (1/sqrt(Σx²/n + eps)) · gain, FP32 sums. out may be x.
+void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float eps, float* out, cudaStream_t stream);
+
+// RoPE in place on x (n_tok, n_head, head_dim), positions from step.
+void rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, RopeArgs rope, const StepParams* step,
+          cudaStream_t stream);
+// Encodes k, v (n_tok, n_kv_head, head_dim) into the cache rows at the step's positions.
+void kv_write(const float* k, const float* v, int64_t n_tok, KvView kv, const StepParams* step, cudaStream_t stream);
+// RoPE on q (n_tok, n_head, head_dim) and k in place, then the k and v rows into the cache:
+// one launch instead of three.
+void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, RopeArgs rope, KvView kv,
+                   const StepParams* step, cudaStream_t stream);
+
+// Causal attention of q (n_tok, n_head, head_dim) over the cache (GQA: head h reads kv head
+// h / (n_head / n_kv_head)); token t at p = pos0 + t sees positions max(0, p+1−window) .. p
+// (window ≤ 0: all). Scores · scale (0: 1/sqrt(head_dim)), FP32 online softmax.
+// Decode (split-K): n_split ≥ 1 splits of the visible keys; with n_split > 1 the splits
+// write (max, sum, acc) partials to `partials` (n_tok · n_head · n_split · (head_dim + 2)
+// floats) and a second kernel combines them. head_dim ≤ 256.
+void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream);
+// Prefill: the same kernel with one split per (query, head) block, n_tok blocks deep —
+// straightforward, not tiled: each block streams its keys from global memory. A tiled /
+// tensor-core flash-attention kernel is a later step.
+void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                       float* out, const StepParams* step, cudaStream_t stream);
+
+// Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s;
+// x (rows, n) += bias (n); out = bf16(x) (round to nearest even).
+void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream);
+void add(float* y, const float* x, int64_t n, cudaStream_t stream);
+void mul(float* y, const float* x, int64_t n, cudaStream_t stream);
+void scale(float* x, float s, int64_t n, cudaStream_t stream);
+void add_bias(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t stream);
+void f32_to_bf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
+
+}  // namespace imp::cuda

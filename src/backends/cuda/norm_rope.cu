@@ -1,0 +1,137 @@
+// RMSNorm, RoPE and the fused RoPE + KV-cache write (forward_kernels.h).
+#include <cmath>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/kv_codec.cuh"
+
+namespace imp::cuda {
+namespace {
+
+constexpr int kNormThreads = 256;
+
+__global__ void rmsnorm_kernel(const float* x, const float* gain, int64_t n, float eps, float* out) {
+  const float* xr = x + blockIdx.x * n;
+  float* outr = out + blockIdx.x * n;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  __shared__ float warp_sums[kNormThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < kNormThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+    if (threadIdx.x == 0) warp_sums[0] = v;
+  }
+  __syncthreads();
+  const float scale = 1.0f / sqrtf(warp_sums[0] / float(n) + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) outr[i] = xr[i] * scale * gain[i];
+}
+
+// Rotates one head row in shared memory `v` (head_dim floats) with the whole warp.
+__device__ void rope_row(float* v, int hd, int pos, RopeArgs r) {
+  const int lane = threadIdx.x & 31, half = hd / 2;
+  for (int i = lane; i < half; i += 32) {
+    // Same recipe as the CPU fast path: inv_freq in double, angle in float.
+    const float inv_freq = float(pow(double(r.theta), -2.0 * double(i) / double(hd)) / double(r.freq_scale));
+    const float angle = float(pos) * inv_freq;
+    float s, c;
+    sincosf(angle, &s, &c);
+    const int a = r.half_split ? i : 2 * i, b = r.half_split ? i + half : 2 * i + 1;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x0 * s + x1 * c;
+  }
+  __syncwarp();
+}
+
+// grid (n_tok, n_rows_per_token); one warp per head row; dynamic smem: head_dim floats.
+// Rows 0 .. n_head−1 are q heads (rope only); rows n_head .. n_head+n_kv−1 are kv heads
+// (rope k, then encode k and v into the cache). q may be null (kv rows only); rope may be
+// skipped (do_rope = 0) for a plain kv write.
+__global__ void rope_kv_kernel(float* q, float* k, const float* v, int n_head, int do_rope, RopeArgs r, KvView kv,
+                               int write_kv, const StepParams* step) {
+  extern __shared__ float row[];
+  const int t = blockIdx.x, lane = threadIdx.x;
+  const int hd = kv.head_dim, pos = step->pos0 + t;
+  const int head = blockIdx.y;
+  float* src;
+  int g = -1;
+  if (head < n_head) {
+    src = q + (int64_t(t) * n_head + head) * hd;
+  } else {
+    g = head - n_head;
+    src = k + (int64_t(t) * kv.n_kv_head + g) * hd;
+  }
+  for (int e = lane; e < hd; e += 32) row[e] = src[e];
+  __syncwarp();
+  if (do_rope) {
+    rope_row(row, hd, pos, r);
+    for (int e = lane; e < hd; e += 32) src[e] = row[e];
+  }
+  if (g < 0 || !write_kv) return;
+  kvc::encode_row_warp(kv.dtype, row, kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, pos, g), hd);
+  __syncwarp();
+  const float* vs = v + (int64_t(t) * kv.n_kv_head + g) * hd;
+  for (int e = lane; e < hd; e += 32) row[e] = vs[e];
+  __syncwarp();
+  kvc::encode_row_warp(kv.dtype, row, kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, pos, g), hd);
+}
+
+// Plain RoPE over any head count: grid (n_tok, n_head), one warp per row.
+__global__ void rope_kernel(float* x, int n_head, int hd, RopeArgs r, const StepParams* step) {
+  extern __shared__ float row[];
+  const int t = blockIdx.x, lane = threadIdx.x;
+  float* src = x + (int64_t(t) * n_head + blockIdx.y) * hd;
+  for (int e = lane; e < hd; e += 32) row[e] = src[e];
+  __syncwarp();
+  rope_row(row, hd, step->pos0 + t, r);
+  for (int e = lane; e < hd; e += 32) src[e] = row[e];
+}
+
+void check_grid(int64_t n_tok, int64_t rows, const char* op) {
+  if (n_tok <= 0 || n_tok > 0x7FFFFFFF || rows <= 0 || rows > 65535) {
+    ::imp::fail("CUDA {}: grid of {} tokens × {} rows is out of range", op, n_tok, rows);
+  }
+}
+
+}  // namespace
+
+bool kv_dtype_supported_on_device(int32_t dtype) { return dtype >= kvc::kF32 && dtype <= kvc::kINT4; }
+
+void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float eps, float* out, cudaStream_t stream) {
+  if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm: {} rows of {} is out of range", rows, n);
+  rmsnorm_kernel<<<unsigned(rows), kNormThreads, 0, stream>>>(x, gain, n, eps, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, RopeArgs r, const StepParams* step,
+          cudaStream_t stream) {
+  check_grid(n_tok, n_head, "rope");
+  if (head_dim <= 0 || head_dim % 2 != 0) ::imp::fail("CUDA rope: head_dim {} must be positive and even", head_dim);
+  rope_kernel<<<dim3(unsigned(n_tok), unsigned(n_head)), 32, size_t(head_dim) * 4, stream>>>(x, int(n_head),
+                                                                                             int(head_dim), r, step);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void kv_write(const float* k, const float* v, int64_t n_tok, KvView kv, const StepParams* step, cudaStream_t stream) {
+  check_grid(n_tok, kv.n_kv_head, "kv_write");
+  if (!kv_dtype_supported_on_device(kv.dtype)) ::imp::fail("CUDA kv_write: KV type {} has no device encoder", kv.dtype);
+  // The kernel only reads k when do_rope = 0.
+  rope_kv_kernel<<<dim3(unsigned(n_tok), unsigned(kv.n_kv_head)), 32, size_t(kv.head_dim) * 4, stream>>>(
+      nullptr, const_cast<float*>(k), v, 0, 0, RopeArgs{}, kv, 1, step);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, RopeArgs r, KvView kv,
+                   const StepParams* step, cudaStream_t stream) {
+  check_grid(n_tok, n_head + kv.n_kv_head, "rope_kv_write");
+  if (kv.head_dim % 2 != 0) ::imp::fail("CUDA rope_kv_write: head_dim {} must be even", kv.head_dim);
+  if (!kv_dtype_supported_on_device(kv.dtype)) ::imp::fail("CUDA rope_kv_write: KV type {} has no device encoder", kv.dtype);
+  rope_kv_kernel<<<dim3(unsigned(n_tok), unsigned(n_head + kv.n_kv_head)), 32, size_t(kv.head_dim) * 4, stream>>>(
+      q, k, v, int(n_head), 1, r, kv, 1, step);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace imp::cuda
