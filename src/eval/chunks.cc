@@ -13,11 +13,11 @@
 
 namespace imp::eval {
 
-std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads) {
+std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads, ActEmulation act_emulation) {
   auto m = std::make_unique<LoadedModel>();
   m->file = open_model_file(path);
   m->plan = plan_storage(*m->file, cpu_device_caps(), PlanPolicy{});
-  m->backend = std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads);
+  m->backend = std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads, ActQuant::kNone, act_emulation);
   m->model = std::make_unique<LlamaModel>(*m->file, m->plan, *m->backend);
   m->tokenizer = Tokenizer::from_model(*m->file);
   m->name = !m->file->config.name.empty() ? m->file->config.name : std::filesystem::path(path).filename().string();

@@ -34,8 +34,10 @@ struct LoadedModel {
   std::string name;  // general.name, else the file name
 };
 
-// Loads a model for evaluation on the CPU (fast op path, mapped weights).
-std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads);
+// Loads a model for evaluation on the CPU (fast op path, mapped weights), optionally with
+// activation-quantization emulation (backends/cpu/act_emulation.h).
+std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads,
+                                        ActEmulation act_emulation = ActEmulation::kNone);
 
 // Tokenizes a text file whole as llama.cpp's perplexity does: BOS per the model's metadata,
 // special-token text left as plain text. Throws when the file cannot be read or is empty.

@@ -35,10 +35,13 @@ QuantMatrix LlamaModel::matrix(const std::string& name, int64_t rows, int64_t co
          fmt::join(want, ", "));
   }
   const StoragePlanRow& row = plan_.at(name);
-  if (row.tier == StorageTier::kMapped) return t.matrix();
-  const std::vector<float> decoded = dequantize(t.matrix());
-  owned_.push_back(quantize(row.held_format, decoded, rows, cols));
-  return owned_.back().view();
+  QuantMatrix m = t.matrix();
+  if (row.tier != StorageTier::kMapped) {
+    owned_.push_back(quantize(row.held_format, dequantize(m), rows, cols));
+    m = owned_.back().view();
+  }
+  if (t.input_scale) backend_.act_emulator().set_input_scale(m, *t.input_scale);
+  return m;
 }
 
 const float* LlamaModel::vector(const std::string& name, int64_t n, bool optional) {
@@ -85,6 +88,7 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, CpuBacken
   token_embd_ = matrix("token_embd.weight", c.n_vocab, E);
   output_norm_ = vector("output_norm.weight", E);
   output_ = file.find("output.weight") ? matrix("output.weight", c.n_vocab, E) : token_embd_;
+  backend_.act_emulator().exclude(output_);  // lm_head: unquantized in ModelOpt's recipes (act_emulation.h)
   layers_.resize(size_t(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];

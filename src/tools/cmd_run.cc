@@ -36,7 +36,7 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32";
+  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "f32", act_emulate = "none";
   bool ignore_eos = false;
 };
 
@@ -78,7 +78,7 @@ void run_run(RunArgs a) {
   const DeviceCaps caps = cpu_device_caps();
   require_kv_type(caps, kv_type, file->config.head_dim);
   const StoragePlan plan = plan_storage(*file, caps, policy);
-  CpuBackend backend(path, a.threads, act_quant);
+  CpuBackend backend(path, a.threads, act_quant, parse_act_emulation(a.act_emulate));
   LlamaModel model(*file, plan, backend);
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
   KvCache kv(model.kv_config(n_ctx, kv_type));
@@ -126,7 +126,8 @@ void run_run(RunArgs a) {
   fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
              "activations: {}{}\n",
              r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, backend.n_threads(),
-             cpu_isa_name(backend.isa()), backend.act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
+             cpu_isa_name(backend.isa()),
+             backend.act_emulator().mode() != ActEmulation::kNone ? backend.act_emulator().summary() : backend.act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
 }
 
 }  // namespace
@@ -147,6 +148,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--act-quant", a->act_quant,
                   "Fast-path matmul activations: f32 (default, accurate) or q8 (ggml int8 dot products, faster)");
+  cmd->add_option("--act-emulate", a->act_emulate,
+                  "Fake-quantize every linear's input activations (preview W4A4/W8A8 numerics): none, nvfp4, mxfp4, fp8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits, "Write float32 logits of every prompt position here");

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "common/error.h"
+
 namespace imp {
 
 bool cpu_supports(WeightOp op, StorageTier tier, FormatId disk_format) {
@@ -25,10 +27,15 @@ DeviceCaps cpu_device_caps() {
   return {fmt::format("cpu ({})", cpu_isa_name(best_cpu_isa())), cpu_supports, cpu_supports_kv};
 }
 
-CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant)
+CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant, ActEmulation act_emulation)
     : path_(path), isa_(path == CpuOpsPath::kFast ? best_cpu_isa() : CpuIsa::kScalar),
-      act_quant_(path == CpuOpsPath::kFast ? act_quant : ActQuant::kNone),
-      pool_(path == CpuOpsPath::kFast ? n_threads : 1) {}
+      act_quant_(path == CpuOpsPath::kFast ? act_quant : ActQuant::kNone), emu_(act_emulation),
+      pool_(path == CpuOpsPath::kFast ? n_threads : 1) {
+  if (act_emulation != ActEmulation::kNone && act_quant_ == ActQuant::kQ8) {
+    fail("--act-emulate {} needs F32 matmul activations; it cannot be combined with --act-quant q8",
+         act_emulation_name(act_emulation));
+  }
+}
 
 const char* CpuBackend::act_quant_reason() const {
   if (path_ == CpuOpsPath::kReference) return "reference path: exact decode, double accumulation";
@@ -41,6 +48,7 @@ const char* CpuBackend::act_quant_reason() const {
 }
 
 void CpuBackend::matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
+  x = emu_.apply(w, x, n_tok, emu_buf_);
   if (path_ == CpuOpsPath::kReference) return matmul_ref(w, x, n_tok, y);
   imp::matmul(pool_, w, x, n_tok, y, isa_, act_quant_);
 }

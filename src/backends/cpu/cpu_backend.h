@@ -9,6 +9,7 @@
 
 #include <span>
 
+#include "backends/cpu/act_emulation.h"
 #include "backends/cpu/ops.h"
 #include "planner/device_caps.h"
 
@@ -26,8 +27,11 @@ DeviceCaps cpu_device_caps();
 class CpuBackend {
  public:
   // act_quant picks the fast matmul's activation handling (ops.h); the reference path
-  // ignores it (always exact).
-  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = ActQuant::kNone);
+  // ignores it (always exact). act_emulation fake-quantizes every matmul's activations
+  // (act_emulation.h) on either path, which then runs with F32 activations; it cannot be
+  // combined with ActQuant::kQ8.
+  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = ActQuant::kNone,
+             ActEmulation act_emulation = ActEmulation::kNone);
 
   CpuOpsPath path() const { return path_; }
   int n_threads() const { return pool_.size(); }
@@ -35,6 +39,9 @@ class CpuBackend {
   ActQuant act_quant() const { return act_quant_; }
   // Why matmuls treat activations the way they do, for logs and `imp run`'s summary line.
   const char* act_quant_reason() const;
+  // Models register their linears' static input scales and exclusions here at load.
+  ActEmulator& act_emulator() { return emu_; }
+  const ActEmulator& act_emulator() const { return emu_; }
 
   void matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y);
   void embedding(const QuantMatrix& w, std::span<const int32_t> ids, float* out);
@@ -53,6 +60,8 @@ class CpuBackend {
   CpuOpsPath path_;
   CpuIsa isa_;
   ActQuant act_quant_;
+  ActEmulator emu_;
+  std::vector<float> emu_buf_;
   ThreadPool pool_;
 };
 
