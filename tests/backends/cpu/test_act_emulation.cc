@@ -110,10 +110,10 @@ TEST(ActEmulation, StaticNvfp4ScaleIsUsedAndSaturatesLikeTheHardware) {
   // A G the row fits in gives the checkpoint round trip with that G.
   const float g_fit = 0.01f;
   fake_quantize_activations(ActEmulation::kNvfp4, x.data(), 1, cols, g_fit, got.data());
-  std::vector<uint8_t> codes(size_t(cols / 2)), scales(size_t(cols / 16));
+  std::vector<uint8_t> codes(static_cast<size_t>(cols / 2)), scales(static_cast<size_t>(cols / 16));
   RowPlanes p{codes.data(), scales.data(), nullptr, g_fit, 0};
   quantize_row_nvfp4_ckpt(x.data(), p, cols);
-  std::vector<float> want(size_t(cols));
+  std::vector<float> want(static_cast<size_t>(cols));
   dequantize_row_nvfp4_ckpt(p, want.data(), cols);
   EXPECT_TRUE(bit_equal(got, want));
   EXPECT_THROW(fake_quantize_activations(ActEmulation::kNvfp4, x.data(), 1, cols, 0.0f, got.data()), Error);
