@@ -104,6 +104,11 @@ def variants() -> list[Variant]:
     return v
 
 
+def pretty(cmd: str) -> str:
+    """A command as the docs show it: paths under the repository relative, the home as ~."""
+    return cmd.replace(str(REPO) + "/", "").replace(str(Path.home()), "~")
+
+
 def log(msg: str) -> None:
     print(f"[quality {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -195,8 +200,10 @@ class Runner:
         self.quantize_imp = str(Path(args.quantize_imp or args.imp).resolve())
         self.threads = args.threads
         self.timeout = args.timeout
-        self.has_quantize = Path(self.quantize_imp).exists() and subprocess.run(
-            [self.quantize_imp, "quantize", "--help"], capture_output=True, text=True).returncode == 0
+        # `imp X --help` exits 0 for an unknown X too (CLI11), so read the subcommand list.
+        self.has_quantize = Path(self.quantize_imp).exists() and re.search(
+            r"^\s+quantize\s", subprocess.run([self.quantize_imp, "--help"], capture_output=True, text=True).stdout,
+            re.M) is not None
 
     def run(self, args: list[str]) -> subprocess.CompletedProcess:
         cmd = [self.quantize_imp if args[0] == "quantize" else self.imp, *args]
@@ -251,15 +258,29 @@ class Sweep:
         self.text = Path(args.text)
         self.text_sha = sha256_file(self.text)
         self.settings = f"ctx{args.ctx}-chunks{args.chunks}-top{args.top_k}-{self.text_sha[:10]}"
-        self.skipped: dict[str, list[str]] = {}
+        self.skipped: dict[str, dict[str, str]] = {}  # model key → variant id ("*": all) → why
         self.quantize_errors: dict[tuple[str, str], str] = {}
 
     def result_path(self, mw: ModelWork, vid: str) -> Path:
         return self.data / f"{mw.model.key}__{self.settings}__{vid}.json"
 
-    def skip(self, mw: ModelWork, what: str, why: str) -> None:
-        log(f"skip {mw.model.key} {what}: {why}")
-        self.skipped.setdefault(mw.model.key, []).append(f"{what}: {why}")
+    def skip(self, model_key: str, vid: str, what: str, why: str) -> None:
+        log(f"skip {model_key} {what}: {why}")
+        self.skipped.setdefault(model_key, {})[vid] = pretty(f"{what}: {why}")
+
+    def save_skipped(self, model_key: str) -> None:
+        """Keeps the reasons of this and earlier runs (for --render-only), minus what is measured now."""
+        path = self.data / f"{model_key}__{self.settings}__skipped.json"
+        notes = json.loads(path.read_text()) if path.exists() else {}
+        notes.update(self.skipped.get(model_key, {}))
+        if "*" not in self.skipped.get(model_key, {}):
+            notes.pop("*", None)
+        notes = {vid: why for vid, why in notes.items()
+                 if vid == "*" or not (self.data / f"{model_key}__{self.settings}__{vid}.json").exists()}
+        if notes:
+            path.write_text(json.dumps(notes, indent=2, sort_keys=True) + "\n")
+        elif path.exists():
+            path.unlink()
 
     def ensure_f32(self, mw: ModelWork) -> None:
         if mw.f32.exists():
@@ -281,7 +302,7 @@ class Sweep:
         log(f"{mw.model.key}: reference logits ({' '.join(cmd[:2])} … --save-logits)")
         p = self.r.run(cmd)
         if p.returncode != 0:
-            self.skip(mw, "the whole model", f"imp kld --save-logits failed: {last_line(p.stderr)}")
+            self.skip(mw.model.key, "*", "the whole model", f"imp kld --save-logits failed: {last_line(p.stderr)}")
             return None
         saved = json.loads(p.stdout)
         tok = self.r.run(["tokenize", "-m", str(mw.f32), "--file", str(self.text), "--ids-only"])
@@ -291,7 +312,7 @@ class Sweep:
                "settings": self.settings, "ctx": self.args.ctx, "chunks": self.args.chunks, "top_k": self.args.top_k,
                "text": self.text.name, "text_sha256": self.text_sha, "text_bytes": self.text.stat().st_size,
                "n_text_tokens": n_text_tokens, "n_params": nelem, "f32_tensor_bytes": nbytes,
-               "head_dim": gguf_head_dim(mw.f32), "command": "imp " + shlex.join(cmd), "seconds": p.seconds,
+               "head_dim": gguf_head_dim(mw.f32), "command": pretty("imp " + shlex.join(cmd)), "seconds": round(p.seconds, 1),
                "saved": saved, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         path.write_text(json.dumps(ref, indent=2) + "\n")
         return ref
@@ -317,7 +338,7 @@ class Sweep:
         if p.returncode != 0:
             self.quantize_errors[(mw.model.key, w)] = f"`imp quantize --type {qtype}` failed: {last_line(p.stderr)}"
             return None
-        (out.parent / (out.name + ".command")).write_text("imp " + shlex.join(cmd) + "\n")
+        (out.parent / (out.name + ".command")).write_text(pretty("imp " + shlex.join(cmd)) + "\n")
         return out
 
     def measure(self, mw: ModelWork, ref: dict, v: Variant) -> None:
@@ -327,19 +348,19 @@ class Sweep:
             return
         weights = self.weights_for(mw, v.weights)
         if weights is None:
-            self.skip(mw, v.label, self.quantize_errors[(mw.model.key, v.weights)])
+            self.skip(mw.model.key, v.id, v.label, self.quantize_errors[(mw.model.key, v.weights)])
             return
         if not mw.logits.exists():
             ref.update(self.reference(mw, True) or {})
             if not mw.logits.exists():
-                self.skip(mw, v.label, "no reference logits")
+                self.skip(mw.model.key, v.id, v.label, "no reference logits")
                 return
         cmd = ["kld", "-m", str(weights), "-f", str(self.text), "--ref", str(mw.logits), "--kv-type", v.kv,
                "--act-emulate", v.act, "-t", str(self.r.threads), "--json", "--no-progress"]
         log(f"{mw.model.key} {v.id}: imp kld -m {weights.name} --kv-type {v.kv} --act-emulate {v.act}")
         p = self.r.run(cmd)
         if p.returncode != 0:
-            self.skip(mw, v.label, f"imp kld failed: {last_line(p.stderr)}")
+            self.skip(mw.model.key, v.id, v.label, f"imp kld failed: {last_line(p.stderr)}")
             return
         res = json.loads(p.stdout)
         nbytes, _ = tensor_bytes_and_elements(weights)
@@ -347,7 +368,7 @@ class Sweep:
                "file": weights.name if v.weights != "f32" else f"{mw.model.key}-F32.gguf",
                "file_bytes": path_size(weights), "tensor_bytes": nbytes,
                "bpw": 8.0 * nbytes / ref["n_params"], "kv_bits": kv_bits(v.kv, ref["head_dim"]),
-               "command": "imp " + shlex.join(cmd), "seconds": round(p.seconds, 1), "kld": res,
+               "command": pretty("imp " + shlex.join(cmd)), "seconds": round(p.seconds, 1), "kld": res,
                "made_by": made_by(weights, mw),
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         out.write_text(json.dumps(rec, indent=2) + "\n")
@@ -356,38 +377,50 @@ class Sweep:
 
     def run_model(self, m: DemoModel) -> None:
         if not m.path.exists():
-            self.skipped.setdefault(m.key, []).append(f"the whole model: {m.path} is missing (scripts/fetch-models.sh)")
-            log(f"skip {m.key}: {m.path} missing")
+            self.skip(m.key, "*", "the whole model", f"{m.path} is missing (scripts/fetch-models.sh)")
+            self.save_skipped(m.key)
+            return
+        # Fail fast (before writing an F32 copy) when this imp cannot run the architecture.
+        p = self.r.run(["run", "-m", str(m.path), "--tokens", "1", "-n", "0", "-t", "1"])
+        if p.returncode != 0:
+            self.skip(m.key, "*", "the whole model", f"`imp run` cannot run it yet: {last_line(p.stderr)}")
+            self.save_skipped(m.key)
             return
         mw = ModelWork(m, self.settings, self.work)
         todo = [v for v in variants() if self.args.only is None or re.search(self.args.only, v.id)]
         ref = self.reference(mw, any(self.args.force or not self.result_path(mw, v.id).exists() for v in todo))
-        if ref is None:
-            return
-        for v in todo:
-            self.measure(mw, ref, v)
+        if ref is not None:
+            for v in todo:
+                self.measure(mw, ref, v)
+        self.save_skipped(m.key)
 
 
 # --- rendering -------------------------------------------------------------------------
+
+def fmt_kld(v: float) -> str:
+    return "0" if v == 0 else f"{v:.2e}" if abs(v) < 1e-3 else f"{v:.5f}"
+
 
 def fmt_bytes(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
 def load_results(data: Path, settings: str):
-    refs, rows = {}, {}
+    refs, rows, skipped = {}, {}, {}
     for f in sorted(data.glob(f"*__{settings}__*.json")):
         model_key, _, vid = f.stem.split("__")
         rec = json.loads(f.read_text())
-        if vid == "reference":
+        if vid == "skipped":
+            skipped[model_key] = rec
+        elif vid == "reference":
             refs[model_key] = rec
         else:
             rows.setdefault(model_key, {})[vid] = rec
-    return refs, rows
+    return refs, rows, skipped
 
 
 def render(sweep: Sweep, command: str) -> None:
-    refs, rows = load_results(sweep.data, sweep.settings)
+    refs, rows, skipped = load_results(sweep.data, sweep.settings)
     order = {v.id: i for i, v in enumerate(variants())}
     md = ["# Quality table: what each format costs", "",
           "Generated by `scripts/quality-table.py` — do not edit by hand; re-run it. Raw results: "
@@ -413,9 +446,10 @@ def render(sweep: Sweep, command: str) -> None:
           "", "![KLD vs bits per weight](quality-kld-vs-bpw.png)", ""]
     for m in DEMO_MODELS:
         ref = refs.get(m.key)
+        notes = skipped.get(m.key, {})
         if ref is None:
-            notes = sweep.skipped.get(m.key, ["no results for these settings"])
-            md += [f"## {m.name}", "", "Not measured: " + "; ".join(notes), ""]
+            why = notes.get("*", "no results for these settings yet")
+            md += [f"## {m.name}", "", f"Not measured: {why}", ""]
             continue
         s = ref["saved"]
         md += [f"## {m.name}", "",
@@ -440,14 +474,11 @@ def render(sweep: Sweep, command: str) -> None:
                 if g == "act":
                     label += f" <br><sub>{k.get('act_emulation', '')}</sub>"
                 md.append(f"| {label} | `{r['file']}` | {fmt_bytes(r['file_bytes'])} | {x:.2f} | "
-                          f"{k['ppl_q']:.4f} ± {k['ppl_q_error']:.4f} | {k['kld_mean']:.6f} ± {k['kld_error']:.6f} | "
-                          f"{k['kld_p99']:.5f} | {100 * k['same_top']:.2f} % |")
+                          f"{k['ppl_q']:.4f} ± {k['ppl_q_error']:.4f} | {fmt_kld(k['kld_mean'])} ± {fmt_kld(k['kld_error'])} | "
+                          f"{fmt_kld(k['kld_p99'])} | {100 * k['same_top']:.2f} % |")
             md.append("")
-        notes = sweep.skipped.get(m.key, [])
-        measured = {r["variant"]["label"] for _, r in recs}
-        notes = [n for n in notes if n.split(":")[0] not in measured]
         if notes:
-            md += ["Not measured in this run:", ""] + [f"- {n}" for n in notes] + [""]
+            md += ["Not measured (yet):", ""] + [f"- {notes[v]}" for v in sorted(notes, key=lambda v: order.get(v, 999))] + [""]
     out = Path(sweep.args.md)
     out.write_text("\n".join(md))
     log(f"wrote {out}")
