@@ -12,7 +12,9 @@
 //   That is quantize_row_nvfp4_ckpt then dequantize_row_nvfp4_ckpt with tensor_scale G, with
 //   one difference: a block scale above 448 (only possible with a static G the block's
 //   amax exceeds) saturates to 448 as Blackwell's cvt.rn.satfinite does, where the
-//   checkpoint quantizer's torch-style cast would give NaN.
+//   checkpoint quantizer's torch-style cast would give NaN. Deployment kernels (TensorRT-LLM,
+//   vLLM) compute the same quantities with reciprocal multiplies instead of divisions, so an
+//   element sitting exactly on an E2M1 rounding boundary can land one code apart there.
 // MXFP4 (OCP MX v1.0): per 32 elements, E8M0 shared exponent floor(log2 amax) − 2, E2M1 RNE
 //   (quantize/dequantize_row_mxfp4_ckpt); no global scale.
 // FP8 (W8A8, E4M3 per tensor): s = input_scale (ModelOpt: amax/448) or dynamic amax/448;
