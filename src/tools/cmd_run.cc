@@ -70,6 +70,10 @@ void run_run(RunArgs a) {
   const ActQuant act_quant = a.act_quant == "f32" ? ActQuant::kNone
                              : a.act_quant == "q8" ? ActQuant::kQ8
                                                    : (fail("--act-quant: '{}' is not f32 or q8", a.act_quant), ActQuant::kNone);
+  const ActEmulation act_emulation = parse_act_emulation(a.act_emulate);
+  if (act_quant == ActQuant::kQ8 && act_emulation != ActEmulation::kNone) {
+    fail("--act-emulate {} needs F32 matmul activations; it cannot be combined with --act-quant q8", a.act_emulate);
+  }
   if (act_quant == ActQuant::kQ8 && path == CpuOpsPath::kReference) {
     fail("--act-quant q8 applies to --ops fast only (the reference path never quantizes activations)");
   }
@@ -78,7 +82,7 @@ void run_run(RunArgs a) {
   const DeviceCaps caps = cpu_device_caps();
   require_kv_type(caps, kv_type, file->config.head_dim);
   const StoragePlan plan = plan_storage(*file, caps, policy);
-  CpuBackend backend(path, a.threads, act_quant, parse_act_emulation(a.act_emulate));
+  CpuBackend backend(path, a.threads, act_quant, act_emulation);
   LlamaModel model(*file, plan, backend);
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, model.n_ctx()) : std::min<int64_t>(model.n_ctx(), 4096);
   KvCache kv(model.kv_config(n_ctx, kv_type));

@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "common/error.h"
-
 namespace imp {
 
 bool cpu_supports(WeightOp op, StorageTier tier, FormatId disk_format) {
@@ -29,13 +27,9 @@ DeviceCaps cpu_device_caps() {
 
 CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant, ActEmulation act_emulation)
     : path_(path), isa_(path == CpuOpsPath::kFast ? best_cpu_isa() : CpuIsa::kScalar),
-      act_quant_(path == CpuOpsPath::kFast ? act_quant : ActQuant::kNone), emu_(act_emulation),
-      pool_(path == CpuOpsPath::kFast ? n_threads : 1) {
-  if (act_emulation != ActEmulation::kNone && act_quant_ == ActQuant::kQ8) {
-    fail("--act-emulate {} needs F32 matmul activations; it cannot be combined with --act-quant q8",
-         act_emulation_name(act_emulation));
-  }
-}
+      // Emulation defines the activations' numerics itself, so it overrides a q8 choice.
+      act_quant_(path == CpuOpsPath::kFast && act_emulation == ActEmulation::kNone ? act_quant : ActQuant::kNone),
+      emu_(act_emulation), pool_(path == CpuOpsPath::kFast ? n_threads : 1) {}
 
 const char* CpuBackend::act_quant_reason() const {
   if (path_ == CpuOpsPath::kReference) return "reference path: exact decode, double accumulation";

@@ -28,8 +28,8 @@ class CpuBackend {
  public:
   // act_quant picks the fast matmul's activation handling (ops.h); the reference path
   // ignores it (always exact). act_emulation fake-quantizes every matmul's activations
-  // (act_emulation.h) on either path, which then runs with F32 activations; it cannot be
-  // combined with ActQuant::kQ8.
+  // (act_emulation.h) on either path, which then runs with F32 activations (overriding
+  // ActQuant::kQ8).
   CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = ActQuant::kNone,
              ActEmulation act_emulation = ActEmulation::kNone);
 

@@ -160,7 +160,9 @@ TEST(ActEmulation, BadInputIsAnError) {
   std::vector<float> out(x.size());
   EXPECT_THROW(fake_quant_row(ActEmulation::kMxfp4, x.data(), 48, 1.0f, out.data()), Error);  // 48 % 32
   EXPECT_THROW(fake_quant_row(ActEmulation::kNvfp4, x.data(), 40, 1.0f, out.data()), Error);  // 40 % 16
-  EXPECT_THROW(CpuBackend(CpuOpsPath::kFast, 1, ActQuant::kQ8, ActEmulation::kNvfp4), Error);
+  // Emulation sets the activations' numerics, so a q8 choice (e.g. the planner's) yields to it.
+  EXPECT_EQ(CpuBackend(CpuOpsPath::kFast, 1, ActQuant::kQ8, ActEmulation::kNvfp4).act_quant(), ActQuant::kNone);
+  EXPECT_EQ(CpuBackend(CpuOpsPath::kFast, 1, ActQuant::kQ8).act_quant(), ActQuant::kQ8);
 }
 
 }  // namespace
