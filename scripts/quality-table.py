@@ -435,7 +435,12 @@ def render(sweep: Sweep, command: str) -> None:
           "- **Reference**: these models are published only quantized (GGUF), so the reference is the "
           "downloaded file dequantized to F32 (gguf-py's dequantizers); every other weight format below is "
           "made from that F32 file by `imp quantize`, so its KLD is the cost of that format alone — not "
-          "the distance to the original BF16 model, which is not available.",
+          "the distance to the original BF16 model, which is not available. A caveat that follows: the "
+          "reference's weights already lie on the downloaded type's grid, so re-quantizing to that type is "
+          "nearly lossless, while a format whose blocks do not line up with it pays a re-quantization "
+          "penalty on top of its own rounding (and K-quant mixes fall back to Q5_0/Q5_1/Q8_0/IQ4_NL for "
+          "rows that are not a multiple of 256, as llama.cpp does — SmolLM2's 576-wide attention). Orderings "
+          "here need not hold for an unquantized model.",
           "- Columns: bits per weight = 8 × tensor bytes (all planes, scales included, embeddings and norms "
           "too) / parameters; PPL of the variant (the F32 reference's PPL is in each section header); mean and "
           "99th-percentile KL divergence to the reference per token (nats); same top-1 = how often the "
