@@ -498,47 +498,60 @@ def plot(refs: dict, rows: dict, png: Path) -> None:
     models = [m for m in DEMO_MODELS if m.key in refs]
     if not models:
         return
-    fig, axes = plt.subplots(len(models), 2, figsize=(14, 6 * len(models)), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1]})
+    fig, axes = plt.subplots(len(models), 2, figsize=(15, 6.5 * len(models)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.3, 1]})
+
+    def draw(ax, pts, marker, color, name):
+        """pts: (x, mean KLD, 99% KLD, label). Mean filled, 99 % hollow, joined by a faint line;
+        labels on leader lines, alternating above and below along x so neighbours do not collide."""
+        pts = sorted(p for p in pts if p[1] > 0)
+        if not pts:
+            return 0
+        xs, means, p99 = [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]
+        ax.vlines(xs, means, p99, colors=color, alpha=0.25, lw=1)
+        ax.scatter(xs, means, marker=marker, color=color, s=45, zorder=3, label=f"{name}: mean KLD")
+        ax.scatter(xs, p99, marker=marker, facecolors="none", edgecolors=color, s=35, alpha=0.7, zorder=2,
+                   label=f"{name}: 99th percentile")
+        offsets = [(14, 18), (14, -24), (-14, 30), (-14, -36)]
+        for j, (x, y, _, label) in enumerate(pts):
+            dx, dy = offsets[j % len(offsets)]
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8.5, color=color,
+                        va="center", ha="left" if dx > 0 else "right", arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "alpha": 0.7},
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        ax.margins(x=0.12, y=0.15)
+        return len(pts)
+
     for i, m in enumerate(models):
         recs = rows.get(m.key, {})
         ax, axk = axes[i]
-        styles = {"weights": ("o", "tab:blue", "weight format"), "act": ("s", "tab:red", "activation emulation")}
-        for g, (marker, color, name) in styles.items():
-            pts = [(r["bpw"], r["kld"]["kld_mean"], r["kld"]["kld_p99"], r["variant"]["label"])
-                   for r in recs.values() if r["variant"]["group"] == g and r["kld"]["kld_mean"] > 0]
-            if not pts:
-                continue
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, s=40, zorder=3,
-                       label=f"{name}: mean KLD")
-            ax.scatter([p[0] for p in pts], [p[2] for p in pts], marker=marker, facecolors="none", edgecolors=color,
-                       s=30, alpha=0.6, zorder=2, label=f"{name}: 99% KLD")
-            pts.sort(key=lambda p: (p[0], p[1]))
-            for j, (x, y, _, label) in enumerate(pts):
-                short = label.split(" (")[0] if g == "weights" else label.replace(" weights)", ")")
-                dy = 10 if j % 2 == 0 else -14
-                ax.annotate(short, (x, y), textcoords="offset points", xytext=(6, dy), fontsize=8, color=color)
-        ax.set_yscale("log")
-        ax.set_xlabel("bits per weight (whole file)")
+        n = draw(ax, [(r["bpw"], r["kld"]["kld_mean"], r["kld"]["kld_p99"], r["variant"]["label"].split(" (")[0])
+                      for r in recs.values() if r["variant"]["group"] == "weights"], "o", "tab:blue", "weight format")
+        n += draw(ax, [(r["bpw"], r["kld"]["kld_mean"], r["kld"]["kld_p99"],
+                        r["variant"]["label"].replace(" weights)", ")").replace("activations, ", "act, "))
+                       for r in recs.values() if r["variant"]["group"] == "act"], "s", "tab:red",
+                  "activation emulation")
+        zero = sorted(r["variant"]["label"].split(" (")[0] for r in recs.values()
+                      if r["variant"]["group"] == "weights" and r["kld"]["kld_mean"] == 0)
+        if zero:
+            ax.text(0.01, 0.01, "KLD exactly 0, not drawn: " + ", ".join(zero), transform=ax.transAxes, fontsize=8,
+                    color="gray")
+        if n:
+            ax.set_yscale("log")
+            ax.legend(fontsize=8, loc="upper right")
+        ax.set_xlabel("bits per weight (whole file: tensor bytes × 8 / parameters)")
         ax.set_ylabel("KL divergence to the F32 reference (nats/token)")
-        ax.set_title(f"{m.name}: weight formats")
+        ax.set_title(f"{m.name}: weight formats and W4A4 emulation", fontsize=11)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
 
-        pts = [(r["kv_bits"], r["kld"]["kld_mean"], r["kld"]["kld_p99"], r["variant"]["kv"])
-               for r in recs.values() if r["variant"]["group"] == "kv" and r["kld"]["kld_mean"] > 0]
-        if pts:
-            axk.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:green", s=40, zorder=3, label="mean KLD")
-            axk.scatter([p[0] for p in pts], [p[2] for p in pts], facecolors="none", edgecolors="tab:green", s=30,
-                        alpha=0.6, label="99% KLD")
-            pts.sort()
-            for j, (x, y, _, label) in enumerate(pts):
-                axk.annotate(label, (x, y), textcoords="offset points", xytext=(6, 10 if j % 2 == 0 else -14),
-                             fontsize=8, color="tab:green")
+        n = draw(axk, [(r["kv_bits"], r["kld"]["kld_mean"], r["kld"]["kld_p99"], r["variant"]["kv"])
+                       for r in recs.values() if r["variant"]["group"] == "kv"], "D", "tab:green", "KV dtype")
+        if n:
             axk.set_yscale("log")
             axk.legend(fontsize=8, loc="upper right")
-        axk.set_xlabel("KV-cache bits per element")
-        axk.set_title(f"{m.name}: KV-cache dtypes (F32 weights)")
+        else:
+            axk.text(0.5, 0.5, "not measured yet", transform=axk.transAxes, ha="center", color="gray")
+        axk.set_xlabel("KV-cache bits per element (scales included)")
+        axk.set_title("KV-cache dtypes (F32 weights)", fontsize=11)
         axk.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
