@@ -77,6 +77,7 @@ KV_TYPES = ["f32", "f16", "bf16", "fp8_e4m3", "int8", "int4", "nvfp4"]
 # Activation emulation rows: (label, weights: "f32" or a WEIGHT_TYPES key, --act-emulate mode).
 ACT_ROWS = [
     ("NVFP4 activations, F32 weights (A4 only)", "f32", "nvfp4"),
+    ("FP8 activations, F32 weights (A8 only)", "f32", "fp8"),
     ("NVFP4 W4A4 (ModelOpt NVFP4 weights)", "nvfp4-modelopt", "nvfp4"),
     ("NVFP4 W4A4 (ggml NVFP4 weights)", "nvfp4-ggml", "nvfp4"),
     ("MXFP4 W4A4 (ggml MXFP4 weights)", "mxfp4", "mxfp4"),
