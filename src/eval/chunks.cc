@@ -13,8 +13,9 @@
 
 namespace imp::eval {
 
-std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads) {
-  return load_model(path, cpu_device_caps(), std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads));
+std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads, ActEmulation act_emulation) {
+  return load_model(path, cpu_device_caps(),
+                    std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads, ActQuant::kNone, act_emulation));
 }
 
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,

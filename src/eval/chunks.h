@@ -34,8 +34,11 @@ struct LoadedModel {
   std::string name;  // general.name, else the file name
 };
 
-// Loads a model for evaluation on the CPU (fast op path, mapped weights).
-std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads);
+// Loads a model for evaluation on the CPU (fast op path with F32 activations — quality is
+// measured exactly — mapped weights), optionally with activation-quantization emulation
+// (backends/cpu/act_emulation.h).
+std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads,
+                                        ActEmulation act_emulation = ActEmulation::kNone);
 // The same on a given backend, planned with its caps (tools: `--device`).
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
                                         std::unique_ptr<Backend> backend);

@@ -43,7 +43,10 @@ QuantMatrix LlamaModel::host_matrix(const std::string& name, int64_t rows, int64
 }
 
 MatrixHandle LlamaModel::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  return backend_.add_matrix(host_matrix(name, rows, cols), name);
+  const MatrixHandle h = backend_.add_matrix(host_matrix(name, rows, cols), name);
+  // A prequantized checkpoint's static activation scale (ModelOpt/llm-compressor input_scale).
+  if (const auto s = weight_at(file_, name).input_scale) backend_.describe_matrix_input(h, s, false);
+  return h;
 }
 
 const float* LlamaModel::vector(const std::string& name, int64_t n, bool optional) {
@@ -93,6 +96,7 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& 
   output_norm_ = vector("output_norm.weight", E);
   output_ = find_weight(file, "output.weight") ? matrix("output.weight", c.n_vocab, E)
                                                : backend_.add_matrix(token_embd_, "token_embd.weight");
+  backend_.describe_matrix_input(output_, std::nullopt, true);  // lm_head: unquantized in ModelOpt's recipes
   layers_.resize(size_t(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -48,6 +49,11 @@ class Backend {
   virtual void release(float* buffer) = 0;
   virtual MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) = 0;
   virtual const float* add_vector(const float* host, int64_t n, std::string_view name) = 0;
+  // Facts about a matrix's input activations, for a backend that uses them (the CPU's
+  // activation emulation, backends/cpu/act_emulation.h): the checkpoint's static input
+  // scale, and whether the matmul is the output head (ModelOpt recipes leave it
+  // unquantized). Default: ignored.
+  virtual void describe_matrix_input(MatrixHandle /*w*/, std::optional<float> /*input_scale*/, bool /*output_head*/) {}
   virtual std::unique_ptr<KvStore> create_kv_cache(const KvCacheConfig& config) = 0;
   // Copies n floats of a backend buffer to host memory; waits for the step's work.
   virtual void read(const float* src, int64_t n, float* host_dst) = 0;

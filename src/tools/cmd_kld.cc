@@ -1,5 +1,5 @@
 // `imp kld -m MODEL -f TEXT --save-logits FILE [--ctx N] [--chunks K] [--top-k K]`
-// `imp kld -m QUANT_MODEL -f TEXT --ref FILE`                       [--batch B] [--json] …
+// `imp kld -m QUANT_MODEL -f TEXT --ref FILE`                       [--batch B] [--act-emulate M] [--json] …
 //
 // The first form runs the reference model over the text (eval/chunks.h) and stores, per
 // scored token, the top-k logits and the log-sum-exp of the row (eval/ref_logits.h); it
@@ -29,6 +29,7 @@ namespace {
 
 struct KldArgs {
   std::string model, text, save, ref, kv_dtype = "f32";  // as imp run
+  std::string act_emulate = "none";
   int64_t ctx = 0, chunks = 0, batch = 0, top_k = 4096;  // ref_logits.h: why 4096
   int threads = 0;
   std::string device = "cpu", gemm = "bf16";
@@ -37,7 +38,9 @@ struct KldArgs {
 
 void save_reference(const KldArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
-  auto m = eval::load_model(a.model, device_caps(a.device), make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm));
+  auto m = eval::load_model(a.model, device_caps(a.device),
+                            make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
+                                         parse_act_emulation(a.act_emulate)));
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx > 0 ? a.ctx : 512, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -63,7 +66,8 @@ void save_reference(const KldArgs& a) {
   const eval::Perplexity p = eval::perplexity(nll);
   if (a.json) {
     const nlohmann::json j = {{"model", m->name},   {"saved", a.save},      {"n_ctx", spec.n_ctx}, {"n_chunk", spec.n_chunk},
-                              {"top_k", h.top_k},   {"n_scored", nll.count}, {"ppl", p.ppl},        {"ppl_error", p.error}};
+                              {"top_k", h.top_k},   {"n_scored", nll.count}, {"ppl", p.ppl},        {"ppl_error", p.error},
+                              {"kv_type", a.kv_dtype}, {"act_emulation", m->backend->act_emulator().summary()}};
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("saved reference logits of {} tokens (top-{}) to {}\nFinal estimate: PPL = {:.4f} +/- {:.5f}\n", nll.count,
@@ -115,7 +119,9 @@ void compare_reference(const KldArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   const eval::RefLogits ref = eval::RefLogits::load(a.ref);
   const eval::RefHeader& h = ref.header();
-  auto m = eval::load_model(a.model, device_caps(a.device), make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm));
+  auto m = eval::load_model(a.model, device_caps(a.device),
+                            make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
+                                         parse_act_emulation(a.act_emulate)));
   const int64_t n_vocab = m->model->n_vocab();
   if (n_vocab != int64_t(h.n_vocab))
     fail("--ref: '{}' was made with n_vocab {} ({}), this model has {}", a.ref, h.n_vocab, h.model_name, n_vocab);
@@ -143,9 +149,13 @@ void compare_reference(const KldArgs& a) {
     j["n_ctx"] = h.n_ctx;
     j["n_chunk"] = h.n_chunk;
     j["top_k"] = h.top_k;
+    j["kv_type"] = a.kv_dtype;
+    j["act_emulation"] = m->backend->act_emulator().summary();
     fmt::print("{}\n", j.dump(2));
   } else {
     print_summary(s, h.model_name, m->name);
+    if (m->backend->act_emulator().mode() != ActEmulation::kNone)
+      fmt::print("Activation emulation: {}\n", m->backend->act_emulator().summary());
   }
 }
 
@@ -172,6 +182,8 @@ void register_kld_command(CLI::App& app) {
   cmd->add_option("--top-k", a->top_k, "Saving: logits kept per token (default 4096, capped at n_vocab = exact KLD)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
+  cmd->add_option("--act-emulate", a->act_emulate,
+                  "Fake-quantize every linear's input activations: none (default), nvfp4 (W4A4), mxfp4, fp8");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");

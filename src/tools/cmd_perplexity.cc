@@ -1,5 +1,5 @@
 // `imp perplexity -m MODEL -f TEXT [--ctx N] [--chunks K] [--batch B] [--kv-dtype f16|f32]
-//  [--threads T] [--json]`
+//  [--act-emulate nvfp4|mxfp4|fp8] [--threads T] [--json]`
 //
 // llama.cpp's perplexity (eval/chunks.h gives the chunking): prints the running estimate
 // after every chunk as llama.cpp does ("[1]x.xxxx,[2]…") and then
@@ -23,6 +23,7 @@ namespace {
 
 struct PerplexityArgs {
   std::string model, text, kv_dtype = "f32";  // as imp run: f16 KV moves logits ~1e-3
+  std::string act_emulate = "none";
   int64_t ctx = 512, chunks = 0, batch = 0;
   int threads = 0;
   std::string device = "cpu", gemm = "bf16";
@@ -31,7 +32,9 @@ struct PerplexityArgs {
 
 void run_perplexity(const PerplexityArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
-  auto m = eval::load_model(a.model, device_caps(a.device), make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm));
+  auto m = eval::load_model(a.model, device_caps(a.device),
+                            make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
+                                         parse_act_emulation(a.act_emulate)));
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -57,10 +60,13 @@ void run_perplexity(const PerplexityArgs& a) {
     nlohmann::json j = {{"model", m->name},         {"n_ctx", spec.n_ctx},       {"n_chunk", spec.n_chunk},
                         {"n_batch", spec.n_batch},  {"n_tokens", tokens.size()}, {"n_scored", nll.count},
                         {"nll_mean", nll.mean()},   {"ppl", p.ppl},              {"ppl_error", p.error},
-                        {"running_ppl", running}};
+                        {"running_ppl", running}, {"kv_type", a.kv_dtype},
+                        {"act_emulation", m->backend->act_emulator().summary()}};
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("\nFinal estimate: PPL = {:.4f} +/- {:.5f}\n", p.ppl, p.error);
+    if (m->backend->act_emulator().mode() != ActEmulation::kNone)
+      fmt::print(stderr, "activation emulation: {}\n", m->backend->act_emulator().summary());
   }
 }
 
@@ -75,6 +81,8 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_option("--chunks", a->chunks, "Evaluate at most this many chunks (default: all)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
+  cmd->add_option("--act-emulate", a->act_emulate,
+                  "Fake-quantize every linear's input activations: none (default), nvfp4 (W4A4), mxfp4, fp8");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");

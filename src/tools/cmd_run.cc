@@ -43,7 +43,8 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "i16", device = "cpu", gemm = "bf16";
+  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "i16", act_emulate = "none";
+  std::string device = "cpu", gemm = "bf16";
   bool ignore_eos = false;
 };
 
@@ -76,6 +77,10 @@ void run_run(RunArgs a) {
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
   const KvType kv_type = parse_kv_type(a.kv_type);
   const ActQuant act_quant = parse_act_quant(a.act_quant);
+  const ActEmulation act_emulation = parse_act_emulation(a.act_emulate);
+  if (act_quant == ActQuant::kQ8 && act_emulation != ActEmulation::kNone) {
+    fail("--act-emulate {} needs F32 matmul activations; it cannot be combined with --act-quant q8", a.act_emulate);
+  }
   if (act_quant == ActQuant::kQ8 && path == CpuOpsPath::kReference) {
     fail("--act-quant q8 applies to --ops fast only (the reference path never quantizes activations)");
   }
@@ -88,7 +93,7 @@ void run_run(RunArgs a) {
   const int64_t trained = std::max<int64_t>(file->config.n_ctx_train, 1);
   const int64_t n_ctx = a.ctx > 0 ? std::min(a.ctx, trained) : std::min<int64_t>(trained, 4096);
   check_device_memory(a.device, plan, file->config, n_ctx, kv_type, n_ctx);
-  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm);
+  std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm, act_emulation);
   Backend& backend = *backend_ptr;
   const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
   Model& model = *model_ptr;
@@ -139,7 +144,8 @@ void run_run(RunArgs a) {
     fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} ops, {} threads, {} | "
                "activations: {}{}\n",
                r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, a.ops, cpu->n_threads(),
-               cpu_isa_name(cpu->isa()), cpu->act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
+               cpu_isa_name(cpu->isa()),
+               cpu->act_emulator().mode() != ActEmulation::kNone ? cpu->act_emulator().summary() : cpu->act_quant_reason(), r.stopped_at_context ? " | stopped: context full" : "");
   } else {
     fmt::print(stderr, "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s | {} | prefill gemm {}{}\n",
                r.n_prompt, double(r.n_prompt) / r.prompt_seconds, r.tokens.size(), gen_tps, backend.name(), a.gemm,
@@ -167,6 +173,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--act-quant", a->act_quant,
                   "Fast-path matmul activations: i16 (default: 16-bit integer dots, outliers exact, within "
                   "1e-3 of F32), f32 (exact decode) or q8 (ggml int8 dots, ~1e-1 error with outliers)");
+  cmd->add_option("--act-emulate", a->act_emulate,
+                  "Fake-quantize every linear's input activations (preview W4A4/W8A8 numerics): none, nvfp4, mxfp4, fp8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default, cuBLAS BF16) or f32");

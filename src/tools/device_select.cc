@@ -26,8 +26,12 @@ DeviceCaps device_caps(const std::string& device) {
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, CpuOpsPath path, int threads, ActQuant act_quant,
-                                      const std::string& gemm) {
+                                      const std::string& gemm, ActEmulation act_emulation) {
   check_device_name(device);
+  if (device == "cuda" && act_emulation != ActEmulation::kNone) {
+    fail("--act-emulate {}: activation emulation runs on the CPU backend only (use --device cpu)",
+         act_emulation_name(act_emulation));
+  }
   if (gemm != "bf16" && gemm != "f32") fail("--gemm: '{}' is not bf16 or f32", gemm);
 #ifdef IMP_HAVE_CUDA
   if (device == "cuda") {
@@ -38,7 +42,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, CpuOpsPath path
     return std::make_unique<cuda::CudaBackend>(o);
   }
 #endif
-  return std::make_unique<CpuBackend>(path, threads, act_quant);
+  return std::make_unique<CpuBackend>(path, threads, act_quant, act_emulation);
 }
 
 void check_device_memory(const std::string& device, const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx,

@@ -18,8 +18,9 @@ void check_device_name(const std::string& device);
 DeviceCaps device_caps(const std::string& device);
 // CPU: CpuBackend(path, threads, act_quant). CUDA: CudaBackend (F32 activations for decode,
 // BF16 cuBLAS prefill; gemm "f32" keeps prefill in FP32).
+// act_emulation (--act-emulate) runs on the CPU backend only.
 std::unique_ptr<Backend> make_backend(const std::string& device, CpuOpsPath path, int threads, ActQuant act_quant,
-                                      const std::string& gemm = "bf16");
+                                      const std::string& gemm = "bf16", ActEmulation act_emulation = ActEmulation::kNone);
 // CUDA: estimates the GPU memory of the plan (weights, KV cache for n_ctx, workspace for
 // n_batch tokens) and fails with the numbers when it exceeds free memory. CPU: nothing.
 void check_device_memory(const std::string& device, const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx,

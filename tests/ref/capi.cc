@@ -6,9 +6,11 @@
 #include <cstring>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 
+#include "backends/cpu/act_emulation.h"
 #include "backends/cpu/row_kernels.h"
 #include "common/error.h"
 #include "formats/quant_matrix.h"
@@ -244,6 +246,18 @@ int imp_tensor_int4_planes(const char* path, const char* name, uint8_t* data, ui
     std::memcpy(scales, r.matrix.scales.data(), r.matrix.scales.size());
     std::memcpy(zeros, r.matrix.zeros.data(), r.matrix.zeros.size());
     for (int64_t k = 0; k < r.matrix.cols; ++k) perm[k] = r.input_perm.empty() ? -1 : r.input_perm[size_t(k)];
+  });
+}
+
+// Activation fake quantization (backends/cpu/act_emulation.h) of x (n_tok, cols) into out;
+// mode 0 none, 1 nvfp4, 2 mxfp4, 3 fp8; has_static picks static_scale over the dynamic one.
+// *scale_used receives the global scale applied.
+int imp_fake_quant_activations(int mode, const float* x, int64_t n_tok, int64_t cols, int has_static,
+                               float static_scale, float* out, float* scale_used) {
+  return guarded([&] {
+    if (mode < 0 || mode > 3) imp::fail("fake quant mode {} is not 0..3", mode);
+    *scale_used = imp::fake_quantize_activations(imp::ActEmulation(mode), x, n_tok, cols,
+                                                 has_static ? std::optional<float>(static_scale) : std::nullopt, out);
   });
 }
 

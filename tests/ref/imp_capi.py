@@ -98,3 +98,17 @@ def matvec(q: Quantized, x: np.ndarray, fast: bool = False) -> np.ndarray:
                             ctypes.c_float(q.tensor_scale), ctypes.c_int32(q.group), ctypes.c_int64(q.rows),
                             ctypes.c_int64(q.cols), _p(x), _p(y)))
     return y
+
+
+ACT_EMULATION = {"none": 0, "nvfp4": 1, "mxfp4": 2, "fp8": 3}
+
+
+def fake_quant_activations(mode: str, x: np.ndarray, static_scale: float | None = None) -> tuple[np.ndarray, float]:
+    """imp's activation fake quantization of x (n_tok, cols): (values, global scale used)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    used = ctypes.c_float()
+    _check(lib().imp_fake_quant_activations(
+        ctypes.c_int(ACT_EMULATION[mode]), _p(x), ctypes.c_int64(x.shape[0]), ctypes.c_int64(x.shape[1]),
+        ctypes.c_int(static_scale is not None), ctypes.c_float(static_scale or 0.0), _p(out), ctypes.byref(used)))
+    return out, used.value

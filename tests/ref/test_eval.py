@@ -287,6 +287,40 @@ def test_kld_reference_file_errors(models, tmp_path):
     assert p.returncode == 1 and "made with n_vocab 283" in p.stderr
     p = imp("kld", "-m", q, "-f", text, check=False)
     assert p.returncode == 1 and "exactly one of --save-logits" in p.stderr
+    # Settings that contradict the file.
+    p = imp("kld", "-m", q, "-f", text, "--ref", str(saved), "--ctx", str(CTX // 2), check=False)
+    assert p.returncode == 1 and f"differs from the reference file's context of {CTX}" in p.stderr
+    p = imp("kld", "-m", q, "-f", text, "--ref", str(saved), "--chunks", "1", check=False)
+    assert p.returncode == 1 and "differs from the reference file's" in p.stderr
+
+
+def test_activation_emulation_end_to_end(models, tmp_path):
+    """--act-emulate on perplexity and kld: every linear but lm_head gets a dynamic scale
+    (a GGUF has no input_scale), 4-bit activations cost visibly more than 8-bit ones, and
+    a bad mode or a combination with q8 activations is an error."""
+    ref, _, text, _ = models
+    saved = tmp_path / "ref.logits"
+    imp("kld", "-m", ref, "-f", text, "--ctx", str(CTX), "--save-logits", str(saved), "-t", "2")
+    plain = json.loads(imp("perplexity", "-m", ref, "-f", text, "--ctx", str(CTX), "-t", "2", "--json").stdout)
+    assert plain["act_emulation"] == "none"
+    kld = {}
+    for mode in ("nvfp4", "mxfp4", "fp8"):
+        j = json.loads(imp("perplexity", "-m", ref, "-f", text, "--ctx", str(CTX), "-t", "2", "--json",
+                           "--act-emulate", mode).stdout)
+        assert j["ppl"] != plain["ppl"] and j["ppl"] == pytest.approx(plain["ppl"], rel=0.5)
+        assert j["act_emulation"].startswith(f"{mode} fake-quantized")
+        assert ": 14 linears" in j["act_emulation"] or "for 14 linears" in j["act_emulation"]
+        assert "1 not emulated (lm_head" in j["act_emulation"]
+        k = kld_json(ref, text, str(saved), "--act-emulate", mode)
+        assert k["act_emulation"] == j["act_emulation"] and k["ppl_q"] == pytest.approx(j["ppl"], rel=1e-9)
+        kld[mode] = k["kld_mean"]
+    assert 0 < kld["fp8"] < kld["nvfp4"] and 0 < kld["fp8"] < kld["mxfp4"]
+    p = imp("perplexity", "-m", ref, "-f", text, "--ctx", str(CTX), "--act-emulate", "int3", check=False)
+    assert p.returncode == 1 and "'int3' is not none, nvfp4, mxfp4 or fp8" in p.stderr
+    p = imp("run", "-m", ref, "--tokens", "1,2,3", "-n", "1", "--act-quant", "q8", "--act-emulate", "nvfp4", check=False)
+    assert p.returncode == 1 and "cannot be combined with --act-quant q8" in p.stderr
+    r = imp("run", "-m", ref, "--tokens", "1,2,3", "-n", "2", "--act-emulate", "nvfp4", "-t", "2")
+    assert "activations: nvfp4 fake-quantized" in r.stderr
 
 
 def test_quant_report_equals_direct_computation(models, tmp_path):

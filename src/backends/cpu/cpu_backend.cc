@@ -45,10 +45,11 @@ std::string_view act_quant_name(ActQuant a) {
   return "?";
 }
 
-CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant)
+CpuBackend::CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant, ActEmulation act_emulation)
     : path_(path), isa_(path == CpuOpsPath::kFast ? best_cpu_isa() : CpuIsa::kScalar),
-      act_quant_(path == CpuOpsPath::kFast ? act_quant : ActQuant::kNone),
-      pool_(path == CpuOpsPath::kFast ? n_threads : 1) {}
+      // Emulation defines the activations' numerics itself, so it overrides a q8 choice.
+      act_quant_(path == CpuOpsPath::kFast && act_emulation == ActEmulation::kNone ? act_quant : ActQuant::kNone),
+      emu_(act_emulation), pool_(path == CpuOpsPath::kFast ? n_threads : 1) {}
 
 const char* CpuBackend::act_quant_reason() const {
   if (path_ == CpuOpsPath::kReference) return "reference path: exact decode, double accumulation";
@@ -64,6 +65,7 @@ const char* CpuBackend::act_quant_reason() const {
 }
 
 void CpuBackend::matmul(const QuantMatrix& w, const float* x, int64_t n_tok, float* y) {
+  x = emu_.apply(w, x, n_tok, emu_buf_);
   if (path_ == CpuOpsPath::kReference) return matmul_ref(w, x, n_tok, y);
   imp::matmul(pool_, w, x, n_tok, y, isa_, act_quant_);
 }
@@ -134,6 +136,13 @@ MatrixHandle CpuBackend::add_matrix(const QuantMatrix& w, std::string_view /*nam
 }
 
 const float* CpuBackend::add_vector(const float* host, int64_t /*n*/, std::string_view /*name*/) { return host; }
+
+void CpuBackend::describe_matrix_input(MatrixHandle w, std::optional<float> input_scale, bool output_head) {
+  if (w < 0 || size_t(w) >= matrices_.size()) fail("cpu backend: unknown matrix handle {}", w);
+  const QuantMatrix& m = matrices_[size_t(w)];
+  if (output_head) emu_.exclude(m);
+  if (input_scale) emu_.set_input_scale(m, *input_scale);
+}
 
 std::unique_ptr<KvStore> CpuBackend::create_kv_cache(const KvCacheConfig& config) {
   return std::make_unique<KvCache>(config);

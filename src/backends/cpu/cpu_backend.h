@@ -17,6 +17,7 @@
 #include <vector>
 #include <string_view>
 
+#include "backends/cpu/act_emulation.h"
 #include "backends/cpu/ops.h"
 #include "planner/device_caps.h"
 #include "runtime/backend.h"
@@ -43,8 +44,11 @@ inline constexpr ActQuant kDefaultActQuant = ActQuant::kI16;
 class CpuBackend final : public Backend {
  public:
   // act_quant picks the fast matmul's activation handling (ops.h); the reference path
-  // ignores it (always exact).
-  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = kDefaultActQuant);
+  // ignores it (always exact). act_emulation fake-quantizes every matmul's activations
+  // (act_emulation.h) on either path, which then runs with F32 activations (overriding
+  // act_quant).
+  CpuBackend(CpuOpsPath path, int n_threads, ActQuant act_quant = kDefaultActQuant,
+             ActEmulation act_emulation = ActEmulation::kNone);
 
   CpuOpsPath path() const { return path_; }
   int n_threads() const { return pool_.size(); }
@@ -52,6 +56,9 @@ class CpuBackend final : public Backend {
   ActQuant act_quant() const { return act_quant_; }
   // Why matmuls treat activations the way they do, for logs and `imp run`'s summary line.
   const char* act_quant_reason() const;
+  // Models register their linears' static input scales and exclusions here at load.
+  ActEmulator& act_emulator() { return emu_; }
+  const ActEmulator& act_emulator() const { return emu_; }
 
   // --- Backend (runtime/backend.h)
   std::string name() const override;
@@ -59,6 +66,7 @@ class CpuBackend final : public Backend {
   void release(float* buffer) override;
   MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) override;
   const float* add_vector(const float* host, int64_t n, std::string_view name) override;
+  void describe_matrix_input(MatrixHandle w, std::optional<float> input_scale, bool output_head) override;
   std::unique_ptr<KvStore> create_kv_cache(const KvCacheConfig& config) override;
   void read(const float* src, int64_t n, float* host_dst) override;
   void begin_step(KvStore& kv, int64_t pos0, int64_t n_tok) override;
@@ -94,6 +102,8 @@ class CpuBackend final : public Backend {
   CpuOpsPath path_;
   CpuIsa isa_;
   ActQuant act_quant_;
+  ActEmulator emu_;
+  std::vector<float> emu_buf_;
   ThreadPool pool_;
   std::vector<QuantMatrix> matrices_;
   std::unordered_map<float*, std::unique_ptr<float[]>> buffers_;
