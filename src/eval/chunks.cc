@@ -18,6 +18,16 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads, Ac
                     std::make_unique<CpuBackend>(CpuOpsPath::kFast, threads, ActQuant::kNone, act_emulation));
 }
 
+ActEmulation act_emulation_of(const LoadedModel& m) {
+  const auto* cpu = dynamic_cast<const CpuBackend*>(m.backend.get());
+  return cpu ? cpu->act_emulator().mode() : ActEmulation::kNone;
+}
+
+std::string act_emulation_summary(const LoadedModel& m) {
+  const auto* cpu = dynamic_cast<const CpuBackend*>(m.backend.get());
+  return cpu ? cpu->act_emulator().summary() : std::string("none");
+}
+
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
                                         std::unique_ptr<Backend> backend) {
   auto m = std::make_unique<LoadedModel>();

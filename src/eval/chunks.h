@@ -42,6 +42,9 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads,
 // The same on a given backend, planned with its caps (tools: `--device`).
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
                                         std::unique_ptr<Backend> backend);
+// The activation emulation the model runs with (CPU backend only; "none" elsewhere).
+ActEmulation act_emulation_of(const LoadedModel& m);
+std::string act_emulation_summary(const LoadedModel& m);
 
 // Tokenizes a text file whole as llama.cpp's perplexity does: BOS per the model's metadata,
 // special-token text left as plain text. Throws when the file cannot be read or is empty.

@@ -67,7 +67,7 @@ void save_reference(const KldArgs& a) {
   if (a.json) {
     const nlohmann::json j = {{"model", m->name},   {"saved", a.save},      {"n_ctx", spec.n_ctx}, {"n_chunk", spec.n_chunk},
                               {"top_k", h.top_k},   {"n_scored", nll.count}, {"ppl", p.ppl},        {"ppl_error", p.error},
-                              {"kv_type", a.kv_dtype}, {"act_emulation", m->backend->act_emulator().summary()}};
+                              {"kv_type", a.kv_dtype}, {"act_emulation", eval::act_emulation_summary(*m)}};
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("saved reference logits of {} tokens (top-{}) to {}\nFinal estimate: PPL = {:.4f} +/- {:.5f}\n", nll.count,
@@ -150,12 +150,12 @@ void compare_reference(const KldArgs& a) {
     j["n_chunk"] = h.n_chunk;
     j["top_k"] = h.top_k;
     j["kv_type"] = a.kv_dtype;
-    j["act_emulation"] = m->backend->act_emulator().summary();
+    j["act_emulation"] = eval::act_emulation_summary(*m);
     fmt::print("{}\n", j.dump(2));
   } else {
     print_summary(s, h.model_name, m->name);
-    if (m->backend->act_emulator().mode() != ActEmulation::kNone)
-      fmt::print("Activation emulation: {}\n", m->backend->act_emulator().summary());
+    if (eval::act_emulation_of(*m) != ActEmulation::kNone)
+      fmt::print("Activation emulation: {}\n", eval::act_emulation_summary(*m));
   }
 }
 

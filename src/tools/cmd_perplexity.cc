@@ -61,12 +61,12 @@ void run_perplexity(const PerplexityArgs& a) {
                         {"n_batch", spec.n_batch},  {"n_tokens", tokens.size()}, {"n_scored", nll.count},
                         {"nll_mean", nll.mean()},   {"ppl", p.ppl},              {"ppl_error", p.error},
                         {"running_ppl", running}, {"kv_type", a.kv_dtype},
-                        {"act_emulation", m->backend->act_emulator().summary()}};
+                        {"act_emulation", eval::act_emulation_summary(*m)}};
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("\nFinal estimate: PPL = {:.4f} +/- {:.5f}\n", p.ppl, p.error);
-    if (m->backend->act_emulator().mode() != ActEmulation::kNone)
-      fmt::print(stderr, "activation emulation: {}\n", m->backend->act_emulator().summary());
+    if (eval::act_emulation_of(*m) != ActEmulation::kNone)
+      fmt::print(stderr, "activation emulation: {}\n", eval::act_emulation_summary(*m));
   }
 }
 

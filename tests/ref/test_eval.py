@@ -148,7 +148,7 @@ def chunk_logits(model: str, text: str, n_vocab: int, tmp_path: Path):
         targets = np.array(toks[first + 1:])
         toks = [0] + toks[1:]
         f = tmp_path / f"chunk{c}.f32"
-        imp("run", "-m", model, "--tokens", ",".join(map(str, toks)), "-n", "0", "-t", "2", "--dump-logits", str(f))
+        imp("run", "-m", model, "--tokens", ",".join(map(str, toks)), "-n", "0", "-t", "2", "--act-quant", "f32", "--dump-logits", str(f))
         logits = np.fromfile(f, dtype=np.float32).reshape(CTX, n_vocab)
         out.append((logits[first:CTX - 1].astype(np.float64), targets))
     return out
