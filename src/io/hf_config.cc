@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <regex>
 
+#include "common/bounded_regex.h"
 #include "common/error.h"
 #include "io/mapped_file.h"
 #include "io/safetensors_reader.h"
@@ -318,16 +318,9 @@ QuantConfig parse_quant_config(const json& config, const json& hfq, const std::s
 std::string excluded_by(const QuantConfig& q, const std::string& module) {
   for (const auto& p : q.excluded) {
     if (p.rfind("re:", 0) == 0) {
-      // std::regex matches recursively; a cap on the pattern keeps a hostile config from
-      // exhausting the stack (real ignore patterns are a few dozen characters).
-      if (p.size() > 256) fail("quantization ignore pattern of {} characters is too long (limit 256)", p.size());
-      try {
-        // compressed-tensors matches "re:" patterns with Python's re.match (anchored at the start).
-        const std::regex re(p.substr(3));
-        if (std::regex_search(module, re, std::regex_constants::match_continuous)) return p;
-      } catch (const std::regex_error& e) {
-        fail("quantization ignore pattern '{}' is not a valid regular expression: {}", p, e.what());
-      }
+      // compressed-tensors matches "re:" patterns with Python's re.match (anchored at the
+      // start); BoundedRegex caps the work a hostile pattern can cause.
+      if (BoundedRegex(std::string_view(p).substr(3), "quantization ignore pattern").matches(module, true)) return p;
     } else if (p == module || fnmatch(p.c_str(), module.c_str(), 0) == 0) {
       return p;
     }

@@ -18,9 +18,9 @@ bool plain(FormatId f) { return f == FormatId::F32 || f == FormatId::F16 || f ==
 
 const char* kStTypes = "nvfp4, fp8 (= fp8-tensor), fp8-channel, fp8-block, mxfp4, int4 (= gptq), f16, bf16, f32";
 
-std::optional<std::string> match(const std::vector<std::pair<std::string, std::regex>>& pats, const std::string& name) {
-  for (const auto& [text, re] : pats) {
-    if (std::regex_search(name, re)) return text;
+std::optional<std::string> match(const std::vector<BoundedRegex>& pats, const std::string& name) {
+  for (const auto& re : pats) {
+    if (re.matches(name, false)) return re.pattern();
   }
   return std::nullopt;
 }
@@ -100,13 +100,7 @@ std::string target_type_list() {
 
 Overrides Overrides::compile(const std::vector<std::string>& keep, const std::vector<std::string>& quantize) {
   Overrides o;
-  auto add = [](auto& dst, const std::string& p, const char* flag) {
-    try {
-      dst.emplace_back(p, std::regex(p));
-    } catch (const std::regex_error& e) {
-      fail("{} '{}': not a valid regular expression ({})", flag, p, e.what());
-    }
-  };
+  auto add = [](auto& dst, const std::string& p, const char* flag) { dst.emplace_back(p, flag); };
   for (const auto& p : keep) add(o.keep, p, "--keep");
   for (const auto& p : quantize) add(o.quantize, p, "--quantize");
   return o;

@@ -6,12 +6,12 @@
 //         (quant/gguf_mix.h) — token_embd and output are quantized as llama.cpp does.
 //   safetensors: every ≥ 2-D "*.weight" except embeddings (embed_tokens), lm_head, norms
 //         and MoE routers (mlp.gate, router), which stay at source precision.
-//   --keep REGEX / --quantize REGEX (std::regex, searched in the output tensor name)
+//   --keep REGEX / --quantize REGEX (PCRE2 via common/bounded_regex.h, searched in the output tensor name)
 //   override the default; a tensor matching both is kept.
 #pragma once
 
 #include <optional>
-#include <regex>
+#include "common/bounded_regex.h"
 #include <string>
 #include <vector>
 
@@ -46,7 +46,7 @@ QuantTarget parse_target(const std::string& type, const std::string& out_path, c
 std::string target_type_list();
 
 struct Overrides {
-  std::vector<std::pair<std::string, std::regex>> keep, quantize;
+  std::vector<BoundedRegex> keep, quantize;
   static Overrides compile(const std::vector<std::string>& keep, const std::vector<std::string>& quantize);
 };
 
