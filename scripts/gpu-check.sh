@@ -101,6 +101,7 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
         f = json.load(open(path))
         print(f"{name:<24}{f['bytes_per_token'] / 2**20:>10.1f}{f['prompt_tokens_per_s']:>15.0f}{f['gen_tokens_per_s']:>14.1f}"
               f"{f['decode_ceiling_tokens_per_s']:>9.0f}{f['fraction_of_ceiling']:>10.3f}")
+        if f.get("backend_stats"): print(f"{'':<24}{f['backend_stats']}")
     except Exception as e:
         print(f"{name:<24} no result ({e})")
 PY

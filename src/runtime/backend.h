@@ -43,6 +43,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // Counters worth a line in a benchmark (CUDA: graphs captured and replayed); may be empty.
+  virtual std::string stats() const { return {}; }
 
   // --- memory
   virtual float* alloc(int64_t n_floats) = 0;  // uninitialized; fails when out of memory

@@ -156,6 +156,7 @@ void run_bench(const BenchArgs& a) {
   j["act_quant"] = cpu ? act_quant_name(cpu->act_quant()) : "f32";
   j["storage"] = a.storage;
   j["device"] = backend.name();
+  j["backend_stats"] = backend.stats();
   j["isa"] = cpu ? cpu_isa_name(cpu->isa()) : "";
   j["threads"] = n_threads;
   j["n_prompt"] = r.n_prompt;
@@ -188,6 +189,7 @@ void run_bench(const BenchArgs& a) {
   fmt::print("setup      {}, {} ops, {} activations, {} threads, kv {}, storage {}\n", backend.name(), a.ops,
              cpu ? act_quant_name(cpu->act_quant()) : "f32", n_threads,
              kv_type_name(kv_type), a.storage);
+  if (!backend.stats().empty()) fmt::print("backend    {}\n", backend.stats());
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
   fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
   fmt::print("bandwidth  {:.2f} GiB/s ({}, {} MiB)\n", bw.bytes_per_s / double(1ull << 30),

@@ -222,7 +222,13 @@ void CudaBackend::read(const float* src, int64_t n, float* host_dst) {
   std::memcpy(host_dst, readback_.p, size_t(n) * 4);
 }
 
+std::string CudaBackend::stats() const {
+  return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets", graphs_captured_, graph_replays_,
+                     graph_drops_);
+}
+
 void CudaBackend::drop_graphs() {
+  if (!graphs_.empty()) ++graph_drops_;
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   graphs_.clear();
   warmed_.clear();

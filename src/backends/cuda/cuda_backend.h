@@ -76,6 +76,7 @@ class CudaBackend final : public Backend {
   const CudaBackendOptions& options() const { return options_; }
   cudaStream_t stream() const { return stream_; }
   int64_t graphs_captured() const { return graphs_captured_; }
+  std::string stats() const override;
   int64_t graph_replays() const { return graph_replays_; }
 
   std::string name() const override;
@@ -144,7 +145,7 @@ class CudaBackend final : public Backend {
   std::pair<uint64_t, int64_t> graph_key_{0, 0};
   std::map<std::pair<uint64_t, int64_t>, cudaGraphExec_t> graphs_;
   std::set<std::pair<uint64_t, int64_t>> warmed_;
-  int64_t graphs_captured_ = 0, graph_replays_ = 0;
+  int64_t graphs_captured_ = 0, graph_replays_ = 0, graph_drops_ = 0;
 
   // Pinned staging: decode embedding (fixed once allocated: graphs copy from it), prefill
   // embedding, logits.

@@ -124,9 +124,9 @@ KernelCheck check_any(const DeviceMatrix&, const float* x, const float*) { retur
 
 constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
-    {"nvfp4_ckpt_vec16", FormatId::NVFP4_CKPT, N, check_vec16, launch_vec<Nvfp4CkptVec, 2, 2>},
+    {"nvfp4_ckpt_vec16", FormatId::NVFP4_CKPT, N, check_vec16, launch_vec<Nvfp4CkptVec, 4, 2>},
     {"nvfp4_ckpt_elem", FormatId::NVFP4_CKPT, N, check_any, launch_elem<Nvfp4CkptElem>},
-    {"mxfp4_ckpt_vec16", FormatId::MXFP4_CKPT, N, check_mx_vec16, launch_vec<Mxfp4CkptVec, 2, 2>},
+    {"mxfp4_ckpt_vec16", FormatId::MXFP4_CKPT, N, check_mx_vec16, launch_vec<Mxfp4CkptVec, 4, 2>},
     {"mxfp4_ckpt_elem", FormatId::MXFP4_CKPT, N, check_any, launch_elem<Mxfp4CkptElem>},
 };
 

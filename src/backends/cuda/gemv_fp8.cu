@@ -117,11 +117,11 @@ KernelCheck check_any(const DeviceMatrix&, const float* x, const float*) { retur
 
 constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
-    {"fp8_e4m3_channel_vec16", FormatId::FP8_E4M3_CHANNEL, N, check_vec16, launch_vec<Fp8ChannelVec, 2, 2>},
+    {"fp8_e4m3_channel_vec16", FormatId::FP8_E4M3_CHANNEL, N, check_vec16, launch_vec<Fp8ChannelVec, 4, 2>},
     {"fp8_e4m3_channel_elem", FormatId::FP8_E4M3_CHANNEL, N, check_any, launch_elem<Fp8ChannelElem>},
-    {"fp8_e4m3_tensor_vec16", FormatId::FP8_E4M3_TENSOR, N, check_tensor_vec16, launch_vec<Fp8TensorVec, 2, 2>},
+    {"fp8_e4m3_tensor_vec16", FormatId::FP8_E4M3_TENSOR, N, check_tensor_vec16, launch_vec<Fp8TensorVec, 4, 2>},
     {"fp8_e4m3_tensor_elem", FormatId::FP8_E4M3_TENSOR, N, check_any, launch_elem<Fp8TensorElem>},
-    {"fp8_e4m3_block128_vec16", FormatId::FP8_E4M3_BLOCK128, N, check_block128_vec16, launch_vec<Fp8Block128Vec, 2, 2>},
+    {"fp8_e4m3_block128_vec16", FormatId::FP8_E4M3_BLOCK128, N, check_block128_vec16, launch_vec<Fp8Block128Vec, 4, 2>},
     {"fp8_e4m3_block128_elem", FormatId::FP8_E4M3_BLOCK128, N, check_any, launch_elem<Fp8Block128Elem>},
 };
 

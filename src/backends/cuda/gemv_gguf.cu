@@ -268,15 +268,15 @@ KernelCheck check_any(const DeviceMatrix&, const float* x, const float*) { retur
 
 constexpr WeightLayout N = WeightLayout::kNative, S = WeightLayout::kSplit;
 const GemvKernel kKernels[] = {
-    {"q4_0_split_vec16", FormatId::Q4_0, S, check_split_vec, launch_vec<Q4_0SplitVec, 2, 2>},
+    {"q4_0_split_vec16", FormatId::Q4_0, S, check_split_vec, launch_vec<Q4_0SplitVec, 4, 2>},
     {"q4_0_split_elem", FormatId::Q4_0, S, check_any, launch_elem<Q4_0SplitElem>},
     {"q4_0_elem", FormatId::Q4_0, N, check_any, launch_elem<Q4_0Elem>},
-    {"q8_0_split_vec16", FormatId::Q8_0, S, check_split_vec, launch_vec<Q8_0SplitVec, 2, 2>},
+    {"q8_0_split_vec16", FormatId::Q8_0, S, check_split_vec, launch_vec<Q8_0SplitVec, 4, 2>},
     {"q8_0_split_elem", FormatId::Q8_0, S, check_any, launch_elem<Q8_0SplitElem>},
     {"q8_0_elem", FormatId::Q8_0, N, check_any, launch_elem<Q8_0Elem>},
-    {"q4_k_vec16", FormatId::Q4_K, N, check_q4_k_vec, launch_vec<Q4_KVec, 2, 2>},
+    {"q4_k_vec16", FormatId::Q4_K, N, check_q4_k_vec, launch_vec<Q4_KVec, 4, 2>},
     {"q4_k_elem", FormatId::Q4_K, N, check_any, launch_elem<Q4_KElem>},
-    {"q6_k_split_vec16", FormatId::Q6_K, S, check_split_vec, launch_vec<Q6_KSplitVec, 2, 2>},
+    {"q6_k_split_vec16", FormatId::Q6_K, S, check_split_vec, launch_vec<Q6_KSplitVec, 4, 2>},
     {"q6_k_split_elem", FormatId::Q6_K, S, check_any, launch_elem<Q6_KSplitElem>},
     {"q6_k_elem", FormatId::Q6_K, N, check_any, launch_elem<Q6_KElem>},
 };

@@ -205,15 +205,15 @@ KernelCheck check_any(const DeviceMatrix&, const float* x, const float*) { retur
 
 constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
-    {"q4_1_vec16", FormatId::Q4_1, N, check_stage, launch_stage<Q4_1Op, 2, 2>},
+    {"q4_1_vec16", FormatId::Q4_1, N, check_stage, launch_stage<Q4_1Op, 4, 2>},
     {"q4_1_elem", FormatId::Q4_1, N, check_any, launch_elem<NativeElem<decode_q4_1>>},
-    {"q5_0_vec16", FormatId::Q5_0, N, check_stage, launch_stage<Q5_0Op, 2, 2>},
+    {"q5_0_vec16", FormatId::Q5_0, N, check_stage, launch_stage<Q5_0Op, 4, 2>},
     {"q5_0_elem", FormatId::Q5_0, N, check_any, launch_elem<NativeElem<decode_q5_0>>},
-    {"q5_1_vec16", FormatId::Q5_1, N, check_stage, launch_stage<Q5_1Op, 2, 2>},
+    {"q5_1_vec16", FormatId::Q5_1, N, check_stage, launch_stage<Q5_1Op, 4, 2>},
     {"q5_1_elem", FormatId::Q5_1, N, check_any, launch_elem<NativeElem<decode_q5_1>>},
-    {"iq4_nl_vec16", FormatId::IQ4_NL, N, check_stage, launch_stage<IQ4_NLOp, 2, 2>},
+    {"iq4_nl_vec16", FormatId::IQ4_NL, N, check_stage, launch_stage<IQ4_NLOp, 4, 2>},
     {"iq4_nl_elem", FormatId::IQ4_NL, N, check_any, launch_elem<NativeElem<decode_iq4_nl>>},
-    {"mxfp4_vec16", FormatId::MXFP4, N, check_stage, launch_stage<MXFP4Op, 2, 2>},
+    {"mxfp4_vec16", FormatId::MXFP4, N, check_stage, launch_stage<MXFP4Op, 4, 2>},
     {"mxfp4_elem", FormatId::MXFP4, N, check_any, launch_elem<NativeElem<decode_mxfp4>>},
     {"nvfp4_vec16", FormatId::NVFP4, N, check_stage, launch_stage<NVFP4Op, 2, 1>},
     {"nvfp4_elem", FormatId::NVFP4, N, check_any, launch_elem<NativeElem<decode_nvfp4>>},

@@ -77,7 +77,7 @@ KernelCheck check_any(const DeviceMatrix&, const float* x, const float*) { retur
 
 constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
-    {"int4_group_vec16", FormatId::INT4_GROUP, N, check_vec16, launch_vec<Int4GroupVec, 2, 2>},
+    {"int4_group_vec16", FormatId::INT4_GROUP, N, check_vec16, launch_vec<Int4GroupVec, 4, 2>},
     {"int4_group_elem", FormatId::INT4_GROUP, N, check_any, launch_elem<Int4GroupElem>},
 };
 

@@ -8,25 +8,43 @@
 namespace imp::cuda {
 namespace {
 
-constexpr int kNormThreads = 256;
+constexpr int kNormThreads = 1024;
+constexpr int kNormRegs = 8;  // x values a thread keeps in registers: rows up to 8192 wide
 
-__global__ void rmsnorm_kernel(const float* x, const float* gain, int64_t n, float eps, float* out) {
+// One block per row. A decode step's norm is a single row, so the kernel is latency-bound:
+// every thread issues all of its loads before using any (kNormRegs in flight) and keeps
+// them in registers for the scaling pass instead of reading x twice.
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(const float* x, const float* gain, int64_t n, float eps,
+                                                               float* out) {
   const float* xr = x + blockIdx.x * n;
   float* outr = out + blockIdx.x * n;
+  float v[kNormRegs];
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+#pragma unroll
+  for (int j = 0; j < kNormRegs; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
+    v[j] = i < n ? xr[i] : 0.0f;
+  }
+#pragma unroll
+  for (int j = 0; j < kNormRegs; ++j) ss = fmaf(v[j], v[j], ss);
+  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) ss = fmaf(xr[i], xr[i], ss);
   __shared__ float warp_sums[kNormThreads / 32];
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
   __syncthreads();
   if (threadIdx.x < 32) {
-    float v = threadIdx.x < kNormThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-    if (threadIdx.x == 0) warp_sums[0] = v;
+    float w = threadIdx.x < kNormThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xFFFFFFFFu, w, o);
+    if (threadIdx.x == 0) warp_sums[0] = w;
   }
   __syncthreads();
   const float scale = 1.0f / sqrtf(warp_sums[0] / float(n) + eps);
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) outr[i] = xr[i] * scale * gain[i];
+#pragma unroll
+  for (int j = 0; j < kNormRegs; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
+    if (i < n) outr[i] = v[j] * scale * gain[i];
+  }
+  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) outr[i] = xr[i] * scale * gain[i];
 }
 
 // Rotates one head row in shared memory `v` (head_dim floats) with the whole warp.
