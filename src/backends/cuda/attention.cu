@@ -99,24 +99,44 @@ __global__ void attention_kernel(const float* q, int n_head, KvView kv, int wind
 }
 
 // grid (n_head, n_tok); merges the n_split partials of one (query, head).
+constexpr int kMaxCombineSplits = 128;
+
+// Block (head, token), 128 threads. The splits' (max, sum) pairs are read in parallel into
+// shared memory and turned into one weight per split, so the per-element loop below is a
+// chain of independent loads rather than three dependent passes over the partials.
 __global__ void combine_kernel(const float* partials, int n_head, int n_split, int hd, float* out) {
   const int h = blockIdx.x, t = blockIdx.y;
   const float* base = partials + (int64_t(t) * n_head + h) * n_split * (hd + 2);
+  __shared__ float w[kMaxCombineSplits];
+  __shared__ float red[32];
+  float m = -INFINITY;
+  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
+    const float ms = base[s * (hd + 2)], ls = base[s * (hd + 2) + 1];
+    w[s] = ls > 0.0f ? ms : -INFINITY;  // empty splits (no keys) weigh nothing
+    m = fmaxf(m, w[s]);
+  }
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
   float M = -INFINITY;
-  for (int s = 0; s < n_split; ++s) {
-    if (base[s * (hd + 2) + 1] > 0.0f) M = fmaxf(M, base[s * (hd + 2)]);
-  }
-  float L = 0.0f;
-  for (int s = 0; s < n_split; ++s) {
+  for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) M = fmaxf(M, red[i]);
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
     const float ls = base[s * (hd + 2) + 1];
-    if (ls > 0.0f) L += ls * expf(base[s * (hd + 2)] - M);
+    const float e = w[s] == -INFINITY ? 0.0f : expf(w[s] - M);
+    w[s] = e;
+    l += ls * e;
   }
+  __syncthreads();  // red[] is reused below, w[] complete
+  for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = l;
+  __syncthreads();
+  float L = 0.0f;
+  for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) L += red[i];
   for (int e = threadIdx.x; e < hd; e += blockDim.x) {
     float a = 0.0f;
-    for (int s = 0; s < n_split; ++s) {
-      const float ls = base[s * (hd + 2) + 1];
-      if (ls > 0.0f) a += base[s * (hd + 2) + 2 + e] * expf(base[s * (hd + 2)] - M);
-    }
+#pragma unroll 8
+    for (int s = 0; s < n_split; ++s) a = fmaf(base[s * (hd + 2) + 2 + e], w[s], a);
     out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? a / L : 0.0f;
   }
 }
@@ -140,6 +160,7 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
                       int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
   check_args(n_tok, n_head, kv, n_split, "attention_decode");
   if (n_split > 1 && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
+  if (n_split > kMaxCombineSplits) ::imp::fail("CUDA attention_decode: {} splits (at most {})", n_split, kMaxCombineSplits);
   const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
   attention_kernel<<<dim3(unsigned(n_head), unsigned(n_split), unsigned(n_tok)), 32 * kWarps, 0, stream>>>(
