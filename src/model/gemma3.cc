@@ -1,7 +1,6 @@
 #include "model/gemma3.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -9,41 +8,8 @@
 
 namespace imp {
 
-QuantMatrix Gemma3Model::host_matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const TensorSource& t = weight_at(file_, name);
-  const std::vector<int64_t> want = {rows, cols};
-  if (t.shape != want) {
-    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "),
-         fmt::join(want, ", "));
-  }
-  const StoragePlanRow& row = plan_.at(t.name);
-  if (row.tier == StorageTier::kMapped) return t.matrix();
-  const std::vector<float> decoded = dequantize(t.matrix());
-  owned_.push_back(quantize(row.held_format, decoded, rows, cols));
-  return owned_.back().view();
-}
-
-MatrixHandle Gemma3Model::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const MatrixHandle h = backend_.add_matrix(host_matrix(name, rows, cols), name);
-  if (const auto s = weight_at(file_, name).input_scale) backend_.describe_matrix_input(h, s, false);
-  return h;
-}
-
-const float* Gemma3Model::vector(const std::string& name, int64_t n) {
-  const TensorSource& t = weight_at(file_, name);
-  if (t.shape.size() != 1 || t.shape[0] != n) {
-    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "), n);
-  }
-  // The plan decides: F32 vectors are used in place, anything else converted (storage_plan.cc).
-  const StoragePlanRow& row = plan_.at(t.name);
-  if (row.held_format != FormatId::F32) fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
-  if (row.tier == StorageTier::kMapped) return backend_.add_vector(reinterpret_cast<const float*>(t.data.data()), n, name);
-  owned_.push_back(quantize(FormatId::F32, dequantize(t.matrix()), 1, n));
-  return backend_.add_vector(reinterpret_cast<const float*>(owned_.back().data.data()), n, name);
-}
-
 Gemma3Model::Gemma3Model(const ModelFile& file, const StoragePlan& plan, Backend& backend)
-    : file_(file), plan_(plan), backend_(backend), config_(file.config) {
+    : backend_(backend), weights_(file, plan, backend), config_(file.config) {
   ModelConfig& c = config_;
   if (c.architecture != "gemma3") fail("{}: architecture '{}' is not gemma3", file.path, c.architecture);
   // Hugging Face checkpoints store the norm weight w of the (1 + w) gain; GGUF stores 1 + w.
@@ -83,28 +49,28 @@ Gemma3Model::Gemma3Model(const ModelFile& file, const StoragePlan& plan, Backend
   embd_scale_ = float(std::sqrt(double(c.n_embd)));
 
   const int64_t E = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
-  token_embd_ = host_matrix("token_embd.weight", c.n_vocab, E);
-  output_norm_ = vector("output_norm.weight", E);
-  output_ = find_weight(file, "output.weight") ? matrix("output.weight", c.n_vocab, E)
+  token_embd_ = weights_.host_matrix("token_embd.weight", c.n_vocab, E);
+  output_norm_ = weights_.vector("output_norm.weight", E);
+  output_ = find_weight(file, "output.weight") ? weights_.matrix("output.weight", c.n_vocab, E)
                                                : backend_.add_matrix(token_embd_, "token_embd.weight");
   backend_.describe_matrix_input(output_, std::nullopt, true);
   layers_.resize(size_t(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];
     const std::string p = fmt::format("blk.{}.", l);
-    L.attn_norm = vector(p + "attn_norm.weight", E);
-    L.post_attn_norm = vector(p + "post_attention_norm.weight", E);
-    L.ffn_norm = vector(p + "ffn_norm.weight", E);
-    L.post_ffw_norm = vector(p + "post_ffw_norm.weight", E);
-    L.q_norm = vector(p + "attn_q_norm.weight", hd);
-    L.k_norm = vector(p + "attn_k_norm.weight", hd);
-    L.wq = matrix(p + "attn_q.weight", q_dim, E);
-    L.wk = matrix(p + "attn_k.weight", kv_dim, E);
-    L.wv = matrix(p + "attn_v.weight", kv_dim, E);
-    L.wo = matrix(p + "attn_output.weight", E, q_dim);
-    L.w_gate = matrix(p + "ffn_gate.weight", c.n_ff, E);
-    L.w_up = matrix(p + "ffn_up.weight", c.n_ff, E);
-    L.w_down = matrix(p + "ffn_down.weight", E, c.n_ff);
+    L.attn_norm = weights_.vector(p + "attn_norm.weight", E);
+    L.post_attn_norm = weights_.vector(p + "post_attention_norm.weight", E);
+    L.ffn_norm = weights_.vector(p + "ffn_norm.weight", E);
+    L.post_ffw_norm = weights_.vector(p + "post_ffw_norm.weight", E);
+    L.q_norm = weights_.vector(p + "attn_q_norm.weight", hd);
+    L.k_norm = weights_.vector(p + "attn_k_norm.weight", hd);
+    L.wq = weights_.matrix(p + "attn_q.weight", q_dim, E);
+    L.wk = weights_.matrix(p + "attn_k.weight", kv_dim, E);
+    L.wv = weights_.matrix(p + "attn_v.weight", kv_dim, E);
+    L.wo = weights_.matrix(p + "attn_output.weight", E, q_dim);
+    L.w_gate = weights_.matrix(p + "ffn_gate.weight", c.n_ff, E);
+    L.w_up = weights_.matrix(p + "ffn_up.weight", c.n_ff, E);
+    L.w_down = weights_.matrix(p + "ffn_down.weight", E, c.n_ff);
   }
 }
 
@@ -118,24 +84,6 @@ KvCacheConfig Gemma3Model::kv_config(int64_t max_tokens, KvType dtype) const {
   return k;
 }
 
-void Gemma3Model::ensure(Activations& a, int64_t n_tok) {
-  if (a.cap >= n_tok) return;
-  const ModelConfig& c = config_;
-  const int64_t n = n_tok;
-  a = Activations{};
-  a.x = BackendBuffer(backend_, n * c.n_embd);
-  a.h = BackendBuffer(backend_, n * c.n_embd);
-  a.q = BackendBuffer(backend_, n * c.n_head * c.head_dim);
-  a.k = BackendBuffer(backend_, n * c.n_head_kv * c.head_dim);
-  a.v = BackendBuffer(backend_, n * c.n_head_kv * c.head_dim);
-  a.att = BackendBuffer(backend_, n * c.n_head * c.head_dim);
-  a.o = BackendBuffer(backend_, n * c.n_embd);
-  a.g = BackendBuffer(backend_, n * c.n_ff);
-  a.u = BackendBuffer(backend_, n * c.n_ff);
-  a.logits = BackendBuffer(backend_, n * c.n_vocab);
-  a.cap = n;
-}
-
 void Gemma3Model::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits) {
   const ModelConfig& c = config_;
   const int64_t n = int64_t(tokens.size());
@@ -146,8 +94,8 @@ void Gemma3Model::forward(std::span<const int32_t> tokens, KvStore& kv, bool all
   }
   const int64_t E = c.n_embd, hd = c.head_dim, H = c.n_head, KV = c.n_head_kv, F = c.n_ff;
   const float eps = c.rms_norm_eps;
-  Activations& a = n == 1 ? decode_acts_ : prefill_acts_;
-  ensure(a, n);
+  ForwardActivations& a = n == 1 ? decode_acts_ : prefill_acts_;
+  a.ensure(backend_, config_, n);
   float *x = a.x.data(), *h = a.h.data(), *q = a.q.data(), *k = a.k.data(), *v = a.v.data(), *att = a.att.data(),
         *o = a.o.data(), *g = a.g.data(), *u = a.u.data();
 

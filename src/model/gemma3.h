@@ -18,13 +18,13 @@
 // (n_ff, n_embd); ffn_down (n_embd, n_ff); the four layer norms (n_embd); q/k norms (hd).
 #pragma once
 
-#include <deque>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "io/model_file.h"
 #include "model/model.h"
+#include "model/model_weights.h"
 #include "planner/storage_plan.h"
 #include "runtime/backend.h"
 #include "runtime/kv_store.h"
@@ -56,20 +56,8 @@ class Gemma3Model : public Model {
     const float* k_norm = nullptr;
     MatrixHandle wq = -1, wk = -1, wv = -1, wo = -1, w_gate = -1, w_up = -1, w_down = -1;
   };
-  // Activations for batches of up to `cap` tokens, (cap, width) each; logits (cap, n_vocab).
-  struct Activations {
-    int64_t cap = 0;
-    BackendBuffer x, h, q, k, v, att, o, g, u, logits;
-  };
-
-  QuantMatrix host_matrix(const std::string& name, int64_t rows, int64_t cols);
-  MatrixHandle matrix(const std::string& name, int64_t rows, int64_t cols);
-  const float* vector(const std::string& name, int64_t n);
-  void ensure(Activations& a, int64_t n_tok);
-
-  const ModelFile& file_;
-  const StoragePlan& plan_;
   Backend& backend_;
+  ModelWeights weights_;  // owns what was converted at load: declared before the handles into it
   ModelConfig config_;
   RopeParams rope_local_, rope_global_;
   float attn_scale_ = 0.0f;
@@ -78,8 +66,7 @@ class Gemma3Model : public Model {
   MatrixHandle output_ = -1;
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
-  Activations decode_acts_, prefill_acts_;
-  std::deque<OwnedQuantMatrix> owned_;  // weights converted at load (planned tiers f32/bf16)
+  ForwardActivations decode_acts_, prefill_acts_;
 };
 
 }  // namespace imp

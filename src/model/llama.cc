@@ -1,7 +1,6 @@
 #include "model/llama.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "common/error.h"
 
@@ -28,48 +27,8 @@ ArchTraits arch_traits(const ModelFile& f) {
 
 }  // namespace
 
-QuantMatrix LlamaModel::host_matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const TensorSource& t = weight_at(file_, name);
-  const std::vector<int64_t> want = {rows, cols};
-  if (t.shape != want) {
-    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "),
-         fmt::join(want, ", "));
-  }
-  const StoragePlanRow& row = plan_.at(t.name);
-  if (row.tier == StorageTier::kMapped) return t.matrix();
-  const std::vector<float> decoded = dequantize(t.matrix());
-  owned_.push_back(quantize(row.held_format, decoded, rows, cols));
-  return owned_.back().view();
-}
-
-MatrixHandle LlamaModel::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const MatrixHandle h = backend_.add_matrix(host_matrix(name, rows, cols), name);
-  // A prequantized checkpoint's static activation scale (ModelOpt/llm-compressor input_scale).
-  if (const auto s = weight_at(file_, name).input_scale) backend_.describe_matrix_input(h, s, false);
-  return h;
-}
-
-const float* LlamaModel::vector(const std::string& name, int64_t n, bool optional) {
-  const TensorSource* t = find_weight(file_, name);
-  if (!t) {
-    if (optional) return nullptr;
-    weight_at(file_, name);  // throws naming the tensor and file
-  }
-  if (t->shape.size() != 1 || t->shape[0] != n) {
-    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t->shape, ", "), n);
-  }
-  // The plan decides: F32 vectors are used in place, anything else converted (storage_plan.cc).
-  const StoragePlanRow& row = plan_.at(t->name);
-  if (row.held_format != FormatId::F32) fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
-  if (row.tier == StorageTier::kMapped) {
-    return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
-  }
-  owned_.push_back(quantize(FormatId::F32, dequantize(t->matrix()), 1, n));
-  return backend_.add_vector(reinterpret_cast<const float*>(owned_.back().data.data()), n, name);
-}
-
 LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& backend)
-    : file_(file), plan_(plan), backend_(backend), config_(file.config) {
+    : backend_(backend), weights_(file, plan, backend), config_(file.config) {
   const ArchTraits arch = arch_traits(file);
   ModelConfig& c = config_;
   if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_ff <= 0 || c.head_dim <= 0) {
@@ -92,32 +51,32 @@ LlamaModel::LlamaModel(const ModelFile& file, const StoragePlan& plan, Backend& 
   }
 
   const int64_t E = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
-  token_embd_ = host_matrix("token_embd.weight", c.n_vocab, E);
-  output_norm_ = vector("output_norm.weight", E);
-  output_ = find_weight(file, "output.weight") ? matrix("output.weight", c.n_vocab, E)
+  token_embd_ = weights_.host_matrix("token_embd.weight", c.n_vocab, E);
+  output_norm_ = weights_.vector("output_norm.weight", E);
+  output_ = find_weight(file, "output.weight") ? weights_.matrix("output.weight", c.n_vocab, E)
                                                : backend_.add_matrix(token_embd_, "token_embd.weight");
   backend_.describe_matrix_input(output_, std::nullopt, true);  // lm_head: unquantized in ModelOpt's recipes
   layers_.resize(size_t(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];
     const std::string p = fmt::format("blk.{}.", l);
-    L.attn_norm = vector(p + "attn_norm.weight", E);
-    L.ffn_norm = vector(p + "ffn_norm.weight", E);
-    L.wq = matrix(p + "attn_q.weight", q_dim, E);
-    L.wk = matrix(p + "attn_k.weight", kv_dim, E);
-    L.wv = matrix(p + "attn_v.weight", kv_dim, E);
-    L.wo = matrix(p + "attn_output.weight", E, q_dim);
-    L.w_gate = matrix(p + "ffn_gate.weight", c.n_ff, E);
-    L.w_up = matrix(p + "ffn_up.weight", c.n_ff, E);
-    L.w_down = matrix(p + "ffn_down.weight", E, c.n_ff);
+    L.attn_norm = weights_.vector(p + "attn_norm.weight", E);
+    L.ffn_norm = weights_.vector(p + "ffn_norm.weight", E);
+    L.wq = weights_.matrix(p + "attn_q.weight", q_dim, E);
+    L.wk = weights_.matrix(p + "attn_k.weight", kv_dim, E);
+    L.wv = weights_.matrix(p + "attn_v.weight", kv_dim, E);
+    L.wo = weights_.matrix(p + "attn_output.weight", E, q_dim);
+    L.w_gate = weights_.matrix(p + "ffn_gate.weight", c.n_ff, E);
+    L.w_up = weights_.matrix(p + "ffn_up.weight", c.n_ff, E);
+    L.w_down = weights_.matrix(p + "ffn_down.weight", E, c.n_ff);
     if (arch.qkv_bias) {
-      L.bq = vector(p + "attn_q.bias", q_dim);
-      L.bk = vector(p + "attn_k.bias", kv_dim);
-      L.bv = vector(p + "attn_v.bias", kv_dim);
+      L.bq = weights_.vector(p + "attn_q.bias", q_dim);
+      L.bk = weights_.vector(p + "attn_k.bias", kv_dim);
+      L.bv = weights_.vector(p + "attn_v.bias", kv_dim);
     }
     if (arch.qk_norm) {
-      L.q_norm = vector(p + "attn_q_norm.weight", hd);
-      L.k_norm = vector(p + "attn_k_norm.weight", hd);
+      L.q_norm = weights_.vector(p + "attn_q_norm.weight", hd);
+      L.k_norm = weights_.vector(p + "attn_k_norm.weight", hd);
     }
   }
 }
@@ -132,24 +91,6 @@ KvCacheConfig LlamaModel::kv_config(int64_t max_tokens, KvType dtype) const {
   return k;
 }
 
-void LlamaModel::ensure(Activations& a, int64_t n_tok) {
-  if (a.cap >= n_tok) return;
-  const ModelConfig& c = config_;
-  const int64_t n = n_tok;
-  a = Activations{};
-  a.x = BackendBuffer(backend_, n * c.n_embd);
-  a.h = BackendBuffer(backend_, n * c.n_embd);
-  a.q = BackendBuffer(backend_, n * c.n_head * c.head_dim);
-  a.k = BackendBuffer(backend_, n * c.n_head_kv * c.head_dim);
-  a.v = BackendBuffer(backend_, n * c.n_head_kv * c.head_dim);
-  a.att = BackendBuffer(backend_, n * c.n_head * c.head_dim);
-  a.o = BackendBuffer(backend_, n * c.n_embd);
-  a.g = BackendBuffer(backend_, n * c.n_ff);
-  a.u = BackendBuffer(backend_, n * c.n_ff);
-  a.logits = BackendBuffer(backend_, n * c.n_vocab);
-  a.cap = n;
-}
-
 void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_logits, std::vector<float>& logits) {
   const ModelConfig& c = config_;
   const int64_t n = int64_t(tokens.size());
@@ -160,8 +101,8 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
   }
   const int64_t E = c.n_embd, hd = c.head_dim, H = c.n_head, KV = c.n_head_kv, F = c.n_ff;
   const float eps = c.rms_norm_eps;
-  Activations& a = n == 1 ? decode_acts_ : prefill_acts_;
-  ensure(a, n);
+  ForwardActivations& a = n == 1 ? decode_acts_ : prefill_acts_;
+  a.ensure(backend_, config_, n);
   float *x = a.x.data(), *h = a.h.data(), *q = a.q.data(), *k = a.k.data(), *v = a.v.data(), *att = a.att.data(),
         *o = a.o.data(), *g = a.g.data(), *u = a.u.data();
 

@@ -1,0 +1,66 @@
+#include "model/model_weights.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "common/error.h"
+#include "model/model.h"
+
+namespace imp {
+
+QuantMatrix ModelWeights::host_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const TensorSource& t = weight_at(file_, name);
+  const std::vector<int64_t> want = {rows, cols};
+  if (t.shape != want) {
+    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t.shape, ", "),
+         fmt::join(want, ", "));
+  }
+  const StoragePlanRow& row = plan_.at(t.name);
+  if (row.tier == StorageTier::kMapped) return t.matrix();
+  owned_.push_back(quantize(row.held_format, dequantize(t.matrix()), rows, cols));
+  return owned_.back().view();
+}
+
+MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const MatrixHandle h = backend_.add_matrix(host_matrix(name, rows, cols), name);
+  // A prequantized checkpoint's static activation scale (ModelOpt/llm-compressor input_scale).
+  if (const auto s = weight_at(file_, name).input_scale) backend_.describe_matrix_input(h, s, false);
+  return h;
+}
+
+const float* ModelWeights::vector(const std::string& name, int64_t n, bool optional) {
+  const TensorSource* t = find_weight(file_, name);
+  if (!t) {
+    if (optional) return nullptr;
+    weight_at(file_, name);  // throws naming the tensor and file
+  }
+  if (t->shape.size() != 1 || t->shape[0] != n) {
+    fail("{}: tensor '{}' has shape [{}] but the config wants [{}]", file_.path, name, fmt::join(t->shape, ", "), n);
+  }
+  // The plan decides: F32 vectors are used in place, anything else converted (storage_plan.cc).
+  const StoragePlanRow& row = plan_.at(t->name);
+  if (row.held_format != FormatId::F32) {
+    fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
+  }
+  if (row.tier == StorageTier::kMapped) return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
+  owned_.push_back(quantize(FormatId::F32, dequantize(t->matrix()), 1, n));
+  return backend_.add_vector(reinterpret_cast<const float*>(owned_.back().data.data()), n, name);
+}
+
+void ForwardActivations::ensure(Backend& backend, const ModelConfig& c, int64_t n) {
+  if (cap >= n) return;
+  *this = ForwardActivations{};
+  x = BackendBuffer(backend, n * c.n_embd);
+  h = BackendBuffer(backend, n * c.n_embd);
+  q = BackendBuffer(backend, n * c.n_head * c.head_dim);
+  k = BackendBuffer(backend, n * c.n_head_kv * c.head_dim);
+  v = BackendBuffer(backend, n * c.n_head_kv * c.head_dim);
+  att = BackendBuffer(backend, n * c.n_head * c.head_dim);
+  o = BackendBuffer(backend, n * c.n_embd);
+  g = BackendBuffer(backend, n * c.n_ff);
+  u = BackendBuffer(backend, n * c.n_ff);
+  logits = BackendBuffer(backend, n * c.n_vocab);
+  cap = n;
+}
+
+}  // namespace imp

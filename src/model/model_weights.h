@@ -1,0 +1,49 @@
+// What every architecture's loader and forward pass share (llama.cc, gemma3.cc):
+//
+// ModelWeights takes a model's weights by GGUF name (a Hugging Face name in the file is
+// found too, model.h find_weight): it checks each tensor's shape against the config, holds
+// it as the StoragePlan row says — mapped in place, or converted once at load into memory
+// it owns (tiers f32/bf16; vectors always F32) — and hands it to the backend. Nothing here
+// picks a tier: the planner did.
+//
+// ForwardActivations: one decoder step's activation buffers on the backend, (cap, width)
+// each, logits (cap, n_vocab). A model keeps one set for decode (fixed pointers, so a
+// backend can replay a captured graph) and one for prefill (grows with the batch).
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "io/model_file.h"
+#include "planner/storage_plan.h"
+#include "runtime/backend.h"
+
+namespace imp {
+
+class ModelWeights {
+ public:
+  ModelWeights(const ModelFile& file, const StoragePlan& plan, Backend& backend)
+      : file_(file), plan_(plan), backend_(backend) {}
+
+  // (rows, cols) matrix as a host view (the embedding table, looked up on the host).
+  QuantMatrix host_matrix(const std::string& name, int64_t rows, int64_t cols);
+  // The same handed to the backend, with the checkpoint's static input scale if it has one.
+  MatrixHandle matrix(const std::string& name, int64_t rows, int64_t cols);
+  // An F32 vector of n (norm gains, biases) as a backend pointer; optional: nullptr when absent.
+  const float* vector(const std::string& name, int64_t n, bool optional = false);
+
+ private:
+  const ModelFile& file_;
+  const StoragePlan& plan_;
+  Backend& backend_;
+  std::deque<OwnedQuantMatrix> owned_;  // weights converted at load
+};
+
+struct ForwardActivations {
+  int64_t cap = 0;
+  BackendBuffer x, h, q, k, v, att, o, g, u, logits;
+  // Reallocates (empty) for n_tok tokens when the buffers are smaller.
+  void ensure(Backend& backend, const ModelConfig& c, int64_t n_tok);
+};
+
+}  // namespace imp
