@@ -1,12 +1,16 @@
 # CUDA backend: Hopper only (sm_90). Files that use wgmma add
 # -gencode=arch=compute_90a,code=sm_90a through IMP_SM90A_SOURCES.
+# The architecture is set before enable_language: otherwise CMake caches nvcc's own
+# default (sm_75 for nvcc 13), the kernels are built as compute_75 PTX and JIT-compiled on
+# the GPU, and sm_80+/sm_89+ instructions (mma.sync f16, cvt e4m3x2) are unavailable or
+# emulated. A build dir configured with another value is corrected here too.
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES MATCHES "^(52|75)$")
+  set(CMAKE_CUDA_ARCHITECTURES 90 CACHE STRING "CUDA architectures (imp targets Hopper)" FORCE)
+endif()
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
-if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
-  set(CMAKE_CUDA_ARCHITECTURES 90)
-endif()
 file(GLOB_RECURSE IMP_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cu
                                                      ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cc)
 add_library(imp_cuda STATIC ${IMP_CUDA_SOURCES})

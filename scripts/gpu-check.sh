@@ -41,14 +41,15 @@ fi
 SYNTH=$BUILD/synth
 mkdir -p "$SYNTH"
 fwd_rc=0
-for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3.2-1b:q8_0 llama3.1-8b:q4_k llama3.1-8b:q8_0 llama3.1-8b:bf16}; do
+for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k llama3.1-8b:q8_0 llama3.1-8b:nvfp4 llama3.1-8b:bf16}; do
   preset=${spec%%:*}; type=${spec##*:}
-  f="$SYNTH/$preset-$type.gguf"
+  # nvfp4 / fp8: a ModelOpt-layout safetensors folder; GGUF types: one file.
+  case "$type" in nvfp4|fp8*) f="$SYNTH/$preset-$type" ;; *) f="$SYNTH/$preset-$type.gguf" ;; esac
   [ -f "$f" ] || timeout 150 "$BUILD/imp" synth --preset "$preset" --type "$type" -o "$f" -q > "$OUT/synth-$preset-$type.log" 2>&1 \
     || { echo "synth $spec failed"; tail -3 "$OUT/synth-$preset-$type.log"; fwd_rc=1; continue; }
   timeout 150 "$BUILD/imp" bench -m "$f" --device cuda -p 512 -n 128 --json > "$OUT/fwd-$preset-$type.json" \
     2> "$OUT/fwd-$preset-$type.log" || { echo "imp bench $spec failed"; tail -5 "$OUT/fwd-$preset-$type.log"; fwd_rc=1; }
-  rm -f "$f"  # disk: an 8B BF16 file is 16 GB
+  rm -rf "$f"  # disk: an 8B BF16 file is 16 GB
 done
 
 python3 - "$OUT/tests.json" "$OUT/gemv.json" "$test_rc" "$bench_rc" "$OUT" "$fwd_rc" <<'PY'
@@ -80,10 +81,10 @@ try:
     for r in b["results"]:
         shape = f"{r['rows']}x{r['cols']}"
         if shape not in shapes: shapes.append(shape)
-        # One line per format and kernel: the dispatcher's choice, and for integer-dot
-        # (dp4a) choices also the FP32-activation fallback the benchmark runs beside it.
+        # One line per format and kernel: the backend's default choice, and for the formats
+        # with a tensor-core kernel also the FP32-activation kernel it replaces.
         rows.setdefault(f"{r['format']} {r['kernel']}", {})[shape] = r
-    print("GEMV fraction of copy bandwidth (µs; dp4a times include the x quantization)")
+    print("GEMV fraction of copy bandwidth (µs); *_mma kernels round x to f16, *_dp4a to int8")
     print(f"{'format kernel':<36}" + "".join(f"{s:>20}" for s in shapes))
     for key, by_shape in rows.items():
         cells = "".join(f"{by_shape[s]['fraction_of_copy']:>11.3f} ({by_shape[s]['us']:>6.1f})" if s in by_shape else f"{'-':>20}" for s in shapes)

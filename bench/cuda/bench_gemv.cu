@@ -9,22 +9,23 @@
 // copy bandwidth, which counts bytes read + written, so a GEMV that only reads can in
 // principle exceed fraction 1.0 slightly; ~0.9 of copy bandwidth is excellent.
 //
-// Kernels: every format runs the dispatcher's choice. Where that is an integer-dot kernel
-// (*_dp4a, which quantizes x first), the time is the whole GEMV as a caller sees it: the
-// stream-ordered workspace allocation, the x-quantization kernel and the dot kernel, all
-// inside the timed graph. The x-quantization alone is also timed (column "xq us": the
-// quantizer on the same x, back to back in a graph) and the best FP32-activation kernel of
-// the format (its vec16 fallback) is run too, so the table shows what dp4a buys.
+// Kernels: every format runs what CudaBackend's default decode mode runs (f16 x: the
+// tensor-core kernel on the kMma layout for Q4_0, Q8_0, NVFP4_CKPT, MXFP4_CKPT, else the
+// FP32-activation kernel); those four formats also run the FP32-activation kernel they
+// replace, so the table shows what the tensor cores buy. --int8 adds the integer-dot
+// kernels (*_dp4a, opt-in in the backend): their time includes the stream-ordered workspace
+// allocation and the x-quantization kernel (also timed alone, column "xq us").
 //
 // INT4_GROUP runs with group 128. Every row prints the ceiling's fraction ("of copy").
 //
-// Usage: imp_bench_cuda_gemv [--json PATH] [--runs N] [--formats bf16,q4_0,…]
+// Usage: imp_bench_cuda_gemv [--json PATH] [--runs N] [--formats bf16,q4_0,…] [--int8]
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,9 +119,17 @@ double time_xquant(FormatId f, const float* x, int64_t cols, cudaStream_t stream
 
 bool has_split(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
 
-// fallback = false: the dispatcher's choice; true: the first kernel that does not quantize x.
-Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy_bw, int runs, bool fallback) {
-  const WeightLayout layout = has_split(f) ? WeightLayout::kSplit : WeightLayout::kNative;
+// What x is, as CudaDecodeActivations: kF16 = the backend's default (the kMma layout and
+// its tensor-core kernel where the format and row length allow, else the FP32 kernels);
+// kF32 = the FP32-activation kernels on the split/native layout; kInt8 = the integer-dot
+// kernels (opt-in in the backend).
+enum class Variant { kF16, kF32, kInt8 };
+
+// nullopt when no kernel of that variant serves the format.
+std::optional<Result> bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy_bw, int runs, Variant v) {
+  const WeightLayout layout = v == Variant::kF16 && has_mma_layout(f, cols) ? WeightLayout::kMma
+                              : has_split(f)                                 ? WeightLayout::kSplit
+                                                                             : WeightLayout::kNative;
   const int64_t data_bytes = device_data_bytes(f, layout, rows, cols);
   const int32_t group = f == FormatId::INT4_GROUP ? 128 : 0;  // GPTQ/AWQ's usual group
   const int64_t scale_bytes = device_scale_bytes(f, layout, rows, cols, group);
@@ -149,16 +158,26 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
     return DeviceMatrix{f, rows, cols, data[size_t(c)], scales[size_t(c)], 0.01f, layout, zeros[size_t(c)], group};
   };
   IMP_CUDA_CHECK(cudaDeviceSynchronize());  // fills ran on the legacy stream
-  const GemvKernel* chosen = &select_gemv_kernel(matrix(0), x, y);
-  if (fallback) {
-    chosen = nullptr;
-    for (const GemvKernel& c : gemv_kernels()) {
-      if (!c.quantizes_x && can_implement(c, matrix(0), x, y).ok) {
-        chosen = &c;
-        break;
-      }
+  const GemvKernel* chosen = nullptr;
+  for (const GemvKernel& c : gemv_kernels()) {
+    if (c.quantizes_x != (v == Variant::kInt8) || (c.half_x && v != Variant::kF16)) continue;
+    if (can_implement(c, matrix(0), x, y).ok) {
+      chosen = &c;
+      break;
     }
-    if (!chosen) imp::fail("no FP32-activation kernel for {}", imp::format_name(f));
+  }
+  auto release = [&] {
+    for (int c = 0; c < copies; ++c) {
+      IMP_CUDA_CHECK(cudaFree(data[size_t(c)]));
+      if (scales[size_t(c)]) IMP_CUDA_CHECK(cudaFree(scales[size_t(c)]));
+      if (zeros[size_t(c)]) IMP_CUDA_CHECK(cudaFree(zeros[size_t(c)]));
+    }
+    IMP_CUDA_CHECK(cudaFree(x));
+    IMP_CUDA_CHECK(cudaFree(y));
+  };
+  if (!chosen) {
+    release();
+    return std::nullopt;
   }
   const GemvKernel& k = *chosen;
   // The GEMVs over all copies are captured into one CUDA graph, so that launch overhead
@@ -177,15 +196,10 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
   IMP_CUDA_CHECK(cudaGraphDestroy(graph));
   IMP_CUDA_CHECK(cudaStreamDestroy(stream));
   const std::string kernel(k.name);
-  for (int c = 0; c < copies; ++c) {
-    IMP_CUDA_CHECK(cudaFree(data[size_t(c)]));
-    if (scales[size_t(c)]) IMP_CUDA_CHECK(cudaFree(scales[size_t(c)]));
-    if (zeros[size_t(c)]) IMP_CUDA_CHECK(cudaFree(zeros[size_t(c)]));
-  }
-  IMP_CUDA_CHECK(cudaFree(x));
-  IMP_CUDA_CHECK(cudaFree(y));
+  release();
   const double gbps = double(bytes) / (us * 1e-6) / 1e9;
-  return {std::string(imp::format_name(f)), kernel, rows, cols, bytes, copies, us, gbps, gbps * 1e9 / copy_bw, xquant_us};
+  return Result{std::string(imp::format_name(f)), kernel, rows, cols, bytes, copies, us, gbps, gbps * 1e9 / copy_bw,
+                xquant_us};
 }
 
 }  // namespace
@@ -193,6 +207,7 @@ Result bench_one(FormatId f, int64_t rows, int64_t cols, int64_t l2, double copy
 int main(int argc, char** argv) {
   std::string json_path;
   int runs = 60;
+  bool int8 = false;
   // Every tier the CUDA GEMV serves (gemv_supports), each on the four Llama-3-8B shapes.
   std::string format_list =
       "bf16,f16,q8_0,q6_k,q4_k,q4_0,nvfp4_ckpt,fp8_e4m3_channel,fp8_e4m3_tensor,fp8_e4m3_block128,q4_1,q5_0,q5_1,"
@@ -203,10 +218,12 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     } else if (a == "--runs" && i + 1 < argc) {
       runs = std::max(50, std::atoi(argv[++i]));
+    } else if (a == "--int8") {
+      int8 = true;
     } else if (a == "--formats" && i + 1 < argc) {
       format_list = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--json PATH] [--runs N>=50] [--formats a,b,…]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json PATH] [--runs N>=50] [--formats a,b,…] [--int8]\n", argv[0]);
       return 2;
     }
   }
@@ -236,10 +253,15 @@ int main(int argc, char** argv) {
         return 2;
       }
       for (const auto& s : shapes) {
-        // The dispatcher's choice; where that quantizes x, also the FP32-activation fallback.
-        for (bool fallback : {false, true}) {
-          if (fallback && results.back().xquant_us == 0) break;
-          const Result r = bench_one(*f, s[0], s[1], dev.l2_bytes, copy_bw, runs, fallback);
+        // The backend's default (f16 x: tensor-core kernels where the layout allows); for the
+        // formats that have them, also the FP32-activation kernels they replace; with --int8
+        // the integer-dot kernels too.
+        for (Variant v : {Variant::kF16, Variant::kF32, Variant::kInt8}) {
+          if (v == Variant::kF32 && !has_mma_layout(*f, s[1])) continue;
+          if (v == Variant::kInt8 && !int8) continue;
+          const std::optional<Result> res = bench_one(*f, s[0], s[1], dev.l2_bytes, copy_bw, runs, v);
+          if (!res) continue;
+          const Result& r = *res;
           std::printf("%-17s %6ldx%-6ld %-22s %10.1f %9.1f %9.1f %7.3f", r.format.c_str(), long(r.rows),
                       long(r.cols), r.kernel.c_str(), double(r.weight_bytes) / 1e6, r.us, r.gbps, r.fraction);
           if (r.xquant_us > 0) std::printf(" %7.1f", r.xquant_us);

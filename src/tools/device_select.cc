@@ -38,7 +38,11 @@ std::unique_ptr<Backend> make_backend(const std::string& device, CpuOpsPath path
     if (cuda::device_count() == 0) fail("--device cuda: no CUDA device visible (no GPU or no driver)");
     cuda::CudaBackendOptions o;
     o.gemm = gemm == "f32" ? cuda::CudaGemmPrecision::kF32 : cuda::CudaGemmPrecision::kBF16;
-    o.int8_activations = act_quant == ActQuant::kQ8;
+    // --act-quant: q8 → int8 blocks (integer-dot kernels), f32 → exact FP32 activations,
+    // i16 (the default: 16-bit activations) → f16 x in the tensor-core GEMVs.
+    o.decode_x = act_quant == ActQuant::kQ8     ? cuda::CudaDecodeActivations::kInt8
+                 : act_quant == ActQuant::kNone ? cuda::CudaDecodeActivations::kF32
+                                                : cuda::CudaDecodeActivations::kF16;
     return std::make_unique<cuda::CudaBackend>(o);
   }
 #endif

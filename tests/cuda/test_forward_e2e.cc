@@ -1,6 +1,6 @@
 // End to end: the llama forward pass on the CUDA backend against the CPU backend with the
 // same storage plan — logits of every prompt position within 1e-2 relative (1e-3 with the
-// FP32 prefill GEMM), and the same 32-token greedy continuation (decode steps run eagerly,
+// FP32 prefill GEMM and FP32 decode activations), and the same 32-token greedy continuation (decode steps run eagerly,
 // then as a captured and replayed CUDA graph). On a tiny random llama built in memory, and
 // on the demo model (~/.cache/imp/models/SmolLM2-135M-Instruct.Q4_1.gguf) when present.
 #include <cstdlib>
@@ -92,6 +92,9 @@ void compare(const ModelFile& file, std::span<const int32_t> prompt, CpuOpsPath 
     const bool f32 = prec == CudaGemmPrecision::kF32;
     CudaBackendOptions o;
     o.gemm = prec;
+    // FP32 GEMM goes with the exact FP32-activation GEMVs; BF16 GEMM with the default f16
+    // decode activations (the tensor-core GEMVs where the layout allows).
+    o.decode_x = f32 ? CudaDecodeActivations::kF32 : CudaDecodeActivations::kF16;
     CudaBackend gpu(o);
     const Run got = run_model(file, plan, gpu, prompt, 32);
     ASSERT_EQ(got.prompt_logits.size(), want.prompt_logits.size());

@@ -9,7 +9,11 @@
 // lane adds ≤ cols/32 block partials (≤ 136 here) and a 5-level shuffle tree, about
 // √136 · 2^-24 · Σ|w·x| / |Σ w·x| ≈ 1e-6 for these data; 1e-5 leaves 10× margin while a
 // single wrong weight nibble (≈ 1/√cols of a row's energy, > 1e-2) fails by orders of
-// magnitude. Weights and activations are drawn with a positive mean (U(−1,1) + 0.25) so
+// magnitude. The tensor-core kernels (GemvKernel::half_x, kMma layout) round x to f16
+// first: they are held to the same 1e-5 against the FP64 dot with the f16-rounded x (their
+// weights are exact too), and to 2e-3 against the exact-x reference — the f16 rounding
+// bound 2^-11·Σ|w·x| / |Σ w·x| for these positive-mean data (named kHalfXTolerance).
+// Weights and activations are drawn with a positive mean (U(−1,1) + 0.25) so
 // that even a one-row result is not a near-cancellation that would make the ratio
 // meaningless.
 #include <gtest/gtest.h>
@@ -34,7 +38,9 @@
 #include "backends/cuda/decode_kquant.cuh"
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemv.h"
+#include "backends/cuda/gemv_mma_layout.h"
 #include "common/error.h"
+#include "formats/f16.h"
 #include "formats/quant_matrix.h"
 
 namespace imp::cuda {
@@ -138,7 +144,13 @@ struct DeviceWeights {
         scales(size_t(device_scale_bytes(q.format, layout, q.rows, q.cols, q.group))),
         zeros(q.zeros.data(), q.zeros.size()) {
     m = {q.format, q.rows, q.cols, data.p, scales.p, q.tensor_scale, layout, zeros.p, q.group};
-    if (layout == WeightLayout::kNative) {
+    if (layout == WeightLayout::kMma) {
+      DeviceBuffer native(q.data.data(), q.data.size());
+      const bool d_plane = q.format == FormatId::Q4_0 || q.format == FormatId::Q8_0;
+      if (!d_plane) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
+      repack_mma(q.format, native.p, q.rows, q.cols, data.p, d_plane ? scales.p : nullptr, nullptr);
+      IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    } else if (layout == WeightLayout::kNative) {
       IMP_CUDA_CHECK(cudaMemcpy(data.p, q.data.data(), q.data.size(), cudaMemcpyHostToDevice));
       if (!q.scales.empty()) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
     } else {
@@ -149,13 +161,26 @@ struct DeviceWeights {
   }
 };
 
-std::vector<WeightLayout> layouts(FormatId f) {
-  if (has_split(f)) return {WeightLayout::kNative, WeightLayout::kSplit};
-  return {WeightLayout::kNative};
+// Every layout a matrix of this format and row length can be held in.
+std::vector<WeightLayout> layouts(FormatId f, int64_t cols) {
+  std::vector<WeightLayout> out = {WeightLayout::kNative};
+  if (has_split(f)) out.push_back(WeightLayout::kSplit);
+  if (has_mma_layout(f, cols)) out.push_back(WeightLayout::kMma);
+  return out;
 }
 
 std::string label(FormatId f, WeightLayout l, int64_t rows, int64_t cols) {
-  return fmt::format("{} {} {}×{}", format_name(f), l == WeightLayout::kSplit ? "split" : "native", rows, cols);
+  const char* name = l == WeightLayout::kSplit ? "split" : l == WeightLayout::kMma ? "mma" : "native";
+  return fmt::format("{} {} {}×{}", format_name(f), name, rows, cols);
+}
+
+constexpr double kHalfXTolerance = 2e-3;
+
+// x as the tensor-core kernels see it: clamped to ±65504, rounded to f16 (nearest even).
+std::vector<float> half_rounded(const std::vector<float>& x) {
+  std::vector<float> h(x.size());
+  for (size_t i = 0; i < x.size(); ++i) h[i] = f16_to_f32(f32_to_f16(std::clamp(x[i], -65504.0f, 65504.0f)));
+  return h;
 }
 
 // ---- GPU: GEMV, every applicable kernel, against the FP64 reference ---------------------
@@ -174,17 +199,23 @@ TEST_P(CudaGemv, EveryKernelMatchesReferenceOnAwkwardShapes) {
       const auto q = quantize_or_skip(f, w, rows, cols);
       if (!q) GTEST_SKIP() << format_name(f) << ": CPU reference quantizer not implemented yet";
       const std::vector<float> deq = dequantize(q->view());
-      std::vector<double> ref(size_t(rows), 0.0);
-      double ref_norm = 0.0;
+      const std::vector<float> xh = half_rounded(x);
+      std::vector<double> ref(size_t(rows), 0.0), ref_h(size_t(rows), 0.0);
+      double ref_norm = 0.0, ref_h_norm = 0.0;
       for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t c = 0; c < cols; ++c) ref[size_t(r)] += double(deq[size_t(r * cols + c)]) * double(x[size_t(c)]);
+        for (int64_t c = 0; c < cols; ++c) {
+          ref[size_t(r)] += double(deq[size_t(r * cols + c)]) * double(x[size_t(c)]);
+          ref_h[size_t(r)] += double(deq[size_t(r * cols + c)]) * double(xh[size_t(c)]);
+        }
         ref_norm += ref[size_t(r)] * ref[size_t(r)];
+        ref_h_norm += ref_h[size_t(r)] * ref_h[size_t(r)];
       }
       ref_norm = std::sqrt(ref_norm);
+      ref_h_norm = std::sqrt(ref_h_norm);
       ASSERT_GT(ref_norm, 0.0);
       DeviceBuffer dx(x.data(), x.size() * sizeof(float));
       DeviceBuffer dy(size_t(rows) * sizeof(float));
-      for (WeightLayout layout : layouts(f)) {
+      for (WeightLayout layout : layouts(f, cols)) {
         DeviceWeights dw(*q, layout);
         for (const GemvKernel& k : gemv_kernels()) {
           // Integer-dot kernels quantize x: held to the CPU vec_dot instead (test_gemv_dp4a.cc).
@@ -194,12 +225,18 @@ TEST_P(CudaGemv, EveryKernelMatchesReferenceOnAwkwardShapes) {
           k.launch(dw.m, static_cast<const float*>(dx.p), static_cast<float*>(dy.p), nullptr);
           IMP_CUDA_CHECK(cudaDeviceSynchronize());
           const auto y = dy.download<float>();
-          double err = 0.0;
+          double err = 0.0, err_h = 0.0;
           for (int64_t r = 0; r < rows; ++r) {
             ASSERT_TRUE(std::isfinite(y[size_t(r)])) << k.name << " " << label(f, layout, rows, cols) << " row " << r;
             err += (double(y[size_t(r)]) - ref[size_t(r)]) * (double(y[size_t(r)]) - ref[size_t(r)]);
+            err_h += (double(y[size_t(r)]) - ref_h[size_t(r)]) * (double(y[size_t(r)]) - ref_h[size_t(r)]);
           }
-          EXPECT_LE(std::sqrt(err) / ref_norm, 1e-5) << k.name << " " << label(f, layout, rows, cols);
+          if (k.half_x) {
+            EXPECT_LE(std::sqrt(err_h) / ref_h_norm, 1e-5) << k.name << " " << label(f, layout, rows, cols) << " (f16 x)";
+            EXPECT_LE(std::sqrt(err) / ref_norm, kHalfXTolerance) << k.name << " " << label(f, layout, rows, cols);
+          } else {
+            EXPECT_LE(std::sqrt(err) / ref_norm, 1e-5) << k.name << " " << label(f, layout, rows, cols);
+          }
           ++kernels_run;
         }
       }
@@ -234,12 +271,12 @@ TEST_P(CudaGemv, DeviceDequantizeIsBitIdentical) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   const FormatId f = GetParam();
   for (int64_t rows : {int64_t(1), int64_t(17), int64_t(129)}) {
-    const int64_t cols = col_cases(f)[1];
+   for (int64_t cols : {col_cases(f)[1], int64_t(256 * 16)}) {
     const auto w = random_floats(size_t(rows * cols), uint32_t(rows + 100 * int(f)));
     const auto q = quantize_or_skip(f, w, rows, cols);
     if (!q) GTEST_SKIP() << format_name(f) << ": CPU reference quantizer not implemented yet";
     const std::vector<float> ref = dequantize(q->view());
-    for (WeightLayout layout : layouts(f)) {
+    for (WeightLayout layout : layouts(f, cols)) {
       DeviceWeights dw(*q, layout);
       DeviceBuffer out(ref.size() * sizeof(float));
       out.poison();
@@ -252,6 +289,7 @@ TEST_P(CudaGemv, DeviceDequantizeIsBitIdentical) {
       for (size_t i = 0; i < want.size(); ++i) bad += got[i] != want[i];
       EXPECT_EQ(bad, 0u) << label(f, layout, rows, cols) << ": elements differing bitwise";
     }
+   }
   }
 }
 
@@ -414,6 +452,82 @@ TEST(CudaGemvDispatch, RejectsBadInput) {
   no_scales.scales = nullptr;
   EXPECT_THROW(select_gemv_kernel(no_scales, kFakeX, kFakeY), Error);
   EXPECT_THROW(repack_split(FormatId::BF16, kFakeX, 4, 64, kFakeY, kFakeY, nullptr), Error);
+}
+
+// ---- the kMma layout -------------------------------------------------------------------
+// unit_column and code_position are inverse bijections between (thread, word, position)
+// and the unit's columns, and every column of a 16-column chunk is the MMA k-slot its
+// offset names (slots 2c, 2c+1, 2c+8, 2c+9 for thread c).
+TEST(CudaMmaLayout, MapsAreInverseBijections) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+    const int U = mma_layout::unit_cols(f), per_word = 32 / mma_layout::code_bits(f);
+    ASSERT_EQ(U, 4 * 4 * per_word) << format_name(f);
+    std::vector<int> seen(size_t(U), 0);
+    for (int c = 0; c < 4; ++c) {
+      for (int w = 0; w < 4; ++w) {
+        for (int p = 0; p < per_word; ++p) {
+          const int e = mma_layout::unit_column(f, c, w, p);
+          ASSERT_GE(e, 0);
+          ASSERT_LT(e, U);
+          ++seen[size_t(e)];
+          const int s = e % 16;
+          EXPECT_TRUE(s == 2 * c || s == 2 * c + 1 || s == 2 * c + 8 || s == 2 * c + 9) << format_name(f) << " column " << e;
+          int c2 = -1, w2 = -1;
+          EXPECT_EQ(mma_layout::code_position(f, e, c2, w2), p) << format_name(f) << " column " << e;
+          EXPECT_EQ(c2, c);
+          EXPECT_EQ(w2, w);
+        }
+      }
+    }
+    for (int e = 0; e < U; ++e) EXPECT_EQ(seen[size_t(e)], 1) << format_name(f) << " column " << e;
+  }
+  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q4_K), 0);
+}
+
+// Tall matrices take the two-tile CTA (≥ 8192 rows), and an activation beyond the f16 range
+// is clamped to ±65504 rather than becoming Inf: y stays finite and equals the FP64 dot with
+// the clamped, f16-rounded x.
+TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+    const int64_t rows = 8200, cols = 384;
+    const auto w = random_floats(size_t(rows * cols), 11 + uint32_t(f));
+    auto x = random_floats(size_t(cols), 12);
+    x[5] = 1e6f;
+    x[200] = -3e5f;
+    const auto q = quantize(f, w, rows, cols);
+    const std::vector<float> deq = dequantize(q.view());
+    const std::vector<float> xh = half_rounded(x);
+    DeviceWeights dw(q, WeightLayout::kMma);
+    DeviceBuffer dx(x.data(), x.size() * sizeof(float));
+    DeviceBuffer dy(size_t(rows) * sizeof(float));
+    dy.poison();
+    const std::string_view name = gemv(dw.m, static_cast<const float*>(dx.p), static_cast<float*>(dy.p), nullptr);
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_NE(name.find("_mma"), std::string_view::npos) << name;
+    const auto y = dy.download<float>();
+    double err = 0.0, norm = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = 0.0;
+      for (int64_t c = 0; c < cols; ++c) ref += double(deq[size_t(r * cols + c)]) * double(xh[size_t(c)]);
+      ASSERT_TRUE(std::isfinite(y[size_t(r)])) << format_name(f) << " row " << r;
+      err += (double(y[size_t(r)]) - ref) * (double(y[size_t(r)]) - ref);
+      norm += ref * ref;
+    }
+    EXPECT_LE(std::sqrt(err / norm), 1e-5) << format_name(f);
+  }
+}
+
+TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
+  EXPECT_TRUE(has_mma_layout(FormatId::Q8_0, 64));
+  EXPECT_FALSE(has_mma_layout(FormatId::Q4_0, 64));
+  EXPECT_FALSE(has_mma_layout(FormatId::Q4_K, 4096));
+  EXPECT_THROW(device_data_bytes(FormatId::Q4_0, WeightLayout::kMma, 4, 96), Error);
+  EXPECT_THROW(repack_mma(FormatId::Q4_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  EXPECT_EQ(device_data_bytes(FormatId::NVFP4_CKPT, WeightLayout::kMma, 3, 256), 3 * 128);
+  EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,
+            "q4_0_mma");
 }
 
 }  // namespace

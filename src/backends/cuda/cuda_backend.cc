@@ -174,7 +174,22 @@ MatrixHandle CudaBackend::add_matrix(const QuantMatrix& w, std::string_view name
   m.m.rows = w.rows;
   m.m.cols = w.cols;
   m.m.tensor_scale = w.tensor_scale;
-  if (repacks(w.format)) {
+  if (options_.decode_x == CudaDecodeActivations::kF16 && has_mma_layout(w.format, w.cols)) {
+    m.m.layout = WeightLayout::kMma;
+    void* native = device_alloc(int64_t(w.data.size()), "a weight upload");
+    IMP_CUDA_CHECK(cudaMemcpy(native, w.data.data(), w.data.size(), cudaMemcpyHostToDevice));
+    m.data = device_alloc(device_data_bytes(w.format, WeightLayout::kMma, w.rows, w.cols), "a weight payload plane");
+    const bool d_plane = w.format == FormatId::Q4_0 || w.format == FormatId::Q8_0;
+    if (d_plane) {
+      m.scales = device_alloc(device_scale_bytes(w.format, WeightLayout::kMma, w.rows, w.cols), "a weight scale plane");
+    } else {
+      m.scales = device_alloc(int64_t(w.scales.size()), "a weight scale plane");
+      IMP_CUDA_CHECK(cudaMemcpy(m.scales, w.scales.data(), w.scales.size(), cudaMemcpyHostToDevice));
+    }
+    repack_mma(w.format, native, w.rows, w.cols, m.data, d_plane ? m.scales : nullptr, stream_);
+    IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaFree(native);
+  } else if (repacks(w.format)) {
     m.m.layout = WeightLayout::kSplit;
     void* native = device_alloc(int64_t(w.data.size()), "a weight upload");
     IMP_CUDA_CHECK(cudaMemcpy(native, w.data.data(), w.data.size(), cudaMemcpyHostToDevice));
@@ -332,7 +347,8 @@ void CudaBackend::rmsnorm(const float* x, const float* gain, int64_t n_tok, int6
 void CudaBackend::gemv(const Matrix& w, const float* x, float* y) {
   std::string reasons;
   for (const GemvKernel& k : gemv_kernels()) {
-    if (k.quantizes_x && !options_.int8_activations) continue;
+    if (k.quantizes_x && options_.decode_x != CudaDecodeActivations::kInt8) continue;
+    if (k.half_x && options_.decode_x != CudaDecodeActivations::kF16) continue;
     const KernelCheck c = can_implement(k, w.m, x, y);
     if (c.ok) {
       k.launch(w.m, x, y, stream_);

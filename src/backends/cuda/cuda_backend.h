@@ -1,10 +1,14 @@
 // CudaBackend — the forward pass on one CUDA GPU (sm_90), behind runtime/backend.h.
 //
-// Weights: add_matrix uploads the planned, held matrix once (Q4_0, Q8_0, Q6_K repacked to
-// the split layout the fast GEMV kernels read; other formats as their native planes).
-// Decode (n_tok = 1): GEMV kernels of gemv.h with F32 activations (the integer-dot kernels
-// that round x to int8 are skipped unless CudaBackendOptions::int8_activations: on models
-// with activation outliers they cost ~1e-1 logit error). Prefill (n_tok > 1): each weight is
+// Weights: add_matrix uploads the planned, held matrix once. In the default f16 decode mode
+// Q4_0, Q8_0, NVFP4_CKPT and MXFP4_CKPT rows of a whole number of 128 (Q8_0: 64) columns
+// are repacked to the kMma layout of the tensor-core GEMV; otherwise Q4_0, Q8_0, Q6_K go to
+// the split layout of the FP32 kernels and other formats keep their native planes.
+// Decode (n_tok = 1): GEMV kernels of gemv.h. CudaDecodeActivations picks what x is:
+// kF16 (default) runs the tensor-core kernels, which round x to f16 (relative 2^-11; weights
+// exact), and the FP32 kernels for the other tiers; kF32 runs only FP32-activation kernels
+// (exact but for summation order); kInt8 also allows the integer-dot kernels that round x to
+// int8 blocks (on models with activation outliers they cost ~1e-1 logit error). Prefill (n_tok > 1): each weight is
 // dequantized in row chunks into a reusable device scratch (bit-exact decode), converted to
 // BF16 with the activations, and multiplied by cuBLAS (cublasGemmEx, BF16 in, FP32
 // accumulate); CudaGemmPrecision::kF32 keeps both in FP32 (exact decode, FP32 GEMM).
@@ -43,12 +47,13 @@
 namespace imp::cuda {
 
 enum class CudaGemmPrecision : uint8_t { kBF16, kF32 };
+enum class CudaDecodeActivations : uint8_t { kF16, kF32, kInt8 };
 
 struct CudaBackendOptions {
   int device = 0;
   CudaGemmPrecision gemm = CudaGemmPrecision::kBF16;
   bool graphs = true;
-  bool int8_activations = false;
+  CudaDecodeActivations decode_x = CudaDecodeActivations::kF16;
 };
 
 // Planner answers (cuda_device_caps): backends/cuda/cuda_caps.h.

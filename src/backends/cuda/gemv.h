@@ -53,6 +53,12 @@ enum class WeightLayout : uint8_t {
   // (the block without its f16 d: 16, 32, 208 bytes), scales = rows × (cols/QK) f16 d.
   // Every payload is 16-byte aligned, which the fast kernels need.
   kSplit,
+  // Q4_0, Q8_0, NVFP4_CKPT, MXFP4_CKPT, made by repack_mma() for the tensor-core GEMV
+  // (gemv_mma.cu; bit layout in gemv_mma_layout.h): data = rows × the payload bytes of the
+  // row (cols/2 or cols), the codes permuted inside 64-byte units of 128 (Q8_0: 64) columns;
+  // scales = the kSplit d plane (Q4_0, Q8_0) or the native scale plane (NVFP4_CKPT,
+  // MXFP4_CKPT). Needs cols % 128 == 0 (Q8_0: 64).
+  kMma,
 };
 
 struct DeviceMatrix {
@@ -83,6 +89,10 @@ struct GemvKernel {
   // FP32 dot (see the numerics note at the top). launch() then allocates a small
   // stream-ordered workspace (cudaMallocAsync) for the quantized x and runs two kernels.
   bool quantizes_x = false;
+  // True for the tensor-core kernels (gemv_mma.cu): x is rounded to f16 (clamped to
+  // ±65504) before the products; weights stay exact. CudaBackend runs them in its default
+  // f16-activation decode mode only.
+  bool half_x = false;
 };
 
 // Every kernel, fastest first within a format.
@@ -121,6 +131,12 @@ void dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 // device_data_bytes / device_scale_bytes for kSplit. One thread per block; asynchronous.
 void repack_split(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
                   cudaStream_t stream);
+// Native rows → kMma planes (payload, and the f16 d plane for Q4_0 / Q8_0; NVFP4_CKPT and
+// MXFP4_CKPT keep their native scale plane, pass d = nullptr). Asynchronous.
+bool has_mma_layout(FormatId format, int64_t cols);
+void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
+                cudaStream_t stream);
+
 inline void repack_q4_0(const void* native, int64_t rows, int64_t cols, void* payload, void* d, cudaStream_t s) {
   repack_split(FormatId::Q4_0, native, rows, cols, payload, d, s);
 }

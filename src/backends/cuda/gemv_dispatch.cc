@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/gemv_registry.h"
 #include "common/error.h"
 #include "formats/quant_matrix.h"
@@ -27,7 +28,7 @@ int split_payload_bytes(FormatId f) { return format_traits(f).block_bytes - 2; }
 const std::vector<GemvKernel>& registry() {
   static const std::vector<GemvKernel> all = [] {
     std::vector<GemvKernel> v;
-    for (auto family : {detail::dp4a_gemv_kernels(), detail::float_gemv_kernels(), detail::gguf_gemv_kernels(), detail::fp4_gemv_kernels(),
+    for (auto family : {detail::mma_gemv_kernels(), detail::dp4a_gemv_kernels(), detail::float_gemv_kernels(), detail::gguf_gemv_kernels(), detail::fp4_gemv_kernels(),
                         detail::fp8_gemv_kernels(), detail::gguf_stage_gemv_kernels(), detail::int4_gemv_kernels()}) {
       v.insert(v.end(), family.begin(), family.end());
     }
@@ -53,7 +54,15 @@ bool disabled_by_env(std::string_view name) {
   return false;
 }
 
-std::string_view layout_name(WeightLayout l) { return l == WeightLayout::kSplit ? "split" : "native"; }
+std::string_view layout_name(WeightLayout l) {
+  return l == WeightLayout::kSplit ? "split" : l == WeightLayout::kMma ? "mma" : "native";
+}
+
+void require_mma_layout(FormatId format, int64_t cols) {
+  const int u = mma_layout::unit_cols(format);
+  if (u == 0) fail("{} has no mma layout (only q4_0, q8_0, nvfp4_ckpt, mxfp4_ckpt)", format_name(format));
+  if (cols % u != 0) fail("{} mma layout needs cols % {} == 0, got {}", format_name(format), u, cols);
+}
 
 // Shape and plane checks shared by every kernel and by dequantize(): throws.
 void validate_matrix(const DeviceMatrix& w) {
@@ -152,12 +161,23 @@ bool gemv_supports(FormatId f) {
 int64_t device_data_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols) {
   const int64_t native = mul_checked(rows, row_data_bytes(format, cols), "CUDA data plane");
   if (layout == WeightLayout::kNative) return native;
+  if (layout == WeightLayout::kMma) {
+    require_mma_layout(format, cols);
+    return mul_checked(rows, cols * mma_layout::code_bits(format) / 8, "CUDA mma payload plane");
+  }
   if (!splits(format)) fail("{} has no split layout (only q4_0, q8_0, q6_k)", format_name(format));
   return mul_checked(mul_checked(rows, cols / format_traits(format).block_elems, "block count"),
                      split_payload_bytes(format), "CUDA payload plane");
 }
 
 int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, int64_t cols, int32_t group) {
+  if (layout == WeightLayout::kMma) {
+    require_mma_layout(format, cols);
+    if (format == FormatId::Q4_0 || format == FormatId::Q8_0) {
+      return mul_checked(mul_checked(rows, cols / 32, "block count"), 2, "CUDA d plane");
+    }
+    return scale_plane_bytes(format, rows, cols, group);
+  }
   if (layout == WeightLayout::kSplit) {
     if (!splits(format)) fail("{} has no split layout (only q4_0, q8_0, q6_k)", format_name(format));
     return mul_checked(mul_checked(rows, cols / format_traits(format).block_elems, "block count"), 2, "CUDA d plane");
@@ -209,7 +229,7 @@ std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStrea
 void dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
   validate_matrix(w);
   if (!out) fail("CUDA dequantize: output pointer is null");
-  if (detail::float_dequantize(w, out, stream) || detail::gguf_dequantize(w, out, stream) ||
+  if (detail::mma_dequantize(w, out, stream) || detail::float_dequantize(w, out, stream) || detail::gguf_dequantize(w, out, stream) ||
       detail::fp4_dequantize(w, out, stream) || detail::fp8_dequantize(w, out, stream) ||
       detail::gguf_stage_dequantize(w, out, stream) || detail::int4_dequantize(w, out, stream)) {
     return;

@@ -30,6 +30,7 @@ struct KernelArgs {
 KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y);
 
 
+std::vector<GemvKernel> mma_gemv_kernels();   // the kMma layout (tensor cores, f16 x)
 std::vector<GemvKernel> dp4a_gemv_kernels();  // first: preferred over the FP32 kernels
 std::vector<GemvKernel> float_gemv_kernels();
 std::vector<GemvKernel> gguf_gemv_kernels();
@@ -38,6 +39,7 @@ std::vector<GemvKernel> fp8_gemv_kernels();
 std::vector<GemvKernel> gguf_stage_gemv_kernels();  // Q4_1 … NVFP4 (gemv_gguf_stage.cu)
 std::vector<GemvKernel> int4_gemv_kernels();
 // Launch the bit-exact dequant kernel; false when the format/layout is not this family's.
+bool mma_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 bool float_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 bool gguf_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 bool fp4_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
