@@ -31,7 +31,8 @@ test_rc=${PIPESTATUS[0]}
 fi
 
 if [[ "$SKIP" != *" gemv "* ]]; then
-timeout 240 "$BUILD/bench/imp_bench_cuda_gemv" --json "$OUT/gemv.json" 2>&1 | tee "$OUT/bench.log"
+# IMP_GPU_GEMV_FORMATS=q4_0,nvfp4_ckpt,… limits the benchmark to some formats.
+timeout 240 "$BUILD/bench/imp_bench_cuda_gemv" --json "$OUT/gemv.json" ${IMP_GPU_GEMV_FORMATS:+--formats "$IMP_GPU_GEMV_FORMATS"} 2>&1 | tee "$OUT/bench.log"
 bench_rc=${PIPESTATUS[0]}
 fi
 
