@@ -15,16 +15,20 @@
 // scale block starts from a zero accumulator). Against the FP64 dot of the reference
 // dequantization with the f16-rounded x, y differs only by FP32 summation order.
 //
-// Work split: a CTA owns kTiles·16 consecutive rows and all their columns; its 8 warps take
-// the row's 64-byte units round-robin (split-K inside the CTA), and the warps' partial sums
-// are added in shared memory. Before the main loop the CTA writes x as f16 B fragments into
-// shared memory (2 bytes per column) in the order the fragments are read, so a thread's
-// B registers for one unit are 2–4 16-byte shared loads. The first unit's weights are
-// requested before that prologue, and each iteration requests the next unit's weights
-// before decoding the current one (double buffering in registers).
+// Work split: the grid is persistent (as many 256-thread CTAs as fit at once); a CTA takes
+// 16-row tiles blockIdx.x, + gridDim.x, … and converts x once, into shared memory as f16
+// B fragments in the order they are read (2 bytes per column; a thread's B registers for a
+// unit are 2–4 16-byte shared loads). Its 8 warps split each tile's row into its 64-byte
+// units round-robin (split-K inside the CTA) and add their partial sums in shared memory
+// at the end of the tile. Weights stream through a per-warp ring of kStages units in
+// shared memory filled by cp.async (L2 only), so 3 units per warp are always in flight,
+// across tile boundaries too, without holding registers — a 4096×4096 4-bit matrix is
+// only ~2× the bytes that must be in flight to cover HBM latency, so the loads are issued
+// before x is even converted.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 
@@ -40,9 +44,10 @@ namespace {
 
 constexpr int kMmaWarps = 8;
 constexpr int kMmaThreads = kMmaWarps * 32;
-// x fragments live in dynamic shared memory: 2 bytes per column. 96 KiB covers rows up to
-// 49152 columns (every dense layer of a 70B model); longer rows use the other kernels.
-constexpr int kMaxSmemBytes = 96 * 1024;
+// x fragments live in dynamic shared memory: 2 bytes per column. Rows up to 49152 columns
+// (every dense layer of a 70B model) fit beside the weight ring; longer rows use the other
+// kernels.
+constexpr int64_t kMaxCols = 49152;
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 __device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
@@ -149,136 +154,154 @@ struct Mxfp4CkptMma {
   __device__ static float finish(const KernelArgs&, float acc) { return acc * 64.0f; }
 };
 
-template <class Op>
-struct UnitLoad {
-  uint4 q;
-  uint2 s;
-};
-
-template <class Op>
-__device__ __forceinline__ UnitLoad<Op> load_unit(const KernelArgs& a, int64_t row, int u, int c) {
-  UnitLoad<Op> l;
-  l.q = load_stream16(a.data + row * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + 16 * c);
-  const uint8_t* s = a.scales + row * a.scale_row_bytes + int64_t(u) * Op::kScaleBytes;
-  if constexpr (Op::kScaleBytes == 8) {
-    l.s = __ldg(reinterpret_cast<const uint2*>(s));
-  } else {
-    l.s = make_uint2(__ldg(reinterpret_cast<const unsigned int*>(s)), 0u);
-  }
-  return l;
+// ---- the pipelined kernel ----------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
+template <int kBytes>
+__device__ __forceinline__ void cp_async_small(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(smem_addr(dst)), "l"(src), "n"(kBytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
-template <class Op, int kTiles>
+// Shared memory of one CTA: x fragments (2 bytes per column, rounded up to 16), then the
+// weight ring — kStages units in flight per warp, each unit two rows × 32 lanes × 16 bytes
+// plus the rows' scale bytes (8 per lane slot).
+constexpr int kStages = 4;
+constexpr int64_t kRingBytes = int64_t(kStages) * kMmaWarps * 2 * 32 * (16 + 8);
+int64_t mma_smem_bytes(int64_t cols) { return (cols * 2 + 15) / 16 * 16 + kRingBytes; }
+
+template <class Op>
 __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
-  extern __shared__ uint4 xs[];  // [unit][thread c][kChunks × 2 half2]
-  __shared__ float partial[kMmaWarps][16 * kTiles];
-  constexpr int kRows = 2 * kTiles;  // rows per thread: g + 8i
+  extern __shared__ uint4 smem[];
+  __shared__ float partial[2][kMmaWarps][16];
   constexpr int U = Op::kChunks * 16;
   constexpr int kX4 = Op::kChunks / 2;  // uint4 of B registers per thread and unit
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, c = lane & 3;
-  const int64_t row0 = int64_t(blockIdx.x) * 16 * kTiles;
   const int units = int(a.cols / U);
-  int64_t rows[kRows];
-#pragma unroll
-  for (int i = 0; i < kRows; ++i) rows[i] = min(row0 + g + 8 * i, a.rows - 1);  // past the end: re-read, dropped
+  const int64_t n_tiles = (a.rows + 15) / 16;
+  // This CTA's row tiles: blockIdx.x, + gridDim.x, … (persistent: x is converted once).
+  const int my_tiles = int((n_tiles - blockIdx.x + gridDim.x - 1) / gridDim.x);
+  const int my_units = warp < units ? (units - warp + kMmaWarps - 1) / kMmaWarps : 0;  // per tile
+  const int items = my_tiles * my_units;
 
-  UnitLoad<Op> next[kRows];
-  if (warp < units) {
-#pragma unroll
-    for (int i = 0; i < kRows; ++i) next[i] = load_unit<Op>(a, rows[i], warp, c);
-  }
+  uint4* ring = smem + (a.cols * 2 + 15) / 16;
+  uint4* ring_q = ring + (warp * kStages) * 2 * 32;  // [stage][row 0/1][lane]
+  uint2* ring_s = reinterpret_cast<uint2*>(ring + kMmaWarps * kStages * 2 * 32) + (warp * kStages) * 2 * 32;
 
-  // Prologue: x (f32, global) → f16 pairs in fragment order. Column pair (2q, 2q+1) of
-  // unit u, chunk j, slot s = 2c' + 8h goes to half2 index ((u·4 + c')·kChunks + j)·2 + h.
-  uint32_t* xh = reinterpret_cast<uint32_t*>(xs);
+  // Item i of this warp = (tile k = i / my_units, unit warp + 8·(i % my_units)).
+  auto issue = [&](int i) {
+    if (i < items) {
+      const int k = i / my_units, u = warp + kMmaWarps * (i % my_units);
+      const int64_t row0 = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * 16;
+      const int st = i % kStages;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t row = min(row0 + g + 8 * h, a.rows - 1);  // past the end: re-read, dropped
+        cp_async16(&ring_q[(st * 2 + h) * 32 + lane],
+                   a.data + row * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + 16 * c);
+        cp_async_small<Op::kScaleBytes>(&ring_s[(st * 2 + h) * 32 + lane],
+                                        a.scales + row * a.scale_row_bytes + int64_t(u) * Op::kScaleBytes);
+      }
+    }
+    cp_async_commit();  // an empty group past the end keeps the wait count uniform
+  };
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) issue(i);
+
+  // x (f32, global) → f16 pairs in fragment order while the first weights are in flight.
+  // Column pair (col, col+1) of unit u, chunk j, slot s = 2c' + 8h goes to half2 index
+  // ((u·4 + c')·kChunks + j)·2 + h; |x| is clamped to the f16 range.
+  uint32_t* xh = reinterpret_cast<uint32_t*>(smem);
   for (int64_t p = tid; p < a.cols / 2; p += kMmaThreads) {
     const int64_t col = 2 * p;
     const int u = int(col / U), e = int(col % U), j = e / 16, s = e % 16;
-    const int cc = (s % 8) / 2, h = s / 8;
     float2 v = *reinterpret_cast<const float2*>(a.x + col);
     v.x = fminf(fmaxf(v.x, -65504.0f), 65504.0f);
     v.y = fminf(fmaxf(v.y, -65504.0f), 65504.0f);
-    xh[((int64_t(u) * 4 + cc) * Op::kChunks + j) * 2 + h] = h2_bits(__floats2half2_rn(v.x, v.y));
+    xh[((int64_t(u) * 4 + (s % 8) / 2) * Op::kChunks + j) * 2 + s / 8] = h2_bits(__floats2half2_rn(v.x, v.y));
   }
   __syncthreads();
 
-  float acc[kRows];
+  int i = 0;
+  for (int k = 0; k < my_tiles; ++k) {
+    float acc[2] = {0.0f, 0.0f};  // rows g and g + 8 of the tile
+    for (int jj = 0; jj < my_units; ++jj, ++i) {
+      issue(i + kStages - 1);
+      cp_async_wait<kStages - 1>();  // this thread's copies of item i have landed
+      const int st = i % kStages, u = warp + kMmaWarps * jj;
+      const uint4 q0 = ring_q[(st * 2) * 32 + lane], q1 = ring_q[(st * 2 + 1) * 32 + lane];
+      const uint2 s0 = ring_s[(st * 2) * 32 + lane], s1 = ring_s[(st * 2 + 1) * 32 + lane];
+      uint4 xb[kX4];
 #pragma unroll
-  for (int i = 0; i < kRows; ++i) acc[i] = 0.0f;
-
-  for (int u = warp; u < units; u += kMmaWarps) {
-    UnitLoad<Op> cur[kRows];
-#pragma unroll
-    for (int i = 0; i < kRows; ++i) cur[i] = next[i];
-    if (u + kMmaWarps < units) {
-#pragma unroll
-      for (int i = 0; i < kRows; ++i) next[i] = load_unit<Op>(a, rows[i], u + kMmaWarps, c);
-    }
-    uint4 xb[kX4];
-#pragma unroll
-    for (int k = 0; k < kX4; ++k) xb[k] = xs[(int64_t(u) * 4 + c) * kX4 + k];
-    const uint32_t* b = reinterpret_cast<const uint32_t*>(xb);
-#pragma unroll
-    for (int t = 0; t < kTiles; ++t) {
-      uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];  // rows g + 16t and g + 16t + 8
-      Op::decode(cur[2 * t].q, lo);
-      Op::decode(cur[2 * t + 1].q, hi);
+      for (int t = 0; t < kX4; ++t) xb[t] = smem[(int64_t(u) * 4 + c) * kX4 + t];
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(xb);
+      uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];
+      Op::decode(q0, lo);
+      Op::decode(q1, hi);
 #pragma unroll
       for (int grp = 0; grp < Op::kChunks / Op::kGroupChunks; ++grp) {
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-        for (int jj = 0; jj < Op::kGroupChunks; ++jj) {
-          const int j = grp * Op::kGroupChunks + jj;
+        for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
+          const int j = grp * Op::kGroupChunks + j2;
           mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[2 * j], b[2 * j + 1]);
         }
-        acc[2 * t] = fmaf(Op::scale(cur[2 * t].s, grp), d[0], acc[2 * t]);
-        acc[2 * t + 1] = fmaf(Op::scale(cur[2 * t + 1].s, grp), d[2], acc[2 * t + 1]);
+        acc[0] = fmaf(Op::scale(s0, grp), d[0], acc[0]);
+        acc[1] = fmaf(Op::scale(s1, grp), d[2], acc[1]);
       }
     }
-  }
-
-  if (c == 0) {
+    // Tile done: the 8 warps' partial sums (double-buffered by tile parity, so one barrier
+    // per tile suffices) are added by the first 16 threads.
+    if (c == 0) {
+      partial[k & 1][warp][g] = acc[0];
+      partial[k & 1][warp][g + 8] = acc[1];
+    }
+    __syncthreads();
+    const int64_t row = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * 16 + tid;
+    if (tid < 16 && row < a.rows) {
+      float sum = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) partial[warp][g + 8 * i] = acc[i];
+      for (int w = 0; w < kMmaWarps; ++w) sum += partial[k & 1][w][tid];
+      a.y[row] = Op::finish(a, sum);
+    }
   }
-  __syncthreads();
-  if (tid < 16 * kTiles && row0 + tid < a.rows) {
-    float s = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kMmaWarps; ++w) s += partial[w][tid];
-    a.y[row0 + tid] = Op::finish(a, s);
-  }
+  cp_async_wait<0>();
 }
 
-template <class Op, int kTiles>
-void launch_mma_tiles(const KernelArgs& a, cudaStream_t stream) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_kernel<Op, kTiles>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        kMaxSmemBytes));
-  });
-  const int64_t blocks = (a.rows + 16 * kTiles - 1) / (16 * kTiles);
-  gemv_mma_kernel<Op, kTiles><<<unsigned(blocks), kMmaThreads, size_t(a.cols) * 2, stream>>>(a);
-  IMP_CUDA_CHECK_LAUNCH();
-}
-
-// Two 16-row tiles per CTA halve the shared-memory reads of x per weight, but leave too
-// few CTAs to fill 132 SMs below ~8k rows; there one tile per CTA.
+// Persistent grid: as many CTAs as fit on the GPU at once (occupancy for this x size), never
+// more than there are 16-row tiles.
 template <class Op>
 void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
   const KernelArgs a = make_args(w, x, y);
-  if (a.rows >= 8192) {
-    launch_mma_tiles<Op, 2>(a, stream);
-  } else {
-    launch_mma_tiles<Op, 1>(a, stream);
-  }
+  static std::once_flag once;
+  static int sms = 0;
+  std::call_once(once, [] {
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_kernel<Op>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(mma_smem_bytes(kMaxCols))));
+    int dev = 0;
+    IMP_CUDA_CHECK(cudaGetDevice(&dev));
+    IMP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  });
+  const size_t smem = size_t(mma_smem_bytes(a.cols));
+  int per_sm = 0;
+  IMP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_mma_kernel<Op>, kMmaThreads, smem));
+  const int64_t tiles = (a.rows + 15) / 16;
+  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t(std::max(per_sm, 1)) * sms));
+  gemv_mma_kernel<Op><<<unsigned(grid), kMmaThreads, smem, stream>>>(a);
+  IMP_CUDA_CHECK_LAUNCH();
 }
 
 KernelCheck check_smem(int64_t cols) {
-  if (cols * 2 <= kMaxSmemBytes) return {true, {}};
-  return {false, "cols " + std::to_string(cols) + " needs more than " + std::to_string(kMaxSmemBytes) +
-                     " bytes of shared memory for x (2 per column)"};
+  if (cols <= kMaxCols) return {true, {}};
+  return {false, "cols " + std::to_string(cols) + " exceeds " + std::to_string(kMaxCols) +
+                     " (x is held in shared memory, 2 bytes per column)"};
 }
 
 KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
