@@ -22,6 +22,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -208,6 +209,7 @@ int main(int argc, char** argv) {
   std::string json_path;
   int runs = 60;
   bool int8 = false;
+  int64_t one_shape[2] = {0, 0};
   // Every tier the CUDA GEMV serves (gemv_supports), each on the four Llama-3-8B shapes.
   std::string format_list =
       "bf16,f16,q8_0,q6_k,q4_k,q4_0,nvfp4_ckpt,fp8_e4m3_channel,fp8_e4m3_tensor,fp8_e4m3_block128,q4_1,q5_0,q5_1,"
@@ -218,12 +220,17 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     } else if (a == "--runs" && i + 1 < argc) {
       runs = std::max(50, std::atoi(argv[++i]));
+    } else if (a == "--shape" && i + 1 < argc) {  // one ROWSxCOLS instead of the four 8B shapes
+      const std::string v = argv[++i];
+      const size_t xpos = v.find('x');
+      one_shape[0] = std::atoll(v.substr(0, xpos).c_str());
+      one_shape[1] = xpos == std::string::npos ? 0 : std::atoll(v.substr(xpos + 1).c_str());
     } else if (a == "--int8") {
       int8 = true;
     } else if (a == "--formats" && i + 1 < argc) {
       format_list = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--json PATH] [--runs N>=50] [--formats a,b,…] [--int8]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json PATH] [--runs N>=50] [--formats a,b,…] [--shape RxC] [--int8]\n", argv[0]);
       return 2;
     }
   }
@@ -239,7 +246,8 @@ int main(int argc, char** argv) {
     std::printf("copy bandwidth (read+write): %.1f GB/s\n\n", copy_bw / 1e9);
     std::printf("%-17s %-13s %-22s %10s %9s %9s %7s %7s\n", "format", "rows x cols", "kernel", "MB", "us", "GB/s", "of copy",
                 "xq us");
-    const int64_t shapes[][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+    std::vector<std::array<int64_t, 2>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+    if (one_shape[0] > 0 && one_shape[1] > 0) shapes = {{one_shape[0], one_shape[1]}};
     std::vector<Result> results;
     size_t pos = 0;
     while (pos <= format_list.size()) {
