@@ -456,8 +456,8 @@ TEST(CudaGemvDispatch, RejectsBadInput) {
 
 // ---- the kMma layout -------------------------------------------------------------------
 // unit_column and code_position are inverse bijections between (thread, word, position)
-// and the unit's columns, and every column of a 16-column chunk is the MMA k-slot its
-// offset names (slots 2c, 2c+1, 2c+8, 2c+9 for thread c).
+// and the unit's columns, and thread c's codes are columns 4c … 4c+3 of each 16-column
+// chunk (its share of x is one float4 per chunk).
 TEST(CudaMmaLayout, MapsAreInverseBijections) {
   for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
     const int U = mma_layout::unit_cols(f), per_word = 32 / mma_layout::code_bits(f);
@@ -470,8 +470,7 @@ TEST(CudaMmaLayout, MapsAreInverseBijections) {
           ASSERT_GE(e, 0);
           ASSERT_LT(e, U);
           ++seen[size_t(e)];
-          const int s = e % 16;
-          EXPECT_TRUE(s == 2 * c || s == 2 * c + 1 || s == 2 * c + 8 || s == 2 * c + 9) << format_name(f) << " column " << e;
+          EXPECT_EQ((e % 16) / 4, c) << format_name(f) << " column " << e;
           int c2 = -1, w2 = -1;
           EXPECT_EQ(mma_layout::code_position(f, e, c2, w2), p) << format_name(f) << " column " << e;
           EXPECT_EQ(c2, c);

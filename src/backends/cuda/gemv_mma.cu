@@ -1,30 +1,30 @@
 // Tensor-core decode GEMV for the 4- and 8-bit block formats on the kMma layout
-// (gemv_mma_layout.h): y[rows] = W · x with x rounded once to f16 and every weight decoded
-// by a few bit operations into an exact f16 A fragment of mma.sync.m16n8k16 (f32
-// accumulate). The column dimension of the MMA is unused: B holds x in all 8 columns, so
-// C's columns are 8 copies of the same dot products.
+// (gemv_mma_layout.h): y[rows] = W · x with x rounded to f16 and every weight decoded by a
+// few bit operations into an exact f16 A fragment of mma.sync.m16n8k16 (f32 accumulate).
+// The N dimension of the MMA is unused: B holds x in all 8 columns, so C's columns are 8
+// copies of the same dot products.
 //
 // Why: the FP32-activation kernels (gemv_gguf.cu, gemv_fp4.cu) spend ~5 FP32 instructions
-// per 4-bit weight (decode, convert, FMA) and reach 0.26–0.6 of HBM bandwidth on an H100;
-// here one MMA does 256 multiply-adds and the decode is 1–1.5 instructions per weight.
+// per 4-bit weight (decode, convert, FMA) and are bound by instruction issue at 0.3–0.6 of
+// HBM bandwidth; here one MMA does 256 multiply-adds and the decode is ~1 instruction per
+// weight.
 //
-// Numerics: the only rounding beyond FP32 accumulation is x → f16 (relative 2^-11 per
-// element; |x| is clamped to 65504 first so an outlier cannot become Inf). Weights are
-// exact: Q4_0 / Q8_0 codes enter as the integers q − 8 / q, NVFP4 / MXFP4 codes as
-// E2M1·2^-6, and the block scale multiplies the MMA's block sum in FP32 (the MMA over one
-// scale block starts from a zero accumulator). Against the FP64 dot of the reference
-// dequantization with the f16-rounded x, y differs only by FP32 summation order.
+// Numerics: the only rounding beyond FP32 accumulation is x → f16 (round to nearest,
+// relative 2^-11 per element, saturating at ±65504 so an outlier cannot become Inf).
+// Weights are exact: Q4_0 / Q8_0 codes enter as the integers q − 8 / q, NVFP4 / MXFP4
+// codes as E2M1·2^-6, and the block scale multiplies the MMA's block sum in FP32 (the MMA
+// over one scale block starts from a zero accumulator). Against the FP64 dot of the
+// reference dequantization with the f16-rounded x, y differs only by FP32 summation order.
 //
 // Work split: the grid is persistent (as many 256-thread CTAs as fit at once); a CTA takes
-// 16-row tiles blockIdx.x, + gridDim.x, … and converts x once, into shared memory as f16
-// B fragments in the order they are read (2 bytes per column; a thread's B registers for a
-// unit are 2–4 16-byte shared loads). Its 8 warps split each tile's row into its 64-byte
-// units round-robin (split-K inside the CTA) and add their partial sums in shared memory
-// at the end of the tile. Weights stream through a per-warp ring of kStages units in
-// shared memory filled by cp.async (L2 only), so 3 units per warp are always in flight,
-// across tile boundaries too, without holding registers — a 4096×4096 4-bit matrix is
-// only ~2× the bytes that must be in flight to cover HBM latency, so the loads are issued
-// before x is even converted.
+// tiles of 16·kTiles rows, blockIdx.x, + gridDim.x, …, and its 8 warps split each tile's
+// row into its 64-byte units round-robin (split-K inside the CTA), adding their partial
+// sums in shared memory at the end of the tile. A warp item is one unit of the tile's
+// rows (2·kTiles rows per thread). Weights and scales stream through a per-warp ring of
+// kStages items in shared memory filled by cp.async (L2 only), so kStages − 1 items per
+// warp are always in flight, across tile boundaries too, without holding registers. x is
+// read per item as one float4 per chunk (L1-resident after the first warp) and converted
+// in registers, shared by the item's rows.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -44,13 +44,16 @@ namespace {
 
 constexpr int kMmaWarps = 8;
 constexpr int kMmaThreads = kMmaWarps * 32;
-// x fragments live in dynamic shared memory: 2 bytes per column. Rows up to 49152 columns
-// (every dense layer of a 70B model) fit beside the weight ring; longer rows use the other
-// kernels.
-constexpr int64_t kMaxCols = 49152;
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 __device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
+
+// f16 pair (lo, hi), round to nearest even, saturating to ±65504.
+__device__ __forceinline__ uint32_t f16x2_sat(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
 
 // D = A·B + C for one m16n8k16 tile (A row-major 16×16 f16, B column-major 16×8 f16).
 __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
@@ -71,12 +74,13 @@ __device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t two) {
   const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3);
   return uint32_t(r.x) | (uint32_t(r.y) << 16);
 }
+__device__ __forceinline__ float2 h2_to_f2(uint32_t h) { return __half22float2(bits_h2(h)); }
 
 // ---- per-format decode: one 16-byte thread slice → f16 A registers a[chunk][half] -------
-// a[j][0] = slots (2c, 2c+1), a[j][1] = slots (2c+8, 2c+9) of chunk j (gemv_mma_layout.h).
+// a[j][0] = columns (4c, 4c+1), a[j][1] = columns (4c+2, 4c+3) of chunk j; scales(s, out)
+// gives the FP32 scale of each group of kGroupChunks chunks from the unit's scale bytes.
 
 struct Q4_0Mma {
-  static constexpr FormatId kFormat = FormatId::Q4_0;
   static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
   static constexpr int kScaleBytes = 8;                // 4 f16 d per row and unit
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
@@ -85,22 +89,22 @@ struct Q4_0Mma {
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
       const uint32_t v = words[w], v8 = v >> 8;
-      // 0x6400 | q is the f16 1024 + q; 0x6400 | (q << 4) is 1024 + 16q.
+      // 0x6400 | q is the f16 1024 + q; 0x6400 | (q << 4) is 1024 + 16q: exact, then − 1032
+      // or ·1/16 − 72 (exact too) leaves q − 8.
       a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), k1032));
       a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), k1032));
       a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, km72));
       a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, km72));
     }
   }
-  __device__ static float scale(const uint2& s, int g) {
-    const uint32_t w = g < 2 ? s.x : s.y;
-    return __half2float(__ushort_as_half((unsigned short)(w >> (16 * (g & 1)))));
+  __device__ static void scales(const uint2& s, float (&out)[4]) {
+    const float2 a = h2_to_f2(s.x), b = h2_to_f2(s.y);
+    out[0] = a.x, out[1] = a.y, out[2] = b.x, out[3] = b.y;
   }
   __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
 
 struct Q8_0Mma {
-  static constexpr FormatId kFormat = FormatId::Q8_0;
   static constexpr int kChunks = 4, kGroupChunks = 2;  // 2 blocks of 32 per unit
   static constexpr int kScaleBytes = 4;
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
@@ -109,13 +113,14 @@ struct Q8_0Mma {
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
       const uint32_t v = words[w] ^ 0x80808080u;  // int8 q → q + 128
-      // bytes (b, 0x64) per half: the f16 1024 + (q + 128).
+      // bytes (b, 0x64) per half: the f16 1024 + (q + 128), exact; − 1152 leaves q.
       a[w][0] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4140)), k1152));
       a[w][1] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4342)), k1152));
     }
   }
-  __device__ static float scale(const uint2& s, int g) {
-    return __half2float(__ushort_as_half((unsigned short)(s.x >> (16 * g))));
+  __device__ static void scales(const uint2& s, float (&out)[2]) {
+    const float2 a = h2_to_f2(s.x);
+    out[0] = a.x, out[1] = a.y;
   }
   __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
@@ -134,23 +139,27 @@ __device__ __forceinline__ void decode_e2m1(const uint4& raw, uint32_t (&a)[8][2
 }
 
 struct Nvfp4CkptMma {
-  static constexpr FormatId kFormat = FormatId::NVFP4_CKPT;
   static constexpr int kChunks = 8, kGroupChunks = 1;  // 8 blocks of 16 per unit
   static constexpr int kScaleBytes = 8;                // 8 E4M3 bytes
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
-  __device__ static float scale(const uint2& s, int g) {
-    const uint32_t w = g < 4 ? s.x : s.y;
-    return __half2float(__ushort_as_half(__nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t(w >> (8 * (g & 3))), __NV_E4M3).x));
+  __device__ static void scales(const uint2& s, float (&out)[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = h2_to_f2(e4m3x2_to_h2((i < 2 ? s.x : s.y) >> (16 * (i & 1))));
+      out[2 * i] = f.x, out[2 * i + 1] = f.y;
+    }
   }
   __device__ static float finish(const KernelArgs& a, float acc) { return acc * 64.0f * a.tensor_scale; }
 };
 
 struct Mxfp4CkptMma {
-  static constexpr FormatId kFormat = FormatId::MXFP4_CKPT;
   static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
   static constexpr int kScaleBytes = 4;                // 4 E8M0 bytes
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
-  __device__ static float scale(const uint2& s, int g) { return e8m0_value(uint8_t(s.x >> (8 * g))); }
+  __device__ static void scales(const uint2& s, float (&out)[4]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[i] = e8m0_value(uint8_t(s.x >> (8 * i)));
+  }
   __device__ static float finish(const KernelArgs&, float acc) { return acc * 64.0f; }
 };
 
@@ -169,103 +178,116 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
-// Shared memory of one CTA: x fragments (2 bytes per column, rounded up to 16), then the
-// weight ring — kStages units in flight per warp, each unit two rows × 32 lanes × 16 bytes
-// plus the rows' scale bytes (8 per lane slot).
-constexpr int kStages = 4;
-constexpr int64_t kRingBytes = int64_t(kStages) * kMmaWarps * 2 * 32 * (16 + 8);
-int64_t mma_smem_bytes(int64_t cols) { return (cols * 2 + 15) / 16 * 16 + kRingBytes; }
+// Ring geometry per kTiles: a stage is one item (2·kTiles rows × 32 lanes × 16 data bytes +
+// 8 scale bytes); 4 stages with one tile per item, 3 with two (3 or 2 items in flight).
+template <int kTiles>
+struct Ring {
+  static constexpr int kRows = 2 * kTiles;
+  static constexpr int kStages = kTiles == 1 ? 4 : 3;
+  static constexpr int kSlots = kStages * kRows * 32;  // per warp
+  static constexpr int kBytes = kMmaWarps * kSlots * (16 + 8);
+};
 
-template <class Op>
+template <class Op, int kTiles>
 __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
+  using R = Ring<kTiles>;
+  constexpr int kRows = R::kRows, kStages = R::kStages, kTileRows = 16 * kTiles;
+  constexpr int U = Op::kChunks * 16, kGroups = Op::kChunks / Op::kGroupChunks;
   extern __shared__ uint4 smem[];
-  __shared__ float partial[2][kMmaWarps][16];
-  constexpr int U = Op::kChunks * 16;
-  constexpr int kX4 = Op::kChunks / 2;  // uint4 of B registers per thread and unit
+  __shared__ float partial[2][kMmaWarps][kTileRows];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, c = lane & 3;
   const int units = int(a.cols / U);
-  const int64_t n_tiles = (a.rows + 15) / 16;
-  // This CTA's row tiles: blockIdx.x, + gridDim.x, … (persistent: x is converted once).
+  const int64_t n_tiles = (a.rows + kTileRows - 1) / kTileRows;
   const int my_tiles = int((n_tiles - blockIdx.x + gridDim.x - 1) / gridDim.x);
   const int my_units = warp < units ? (units - warp + kMmaWarps - 1) / kMmaWarps : 0;  // per tile
   const int items = my_tiles * my_units;
+  uint4* ring_q = smem + warp * R::kSlots;
+  uint2* ring_s = reinterpret_cast<uint2*>(smem + kMmaWarps * R::kSlots) + warp * R::kSlots;
 
-  uint4* ring = smem + (a.cols * 2 + 15) / 16;
-  uint4* ring_q = ring + (warp * kStages) * 2 * 32;  // [stage][row 0/1][lane]
-  uint2* ring_s = reinterpret_cast<uint2*>(ring + kMmaWarps * kStages * 2 * 32) + (warp * kStages) * 2 * 32;
-
-  // Item i of this warp = (tile k = i / my_units, unit warp + 8·(i % my_units)).
-  auto issue = [&](int i) {
-    if (i < items) {
-      const int k = i / my_units, u = warp + kMmaWarps * (i % my_units);
-      const int64_t row0 = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * 16;
-      const int st = i % kStages;
+  // Issue cursor: item n = (tile k, unit warp + 8j), walked without divisions.
+  const uint8_t* pq[kRows];
+  const uint8_t* ps[kRows];
+  int is_j = 0, is_k = 0, is_n = 0, is_st = 0;
+  auto aim = [&](int k) {
+    const int64_t row0 = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * kTileRows;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t row = min(row0 + g + 8 * h, a.rows - 1);  // past the end: re-read, dropped
-        cp_async16(&ring_q[(st * 2 + h) * 32 + lane],
-                   a.data + row * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + 16 * c);
-        cp_async_small<Op::kScaleBytes>(&ring_s[(st * 2 + h) * 32 + lane],
-                                        a.scales + row * a.scale_row_bytes + int64_t(u) * Op::kScaleBytes);
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t row = min(row0 + g + 8 * r, a.rows - 1);  // past the end: re-read, dropped
+      pq[r] = a.data + row * a.data_row_bytes + warp * mma_layout::kUnitBytes + 16 * c;
+      ps[r] = a.scales + row * a.scale_row_bytes + warp * Op::kScaleBytes;
+    }
+  };
+  auto issue = [&] {
+    if (is_n < items) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        cp_async16(&ring_q[(is_st * kRows + r) * 32 + lane], pq[r]);
+        cp_async_small<Op::kScaleBytes>(&ring_s[(is_st * kRows + r) * 32 + lane], ps[r]);
+        pq[r] += kMmaWarps * mma_layout::kUnitBytes;
+        ps[r] += kMmaWarps * Op::kScaleBytes;
+      }
+      ++is_n;
+      is_st = is_st + 1 == kStages ? 0 : is_st + 1;
+      if (++is_j == my_units) {
+        is_j = 0;
+        aim(++is_k);
       }
     }
     cp_async_commit();  // an empty group past the end keeps the wait count uniform
   };
+  aim(0);
 #pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) issue(i);
+  for (int s = 0; s < kStages - 1; ++s) issue();
 
-  // x (f32, global) → f16 pairs in fragment order while the first weights are in flight.
-  // Column pair (col, col+1) of unit u, chunk j, slot s = 2c' + 8h goes to half2 index
-  // ((u·4 + c')·kChunks + j)·2 + h; |x| is clamped to the f16 range.
-  uint32_t* xh = reinterpret_cast<uint32_t*>(smem);
-  for (int64_t p = tid; p < a.cols / 2; p += kMmaThreads) {
-    const int64_t col = 2 * p;
-    const int u = int(col / U), e = int(col % U), j = e / 16, s = e % 16;
-    float2 v = *reinterpret_cast<const float2*>(a.x + col);
-    v.x = fminf(fmaxf(v.x, -65504.0f), 65504.0f);
-    v.y = fminf(fmaxf(v.y, -65504.0f), 65504.0f);
-    xh[((int64_t(u) * 4 + (s % 8) / 2) * Op::kChunks + j) * 2 + s / 8] = h2_bits(__floats2half2_rn(v.x, v.y));
-  }
-  __syncthreads();
-
-  int i = 0;
+  int st = 0;
   for (int k = 0; k < my_tiles; ++k) {
-    float acc[2] = {0.0f, 0.0f};  // rows g and g + 8 of the tile
-    for (int jj = 0; jj < my_units; ++jj, ++i) {
-      issue(i + kStages - 1);
-      cp_async_wait<kStages - 1>();  // this thread's copies of item i have landed
-      const int st = i % kStages, u = warp + kMmaWarps * jj;
-      const uint4 q0 = ring_q[(st * 2) * 32 + lane], q1 = ring_q[(st * 2 + 1) * 32 + lane];
-      const uint2 s0 = ring_s[(st * 2) * 32 + lane], s1 = ring_s[(st * 2 + 1) * 32 + lane];
-      uint4 xb[kX4];
+    float acc[kRows];
 #pragma unroll
-      for (int t = 0; t < kX4; ++t) xb[t] = smem[(int64_t(u) * 4 + c) * kX4 + t];
-      const uint32_t* b = reinterpret_cast<const uint32_t*>(xb);
-      uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];
-      Op::decode(q0, lo);
-      Op::decode(q1, hi);
+    for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+    const float* xp = a.x + int64_t(warp) * U + 4 * c;
+    for (int jj = 0; jj < my_units; ++jj, xp += kMmaWarps * U) {
+      issue();
+      cp_async_wait<kStages - 1>();  // this thread's copies of the current item have landed
+      uint32_t b[Op::kChunks][2];
 #pragma unroll
-      for (int grp = 0; grp < Op::kChunks / Op::kGroupChunks; ++grp) {
-        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
-          const int j = grp * Op::kGroupChunks + j2;
-          mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[2 * j], b[2 * j + 1]);
-        }
-        acc[0] = fmaf(Op::scale(s0, grp), d[0], acc[0]);
-        acc[1] = fmaf(Op::scale(s1, grp), d[2], acc[1]);
+      for (int j = 0; j < Op::kChunks; ++j) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(xp + 16 * j));
+        b[j][0] = f16x2_sat(v.x, v.y);
+        b[j][1] = f16x2_sat(v.z, v.w);
       }
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        const int r0 = 2 * t, r1 = 2 * t + 1;  // rows g + 16t and g + 16t + 8
+        uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];
+        Op::decode(ring_q[(st * kRows + r0) * 32 + lane], lo);
+        Op::decode(ring_q[(st * kRows + r1) * 32 + lane], hi);
+        float s_lo[kGroups], s_hi[kGroups];
+        Op::scales(ring_s[(st * kRows + r0) * 32 + lane], s_lo);
+        Op::scales(ring_s[(st * kRows + r1) * 32 + lane], s_hi);
+#pragma unroll
+        for (int grp = 0; grp < kGroups; ++grp) {
+          float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+          for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
+            const int j = grp * Op::kGroupChunks + j2;
+            mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
+          }
+          acc[r0] = fmaf(s_lo[grp], d[0], acc[r0]);
+          acc[r1] = fmaf(s_hi[grp], d[2], acc[r1]);
+        }
+      }
+      st = st + 1 == kStages ? 0 : st + 1;
     }
-    // Tile done: the 8 warps' partial sums (double-buffered by tile parity, so one barrier
-    // per tile suffices) are added by the first 16 threads.
+    // Tile done: the warps' partial sums (double-buffered by tile parity, so one barrier
+    // per tile suffices) are added by the first kTileRows threads.
     if (c == 0) {
-      partial[k & 1][warp][g] = acc[0];
-      partial[k & 1][warp][g + 8] = acc[1];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) partial[k & 1][warp][g + 8 * r] = acc[r];
     }
     __syncthreads();
-    const int64_t row = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * 16 + tid;
-    if (tid < 16 && row < a.rows) {
+    const int64_t row = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * kTileRows + tid;
+    if (tid < kTileRows && row < a.rows) {
       float sum = 0.0f;
 #pragma unroll
       for (int w = 0; w < kMmaWarps; ++w) sum += partial[k & 1][w][tid];
@@ -275,40 +297,43 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
   cp_async_wait<0>();
 }
 
-// Persistent grid: as many CTAs as fit on the GPU at once (occupancy for this x size), never
-// more than there are 16-row tiles.
-template <class Op>
-void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const KernelArgs a = make_args(w, x, y);
+// Persistent grid: as many CTAs as fit at once, never more than there are tiles. Two tiles
+// per item halve the x loads and loop overhead per weight but leave fewer tiles than CTA
+// slots below ~16k rows; there one tile per item.
+template <class Op, int kTiles>
+void launch_mma_tiles(const KernelArgs& a, cudaStream_t stream) {
   static std::once_flag once;
   static int sms = 0;
   std::call_once(once, [] {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_kernel<Op>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(mma_smem_bytes(kMaxCols))));
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_kernel<Op, kTiles>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        Ring<kTiles>::kBytes));
     int dev = 0;
     IMP_CUDA_CHECK(cudaGetDevice(&dev));
     IMP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   });
-  const size_t smem = size_t(mma_smem_bytes(a.cols));
   int per_sm = 0;
-  IMP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_mma_kernel<Op>, kMmaThreads, smem));
-  const int64_t tiles = (a.rows + 15) / 16;
+  IMP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_mma_kernel<Op, kTiles>, kMmaThreads,
+                                                               Ring<kTiles>::kBytes));
+  const int64_t tiles = (a.rows + 16 * kTiles - 1) / (16 * kTiles);
   const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t(std::max(per_sm, 1)) * sms));
-  gemv_mma_kernel<Op><<<unsigned(grid), kMmaThreads, smem, stream>>>(a);
+  gemv_mma_kernel<Op, kTiles><<<unsigned(grid), kMmaThreads, Ring<kTiles>::kBytes, stream>>>(a);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
-KernelCheck check_smem(int64_t cols) {
-  if (cols <= kMaxCols) return {true, {}};
-  return {false, "cols " + std::to_string(cols) + " exceeds " + std::to_string(kMaxCols) +
-                     " (x is held in shared memory, 2 bytes per column)"};
+template <class Op>
+void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
+  const KernelArgs a = make_args(w, x, y);
+  if (a.rows >= 16384) {
+    launch_mma_tiles<Op, 2>(a, stream);
+  } else {
+    launch_mma_tiles<Op, 1>(a, stream);
+  }
 }
 
 KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
   const int U = mma_layout::unit_cols(w.format);
-  return all_of({check_cols_multiple(w.cols, U, "the kMma layout's unit"), check_smem(w.cols),
-                 check_aligned(w.data, 16, "payload plane"), check_aligned(w.scales, 8, "scale plane"),
-                 check_aligned(x, 8, "x")});
+  return all_of({check_cols_multiple(w.cols, U, "the kMma layout's unit"), check_aligned(w.data, 16, "payload plane"),
+                 check_aligned(w.scales, 8, "scale plane"), check_aligned(x, 16, "x")});
 }
 
 // ---- exact element access on the kMma layout (dequantization, the generic kernel) -------

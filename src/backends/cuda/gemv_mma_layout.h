@@ -5,25 +5,26 @@
 // Shapes. A row is cut into units of U columns (U = 128 for the 4-bit formats, 64 for
 // Q8_0); unit u of row r is 64 payload bytes at data + r·(row bytes) + 64·u, and thread c
 // (= lane % 4) of a quad owns the 16 bytes at offset 16·c. A unit holds kChunks = U/16
-// chunks of 16 columns (the k16 of one MMA); within chunk j the MMA's k-slot s is unit
-// column 16·j + s, and thread c holds the slots {2c, 2c+1} (A register a0/a1) and
-// {2c+8, 2c+9} (a2/a3) of every chunk — the fragment layout of the PTX ISA. A chunk never
-// straddles a scale block (16 for NVFP4, 32 for Q4_0 / Q8_0 / MXFP4), so the MMA over a
-// chunk (or the two chunks of a 32-block) is one block's Σ q·x and the block scale is
-// applied to it in FP32 afterwards: weights enter the MMA as exact small integers or
-// E2M1·2^-6 values, never rounded.
+// chunks of 16 columns (the k16 of one MMA). Thread c holds the MMA k-slots {2c, 2c+1}
+// (A register a0/a1, B register b0) and {2c+8, 2c+9} (a2/a3, b1) of every chunk; the slots
+// are given the chunk columns 4c, 4c+1 and 4c+2, 4c+3, so the thread's share of x for a
+// chunk is one float4 (any column↔slot assignment works when A and B use the same one). A
+// chunk never straddles a scale block (16 for NVFP4, 32 for Q4_0 / Q8_0 / MXFP4), so the
+// MMA over a chunk (or the two chunks of a 32-block) is one block's Σ q·x and the block
+// scale is applied to it in FP32 afterwards: weights enter the MMA as exact small integers
+// or E2M1·2^-6 values, never rounded.
 //
-// Within a thread's 16 bytes (four 32-bit words w = 0..3, code position p in a word):
+// Within a thread's 16 bytes (four 32-bit words w = 0..3, code position p in a word), the
+// code of chunk column 4c + t:
 //   Q4_0   word w = block w of the unit (chunks 2w, 2w+1); nibble p (bits 4p..4p+3) holds
-//          chunk 2w + (p & 1), slot 2c + 8·((p >> 1) & 1) + (p >> 2).
-//          (v & 0x000F000F) | 0x64006400 is then the f16 pair 1024 + (slot 2c, 2c+1) of
-//          chunk 2w, the 0x00F000F0 mask the same for chunk 2w+1 (×16), v >> 8 the
-//          slots 2c+8, 2c+9.
+//          chunk 2w + (p & 1), t = 2·((p >> 1) & 1) + (p >> 2). Then
+//          (v & 0x000F000F) | 0x64006400 is the f16 pair 1024 + (t = 0, 1) of chunk 2w,
+//          the 0x00F000F0 mask the same for chunk 2w+1 (×16), v >> 8 gives t = 2, 3.
 //   NVFP4_CKPT, MXFP4_CKPT  word w = chunks 2w, 2w+1; nibble p holds chunk 2w + (p & 1),
-//          slot 2c + ((p >> 1) & 1) + 8·(p >> 2): the low nibbles of the word's bytes,
-//          widened to E4M3 bytes, are the pairs (2c, 2c+1), (2c+8, 2c+9) of chunk 2w for
-//          the hardware e4m3x2 → f16x2 conversion; the high nibbles those of chunk 2w+1.
-//   Q8_0   word w = chunk w; byte p holds slot 2c + (p & 1) + 8·(p >> 1).
+//          t = ((p >> 1) & 1) + 2·(p >> 2): the low nibbles of the word's bytes, widened to
+//          E4M3 bytes, are t = (0, 1), (2, 3) of chunk 2w for the hardware e4m3x2 → f16x2
+//          conversion; the high nibbles those of chunk 2w+1.
+//   Q8_0   word w = chunk w; byte p holds t = p.
 // Scale planes: Q4_0 and Q8_0 keep the kSplit d plane (rows × cols/32 f16); NVFP4_CKPT
 // and MXFP4_CKPT keep their native scale planes.
 //
@@ -60,23 +61,23 @@ IMP_MMA_HD int code_bits(FormatId f) { return f == FormatId::Q8_0 ? 8 : 4; }
 // Unit column of the code at (thread c, word w, position p).
 IMP_MMA_HD int unit_column(FormatId f, int c, int w, int p) {
   switch (f) {
-    case FormatId::Q4_0: return 16 * (2 * w + (p & 1)) + 2 * c + 8 * ((p >> 1) & 1) + (p >> 2);
+    case FormatId::Q4_0: return 16 * (2 * w + (p & 1)) + 4 * c + 2 * ((p >> 1) & 1) + (p >> 2);
     case FormatId::NVFP4_CKPT:
-    case FormatId::MXFP4_CKPT: return 16 * (2 * w + (p & 1)) + 2 * c + ((p >> 1) & 1) + 8 * (p >> 2);
-    case FormatId::Q8_0: return 16 * w + 2 * c + (p & 1) + 8 * (p >> 1);
+    case FormatId::MXFP4_CKPT: return 16 * (2 * w + (p & 1)) + 4 * c + ((p >> 1) & 1) + 2 * (p >> 2);
+    case FormatId::Q8_0: return 16 * w + 4 * c + p;
     default: return -1;
   }
 }
 
 // Inverse: where unit column e lives. Returns the code position p; sets c and w.
 IMP_MMA_HD int code_position(FormatId f, int e, int& c, int& w) {
-  const int chunk = e / 16, s = e % 16;
-  c = (s % 8) / 2;
+  const int chunk = e / 16, t = e % 4;
+  c = (e % 16) / 4;
   switch (f) {
-    case FormatId::Q4_0: w = chunk / 2; return (chunk & 1) + 2 * (s / 8) + 4 * (s & 1);
+    case FormatId::Q4_0: w = chunk / 2; return (chunk & 1) + 2 * (t >> 1) + 4 * (t & 1);
     case FormatId::NVFP4_CKPT:
-    case FormatId::MXFP4_CKPT: w = chunk / 2; return (chunk & 1) + 2 * (s & 1) + 4 * (s / 8);
-    case FormatId::Q8_0: w = chunk; return (s & 1) + 2 * (s / 8);
+    case FormatId::MXFP4_CKPT: w = chunk / 2; return (chunk & 1) + 2 * (t & 1) + 4 * (t >> 1);
+    case FormatId::Q8_0: w = chunk; return t;
     default: w = -1; return -1;
   }
 }
