@@ -146,7 +146,7 @@ struct DeviceWeights {
     m = {q.format, q.rows, q.cols, data.p, scales.p, q.tensor_scale, layout, zeros.p, q.group};
     if (layout == WeightLayout::kMma) {
       DeviceBuffer native(q.data.data(), q.data.size());
-      const bool d_plane = q.format == FormatId::Q4_0 || q.format == FormatId::Q8_0;
+      const bool d_plane = q.format == FormatId::Q4_0 || q.format == FormatId::Q8_0 || q.format == FormatId::Q4_K;
       if (!d_plane) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
       repack_mma(q.format, native.p, q.rows, q.cols, data.p, d_plane ? scales.p : nullptr, nullptr);
       IMP_CUDA_CHECK(cudaDeviceSynchronize());
@@ -459,7 +459,7 @@ TEST(CudaGemvDispatch, RejectsBadInput) {
 // and the unit's columns, and thread c's codes are columns 4c … 4c+3 of each 16-column
 // chunk (its share of x is one float4 per chunk).
 TEST(CudaMmaLayout, MapsAreInverseBijections) {
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
     const int U = mma_layout::unit_cols(f), per_word = 32 / mma_layout::code_bits(f);
     ASSERT_EQ(U, 4 * 4 * per_word) << format_name(f);
     std::vector<int> seen(size_t(U), 0);
@@ -480,7 +480,7 @@ TEST(CudaMmaLayout, MapsAreInverseBijections) {
     }
     for (int e = 0; e < U; ++e) EXPECT_EQ(seen[size_t(e)], 1) << format_name(f) << " column " << e;
   }
-  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q4_K), 0);
+  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q6_K), 0);
 }
 
 // Tall matrices take the two-tile CTA (≥ 8192 rows), and an activation beyond the f16 range
@@ -488,8 +488,8 @@ TEST(CudaMmaLayout, MapsAreInverseBijections) {
 // the clamped, f16-rounded x.
 TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
-    const int64_t rows = 8200, cols = 384;
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+    const int64_t rows = 16400, cols = 512;
     const auto w = random_floats(size_t(rows * cols), 11 + uint32_t(f));
     auto x = random_floats(size_t(cols), 12);
     x[5] = 1e6f;
@@ -520,9 +520,10 @@ TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
 TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_TRUE(has_mma_layout(FormatId::Q8_0, 64));
   EXPECT_FALSE(has_mma_layout(FormatId::Q4_0, 64));
-  EXPECT_FALSE(has_mma_layout(FormatId::Q4_K, 4096));
+  EXPECT_FALSE(has_mma_layout(FormatId::Q6_K, 4096));
   EXPECT_THROW(device_data_bytes(FormatId::Q4_0, WeightLayout::kMma, 4, 96), Error);
-  EXPECT_THROW(repack_mma(FormatId::Q4_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  EXPECT_THROW(repack_mma(FormatId::Q6_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  EXPECT_EQ(device_scale_bytes(FormatId::Q4_K, WeightLayout::kMma, 3, 512), 3 * 2 * 16);
   EXPECT_EQ(device_data_bytes(FormatId::NVFP4_CKPT, WeightLayout::kMma, 3, 256), 3 * 128);
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,

@@ -179,7 +179,7 @@ MatrixHandle CudaBackend::add_matrix(const QuantMatrix& w, std::string_view name
     void* native = device_alloc(int64_t(w.data.size()), "a weight upload");
     IMP_CUDA_CHECK(cudaMemcpy(native, w.data.data(), w.data.size(), cudaMemcpyHostToDevice));
     m.data = device_alloc(device_data_bytes(w.format, WeightLayout::kMma, w.rows, w.cols), "a weight payload plane");
-    const bool d_plane = w.format == FormatId::Q4_0 || w.format == FormatId::Q8_0;
+    const bool d_plane = w.format == FormatId::Q4_0 || w.format == FormatId::Q8_0 || w.format == FormatId::Q4_K;
     if (d_plane) {
       m.scales = device_alloc(device_scale_bytes(w.format, WeightLayout::kMma, w.rows, w.cols), "a weight scale plane");
     } else {

@@ -83,6 +83,9 @@ __device__ __forceinline__ float2 h2_to_f2(uint32_t h) { return __half22float2(b
 struct Q4_0Mma {
   static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
   static constexpr int kScaleBytes = 8;                // 4 f16 d per row and unit
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
     const __half2 k1032 = __float2half2_rn(1032.0f), k16th = __float2half2_rn(0.0625f), km72 = __float2half2_rn(-72.0f);
     const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -107,6 +110,9 @@ struct Q4_0Mma {
 struct Q8_0Mma {
   static constexpr int kChunks = 4, kGroupChunks = 2;  // 2 blocks of 32 per unit
   static constexpr int kScaleBytes = 4;
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
     const __half2 k1152 = __float2half2_rn(1152.0f);
     const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -141,6 +147,9 @@ __device__ __forceinline__ void decode_e2m1(const uint4& raw, uint32_t (&a)[8][2
 struct Nvfp4CkptMma {
   static constexpr int kChunks = 8, kGroupChunks = 1;  // 8 blocks of 16 per unit
   static constexpr int kScaleBytes = 8;                // 8 E4M3 bytes
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
   __device__ static void scales(const uint2& s, float (&out)[8]) {
 #pragma unroll
@@ -155,12 +164,60 @@ struct Nvfp4CkptMma {
 struct Mxfp4CkptMma {
   static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
   static constexpr int kScaleBytes = 4;                // 4 E8M0 bytes
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
   __device__ static void scales(const uint2& s, float (&out)[4]) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) out[i] = e8m0_value(uint8_t(s.x >> (8 * i)));
   }
   __device__ static float finish(const KernelArgs&, float acc) { return acc * 64.0f; }
+};
+
+// Q4_K: w = (d·sc_t)·q − dmin·m_t per 32-element sub-block t of a 256-superblock; a unit is
+// half a superblock (4 sub-blocks). The MMA sees the unsigned q; the kernel adds
+// d·Σ_t sc_t·(Σ q·x)_t − dmin·Σ_t m_t·(Σ x)_t, the x sums coming from an MMA with A = 1.
+struct Q4_KMma {
+  static constexpr int kChunks = 8, kGroupChunks = 2;
+  static constexpr int kScaleBytes = 16;  // the superblock header: d, dmin, scales[12]
+  using ScaleSlot = uint4;
+  static constexpr bool kMins = true;
+  __device__ static int scale_offset(int u) { return (u >> 1) * kScaleBytes; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
+    const __half2 k1024 = __float2half2_rn(1024.0f), k16th = __float2half2_rn(0.0625f), km64 = __float2half2_rn(-64.0f);
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t v = words[w], v8 = v >> 8;
+      a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), k1024));
+      a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), k1024));
+      a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, km64));
+      a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, km64));
+    }
+  }
+  // The 6-bit scales and mins of the unit's sub-blocks (half h of the superblock), four
+  // bytes at a time (get_scale_min_k4 word-parallel), as exact floats; d and dmin.
+  __device__ static void scales_mins(const uint4& hdr, int h, float (&sc)[4], float (&m)[4], float& d, float& dmin) {
+    uint32_t SC, M;
+    if (h == 0) {
+      SC = hdr.y & 0x3F3F3F3Fu;
+      M = hdr.z & 0x3F3F3F3Fu;
+    } else {
+      SC = (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2) & 0x30303030u);
+      M = ((hdr.w >> 4) & 0x0F0F0F0Fu) | ((hdr.z >> 2) & 0x30303030u);
+    }
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      // bytes (b, 0, 0, 0x4B): the float 2^23 + b.
+      sc[t] = __uint_as_float(__byte_perm(SC, 0x4B000000u, 0x7540 | t)) - 8388608.0f;
+      m[t] = __uint_as_float(__byte_perm(M, 0x4B000000u, 0x7540 | t)) - 8388608.0f;
+    }
+    const float2 dd = h2_to_f2(hdr.x);
+    d = dd.x;
+    dmin = dd.y;
+  }
+  __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
 
 // ---- the pipelined kernel ----------------------------------------------------------------
@@ -178,19 +235,19 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
-// Ring geometry per kTiles: a stage is one item (2·kTiles rows × 32 lanes × 16 data bytes +
-// 8 scale bytes); 4 stages with one tile per item, 3 with two (3 or 2 items in flight).
-template <int kTiles>
+// Ring geometry: a stage is one item (2·kTiles rows × 32 lanes × 16 data bytes + a scale
+// slot of 8 or 16 bytes); 4 stages with one tile per item, 3 with two (3 or 2 items in flight).
+template <class Op, int kTiles>
 struct Ring {
   static constexpr int kRows = 2 * kTiles;
   static constexpr int kStages = kTiles == 1 ? 4 : 3;
   static constexpr int kSlots = kStages * kRows * 32;  // per warp
-  static constexpr int kBytes = kMmaWarps * kSlots * (16 + 8);
+  static constexpr int kBytes = kMmaWarps * kSlots * (16 + int(sizeof(typename Op::ScaleSlot)));
 };
 
 template <class Op, int kTiles>
 __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
-  using R = Ring<kTiles>;
+  using R = Ring<Op, kTiles>;
   constexpr int kRows = R::kRows, kStages = R::kStages, kTileRows = 16 * kTiles;
   constexpr int U = Op::kChunks * 16, kGroups = Op::kChunks / Op::kGroupChunks;
   extern __shared__ uint4 smem[];
@@ -203,7 +260,8 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
   const int my_units = warp < units ? (units - warp + kMmaWarps - 1) / kMmaWarps : 0;  // per tile
   const int items = my_tiles * my_units;
   uint4* ring_q = smem + warp * R::kSlots;
-  uint2* ring_s = reinterpret_cast<uint2*>(smem + kMmaWarps * R::kSlots) + warp * R::kSlots;
+  using Slot = typename Op::ScaleSlot;
+  Slot* ring_s = reinterpret_cast<Slot*>(smem + kMmaWarps * R::kSlots) + warp * R::kSlots;
 
   // Issue cursor: item n = (tile k, unit warp + 8j), walked without divisions.
   const uint8_t* pq[kRows];
@@ -215,7 +273,7 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
     for (int r = 0; r < kRows; ++r) {
       const int64_t row = min(row0 + g + 8 * r, a.rows - 1);  // past the end: re-read, dropped
       pq[r] = a.data + row * a.data_row_bytes + warp * mma_layout::kUnitBytes + 16 * c;
-      ps[r] = a.scales + row * a.scale_row_bytes + warp * Op::kScaleBytes;
+      ps[r] = a.scales + row * a.scale_row_bytes + Op::scale_offset(warp);
     }
   };
   auto issue = [&] {
@@ -225,7 +283,7 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
         cp_async16(&ring_q[(is_st * kRows + r) * 32 + lane], pq[r]);
         cp_async_small<Op::kScaleBytes>(&ring_s[(is_st * kRows + r) * 32 + lane], ps[r]);
         pq[r] += kMmaWarps * mma_layout::kUnitBytes;
-        ps[r] += kMmaWarps * Op::kScaleBytes;
+        ps[r] += Op::scale_offset(kMmaWarps);
       }
       ++is_n;
       is_st = is_st + 1 == kStages ? 0 : is_st + 1;
@@ -256,25 +314,67 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
         b[j][0] = f16x2_sat(v.x, v.y);
         b[j][1] = f16x2_sat(v.z, v.w);
       }
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t) {
-        const int r0 = 2 * t, r1 = 2 * t + 1;  // rows g + 16t and g + 16t + 8
-        uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];
-        Op::decode(ring_q[(st * kRows + r0) * 32 + lane], lo);
-        Op::decode(ring_q[(st * kRows + r1) * 32 + lane], hi);
-        float s_lo[kGroups], s_hi[kGroups];
-        Op::scales(ring_s[(st * kRows + r0) * 32 + lane], s_lo);
-        Op::scales(ring_s[(st * kRows + r1) * 32 + lane], s_hi);
+      if constexpr (Op::kMins) {
+        // Σ x of each sub-block (identical for every row): an MMA with A = 1.0.
+        constexpr uint32_t kOnes = 0x3C003C00u;
+        float xs[kGroups];
 #pragma unroll
         for (int grp = 0; grp < kGroups; ++grp) {
           float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
           for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
             const int j = grp * Op::kGroupChunks + j2;
-            mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
+            mma_16816(d, kOnes, kOnes, kOnes, kOnes, b[j][0], b[j][1]);
           }
-          acc[r0] = fmaf(s_lo[grp], d[0], acc[r0]);
-          acc[r1] = fmaf(s_hi[grp], d[2], acc[r1]);
+          xs[grp] = d[0];
+        }
+#pragma unroll
+        for (int t = 0; t < kTiles; ++t) {
+          const int r0 = 2 * t, r1 = 2 * t + 1;
+          uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];
+          Op::decode(ring_q[(st * kRows + r0) * 32 + lane], lo);
+          Op::decode(ring_q[(st * kRows + r1) * 32 + lane], hi);
+          float sc_lo[kGroups], m_lo[kGroups], sc_hi[kGroups], m_hi[kGroups], d_lo, dmin_lo, d_hi, dmin_hi;
+          Op::scales_mins(ring_s[(st * kRows + r0) * 32 + lane], warp & 1, sc_lo, m_lo, d_lo, dmin_lo);
+          Op::scales_mins(ring_s[(st * kRows + r1) * 32 + lane], warp & 1, sc_hi, m_hi, d_hi, dmin_hi);
+          float q_lo = 0.0f, q_hi = 0.0f, mx_lo = 0.0f, mx_hi = 0.0f;
+#pragma unroll
+          for (int grp = 0; grp < kGroups; ++grp) {
+            float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
+              const int j = grp * Op::kGroupChunks + j2;
+              mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
+            }
+            q_lo = fmaf(sc_lo[grp], d[0], q_lo);
+            q_hi = fmaf(sc_hi[grp], d[2], q_hi);
+            mx_lo = fmaf(m_lo[grp], xs[grp], mx_lo);
+            mx_hi = fmaf(m_hi[grp], xs[grp], mx_hi);
+          }
+          acc[r0] += fmaf(d_lo, q_lo, -dmin_lo * mx_lo);
+          acc[r1] += fmaf(d_hi, q_hi, -dmin_hi * mx_hi);
+        }
+      } else {
+#pragma unroll
+        for (int t = 0; t < kTiles; ++t) {
+          const int r0 = 2 * t, r1 = 2 * t + 1;  // rows g + 16t and g + 16t + 8
+          uint32_t lo[Op::kChunks][2], hi[Op::kChunks][2];
+          Op::decode(ring_q[(st * kRows + r0) * 32 + lane], lo);
+          Op::decode(ring_q[(st * kRows + r1) * 32 + lane], hi);
+          float s_lo[kGroups], s_hi[kGroups];
+          Op::scales(ring_s[(st * kRows + r0) * 32 + lane], s_lo);
+          Op::scales(ring_s[(st * kRows + r1) * 32 + lane], s_hi);
+#pragma unroll
+          for (int grp = 0; grp < kGroups; ++grp) {
+            float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
+              const int j = grp * Op::kGroupChunks + j2;
+              mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
+            }
+            acc[r0] = fmaf(s_lo[grp], d[0], acc[r0]);
+            acc[r1] = fmaf(s_hi[grp], d[2], acc[r1]);
+          }
         }
       }
       st = st + 1 == kStages ? 0 : st + 1;
@@ -306,17 +406,17 @@ void launch_mma_tiles(const KernelArgs& a, cudaStream_t stream) {
   static int sms = 0;
   std::call_once(once, [] {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_kernel<Op, kTiles>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        Ring<kTiles>::kBytes));
+                                        Ring<Op, kTiles>::kBytes));
     int dev = 0;
     IMP_CUDA_CHECK(cudaGetDevice(&dev));
     IMP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   });
   int per_sm = 0;
   IMP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_mma_kernel<Op, kTiles>, kMmaThreads,
-                                                               Ring<kTiles>::kBytes));
+                                                               Ring<Op, kTiles>::kBytes));
   const int64_t tiles = (a.rows + 16 * kTiles - 1) / (16 * kTiles);
   const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t(std::max(per_sm, 1)) * sms));
-  gemv_mma_kernel<Op, kTiles><<<unsigned(grid), kMmaThreads, Ring<kTiles>::kBytes, stream>>>(a);
+  gemv_mma_kernel<Op, kTiles><<<unsigned(grid), kMmaThreads, Ring<Op, kTiles>::kBytes, stream>>>(a);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
@@ -351,6 +451,12 @@ struct MmaElem {
       return imp_fmul_rn(float(int(code) - 8), f16_bits_to_f32(load_le16(srow + 2 * (e / 32))));
     } else if constexpr (F == FormatId::Q8_0) {
       return imp_fmul_rn(float(int8_t(uint8_t(code))), f16_bits_to_f32(load_le16(srow + 2 * (e / 32))));
+    } else if constexpr (F == FormatId::Q4_K) {
+      const uint8_t* hdr = srow + 16 * (e / 256);
+      int sc = 0, m = 0;
+      q4_k_scale_min(hdr + 4, int(e % 256) / 32, sc, m);
+      const float d = f16_bits_to_f32(load_le16(hdr)), dmin = f16_bits_to_f32(load_le16(hdr + 2));
+      return imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), float(code)), imp_fmul_rn(dmin, float(m)));
     } else if constexpr (F == FormatId::NVFP4_CKPT) {
       return imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), imp_fmul_rn(e4m3_bits_to_f32(srow[e / 16]), a.tensor_scale));
     } else {
@@ -361,7 +467,7 @@ struct MmaElem {
 
 KernelCheck check_any_mma(const DeviceMatrix&, const float* x, const float*) { return check_aligned(x, 4, "x"); }
 
-// ---- repack: native planes → kMma payload (and the Q4_0 / Q8_0 d plane) ----------------
+// ---- repack: native planes → kMma payload (and the Q4_0 / Q8_0 d plane, the Q4_K headers)
 // One thread per output word (4 bytes): gathers its 8 nibbles or 4 bytes from the native
 // row through unit_column().
 template <FormatId F>
@@ -372,6 +478,11 @@ __device__ uint32_t native_code(const uint8_t* row, int64_t col) {
     return j < 16 ? (blk[j] & 0xFu) : (blk[j - 16] >> 4);
   } else if constexpr (F == FormatId::Q8_0) {
     return row[(col / 32) * kQ8_0Bytes + 2 + col % 32];
+  } else if constexpr (F == FormatId::Q4_K) {
+    const uint8_t* qs = row + (col / 256) * kQ4_KBytes + 16;
+    const int e = int(col % 256);
+    const uint8_t b = qs[32 * (e / 64) + e % 32];
+    return (e % 64) < 32 ? (b & 0xFu) : (b >> 4);
   } else {
     return (row[col / 2] >> (4 * (col & 1))) & 0xFu;
   }
@@ -381,8 +492,10 @@ template <FormatId F>
 __global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t cols, uint8_t* payload, uint8_t* d) {
   constexpr int U = mma_layout::unit_cols(F), bits = mma_layout::code_bits(F);
   const int64_t words_per_row = cols / U * 16;
-  const int64_t row_bytes_native =
-      F == FormatId::Q4_0 ? cols / 32 * kQ4_0Bytes : F == FormatId::Q8_0 ? cols / 32 * kQ8_0Bytes : cols / 2;
+  const int64_t row_bytes_native = F == FormatId::Q4_0   ? cols / 32 * kQ4_0Bytes
+                                   : F == FormatId::Q8_0 ? cols / 32 * kQ8_0Bytes
+                                   : F == FormatId::Q4_K ? cols / 256 * kQ4_KBytes
+                                                         : cols / 2;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * words_per_row;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / words_per_row, k = i % words_per_row;
@@ -403,6 +516,12 @@ __global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t c
         d[2 * (r * (cols / 32) + b)] = src[b * kBlockBytes];
         d[2 * (r * (cols / 32) + b) + 1] = src[b * kBlockBytes + 1];
       }
+    } else if constexpr (F == FormatId::Q4_K) {
+      // The thread of word 0 / thread 0 of a superblock's first unit copies its header.
+      if (c == 0 && w == 0 && (u & 1) == 0) {
+        const int64_t b = int64_t(u) / 2;
+        for (int i = 0; i < 16; ++i) d[(r * (cols / 256) + b) * 16 + i] = src[b * kQ4_KBytes + i];
+      }
     }
   }
 }
@@ -411,6 +530,8 @@ constexpr WeightLayout M = WeightLayout::kMma;
 const GemvKernel kKernels[] = {
     {"q4_0_mma", FormatId::Q4_0, M, check_mma, launch_mma<Q4_0Mma>, false, true},
     {"q4_0_mma_elem", FormatId::Q4_0, M, check_any_mma, launch_elem<MmaElem<FormatId::Q4_0>>},
+    {"q4_k_mma", FormatId::Q4_K, M, check_mma, launch_mma<Q4_KMma>, false, true},
+    {"q4_k_mma_elem", FormatId::Q4_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q4_K>>},
     {"q8_0_mma", FormatId::Q8_0, M, check_mma, launch_mma<Q8_0Mma>, false, true},
     {"q8_0_mma_elem", FormatId::Q8_0, M, check_any_mma, launch_elem<MmaElem<FormatId::Q8_0>>},
     {"nvfp4_ckpt_mma", FormatId::NVFP4_CKPT, M, check_mma, launch_mma<Nvfp4CkptMma>, false, true},
@@ -428,6 +549,7 @@ bool mma_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
   switch (w.format) {
     case FormatId::Q4_0: launch_dequant<MmaElem<FormatId::Q4_0>>(w, out, stream); return true;
     case FormatId::Q8_0: launch_dequant<MmaElem<FormatId::Q8_0>>(w, out, stream); return true;
+    case FormatId::Q4_K: launch_dequant<MmaElem<FormatId::Q4_K>>(w, out, stream); return true;
     case FormatId::NVFP4_CKPT: launch_dequant<MmaElem<FormatId::NVFP4_CKPT>>(w, out, stream); return true;
     case FormatId::MXFP4_CKPT: launch_dequant<MmaElem<FormatId::MXFP4_CKPT>>(w, out, stream); return true;
     default: return false;
@@ -446,10 +568,10 @@ bool has_mma_layout(FormatId format, int64_t cols) {
 void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
                 cudaStream_t stream) {
   if (!has_mma_layout(format, cols)) {
-    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, nvfp4_ckpt, mxfp4_ckpt: cols % 128 == 0; "
+    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, q4_k, nvfp4_ckpt, mxfp4_ckpt: cols % 128 == 0; "
          "q8_0: cols % 64 == 0)", format_name(format), cols);
   }
-  const bool has_d = format == FormatId::Q4_0 || format == FormatId::Q8_0;
+  const bool has_d = format == FormatId::Q4_0 || format == FormatId::Q8_0 || format == FormatId::Q4_K;
   if (!native || !payload || (has_d && !d)) fail("repack_mma({}): null device pointer", format_name(format));
   const int64_t words = rows * (device_data_bytes(format, WeightLayout::kMma, rows, cols) / rows / 4);
   const int64_t grid = words / 256 + 1 < 65536 ? words / 256 + 1 : 65536;
@@ -459,6 +581,7 @@ void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols,
   switch (format) {
     case FormatId::Q4_0: detail::repack_mma_kernel<FormatId::Q4_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::Q8_0: detail::repack_mma_kernel<FormatId::Q8_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+    case FormatId::Q4_K: detail::repack_mma_kernel<FormatId::Q4_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::NVFP4_CKPT:
       detail::repack_mma_kernel<FormatId::NVFP4_CKPT><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd);
       break;

@@ -24,9 +24,12 @@
 //          t = ((p >> 1) & 1) + 2·(p >> 2): the low nibbles of the word's bytes, widened to
 //          E4M3 bytes, are t = (0, 1), (2, 3) of chunk 2w for the hardware e4m3x2 → f16x2
 //          conversion; the high nibbles those of chunk 2w+1.
+//   Q4_K   as Q4_0, word w = sub-block w of the unit (a unit is half a 256-superblock); the
+//          codes are the unsigned q (no offset).
 //   Q8_0   word w = chunk w; byte p holds t = p.
-// Scale planes: Q4_0 and Q8_0 keep the kSplit d plane (rows × cols/32 f16); NVFP4_CKPT
-// and MXFP4_CKPT keep their native scale planes.
+// Scale planes: Q4_0 and Q8_0 keep the kSplit d plane (rows × cols/32 f16); Q4_K the
+// superblocks' 16-byte headers (d, dmin, the 12 packed 6-bit scales and mins; rows ×
+// cols/256 × 16 bytes); NVFP4_CKPT and MXFP4_CKPT keep their native scale planes.
 //
 // Plain C++ (host and device): the repack, the device dequantizer and the host tests all
 // use these maps.
@@ -50,6 +53,7 @@ inline constexpr int kUnitBytes = 64;  // one quad × 16 bytes
 IMP_MMA_HD int unit_cols(FormatId f) {
   switch (f) {
     case FormatId::Q4_0:
+    case FormatId::Q4_K:
     case FormatId::NVFP4_CKPT:
     case FormatId::MXFP4_CKPT: return 128;
     case FormatId::Q8_0: return 64;
@@ -61,7 +65,8 @@ IMP_MMA_HD int code_bits(FormatId f) { return f == FormatId::Q8_0 ? 8 : 4; }
 // Unit column of the code at (thread c, word w, position p).
 IMP_MMA_HD int unit_column(FormatId f, int c, int w, int p) {
   switch (f) {
-    case FormatId::Q4_0: return 16 * (2 * w + (p & 1)) + 4 * c + 2 * ((p >> 1) & 1) + (p >> 2);
+    case FormatId::Q4_0:
+    case FormatId::Q4_K: return 16 * (2 * w + (p & 1)) + 4 * c + 2 * ((p >> 1) & 1) + (p >> 2);
     case FormatId::NVFP4_CKPT:
     case FormatId::MXFP4_CKPT: return 16 * (2 * w + (p & 1)) + 4 * c + ((p >> 1) & 1) + 2 * (p >> 2);
     case FormatId::Q8_0: return 16 * w + 4 * c + p;
@@ -74,7 +79,8 @@ IMP_MMA_HD int code_position(FormatId f, int e, int& c, int& w) {
   const int chunk = e / 16, t = e % 4;
   c = (e % 16) / 4;
   switch (f) {
-    case FormatId::Q4_0: w = chunk / 2; return (chunk & 1) + 2 * (t >> 1) + 4 * (t & 1);
+    case FormatId::Q4_0:
+    case FormatId::Q4_K: w = chunk / 2; return (chunk & 1) + 2 * (t >> 1) + 4 * (t & 1);
     case FormatId::NVFP4_CKPT:
     case FormatId::MXFP4_CKPT: w = chunk / 2; return (chunk & 1) + 2 * (t & 1) + 4 * (t >> 1);
     case FormatId::Q8_0: w = chunk; return t;
