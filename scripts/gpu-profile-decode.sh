@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Where a decode step's time goes, per kernel, on the GPU machine: synthesizes a model
+# (IMP_PROFILE_MODEL=preset:type, default llama3.1-8b:q4_0), runs `imp bench --device cuda`
+# under Nsight Systems with CUDA-graph nodes traced, and prints the kernel summary
+# (total time, launches, average) — divide by the decoded tokens for a per-token budget.
+# Falls back to Nsight Compute's per-kernel durations when nsys is absent.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=build-gpu
+OUT=${OUT:-$BUILD/out}
+mkdir -p "$OUT" "$BUILD/synth"
+if [ ! -x "$BUILD/imp" ]; then
+  [ -f "$BUILD/build.ninja" ] || cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" \
+    -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" > "$OUT/configure.log" 2>&1
+  ninja -C "$BUILD" -j16 imp > "$OUT/build.log" 2>&1 || { grep error "$OUT/build.log" | head; exit 1; }
+fi
+spec=${IMP_PROFILE_MODEL:-llama3.1-8b:q4_0}
+preset=${spec%%:*}; type=${spec##*:}
+case "$type" in nvfp4|fp8*) m="$BUILD/synth/$preset-$type" ;; *) m="$BUILD/synth/$preset-$type.gguf" ;; esac
+[ -e "$m" ] || "$BUILD/imp" synth --preset "$preset" --type "$type" -o "$m" -q > /dev/null
+N=${IMP_PROFILE_TOKENS:-64}
+if command -v nsys > /dev/null; then
+  nsys profile -t cuda --cuda-graph-trace=node -o "$OUT/decode" --force-overwrite true \
+    "$BUILD/imp" bench -m "$m" --device cuda -p 64 -n "$N" > "$OUT/nsys-run.log" 2>&1
+  nsys stats -r cuda_gpu_kern_sum -f csv "$OUT/decode.nsys-rep" 2> /dev/null > "$OUT/kern.csv"
+  python3 - "$OUT/kern.csv" "$N" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if r]
+hdr_i = next(i for i, r in enumerate(rows) if "Time (%)" in r[0] or "Time(%)" in r[0])
+hdr = rows[hdr_i]; data = rows[hdr_i + 1:]
+ti, ni, tot, nm = hdr.index(next(h for h in hdr if h.startswith("Time"))), hdr.index("Instances"), hdr.index("Total Time (ns)"), hdr.index("Name")
+n = int(sys.argv[2]); total = sum(float(r[tot]) for r in data)
+print(f"kernel time, all launches: {total/1e6:.2f} ms; per decoded token (prefill included) {total/1e3/n:.1f} us")
+print(f"{'%':>6} {'total ms':>9} {'launches':>9} {'avg us':>8}  name")
+for r in data[:25]:
+    print(f"{float(r[ti]):6.1f} {float(r[tot])/1e6:9.3f} {int(r[ni]):9d} {float(r[tot])/int(r[ni])/1e3:8.2f}  {r[nm][:110]}")
+PY
+else
+  echo "nsys not found; ncu per-kernel durations of 2 decode steps"
+  ncu --clock-control none --metrics gpu__time_duration.sum --csv "$BUILD/imp" bench -m "$m" --device cuda -p 8 -n 3 \
+    > "$OUT/ncu.csv" 2> /dev/null
+  python3 - "$OUT/ncu.csv" <<'PY'
+import csv, sys, collections
+t = collections.defaultdict(float); n = collections.Counter()
+for r in csv.DictReader(l for l in open(sys.argv[1]) if l.startswith('"')):
+    if r.get("Metric Name") == "gpu__time_duration.sum":
+        t[r["Kernel Name"][:100]] += float(r["Metric Value"].replace(",", "")); n[r["Kernel Name"][:100]] += 1
+for k, v in sorted(t.items(), key=lambda kv: -kv[1])[:25]: print(f"{v/1e3:10.1f} us {n[k]:6d}  {k}")
+PY
+fi
+tail -3 "$OUT/nsys-run.log" 2> /dev/null
