@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -37,6 +38,7 @@
 #include "backends/cuda/decode_int4.cuh"
 #include "backends/cuda/decode_kquant.cuh"
 #include "backends/cuda/device.h"
+#include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/gemv.h"
 #include "backends/cuda/gemv_mma_layout.h"
 #include "common/error.h"
@@ -528,6 +530,49 @@ TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,
             "q4_0_mma");
+}
+
+// The fused decode forms give exactly what separate launches give: each row is the same
+// per-warp walk over the same units, and silu(g)·u is the swiglu() formula.
+TEST(CudaGemvMma, FusedQkvAndSwigluMatchSeparateLaunches) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::NVFP4_CKPT}) {
+    const int64_t cols = 512;
+    const int64_t rows[3] = {1024, 256, 264};
+    std::vector<OwnedQuantMatrix> q;
+    for (int i = 0; i < 3; ++i) q.push_back(quantize(f, random_floats(size_t(rows[i] * cols), 70 + uint32_t(i)), rows[i], cols));
+    const auto x = random_floats(size_t(cols), 80);
+    DeviceBuffer dx(x.data(), x.size() * sizeof(float));
+    std::vector<std::unique_ptr<DeviceWeights>> dw;
+    for (int i = 0; i < 3; ++i) dw.push_back(std::make_unique<DeviceWeights>(q[size_t(i)], WeightLayout::kMma));
+    DeviceBuffer y_sep(size_t(1544) * 4), y_fused(size_t(1544) * 4);
+    float* sep = static_cast<float*>(y_sep.p);
+    float* fused = static_cast<float*>(y_fused.p);
+    const float* xp = static_cast<const float*>(dx.p);
+    gemv(dw[0]->m, xp, sep, nullptr);
+    gemv(dw[1]->m, xp, sep + 1024, nullptr);
+    gemv(dw[2]->m, xp, sep + 1280, nullptr);
+    const DeviceMatrix w[3] = {dw[0]->m, dw[1]->m, dw[2]->m};
+    float* const y[3] = {fused, fused + 1024, fused + 1280};
+    ASSERT_TRUE(gemv_mma_fused(w, 3, xp, y, nullptr)) << format_name(f);
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_EQ(y_sep.download<uint32_t>(), y_fused.download<uint32_t>()) << format_name(f) << " qkv";
+
+    // gate = matrix 1 (256 rows), up = the first 256 rows of a second 256-row matrix.
+    OwnedQuantMatrix up = quantize(f, random_floats(size_t(256 * cols), 90), 256, cols);
+    DeviceWeights dup(up, WeightLayout::kMma);
+    DeviceBuffer g(256 * 4), u(256 * 4), out_sep(256 * 4), out_fused(256 * 4);
+    gemv(dw[1]->m, xp, static_cast<float*>(g.p), nullptr);
+    gemv(dup.m, xp, static_cast<float*>(u.p), nullptr);
+    swiglu(static_cast<const float*>(g.p), static_cast<const float*>(u.p), 256, static_cast<float*>(out_sep.p), nullptr);
+    ASSERT_TRUE(gemv_mma_swiglu(dw[1]->m, dup.m, xp, static_cast<float*>(out_fused.p), nullptr));
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_EQ(out_sep.download<uint32_t>(), out_fused.download<uint32_t>()) << format_name(f) << " swiglu";
+    // Mixed formats or row lengths are not fused.
+    const DeviceMatrix mixed[2] = {dw[0]->m, fake_matrix(FormatId::Q8_0, WeightLayout::kMma, 4, 512)};
+    float* const y2[2] = {fused, fused};
+    EXPECT_FALSE(gemv_mma_fused(mixed, 2, xp, y2, nullptr));
+  }
 }
 
 }  // namespace

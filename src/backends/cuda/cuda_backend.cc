@@ -405,6 +405,33 @@ void CudaBackend::matmul(MatrixHandle h, const float* x, int64_t n_tok, float* y
   gemm(w, x, n_tok, y);
 }
 
+void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, const float* x, int64_t n_tok,
+                             float* q, float* k, float* v) {
+  if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
+    for (MatrixHandle h : {wq, wk, wv}) {
+      if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
+    }
+    if (skip()) return;
+    const DeviceMatrix w[3] = {matrices_[size_t(wq)].m, matrices_[size_t(wk)].m, matrices_[size_t(wv)].m};
+    float* const y[3] = {q, k, v};
+    if (gemv_mma_fused(w, 3, x, y, stream_)) return;
+  }
+  Backend::matmul_qkv(wq, wk, wv, x, n_tok, q, k, v);
+}
+
+void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok,
+                                     int64_t n_ff, float* gate_scratch, float* up_scratch, float* out) {
+  if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
+    for (MatrixHandle h : {w_gate, w_up}) {
+      if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
+    }
+    if (skip()) return;
+    if (matrices_[size_t(w_gate)].m.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", matrices_[size_t(w_gate)].m.rows, n_ff);
+    if (gemv_mma_swiglu(matrices_[size_t(w_gate)].m, matrices_[size_t(w_up)].m, x, out, stream_)) return;
+  }
+  Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
+}
+
 void CudaBackend::add_bias(float* x, const float* bias, int64_t n_tok, int64_t n) {
   if (skip()) return;
   cuda::add_bias(x, bias, n_tok, n, stream_);

@@ -99,6 +99,12 @@ class CudaBackend final : public Backend {
   void add_bias(float* x, const float* bias, int64_t n_tok, int64_t n) override;
   void rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, const RopeParams& p) override;
   void kv_write(KvStore& kv, int64_t layer, const float* k, const float* v, int64_t n_tok) override;
+  // Decode (n_tok = 1) with every matrix on the tensor-core GEMV: one launch for Q, K and V,
+  // one for gate, up and SwiGLU; otherwise the plain ops.
+  void matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, const float* x, int64_t n_tok, float* q, float* k,
+                  float* v) override;
+  void ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok, int64_t n_ff,
+                          float* gate_scratch, float* up_scratch, float* out) override;
   void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
                      const RopeParams& p, KvStore& kv, int64_t layer) override;
   void attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer, int64_t window,

@@ -131,6 +131,15 @@ void dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 // device_data_bytes / device_scale_bytes for kSplit. One thread per block; asynchronous.
 void repack_split(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
                   cudaStream_t stream);
+// Fused decode GEMVs on the tensor-core kernels (f16 x, as GemvKernel::half_x): every
+// matrix in the kMma layout, one format, one row length, and each accepted by its
+// format's *_mma kernel; otherwise they return false and launch nothing.
+//   gemv_mma_fused : y[i] = W[i]·x for n = 1…3 matrices in one launch (Q, K, V).
+//   gemv_mma_swiglu: out = silu(W_gate·x) ⊙ (W_up·x) in one launch (same rows too); the
+//                    CTA that computes row r of both applies silu(g)·u as swiglu() does.
+bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream);
+bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream);
+
 // Native rows → kMma planes (payload, and the f16 d plane for Q4_0 / Q8_0; NVFP4_CKPT and
 // MXFP4_CKPT keep their native scale plane, pass d = nullptr). Asynchronous.
 bool has_mma_layout(FormatId format, int64_t cols);

@@ -307,24 +307,43 @@ __device__ __forceinline__ void mma_item(const Item<Op, 2 * kTiles>& it, const u
   }
 }
 
+// What one launch computes: up to 3 matrices sharing x and cols (QKV), each over its own
+// range of CTAs; or, with kSwiglu, gate and up rows side by side in each CTA (tile 0 from
+// part 0, tile 1 from part 1) and out = silu(gate·x) · (up·x).
+struct MmaJob {
+  KernelArgs part[3];
+  int64_t first_block[3] = {0, 0, 0};
+  int n_parts = 1;
+  float* swiglu_out = nullptr;
+};
+
 // A CTA owns 16·kTiles rows; its 8 warps take the row's units round-robin (split-K inside
 // the CTA), kU units per step, and request the next step's weights before decoding the
 // current ones (double buffering in registers: 2·kU items in flight per warp).
-template <class Op, int kTiles, int kU>
-__global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
+template <class Op, int kTiles, int kU, bool kSwiglu>
+__global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(MmaJob job) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
+  static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
+  constexpr int kRowsPerCta = kSwiglu ? 16 : kTileRows;
   __shared__ float partial[kMmaWarps][kTileRows];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, c = lane & 3;
+  int p = 0;
+  while (p + 1 < job.n_parts && int64_t(blockIdx.x) >= job.first_block[p + 1]) ++p;
+  // (selected, not indexed: a dynamic index into the parameter block would copy it to
+  // local memory)
+  const KernelArgs a = p == 0 ? job.part[0] : p == 1 ? job.part[1] : job.part[2];
   const int units = int(a.cols / U);
-  const int64_t row0 = int64_t(blockIdx.x) * kTileRows;
+  const int64_t first = p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
+  const int64_t row0 = (int64_t(blockIdx.x) - first) * kRowsPerCta;
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const int64_t row = min(row0 + g + 8 * r, a.rows - 1);  // past the end: re-read, dropped
-    pq[r] = a.data + row * a.data_row_bytes + 16 * c;
-    ps[r] = a.scales + row * a.scale_row_bytes;
+    const KernelArgs& ar = kSwiglu ? (r < 2 ? job.part[0] : job.part[1]) : a;
+    const int64_t row = min(row0 + g + 8 * (kSwiglu ? r % 2 : r), ar.rows - 1);  // past the end: re-read, dropped
+    pq[r] = ar.data + row * ar.data_row_bytes + 16 * c;
+    ps[r] = ar.scales + row * ar.scale_row_bytes;
   }
   float acc[kRows];
 #pragma unroll
@@ -366,31 +385,53 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(KernelArgs a) {
     for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
   }
   __syncthreads();
-  if (tid < kTileRows && row0 + tid < a.rows) {
-    float sum = 0.0f;
+  if constexpr (kSwiglu) {
+    if (tid < 16 && row0 + tid < a.rows) {
+      float gs = 0.0f, us = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
-    a.y[row0 + tid] = Op::finish(a, sum);
+      for (int w = 0; w < kMmaWarps; ++w) gs += partial[w][tid], us += partial[w][16 + tid];
+      const float gv = Op::finish(job.part[0], gs), uv = Op::finish(job.part[1], us);
+      job.swiglu_out[row0 + tid] = gv / (1.0f + expf(-gv)) * uv;  // as swiglu_kernel
+    }
+  } else {
+    if (tid < kTileRows && row0 + tid < a.rows) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
+      a.y[row0 + tid] = Op::finish(a, sum);
+    }
   }
 }
 
-template <class Op, int kTiles, int kU>
-void launch_mma_shape(const KernelArgs& a, cudaStream_t stream) {
-  const int64_t blocks = (a.rows + 16 * kTiles - 1) / (16 * kTiles);
-  gemv_mma_kernel<Op, kTiles, kU><<<unsigned(blocks), kMmaThreads, 0, stream>>>(a);
+template <class Op, int kTiles, int kU, bool kSwiglu>
+void launch_job(MmaJob job, cudaStream_t stream) {
+  const int64_t rows_per_cta = kSwiglu ? 16 : 16 * kTiles;
+  int64_t blocks = 0;
+  for (int i = 0; i < job.n_parts; ++i) {
+    job.first_block[i] = blocks;
+    blocks += kSwiglu ? 0 : (job.part[i].rows + rows_per_cta - 1) / rows_per_cta;
+  }
+  if (kSwiglu) blocks = (job.part[0].rows + rows_per_cta - 1) / rows_per_cta, job.first_block[1] = blocks;
+  gemv_mma_kernel<Op, kTiles, kU, kSwiglu><<<unsigned(blocks), kMmaThreads, 0, stream>>>(job);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
 // Two 16-row tiles per CTA halve the x loads and the loop overhead per weight, but below
 // ~16k rows they leave too few CTAs to fill 132 SMs; there one tile, two units per step.
 template <class Op>
-void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const KernelArgs a = make_args(w, x, y);
-  if (a.rows >= 16384) {
-    launch_mma_shape<Op, 2, 1>(a, stream);
+void launch_job_sized(const MmaJob& job, int64_t total_rows, cudaStream_t stream) {
+  if (total_rows >= 16384) {
+    launch_job<Op, 2, 1, false>(job, stream);
   } else {
-    launch_mma_shape<Op, 1, 2>(a, stream);
+    launch_job<Op, 1, 2, false>(job, stream);
   }
+}
+
+template <class Op>
+void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
+  MmaJob job;
+  job.part[0] = make_args(w, x, y);
+  launch_job_sized<Op>(job, w.rows, stream);
 }
 
 KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
@@ -503,6 +544,33 @@ const GemvKernel kKernels[] = {
     {"mxfp4_ckpt_mma_elem", FormatId::MXFP4_CKPT, M, check_any_mma, launch_elem<MmaElem<FormatId::MXFP4_CKPT>>},
 };
 
+
+// The fused forms, by format: false when the format has no tensor-core kernel.
+template <class Fn>
+bool with_op(FormatId f, Fn&& fn) {
+  switch (f) {
+    case FormatId::Q4_0: fn(Q4_0Mma{}); return true;
+    case FormatId::Q4_K: fn(Q4_KMma{}); return true;
+    case FormatId::Q8_0: fn(Q8_0Mma{}); return true;
+    case FormatId::NVFP4_CKPT: fn(Nvfp4CkptMma{}); return true;
+    case FormatId::MXFP4_CKPT: fn(Mxfp4CkptMma{}); return true;
+    default: return false;
+  }
+}
+
+// Every matrix is served by its format's tensor-core kernel (layout, shape, alignment, the
+// kill list) and all share the format and the row length.
+bool fusable(const DeviceMatrix* w, int n, const float* x, float* const* y) {
+  for (int i = 0; i < n; ++i) {
+    if (w[i].format != w[0].format || w[i].cols != w[0].cols) return false;
+    bool ok = false;
+    for (const GemvKernel& k : kKernels) {
+      if (k.half_x && k.format == w[i].format) ok = can_implement(k, w[i], x, y[i]).ok;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
 }  // namespace
 
 std::vector<GemvKernel> mma_gemv_kernels() { return {std::begin(kKernels), std::end(kKernels)}; }
@@ -551,6 +619,34 @@ void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols,
     default: detail::repack_mma_kernel<FormatId::MXFP4_CKPT><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
   }
   IMP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace imp::cuda
+
+namespace imp::cuda {
+
+bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream) {
+  if (n < 1 || n > 3 || !detail::fusable(w, n, x, y)) return false;
+  detail::MmaJob job;
+  job.n_parts = n;
+  int64_t rows = 0;
+  for (int i = 0; i < n; ++i) {
+    job.part[i] = detail::make_args(w[i], x, y[i]);
+    rows += w[i].rows;
+  }
+  return detail::with_op(w[0].format, [&](auto op) { detail::launch_job_sized<decltype(op)>(job, rows, stream); });
+}
+
+bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream) {
+  const DeviceMatrix w[2] = {gate, up};
+  float* const y[2] = {out, out};
+  if (gate.rows != up.rows || !detail::fusable(w, 2, x, y)) return false;
+  detail::MmaJob job;
+  job.n_parts = 2;
+  job.part[0] = detail::make_args(gate, x, out);
+  job.part[1] = detail::make_args(up, x, out);
+  job.swiglu_out = out;
+  return detail::with_op(gate.format, [&](auto op) { detail::launch_job<decltype(op), 2, 1, true>(job, stream); });
 }
 
 }  // namespace imp::cuda
