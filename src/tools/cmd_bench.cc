@@ -212,7 +212,7 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
-  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default), f32, q8");
+  cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default; CUDA: f16 x, tensor-core GEMVs), f32, q8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");

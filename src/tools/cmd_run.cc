@@ -172,7 +172,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--act-quant", a->act_quant,
                   "Fast-path matmul activations: i16 (default: 16-bit integer dots, outliers exact, within "
-                  "1e-3 of F32), f32 (exact decode) or q8 (ggml int8 dots, ~1e-1 error with outliers)");
+                  "1e-3 of F32; CUDA: f16 x in the tensor-core GEMVs), f32 (exact decode) or q8 (int8 dots, "
+                  "~1e-1 error with outliers)");
   cmd->add_option("--act-emulate", a->act_emulate,
                   "Fake-quantize every linear's input activations (preview W4A4/W8A8 numerics): none, nvfp4, mxfp4, fp8");
   cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
