@@ -42,6 +42,7 @@
 #include "backends/cuda/gemv.h"
 #include "backends/cuda/gemv_mma_layout.h"
 #include "common/error.h"
+#include "formats/bf16.h"
 #include "formats/f16.h"
 #include "formats/quant_matrix.h"
 
@@ -290,6 +291,18 @@ TEST_P(CudaGemv, DeviceDequantizeIsBitIdentical) {
       size_t bad = 0;
       for (size_t i = 0; i < want.size(); ++i) bad += got[i] != want[i];
       EXPECT_EQ(bad, 0u) << label(f, layout, rows, cols) << ": elements differing bitwise";
+      // The kMma layout also decodes straight to BF16: the reference rounded to nearest even.
+      DeviceBuffer out16(ref.size() * sizeof(uint16_t));
+      if (dequantize_bf16(dw.m, static_cast<uint16_t*>(out16.p), nullptr)) {
+        EXPECT_EQ(layout, WeightLayout::kMma);
+        IMP_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto got16 = out16.download<uint16_t>();
+        size_t bad16 = 0;
+        for (size_t i = 0; i < ref.size(); ++i) bad16 += got16[i] != ::imp::f32_to_bf16(ref[i]);
+        EXPECT_EQ(bad16, 0u) << label(f, layout, rows, cols) << ": BF16 elements differing";
+      } else {
+        EXPECT_NE(layout, WeightLayout::kMma) << label(f, layout, rows, cols);
+      }
     }
    }
   }

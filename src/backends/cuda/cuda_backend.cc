@@ -382,11 +382,15 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
     if (w.m.scales) {
       part.scales = static_cast<const uint8_t*>(w.m.scales) + device_scale_bytes(w.m.format, w.m.layout, r0, cols);
     }
-    dequantize(part, static_cast<float*>(gemm_f32_), stream_);
     const void* a_ptr = gemm_f32_;
-    if (bf16) {
-      f32_to_bf16(static_cast<float*>(gemm_f32_), rc * cols, static_cast<uint16_t*>(gemm_bf16_), stream_);
-      a_ptr = gemm_bf16_;
+    if (bf16 && dequantize_bf16(part, static_cast<uint16_t*>(gemm_bf16_), stream_)) {
+      a_ptr = gemm_bf16_;  // the kMma formats decode straight to BF16
+    } else {
+      dequantize(part, static_cast<float*>(gemm_f32_), stream_);
+      if (bf16) {
+        f32_to_bf16(static_cast<float*>(gemm_f32_), rc * cols, static_cast<uint16_t*>(gemm_bf16_), stream_);
+        a_ptr = gemm_bf16_;
+      }
     }
     // Column-major view: Yᵀ[r0:r0+rc, :] (rc × n_tok, ld rows) = W_chunk (cols × rc)ᵀ · Xᵀ (cols × n_tok).
     IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rc), int(n_tok), int(cols), &one, a_ptr,

@@ -127,6 +127,11 @@ int64_t device_zero_bytes(FormatId format, int64_t rows, int64_t cols, int32_t g
 // CPU reference imp::dequantize (same decode helpers the kernels use). Either layout.
 void dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream);
 
+// Dequantization straight to BF16 (round to nearest even of the exact reference value,
+// bit-identical to dequantize() then rounding), for the prefill GEMM. Only the kMma layout
+// has it; returns false (nothing launched) otherwise.
+bool dequantize_bf16(const DeviceMatrix& w, uint16_t* out, cudaStream_t stream);
+
 // Native GGUF rows → kSplit planes (payload, d). `payload` and `d` must hold
 // device_data_bytes / device_scale_bytes for kSplit. One thread per block; asynchronous.
 void repack_split(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,

@@ -35,6 +35,7 @@
 #include "backends/cuda/decode_gguf_legacy.cuh"
 #include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
+#include "backends/cuda/kv_codec.cuh"
 #include "formats/traits.h"
 
 namespace imp::cuda::detail {
@@ -443,13 +444,9 @@ KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
 // ---- exact element access on the kMma layout (dequantization, the generic kernel) -------
 template <FormatId F>
 struct MmaElem {
-  __device__ static float at(const KernelArgs& a, int64_t r, int64_t e) {
-    constexpr int U = mma_layout::unit_cols(F);
-    int c = 0, w = 0;
-    const int p = mma_layout::code_position(F, int(e % U), c, w);
-    const uint8_t* unit = a.data + r * a.data_row_bytes + (e / U) * mma_layout::kUnitBytes;
-    const uint32_t word = load_le32(unit + mma_layout::word_offset(c, w));
-    const uint32_t code = (word >> mma_layout::bit_offset(F, p)) & (F == FormatId::Q8_0 ? 0xFFu : 0xFu);
+  // The exact reference value of the code at (row r, column e), as the CPU dequantizer
+  // computes it (same fp32 products, same order).
+  __device__ static float value(const KernelArgs& a, int64_t r, int64_t e, uint32_t code) {
     const uint8_t* srow = a.scales + r * a.scale_row_bytes;
     if constexpr (F == FormatId::Q4_0) {
       return imp_fmul_rn(float(int(code) - 8), f16_bits_to_f32(load_le16(srow + 2 * (e / 32))));
@@ -467,7 +464,38 @@ struct MmaElem {
       return imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), e8m0_value(srow[e / 32]));
     }
   }
+  __device__ static float at(const KernelArgs& a, int64_t r, int64_t e) {
+    constexpr int U = mma_layout::unit_cols(F);
+    int c = 0, w = 0;
+    const int p = mma_layout::code_position(F, int(e % U), c, w);
+    const uint8_t* unit = a.data + r * a.data_row_bytes + (e / U) * mma_layout::kUnitBytes;
+    const uint32_t word = load_le32(unit + mma_layout::word_offset(c, w));
+    const uint32_t code = (word >> mma_layout::bit_offset(F, p)) & (F == FormatId::Q8_0 ? 0xFFu : 0xFu);
+    return value(a, r, e, code);
+  }
 };
+
+// Dequantization straight to BF16 for the prefill GEMM: one thread per 32-bit word of the
+// payload (8 or 4 codes), each value the exact reference f32 rounded to nearest even —
+// what dequantize() followed by f32_to_bf16() gives, without the f32 round trip.
+template <FormatId F>
+__global__ void dequant_bf16_kernel(KernelArgs a, uint16_t* out) {
+  constexpr int U = mma_layout::unit_cols(F), bits = mma_layout::code_bits(F);
+  const int64_t words_per_row = a.cols / U * 16;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.rows * words_per_row;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / words_per_row, k = i % words_per_row;
+    const int u = int(k / 16), c = int(k % 16) / 4, w = int(k % 4);
+    const uint32_t word = __ldg(reinterpret_cast<const unsigned int*>(
+        a.data + r * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w)));
+#pragma unroll
+    for (int p = 0; p < 32 / bits; ++p) {
+      const int64_t e = int64_t(u) * U + mma_layout::unit_column(F, c, w, p);
+      const float v = MmaElem<F>::value(a, r, e, (word >> (bits * p)) & ((1u << bits) - 1));
+      out[r * a.cols + e] = kvc::f32_to_bf16(v);
+    }
+  }
+}
 
 KernelCheck check_any_mma(const DeviceMatrix&, const float* x, const float*) { return check_aligned(x, 4, "x"); }
 
@@ -647,6 +675,23 @@ bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const flo
   job.part[1] = detail::make_args(up, x, out);
   job.swiglu_out = out;
   return detail::with_op(gate.format, [&](auto op) { detail::launch_job<decltype(op), 2, 1, true>(job, stream); });
+}
+
+bool dequantize_bf16(const DeviceMatrix& w, uint16_t* out, cudaStream_t stream) {
+  if (w.layout != WeightLayout::kMma || !out) return false;
+  const detail::KernelArgs a = detail::make_args(w, nullptr, nullptr);
+  const int64_t words = w.rows * (w.cols / mma_layout::unit_cols(w.format)) * 16;
+  const unsigned grid = unsigned(words / 256 + 1 < 65536 ? words / 256 + 1 : 65536);
+  switch (w.format) {
+    case FormatId::Q4_0: detail::dequant_bf16_kernel<FormatId::Q4_0><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::Q4_K: detail::dequant_bf16_kernel<FormatId::Q4_K><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::Q8_0: detail::dequant_bf16_kernel<FormatId::Q8_0><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::NVFP4_CKPT: detail::dequant_bf16_kernel<FormatId::NVFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::MXFP4_CKPT: detail::dequant_bf16_kernel<FormatId::MXFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;
+    default: return false;
+  }
+  IMP_CUDA_CHECK_LAUNCH();
+  return true;
 }
 
 }  // namespace imp::cuda
