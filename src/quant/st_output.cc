@@ -13,9 +13,12 @@
 // No activation scales are written: RTN has no calibration data, so input_scale /
 // input_global_scale are absent (dynamic activation quantization, or weight-only W4A16).
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "common/error.h"
 #include "formats/traits.h"
@@ -158,7 +161,7 @@ std::vector<std::vector<uint8_t>> produce(PipelineRun& run, size_t i) {
   const InputTensor& t = run.in.tensors[i];
   const Decision& d = run.decisions[i];
   if (!d.quantize) {
-    if (d.to == t.src->format && !run.kept_changes(i)) return {load_bytes(t)};
+    if (d.to == t.src->format && !run.kept_changes(i) && t.value_offset == 0.0f) return {load_bytes(t)};
     const std::vector<float> x = run.load(i);
     TensorJob job{t.out_name, x, t.rows(), t.cols(), d.to, 0};
     return {quantize_tensor(job, QuantOptions{}).data};
@@ -182,7 +185,35 @@ std::vector<std::vector<uint8_t>> produce(PipelineRun& run, size_t i) {
   fail("unreachable scheme");
 }
 
-json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded) {
+// GPTQ configs have no exclusion list; transformers/optimum read modules_in_block_to_quantize
+// (module paths inside a decoder layer) instead. Returns them when some layer linears stay
+// unquantized (--keep, row-length fallback) and every layer quantizes the same set, else null.
+json gptq_block_modules(const PipelineRun& run) {
+  std::map<int, std::set<std::string>> quantized;  // layer → module paths inside it
+  bool any_kept = false;
+  for (size_t i = 0; i < run.in.tensors.size(); ++i) {
+    const InputTensor& t = run.in.tensors[i];
+    const std::string& n = t.out_name;
+    int layer = -1, at = 0;
+    if (std::sscanf(n.c_str(), "model.layers.%d.%n", &layer, &at) != 1 || at == 0 || !n.ends_with(".weight")) continue;
+    if (t.src->shape.size() < 2) continue;
+    const std::string rel = n.substr(size_t(at), n.size() - size_t(at) - 7);
+    if (run.decisions[i].quantize) {
+      quantized[layer].insert(rel);
+    } else {
+      quantized[layer];
+      any_kept = true;
+    }
+  }
+  if (!any_kept || quantized.empty()) return nullptr;
+  const std::set<std::string>& first = quantized.begin()->second;
+  for (const auto& [layer, mods] : quantized) {
+    if (mods != first) return nullptr;
+  }
+  return json::array({json(std::vector<std::string>(first.begin(), first.end()))});
+}
+
+json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded, const json& gptq_modules) {
   switch (t.scheme) {
     case StScheme::kPlain:
       return nullptr;
@@ -229,9 +260,13 @@ json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded
     case StScheme::kMxfp4:
       return {{"quant_method", "mxfp4"}, {"modules_to_not_convert", excluded}};
     case StScheme::kGptq:
-      return {
+    {
+      json j = {
           {"quant_method", "gptq"}, {"bits", 4},           {"group_size", t.group},       {"desc_act", false},
           {"sym", false},           {"damp_percent", 0.0}, {"checkpoint_format", "gptq"}, {"true_sequential", true}};
+      if (!gptq_modules.is_null()) j["modules_in_block_to_quantize"] = gptq_modules;
+      return j;
+    }
   }
   return nullptr;
 }
@@ -277,9 +312,7 @@ void write_st_output(PipelineRun& run) {
   json config;
   if (in.is_gguf) {
     config = hf_config_from_gguf(in);
-    run.notes.push_back(
-        "the GGUF input carries no tokenizer.json; the output folder has no tokenizer files "
-        "(copy them from the original model)");
+    if (const auto note = write_hf_tokenizer_from_gguf(in, run.tmp)) run.notes.push_back(*note);
   } else {
     config = in.model->metadata;
     config.erase("hf_quant_config");
@@ -288,7 +321,7 @@ void write_st_output(PipelineRun& run) {
         fs::is_directory(in.model->path) ? fs::path(in.model->path) : fs::path(in.model->path).parent_path();
     copy_hf_aux_files(dir.string(), run.tmp);
   }
-  const json qc = quant_config(run.target, excluded);
+  const json qc = quant_config(run.target, excluded, gptq_block_modules(run));
   if (!qc.is_null()) config["quantization_config"] = qc;
   if (run.target.scheme == StScheme::kPlain) {
     config["torch_dtype"] = run.target.type == "f32" ? "float32" : run.target.type == "f16" ? "float16" : "bfloat16";
