@@ -111,3 +111,127 @@ def test_fp8_and_gptq_layouts(tmp_path, rng):
     assert np.linalg.norm(y - x) / np.linalg.norm(x) < 0.15
     cfg = json.loads((tmp_path / "gptq/config.json").read_text())["quantization_config"]
     assert (cfg["quant_method"], cfg["bits"], cfg["group_size"], cfg["desc_act"]) == ("gptq", 4, 128, False)
+
+
+# --- GGUF → folder → forward: every folder scheme `imp quantize` writes loads and runs --------
+
+TOKENS = [1, 5, 17, 42, 99, 7, 250, 3]
+# Relative logit error ‖y − y_F32‖ / ‖y_F32‖ allowed per output, for the tiny random model
+# (Gaussian weights, σ 0.05): roughly each format's weight round-trip error, which the
+# residual stream and 4 layers carry into the logits about one to one. Measured: NVFP4
+# checkpoint 0.16, MXFP4 0.18, INT4 g128 0.19, ggml NVFP4 0.23 (no global scale: σ 0.05
+# weights put its UE4M3 block scales near the subnormal range), FP8 0.04–0.05, F16 6e-4;
+# the bounds are about twice those.
+SCHEMES = [("nvfp4", [], 0.3), ("nvfp4-ct", ["--layout", "compressed-tensors"], 0.3), ("fp8", [], 0.1),
+           ("fp8-channel", [], 0.1), ("fp8-block", [], 0.1), ("mxfp4", [], 0.35), ("int4", [], 0.35),
+           ("f16", [], 0.002)]
+
+
+def run_logits(model, tmp_path, tag):
+    out = tmp_path / f"{tag}.logits"
+    p = subprocess.run([imp_binary(), "run", "-m", str(model), "--tokens", ",".join(map(str, TOKENS)), "-n", "0",
+                        "-t", "2", "--act-quant", "f32", "--dump-logits", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, (tag, p.stderr)
+    a = np.fromfile(out, dtype=np.float32)
+    assert a.size % len(TOKENS) == 0 and np.isfinite(a).all(), tag
+    return a.reshape(len(TOKENS), -1)
+
+
+def test_every_folder_scheme_from_gguf_loads_and_runs(tmp_path, rng):
+    """The quality table's folder rows: a (tied, like SmolLM2) GGUF quantized to each folder
+    scheme — plus ggml NVFP4 GGUF — runs `imp run` to logits close to the F32 source's."""
+    src = tmp_path / "tiny.gguf"
+    write_tiny(src, rng, tied=True)
+    ref = run_logits(src, tmp_path, "f32")
+    outs = [(name, tmp_path / name, ["nvfp4" if name == "nvfp4-ct" else name, *extra], tol)
+            for name, extra, tol in SCHEMES]
+    outs.append(("nvfp4 gguf", tmp_path / "nvfp4.gguf", ["nvfp4"], 0.45))
+    for name, out, args, tol in outs:
+        quantize(src, out, args[0], *args[1:])
+        if out.is_dir():
+            cfg = json.loads((out / "config.json").read_text())
+            assert cfg["tie_word_embeddings"] is True, name
+        y = run_logits(out, tmp_path, name.replace(" ", "-"))
+        assert y.shape == ref.shape, name
+        rel = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+        assert 0 < rel < tol, (name, rel)
+
+
+def test_int4_rows_the_group_cannot_hold_fall_back(tmp_path, rng):
+    """INT4 g128 on rows that are not a multiple of 128 (SmolLM2's 576): those linears stay at
+    source precision, the summary says so, the GPTQ config lists what each block quantizes
+    (transformers' modules_in_block_to_quantize), and the folder runs."""
+    from gguf import GGUFWriter
+    src = tmp_path / "odd.gguf"
+    n_embd, n_ff, n_head, n_kv, n_vocab = 192, 384, 8, 2, 300  # 192 % 128 ≠ 0; 384 % 128 = 0
+    w = GGUFWriter(str(src), "llama")
+    w.add_context_length(64)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(2)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    hd = n_embd // n_head
+    shapes = {"token_embd.weight": (n_vocab, n_embd), "output_norm.weight": (n_embd,)}
+    for l in range(2):
+        p = f"blk.{l}."
+        shapes |= {p + "attn_norm.weight": (n_embd,), p + "ffn_norm.weight": (n_embd,),
+                   p + "attn_q.weight": (n_head * hd, n_embd), p + "attn_k.weight": (n_kv * hd, n_embd),
+                   p + "attn_v.weight": (n_kv * hd, n_embd), p + "attn_output.weight": (n_embd, n_head * hd),
+                   p + "ffn_gate.weight": (n_ff, n_embd), p + "ffn_up.weight": (n_ff, n_embd),
+                   p + "ffn_down.weight": (n_embd, n_ff)}
+    for name, shape in shapes.items():
+        scale = 1.0 if len(shape) == 1 or name.startswith("token_embd") else 0.05
+        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    p = quantize(src, tmp_path / "int4", "int4")
+    assert "fallback: 12 tensors" in p.stdout, p.stdout
+    assert "model.layers.0.mlp.gate_proj.weight" in p.stdout
+    t = load_file(str(tmp_path / "int4/model.safetensors"))
+    assert "model.layers.1.mlp.down_proj.qweight" in t
+    assert t["model.layers.1.mlp.up_proj.weight"].dtype == np.float32
+    qc = json.loads((tmp_path / "int4/config.json").read_text())["quantization_config"]
+    assert qc["modules_in_block_to_quantize"] == [["mlp.down_proj"]]
+    # --quantize forcing a tensor the group cannot hold is an error naming it and --keep.
+    bad = subprocess.run([imp_binary(), "quantize", str(src), str(tmp_path / "bad"), "--type", "int4",
+                          "--quantize", "gate_proj"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "gate_proj" in bad.stderr and "--keep" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    ref = run_logits(src, tmp_path, "odd-f32")
+    y = run_logits(tmp_path / "int4", tmp_path, "odd-int4")
+    assert 0 < np.linalg.norm(y - ref) / np.linalg.norm(ref) < 0.3
+
+
+def test_gguf_tokenizer_travels_into_the_folder(tmp_path):
+    """A GGUF input's byte-level BPE tokenizer is written as tokenizer.json +
+    tokenizer_config.json: imp tokenizes the folder exactly as the GGUF, and so does Hugging
+    Face `tokenizers` reading the exported tokenizer.json."""
+    import os
+    from pathlib import Path
+    model = Path(os.environ.get("IMP_MODEL_CACHE", Path.home() / ".cache/imp/models")) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not model.exists():
+        import pytest
+        pytest.skip(f"{model} not downloaded (scripts/fetch-models.sh)")
+    out = tmp_path / "fp8"
+    quantize(model, out, "fp8")
+    assert (out / "tokenizer.json").exists() and (out / "tokenizer_config.json").exists()
+    cfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert cfg["eos_token"] == "<|im_end|>" and "chat_template" in cfg
+    text = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+            "must be in want of a wife.\n\n  Numbers 12345 and 3.14; émigré café — “quotes” <|im_start|>user\nhi")
+    def ids(m):
+        p = subprocess.run([imp_binary(), "tokenize", "-m", str(m), "--ids-only", "--no-bos", text],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return [int(x) for x in p.stdout.split()]
+    want = ids(model)
+    assert ids(out) == want
+    from tokenizers import Tokenizer
+    assert Tokenizer.from_file(str(out / "tokenizer.json")).encode(text, add_special_tokens=False).ids == want
