@@ -235,3 +235,31 @@ def test_gguf_tokenizer_travels_into_the_folder(tmp_path):
     assert ids(out) == want
     from tokenizers import Tokenizer
     assert Tokenizer.from_file(str(out / "tokenizer.json")).encode(text, add_special_tokens=False).ids == want
+
+
+def test_gemma3_gguf_to_folder_writes_hf_norm_gains(tmp_path):
+    """Gemma 3 GGUFs store each RMSNorm gain as 1 + w, Hugging Face checkpoints as w: the
+    folder gets w (exactly the GGUF value − 1 in F32), and the summary says the SentencePiece
+    tokenizer is not exported."""
+    import os
+    from pathlib import Path
+    model = Path(os.environ.get("IMP_MODEL_CACHE", Path.home() / ".cache/imp/models")) / "gemma-3-270m-q4_k_m.gguf"
+    if not model.exists():
+        import pytest
+        pytest.skip(f"{model} not downloaded (scripts/fetch-models.sh)")
+    out = tmp_path / "fp8"
+    p = quantize(model, out, "fp8")
+    assert "SentencePiece" in p.stdout and "not exported" in p.stdout
+    t = load_file(str(out / "model.safetensors"))
+    r = GGUFReader(str(model))
+    names = {"blk.0.attn_norm.weight": "model.layers.0.input_layernorm.weight",
+             "blk.0.post_attention_norm.weight": "model.layers.0.post_attention_layernorm.weight",
+             "blk.0.ffn_norm.weight": "model.layers.0.pre_feedforward_layernorm.weight",
+             "blk.0.post_ffw_norm.weight": "model.layers.0.post_feedforward_layernorm.weight",
+             "blk.0.attn_q_norm.weight": "model.layers.0.self_attn.q_norm.weight",
+             "output_norm.weight": "model.norm.weight"}
+    gg = {x.name: np.asarray(x.data, np.float32).reshape(-1) for x in r.tensors if x.name in names}
+    assert gg.keys() == names.keys()
+    for g, h in names.items():
+        np.testing.assert_array_equal(t[h], gg[g] - np.float32(1), err_msg=h)
+    assert json.loads((out / "config.json").read_text())["model_type"] == "gemma3_text"
