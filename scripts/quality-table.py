@@ -72,13 +72,20 @@ WEIGHT_TYPES = [
     ("mxfp4-ocp", "MXFP4 (OCP safetensors)", "mxfp4", "-mxfp4-ocp"),
     ("fp8", "FP8 E4M3 per tensor (safetensors)", "fp8", "-fp8"),
     ("int4-g128", "INT4 g128 (GPTQ safetensors)", "int4-g128", "-int4-g128"),
+    ("nvfp4-modelopt-calib", "NVFP4 calibrated (ModelOpt safetensors, --calib: imatrix-weighted, static input_scale)",
+     "nvfp4", "-nvfp4-modelopt-calib"),
 ]
+# Made with `--calib TEXT --calib-chunks CHUNKS --ctx CTX`: calibration runs on the LAST chunks
+# of the text (the end of Northanger Abbey), the evaluation on its first ones (Pride and
+# Prejudice), so they do not overlap.
+CALIBRATED = {"nvfp4-modelopt-calib"}
 KV_TYPES = ["f32", "f16", "bf16", "fp8_e4m3", "int8", "int4", "nvfp4"]
 # Activation emulation rows: (label, weights: "f32" or a WEIGHT_TYPES key, --act-emulate mode).
 ACT_ROWS = [
     ("NVFP4 activations, F32 weights (A4 only)", "f32", "nvfp4"),
     ("FP8 activations, F32 weights (A8 only)", "f32", "fp8"),
     ("NVFP4 W4A4 (ModelOpt NVFP4 weights)", "nvfp4-modelopt", "nvfp4"),
+    ("NVFP4 W4A4, checkpoint input_scale (calibrated ModelOpt NVFP4 weights)", "nvfp4-modelopt-calib", "nvfp4"),
     ("NVFP4 W4A4 (ggml NVFP4 weights)", "nvfp4-ggml", "nvfp4"),
     ("MXFP4 W4A4 (ggml MXFP4 weights)", "mxfp4", "mxfp4"),
     ("FP8 W8A8 (FP8 weights)", "fp8", "fp8"),
@@ -340,6 +347,8 @@ class Sweep:
             return None
         self.ensure_f32(mw)
         cmd = ["quantize", str(mw.f32), str(out), "--type", qtype, "--threads", str(self.r.threads), "--no-progress"]
+        if w in CALIBRATED:
+            cmd += ["--calib", str(self.text), "--calib-chunks", str(self.args.chunks), "--ctx", str(self.args.ctx)]
         log(f"{mw.model.key}: imp {shlex.join(cmd)}")
         p = self.r.run(cmd)
         if p.returncode != 0:
@@ -347,7 +356,7 @@ class Sweep:
             return None
         (out.parent / (out.name + ".command")).write_text(pretty("imp " + shlex.join(cmd)) + "\n")
         # The summary's fallback / note lines (rows a type cannot hold, what was not written).
-        notes = [l for l in p.stdout.splitlines() if l.startswith(("fallback:", "note:"))]
+        notes = [l for l in p.stdout.splitlines() if l.startswith(("fallback:", "note:", "calibration:"))]
         (out.parent / (out.name + ".notes")).write_text("".join(n + "\n" for n in notes))
         return out
 
@@ -465,7 +474,13 @@ def render(sweep: Sweep, command: str) -> None:
           "argmax token agrees with the reference's.",
           "- KV rows run F32 weights with the named KV-cache dtype; activation rows fake-quantize every "
           "linear's input on the fly (`--act-emulate`, src/backends/cpu/act_emulation.h; lm_head excluded as "
-          "ModelOpt's recipes exclude it) and compute in FP32 — a preview of Blackwell W4A4 numerics.",
+          "ModelOpt's recipes exclude it) and compute in FP32 — a preview of Blackwell W4A4 numerics. NVFP4's "
+          "global scale is the checkpoint's static `input_scale` where it has one — the \"checkpoint input_scale\" "
+          "row, whose weights `imp quantize --calib` made: amax of each linear's calibration input / (6·448), "
+          "as ModelOpt writes it, calibrated on the last chunks of the text (the end of *Northanger Abbey*) while "
+          "the evaluation reads its first (*Pride and Prejudice*); with --calib the NVFP4 block scales are also "
+          "imatrix-weighted — and otherwise dynamic, the amax of the whole activation tensor of each forward "
+          "pass (the small print under each row says which).",
           "", "![KLD vs bits per weight](quality-kld-vs-bpw.png)", ""]
     for m in DEMO_MODELS:
         ref = refs.get(m.key)
@@ -688,10 +703,12 @@ def plot(refs: dict, rows: dict, png: Path) -> None:
         ref = refs[m.key]["saved"]
         ax, axk = axes[i]
         w = draw(ax, [(r["bpw"], r["kld"]["kld_mean"], r["kld"]["kld_p99"], r["variant"]["label"].split(" (")[0] +
-                       (" ckpt" if "safetensors" in r["variant"]["label"] else ""))
+                       (" ckpt" if "safetensors" in r["variant"]["label"] and "calibrated" not in r["variant"]["label"]
+                        else ""))
                       for r in recs.values() if r["variant"]["group"] == "weights"], "o", "tab:blue", "weight format")
         a = draw(ax, [(r["bpw"], r["kld"]["kld_mean"], r["kld"]["kld_p99"],
-                       r["variant"]["label"].replace(" weights)", ")").replace("activations, ", "act, "))
+                       r["variant"]["label"].replace(" weights)", ")").replace("activations, ", "act, ")
+                       .replace("checkpoint input_scale (calibrated ModelOpt NVFP4)", "static input_scale"))
                       for r in recs.values() if r["variant"]["group"] == "act"], "s", "tab:red",
                  "activation emulation")
         zero = sorted(r["variant"]["label"].split(" (")[0] for r in recs.values()

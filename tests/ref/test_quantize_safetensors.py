@@ -263,3 +263,51 @@ def test_gemma3_gguf_to_folder_writes_hf_norm_gains(tmp_path):
     for g, h in names.items():
         np.testing.assert_array_equal(t[h], gg[g] - np.float32(1), err_msg=h)
     assert json.loads((out / "config.json").read_text())["model_type"] == "gemma3_text"
+
+
+def test_calibration_writes_static_input_scales(tmp_path):
+    """With --calib, the NVFP4 / FP8 folders carry ModelOpt's static input_scale = amax/(6·448)
+    (NVFP4) or amax/448 (FP8) of each quantized linear's calibration input (compressed-tensors:
+    input_global_scale = its divisor, and W4A4 input_activations in the config); linears that
+    read the same input (q/k/v) share it; `--act-emulate nvfp4` then uses the checkpoint's
+    scale instead of a dynamic one."""
+    import os
+    from pathlib import Path
+    model = Path(os.environ.get("IMP_MODEL_CACHE", Path.home() / ".cache/imp/models")) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not model.exists():
+        import pytest
+        pytest.skip(f"{model} not downloaded (scripts/fetch-models.sh)")
+    text = tmp_path / "calib.txt"
+    text.write_text(("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+                     "must be in want of a wife. ") * 20)
+    keep = ["--keep", r"layers\.([1-9]|[12][0-9])\."]  # only layer 0 is quantized: a quick test
+    calib = ["--calib", str(text), "--calib-chunks", "1", "--ctx", "64", *keep]
+    nv = tmp_path / "nv"
+    p = quantize(model, nv, "nvfp4", *calib)
+    assert "static input scales from the calibration's amax written for 7 of 7" in p.stdout, p.stdout
+    t = load_file(str(nv / "model.safetensors"))
+    s = {n: float(t[f"model.layers.0.{n}.input_scale"]) for n in
+         ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+          "mlp.up_proj", "mlp.down_proj")}
+    assert all(v > 0 for v in s.values())
+    assert s["self_attn.q_proj"] == s["self_attn.k_proj"] == s["self_attn.v_proj"]
+    assert s["mlp.gate_proj"] == s["mlp.up_proj"]
+    assert "model.layers.1.self_attn.q_proj.input_scale" not in t
+    ct = tmp_path / "ct"
+    quantize(model, ct, "nvfp4", "--layout", "compressed-tensors", *calib)
+    tc = load_file(str(ct / "model.safetensors"))
+    np.testing.assert_allclose(1.0 / tc["model.layers.0.mlp.down_proj.input_global_scale"][0],
+                               s["mlp.down_proj"], rtol=1e-6)
+    ia = json.loads((ct / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]
+    assert ia["input_activations"]["num_bits"] == 4
+    fp8 = tmp_path / "fp8"
+    quantize(model, fp8, "fp8", *calib)
+    tf = load_file(str(fp8 / "model.safetensors"))
+    np.testing.assert_allclose(float(tf["model.layers.0.mlp.down_proj.input_scale"]) * 448,
+                               s["mlp.down_proj"] * 6 * 448, rtol=1e-6)  # the same amax
+    r = subprocess.run([imp_binary(), "perplexity", "-m", str(nv), "-f", str(text), "--ctx", "64", "--chunks", "2",
+                        "--act-emulate", "nvfp4", "-t", "2", "--json", "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert "checkpoint input_scale for 7 linears" in json.dumps(j), j
