@@ -319,6 +319,7 @@ class Sweep:
             self.skip(mw.model.key, "*", "the whole model", f"imp kld --save-logits failed: {last_line(p.stderr)}")
             return None
         saved = json.loads(p.stdout)
+        saved["saved"] = pretty(str(saved.get("saved", "")))
         tok = self.r.run(["tokenize", "-m", str(mw.f32), "--file", str(self.text), "--ids-only"])
         n_text_tokens = len(tok.stdout.split()) if tok.returncode == 0 else None
         nbytes, nelem = tensor_bytes_and_elements(mw.f32)
