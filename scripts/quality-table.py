@@ -377,6 +377,9 @@ class Sweep:
                 return
         cmd = ["kld", "-m", str(weights), "-f", str(self.text), "--ref", str(mw.logits), "--kv-type", v.kv,
                "--act-emulate", v.act, "-t", str(self.r.threads), "--json", "--no-progress"]
+        if weights.is_dir() and not (weights / "tokenizer.json").exists():
+            # A SentencePiece GGUF's tokenizer is not exported into the folder: use the original's.
+            cmd += ["--tokenizer", str(mw.model.path)]
         log(f"{mw.model.key} {v.id}: imp kld -m {weights.name} --kv-type {v.kv} --act-emulate {v.act}")
         p = self.r.run(cmd)
         if p.returncode != 0:

@@ -55,7 +55,7 @@ MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t
   return h;
 }
 
-const float* ModelWeights::vector(const std::string& name, int64_t n, bool optional) {
+const float* ModelWeights::vector(const std::string& name, int64_t n, bool optional, float add) {
   const TensorSource* t = find_weight(file_, name);
   if (!t) {
     if (optional) return nullptr;
@@ -69,8 +69,12 @@ const float* ModelWeights::vector(const std::string& name, int64_t n, bool optio
   if (row.held_format != FormatId::F32) {
     fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
   }
-  if (row.tier == StorageTier::kMapped) return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
-  owned_.push_back(quantize(FormatId::F32, dequantize(t->matrix()), 1, n));
+  if (row.tier == StorageTier::kMapped && add == 0.0f) {
+    return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
+  }
+  std::vector<float> x = dequantize(t->matrix());
+  for (float& v : x) v += add;
+  owned_.push_back(quantize(FormatId::F32, x, 1, n));
   return backend_.add_vector(reinterpret_cast<const float*>(owned_.back().data.data()), n, name);
 }
 

@@ -33,7 +33,9 @@ class ModelWeights {
   // The same handed to the backend, with the checkpoint's static input scale if it has one.
   MatrixHandle matrix(const std::string& name, int64_t rows, int64_t cols);
   // An F32 vector of n (norm gains, biases) as a backend pointer; optional: nullptr when absent.
-  const float* vector(const std::string& name, int64_t n, bool optional = false);
+  // add: a constant added to every element (an owned copy), e.g. 1 for Gemma norm gains read
+  // from a Hugging Face checkpoint, which stores w where GGUF stores 1 + w.
+  const float* vector(const std::string& name, int64_t n, bool optional = false, float add = 0.0f);
 
  private:
   // A GPTQ/AWQ-packed tensor as canonical INT4_GROUP planes (or, act-order, f32/bf16 values).

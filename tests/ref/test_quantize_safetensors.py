@@ -311,3 +311,40 @@ def test_calibration_writes_static_input_scales(tmp_path):
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert "checkpoint input_scale for 7 linears" in json.dumps(j), j
+
+
+def test_gemma3_folder_runs_like_its_gguf(tmp_path):
+    """A gemma3 folder runs: the same BF16 weights as a folder (norms kept F32) and as a GGUF
+    give the same logits (the loader adds back the 1 the writer took off the norm gains), and
+    `--tokenizer` lends the GGUF's SentencePiece tokenizer to the folder for perplexity."""
+    import os
+    from pathlib import Path
+    model = Path(os.environ.get("IMP_MODEL_CACHE", Path.home() / ".cache/imp/models")) / "gemma-3-270m-q4_k_m.gguf"
+    if not model.exists():
+        import pytest
+        pytest.skip(f"{model} not downloaded (scripts/fetch-models.sh)")
+    folder, gguf = tmp_path / "bf16", tmp_path / "bf16.gguf"
+    quantize(model, folder, "bf16", "--keep", "norm")
+    quantize(model, gguf, "bf16")
+    tokens = "2,1596,6037,529,7001,563,4882"
+    out = []
+    for m in (folder, gguf):
+        f = tmp_path / (m.name + ".logits")
+        p = subprocess.run([imp_binary(), "run", "-m", str(m), "--tokens", tokens, "-n", "0", "-t", "2",
+                            "--act-quant", "f32", "--dump-logits", str(f)], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        out.append(np.fromfile(f, np.float32))
+    assert np.isfinite(out[0]).all()
+    assert np.linalg.norm(out[0] - out[1]) / np.linalg.norm(out[1]) < 1e-6
+    text = tmp_path / "t.txt"
+    text.write_text("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+                    "must be in want of a wife. " * 12)
+    def ppl(m, *extra):
+        p = subprocess.run([imp_binary(), "perplexity", "-m", str(m), "-f", str(text), "--ctx", "64", "-t", "2",
+                            "--json", "--no-progress", *extra], capture_output=True, text=True, timeout=600)
+        return p
+    no_tok = ppl(folder)
+    assert no_tok.returncode != 0 and "carries no tokenizer" in no_tok.stderr
+    a = ppl(folder, "--tokenizer", str(model))
+    assert a.returncode == 0, a.stderr
+    assert json.loads(a.stdout)["ppl"] == json.loads(ppl(gguf).stdout)["ppl"]
