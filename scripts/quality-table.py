@@ -471,7 +471,8 @@ def render(sweep: Sweep, command: str) -> None:
           "linear whose input width is not a multiple of 128 — SmolLM2's 576-wide q/k/v/gate/up/o inputs — which "
           "stays at source precision (GPTQ checkpoints carry one group size, and GPTQ kernels such as vLLM's refuse "
           "partial groups), so SmolLM2's INT4 row is mostly F32 apart from ffn_down; gemma-3-270m's widths (640, "
-          "1024, 2048) all fit.",
+          "1024, 2048) all fit. Gemma's folders carry no tokenizer.json (`imp quantize` does not export a "
+          "SentencePiece GGUF tokenizer), so they are evaluated with `imp kld --tokenizer` of the downloaded GGUF.",
           "- Columns: bits per weight = 8 × tensor bytes (all planes, scales included, embeddings and norms "
           "too) / parameters; PPL of the variant (the F32 reference's PPL is in each section header); mean and "
           "99th-percentile KL divergence to the reference per token (nats); same top-1 = how often the "
@@ -516,7 +517,7 @@ def render(sweep: Sweep, command: str) -> None:
                 if g == "act":
                     label += f" <br><sub>{k.get('act_emulation', '')}</sub>"
                 for n in r.get("quantize_notes", []):
-                    label += f" <br><sub>{n}</sub>"
+                    label += f" <br><sub>{n.replace('; see their lines', '')}</sub>"
                 md.append(f"| {label} | `{r['file']}` | {fmt_bytes(r['file_bytes'])} | {x:.2f} | "
                           f"{k['ppl_q']:.4f} ± {k['ppl_q_error']:.4f} | {fmt_kld(k['kld_mean'])} ± {fmt_kld(k['kld_error'])} | "
                           f"{fmt_kld(k['kld_p99'])} | {100 * k['same_top']:.2f} % |")
