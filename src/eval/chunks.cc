@@ -29,13 +29,21 @@ std::string act_emulation_summary(const LoadedModel& m) {
 }
 
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
-                                        std::unique_ptr<Backend> backend) {
+                                        std::unique_ptr<Backend> backend, const std::string& tokenizer_from) {
   auto m = std::make_unique<LoadedModel>();
   m->file = open_model_file(path);
   m->plan = plan_storage(*m->file, caps, PlanPolicy{});
   m->backend = std::move(backend);
   m->model = create_model(*m->file, m->plan, *m->backend);
-  m->tokenizer = Tokenizer::from_model(*m->file);
+  if (tokenizer_from.empty()) {
+    m->tokenizer = Tokenizer::from_model(*m->file);
+  } else {
+    m->tokenizer = Tokenizer::from_model(*open_model_file(tokenizer_from));
+    if (m->tokenizer->n_vocab() > m->model->n_vocab()) {
+      fail("--tokenizer {}: {} tokens, but {} has {} logits", tokenizer_from, m->tokenizer->n_vocab(), path,
+           m->model->n_vocab());
+    }
+  }
   m->name = !m->file->config.name.empty() ? m->file->config.name : std::filesystem::path(path).filename().string();
   return m;
 }

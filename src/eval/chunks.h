@@ -39,9 +39,12 @@ struct LoadedModel {
 // (backends/cpu/act_emulation.h).
 std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads,
                                         ActEmulation act_emulation = ActEmulation::kNone);
-// The same on a given backend, planned with its caps (tools: `--device`).
+// The same on a given backend, planned with its caps (tools: `--device`). tokenizer_from:
+// another model file (GGUF or HF folder) whose tokenizer to use (`--tokenizer`), e.g. for a
+// folder written from a GGUF whose SentencePiece tokenizer imp quantize could not export;
+// an error when it has more tokens than the model has logits. Empty: the model's own.
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
-                                        std::unique_ptr<Backend> backend);
+                                        std::unique_ptr<Backend> backend, const std::string& tokenizer_from = "");
 // The activation emulation the model runs with (CPU backend only; "none" elsewhere).
 ActEmulation act_emulation_of(const LoadedModel& m);
 std::string act_emulation_summary(const LoadedModel& m);

@@ -12,10 +12,9 @@ Gemma3Model::Gemma3Model(const ModelFile& file, const StoragePlan& plan, Backend
     : backend_(backend), weights_(file, plan, backend), config_(file.config) {
   ModelConfig& c = config_;
   if (c.architecture != "gemma3") fail("{}: architecture '{}' is not gemma3", file.path, c.architecture);
-  // Hugging Face checkpoints store the norm weight w of the (1 + w) gain; GGUF stores 1 + w.
-  if (!file.find("token_embd.weight")) {
-    fail("{}: gemma3 runs from GGUF only (a Hugging Face folder stores norm gains as w, not 1 + w)", file.path);
-  }
+  // Hugging Face checkpoints store the norm weight w of the (1 + w) gain; GGUF stores 1 + w,
+  // which is what the forward multiplies by: a folder's norms get 1 added at load.
+  const float norm_add = file.find("token_embd.weight") ? 0.0f : 1.0f;
   if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_ff <= 0 || c.head_dim <= 0) {
     fail("{}: incomplete gemma3 config (n_embd {}, n_layer {}, n_head {}, n_ff {}, head_dim {})", file.path, c.n_embd,
          c.n_layer, c.n_head, c.n_ff, c.head_dim);
@@ -50,7 +49,7 @@ Gemma3Model::Gemma3Model(const ModelFile& file, const StoragePlan& plan, Backend
 
   const int64_t E = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
   token_embd_ = weights_.host_matrix("token_embd.weight", c.n_vocab, E);
-  output_norm_ = weights_.vector("output_norm.weight", E);
+  output_norm_ = weights_.vector("output_norm.weight", E, false, norm_add);
   output_ = find_weight(file, "output.weight") ? weights_.matrix("output.weight", c.n_vocab, E)
                                                : backend_.add_matrix(token_embd_, "token_embd.weight");
   backend_.describe_matrix_input(output_, std::nullopt, true);
@@ -58,12 +57,12 @@ Gemma3Model::Gemma3Model(const ModelFile& file, const StoragePlan& plan, Backend
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& L = layers_[size_t(l)];
     const std::string p = fmt::format("blk.{}.", l);
-    L.attn_norm = weights_.vector(p + "attn_norm.weight", E);
-    L.post_attn_norm = weights_.vector(p + "post_attention_norm.weight", E);
-    L.ffn_norm = weights_.vector(p + "ffn_norm.weight", E);
-    L.post_ffw_norm = weights_.vector(p + "post_ffw_norm.weight", E);
-    L.q_norm = weights_.vector(p + "attn_q_norm.weight", hd);
-    L.k_norm = weights_.vector(p + "attn_k_norm.weight", hd);
+    L.attn_norm = weights_.vector(p + "attn_norm.weight", E, false, norm_add);
+    L.post_attn_norm = weights_.vector(p + "post_attention_norm.weight", E, false, norm_add);
+    L.ffn_norm = weights_.vector(p + "ffn_norm.weight", E, false, norm_add);
+    L.post_ffw_norm = weights_.vector(p + "post_ffw_norm.weight", E, false, norm_add);
+    L.q_norm = weights_.vector(p + "attn_q_norm.weight", hd, false, norm_add);
+    L.k_norm = weights_.vector(p + "attn_k_norm.weight", hd, false, norm_add);
     L.wq = weights_.matrix(p + "attn_q.weight", q_dim, E);
     L.wk = weights_.matrix(p + "attn_k.weight", kv_dim, E);
     L.wv = weights_.matrix(p + "attn_v.weight", kv_dim, E);

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "common/error.h"
+#include "io/schemes/gptq.h"
 #include "model/model.h"
 
 namespace imp {
@@ -16,8 +17,34 @@ QuantMatrix ModelWeights::host_matrix(const std::string& name, int64_t rows, int
          fmt::join(want, ", "));
   }
   const StoragePlanRow& row = plan_.at(t.name);
+  if (t.layout != StoredLayout::kCanonical) return repacked(t, row, rows, cols);
   if (row.tier == StorageTier::kMapped) return t.matrix();
   owned_.push_back(quantize(row.held_format, dequantize(t.matrix()), rows, cols));
+  return owned_.back().view();
+}
+
+QuantMatrix ModelWeights::repacked(const TensorSource& t, const StoragePlanRow& row, int64_t rows, int64_t cols) {
+  Int4Repacked r;
+  if (t.layout == StoredLayout::kAwqGemm) {
+    r.matrix = repack_awq_to_int4_group(t);
+  } else {
+    r = repack_gptq_to_int4_group(t);
+  }
+  if (row.tier == StorageTier::kMapped) {
+    if (!r.input_perm.empty()) fail("{}: act-order tensor '{}' planned as mapped (a planner bug)", file_.path, t.name);
+    owned_.push_back(std::move(r.matrix));
+    return owned_.back().view();
+  }
+  // Matrix column j holds input feature input_perm[j]: scatter the columns back.
+  std::vector<float> x = dequantize(r.matrix.view());
+  if (!r.input_perm.empty()) {
+    std::vector<float> y(x.size());
+    for (int64_t n = 0; n < rows; ++n) {
+      for (int64_t j = 0; j < cols; ++j) y[size_t(n * cols + r.input_perm[size_t(j)])] = x[size_t(n * cols + j)];
+    }
+    x = std::move(y);
+  }
+  owned_.push_back(quantize(row.held_format, x, rows, cols));
   return owned_.back().view();
 }
 
@@ -28,7 +55,7 @@ MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t
   return h;
 }
 
-const float* ModelWeights::vector(const std::string& name, int64_t n, bool optional) {
+const float* ModelWeights::vector(const std::string& name, int64_t n, bool optional, float add) {
   const TensorSource* t = find_weight(file_, name);
   if (!t) {
     if (optional) return nullptr;
@@ -42,8 +69,12 @@ const float* ModelWeights::vector(const std::string& name, int64_t n, bool optio
   if (row.held_format != FormatId::F32) {
     fail("{}: plan holds vector '{}' as {}, not f32", file_.path, name, format_name(row.held_format));
   }
-  if (row.tier == StorageTier::kMapped) return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
-  owned_.push_back(quantize(FormatId::F32, dequantize(t->matrix()), 1, n));
+  if (row.tier == StorageTier::kMapped && add == 0.0f) {
+    return backend_.add_vector(reinterpret_cast<const float*>(t->data.data()), n, name);
+  }
+  std::vector<float> x = dequantize(t->matrix());
+  for (float& v : x) v += add;
+  owned_.push_back(quantize(FormatId::F32, x, 1, n));
   return backend_.add_vector(reinterpret_cast<const float*>(owned_.back().data.data()), n, name);
 }
 

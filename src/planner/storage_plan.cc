@@ -86,8 +86,14 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
     row.role = weight_role(role_name, int64_t(t.shape.size()), tied);
     row.disk_format = t.format;
     row.elements = t.elements();
+    // Checkpoint packings (GPTQ/AWQ words) are repacked to canonical planes at load
+    // (model_weights.cc); act-order GPTQ permutes columns across groups, which no kernel
+    // takes, so it is dequantized (exactly) into f32/bf16 instead.
+    const bool packed = t.layout != StoredLayout::kCanonical;
+    const bool act_order = packed && !t.g_idx.empty();
     auto try_tier = [&](WeightOp op, StorageTier tier, std::string reason) {
       if (!caps.supports(op, tier, t.format)) return false;
+      if (act_order && tier == StorageTier::kMapped) return false;
       // Also needed: a tied embedding is looked up *and* multiplied.
       if (row.role == WeightRole::kTiedEmbeddingLmHead && !caps.supports(WeightOp::kMatmul, tier, t.format)) {
         return false;
@@ -124,10 +130,13 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
       }
       case WeightRole::kLinear:
         ok = try_tier(WeightOp::kMatmul, policy.linear_tier,
-                      policy.linear_tier == StorageTier::kMapped
-                          ? fmt::format("{} runs as stored, memory-mapped", disk)
-                          : fmt::format("policy: linear layers held in {}", storage_tier_name(policy.linear_tier))) ||
-             try_tier(WeightOp::kMatmul, StorageTier::kF32, fmt::format("no {} kernel for {}: converted to f32", caps.name, disk)) ||
+                      policy.linear_tier != StorageTier::kMapped
+                          ? fmt::format("policy: linear layers held in {}", storage_tier_name(policy.linear_tier))
+                      : packed ? fmt::format("{} runs as stored ({} repacked to canonical planes at load)", disk, t.note)
+                               : fmt::format("{} runs as stored, memory-mapped", disk)) ||
+             try_tier(WeightOp::kMatmul, StorageTier::kF32,
+                      act_order ? fmt::format("act-order {} ({}): dequantized to f32", disk, t.note)
+                                : fmt::format("no {} kernel for {}: converted to f32", caps.name, disk)) ||
              try_tier(WeightOp::kMatmul, StorageTier::kBF16,
                       fmt::format("no {} kernel for {} or f32: converted to bf16", caps.name, disk));
         break;

@@ -6,7 +6,8 @@
 //   q2_k 10 Q2_K · q3_k_s 11 / q3_k_m 12 / q3_k_l 13 Q3_K · q4_k_s 14 / q4_k_m 15 Q4_K
 //   q5_k_s 16 / q5_k_m 17 Q5_K · q6_k 18 Q6_K · iq4_nl 25 · iq4_xs 30 · mxfp4_moe 38 MXFP4
 //   Bare types without a preset are "pure" (every quantized tensor gets the type, as
-//   llama-quantize --pure): q3_k → 12, q4_k → 15, q5_k → 17, mxfp4 → 38.
+//   llama-quantize --pure): q3_k → 12, q4_k → 15, q5_k → 17, mxfp4 → 38, nvfp4 → 39
+//   (LLAMA_FTYPE_MOSTLY_NVFP4; ggml's 64-element NVFP4 block, type 40).
 //
 // Per-tensor rules for the quantized presets (n_gqa = n_head / n_head_kv;
 // use_more_bits(i, n) = i < n/8 || i >= 7n/8 || (i − n/8) % 3 == 2):
@@ -56,6 +57,7 @@ constexpr std::array kMixes = {
     GgufMix{"iq4_xs", 30, FormatId::IQ4_XS, false}, GgufMix{"mxfp4_moe", 38, FormatId::MXFP4, false},
     GgufMix{"q3_k", 12, FormatId::Q3_K, true},      GgufMix{"q4_k", 15, FormatId::Q4_K, true},
     GgufMix{"q5_k", 17, FormatId::Q5_K, true},      GgufMix{"mxfp4", 38, FormatId::MXFP4, true},
+    GgufMix{"nvfp4", 39, FormatId::NVFP4, true},
 };
 
 bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
@@ -189,6 +191,7 @@ GgufMixChoice gguf_mix_tensor_type(const GgufMix& mix, const GgufMixModel& model
     const FormatId to = ne0 % format_traits(*fb).block_elems == 0 ? *fb : FormatId::F16;
     c.reason += fmt::format("; fallback: row {} % {} != 0, {} -> {}", ne0, block, tname(c.format), tname(to));
     c.format = to;
+    c.fallback = true;
   }
   return c;
 }

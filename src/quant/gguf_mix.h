@@ -38,6 +38,7 @@ struct GgufMixModel {
 struct GgufMixChoice {
   FormatId format;
   std::string reason;  // "q4_k_m: attn_v use_more_bits → q6_k", "fallback: 384 % 256 ≠ 0 → q5_0"
+  bool fallback = false;  // the row-length fallback replaced the rule's type
 };
 
 // Type for a quantizable tensor (2-D/3-D weight, not a norm, not a router). `i_attention_wv`

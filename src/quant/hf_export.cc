@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "runtime/pretokenizer.h"
 #include "runtime/vocab.h"
 
 namespace imp {
@@ -149,6 +150,99 @@ std::vector<std::string> gguf_metadata_from_hf(GgufWriter& w, const QuantInput& 
   }
   if (!tmpl.empty()) w.set("tokenizer.chat_template", GgufValue::of_string(tmpl));
   return notes;
+}
+
+std::optional<std::string> write_hf_tokenizer_from_gguf(const QuantInput& in, const std::string& dir) {
+  using json = nlohmann::json;
+  const json& m = in.model->metadata;
+  if (!m.is_object() || !m.contains("tokenizer.ggml.model")) {
+    return "the GGUF input carries no tokenizer: the output folder has no tokenizer files";
+  }
+  const Vocab v = vocab_from_gguf(m, in.model->path);
+  if (v.model != "gpt2") {
+    return fmt::format(
+        "the GGUF's '{}' (SentencePiece) tokenizer is not exported: its scores have no tokenizer.json BPE "
+        "equivalent; copy tokenizer.json from the original model",
+        v.model);
+  }
+  const std::vector<std::string> patterns = v.pre_patterns.empty() ? pretokenizer_patterns(v.pre) : v.pre_patterns;
+  json vocab = json::object(), added = json::array();
+  int64_t duplicates = 0;
+  for (size_t i = 0; i < v.tokens.size(); ++i) {
+    const std::string& t = v.tokens[i];
+    if (vocab.contains(t)) {
+      ++duplicates;  // a JSON object holds one id per text; the first wins, as Vocab::find does
+    } else {
+      vocab[t] = int64_t(i);
+    }
+    const TokenType ty = v.types[i];
+    if (ty == TokenType::kControl || ty == TokenType::kUserDefined) {
+      added.push_back({{"id", int64_t(i)},
+                       {"content", t},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", ty == TokenType::kUserDefined},
+                       {"special", ty == TokenType::kControl}});
+    }
+  }
+  json pre = json::array();
+  for (const auto& p : patterns) {
+    pre.push_back({{"type", "Split"}, {"pattern", {{"Regex", p}}}, {"behavior", "Isolated"}, {"invert", false}});
+  }
+  pre.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}});
+  json post = nullptr;
+  if (v.add_bos && v.bos >= 0) {
+    const std::string bos = v.tokens[size_t(v.bos)];
+    post = {{"type", "TemplateProcessing"},
+            {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair",
+             {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+              {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
+              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{bos, {{"id", bos}, {"ids", {v.bos}}, {"tokens", {bos}}}}}}};
+  }
+  const json tj = {{"version", "1.0"},
+                   {"truncation", nullptr},
+                   {"padding", nullptr},
+                   {"added_tokens", added},
+                   {"normalizer", nullptr},
+                   {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", pre}}},
+                   {"post_processor", post},
+                   {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+                   {"model",
+                    {{"type", "BPE"},
+                     {"dropout", nullptr},
+                     {"unk_token", nullptr},
+                     {"continuing_subword_prefix", nullptr},
+                     {"end_of_word_suffix", nullptr},
+                     {"fuse_unk", false},
+                     {"byte_fallback", false},
+                     {"ignore_merges", v.ignore_merges},
+                     {"vocab", vocab},
+                     {"merges", v.merges}}}};
+  json cfg = {{"add_bos_token", v.add_bos},
+              {"add_eos_token", false},
+              {"clean_up_tokenization_spaces", false},
+              {"tokenizer_class", "PreTrainedTokenizerFast"}};
+  const std::pair<const char*, int32_t> named[] = {
+      {"bos_token", v.bos}, {"eos_token", v.eos}, {"unk_token", v.unk}, {"pad_token", v.pad}};
+  for (const auto& [key, id] : named) {
+    if (id >= 0) cfg[key] = v.tokens[size_t(id)];
+  }
+  if (in.model->config.n_ctx_train > 0) cfg["model_max_length"] = in.model->config.n_ctx_train;
+  if (const auto it = m.find("tokenizer.chat_template"); it != m.end() && it->is_string()) cfg["chat_template"] = *it;
+  for (const auto& [name, j] : {std::pair<const char*, const json&>{"tokenizer.json", tj}, {"tokenizer_config.json", cfg}}) {
+    std::ofstream f(fs::path(dir) / name);
+    f << j.dump(2) << "\n";
+    if (!f) fail("{}: write failed", (fs::path(dir) / name).string());
+  }
+  if (duplicates > 0) {
+    return fmt::format("{} duplicate token texts in the GGUF vocabulary keep only their first id in tokenizer.json",
+                       duplicates);
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> copy_hf_aux_files(const std::string& in_dir, const std::string& dir) {

@@ -157,6 +157,17 @@ std::span<const float> MethodContext::importance(const std::string& n) const {
   return it == importance_.end() ? std::span<const float>() : std::span<const float>(it->second);
 }
 
+std::optional<float> MethodContext::input_amax(const std::string& n) const {
+  if (!calib_) return std::nullopt;
+  const LinearStats* s = calib_->find(n);
+  if (!s || s->n_tok == 0) return std::nullopt;
+  const auto it = col_scale_.find(n);
+  if (it == col_scale_.end() || it->second.size() != s->amax_col.size()) return s->amax;
+  float a = 0.0f;
+  for (size_t j = 0; j < s->amax_col.size(); ++j) a = std::max(a, s->amax_col[j] / it->second[j]);
+  return a;
+}
+
 const GptqFactor* MethodContext::gptq(const std::string& n, FormatId format) const {
   if (!calib_) return nullptr;
   const LinearStats* s = calib_->find(n);

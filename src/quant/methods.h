@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,6 +61,10 @@ class MethodContext {
   // GPTQ factor of a weight's input; nullptr without calibration statistics for it.
   // Act-order (when asked for) only where the format quantizes column by column.
   const GptqFactor* gptq(const std::string& gguf_name, FormatId format) const;
+  // max |x| of the weight's input over the calibration tokens, after the AWQ/SmoothQuant
+  // fold (the input becomes x_j / s_j); nullopt without calibration statistics for it.
+  // ModelOpt turns it into the static input_scale: amax / (6·448) for NVFP4, amax / 448 FP8.
+  std::optional<float> input_amax(const std::string& gguf_name) const;
   const std::string& method() const { return mp_.method; }
   bool act_order() const { return mp_.act_order; }
   double prepare_seconds = 0;

@@ -70,6 +70,7 @@ void PipelineRun::report(size_t i, int64_t bytes_out) {
   sum.params += n;
   sum.bytes_in += t.src->bytes();
   sum.bytes_out += bytes_out;
+  if (d.fallback) sum.fallbacks += 1;
   if (d.quantize) {
     sum.quantized += 1;
     sum.quantized_params += n;
@@ -157,6 +158,16 @@ QuantizeSummary run_quantize(const QuantizeParams& p) {
                8.0 * double(sum.bytes_out) / double(sum.params), sum.seconds, double(sum.quantized_params) / qsec,
                sum.threads, double(sum.quantized_params) / qsec / sum.threads);
     if (methods) fmt::print(p.log, "method {}: calibration and search {:.2f} s\n", p.method, methods->prepare_seconds);
+    if (sum.fallbacks > 0) {
+      std::string names;
+      int shown = 0;
+      for (size_t i = 0; i < in.tensors.size(); ++i) {
+        if (!decisions[i].fallback) continue;
+        if (shown++ < 3) names += (names.empty() ? "" : ", ") + in.tensors[i].out_name;
+      }
+      fmt::print(p.log, "fallback: {} tensors have rows {} cannot hold and got the fallback ({}{}); see their lines\n",
+                 sum.fallbacks, target.type, names, sum.fallbacks > 3 ? ", …" : "");
+    }
     for (const auto& n : run.notes) fmt::print(p.log, "note: {}\n", n);
   }
   return sum;

@@ -31,6 +31,7 @@ struct QuantizeParams {
 struct QuantizeSummary {
   int64_t tensors = 0, quantized = 0;
   int64_t params = 0, quantized_params = 0;
+  int64_t fallbacks = 0;     // tensors whose rows the target type cannot hold (Decision::fallback)
   int64_t bytes_in = 0;      // source tensor bytes
   int64_t bytes_out = 0;     // output tensor bytes (planes), without headers
   double seconds = 0;        // wall time of the whole run

@@ -163,6 +163,7 @@ std::vector<Decision> decide(const QuantInput& in, const QuantTarget& target, co
           d.to = c.format;
           d.reason = c.reason;
         }
+        d.fallback = c.fallback;
       }
       if (is_wv) ++i_wv;
     } else if (target.scheme == StScheme::kPlain) {
@@ -182,14 +183,26 @@ std::vector<Decision> decide(const QuantInput& in, const QuantTarget& target, co
       } else {
         if (s.shape.size() < 2)
           fail("{}: --quantize {} matches a 1-D tensor; {} needs a matrix", t.out_name, *force, target.type);
+        std::optional<std::string> cannot;
         try {
           check_row_length(target.format, t.cols(), target.group);
         } catch (const Error& e) {
-          fail("{}: {} cannot hold this tensor ({}); exclude it with --keep", t.out_name, target.type, e.what());
+          cannot = e.what();
         }
-        d.quantize = true;
-        d.to = target.format;
-        d.reason = force && skip ? "--quantize " + *force : target.type;
+        if (cannot && force) {
+          fail("{}: --quantize {} asks for {}, which cannot hold this tensor ({}); exclude it with --keep", t.out_name,
+               *force, target.type, *cannot);
+        }
+        if (cannot) {
+          // llama.cpp's answer to a row its type cannot hold is a fallback type; a checkpoint
+          // scheme has one format, so the tensor stays at source precision (listed as excluded).
+          kept(fmt::format("fallback: {} cannot hold it ({}), kept at source precision", target.type, *cannot));
+          d.fallback = true;
+        } else {
+          d.quantize = true;
+          d.to = target.format;
+          d.reason = force && skip ? "--quantize " + *force : target.type;
+        }
       }
     }
     out.push_back(std::move(d));

@@ -6,6 +6,10 @@
 //         (quant/gguf_mix.h) — token_embd and output are quantized as llama.cpp does.
 //   safetensors: every ≥ 2-D "*.weight" except embeddings (embed_tokens), lm_head, norms
 //         and MoE routers (mlp.gate, router), which stay at source precision.
+//         A tensor whose row length the scheme cannot hold (INT4 g128 on SmolLM2's 576-wide
+//         rows, NVFP4 on rows not a multiple of 16) stays at source precision too — the
+//         analogue of llama.cpp's K-quant fallbacks — and is listed as excluded in the config;
+//         forcing it with --quantize is an error.
 //   --keep REGEX / --quantize REGEX (PCRE2 via common/bounded_regex.h, searched in the output tensor name)
 //   override the default; a tensor matching both is kept.
 #pragma once
@@ -54,6 +58,9 @@ struct Decision {
   bool quantize = false;
   FormatId to = FormatId::F32;  // the stored format (for a kept tensor: its source format or F32)
   std::string reason;
+  // The target cannot hold this tensor's rows, so it got the fallback: GGUF llama.cpp's
+  // (Q4_K → Q5_0, …); safetensors schemes keep it at source precision. The summary counts them.
+  bool fallback = false;
 };
 
 // Model facts for the GGUF rules, from the input's tensors and config.

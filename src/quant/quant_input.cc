@@ -72,6 +72,10 @@ QuantInput open_quant_input(const std::string& path, OutputKind out) {
       t.out_name = out == OutputKind::kGguf ? t.gguf_name : s.name;
     }
     t.layer = layer_of(t.gguf_name);
+    if (in.is_gguf && out == OutputKind::kSafetensors && in.arch == "gemma3" && s.shape.size() == 1 &&
+        t.gguf_name.ends_with("norm.weight")) {
+      t.value_offset = -1.0f;
+    }
     // HF keeps half-split RoPE pairs, llama.cpp's llama/mistral GGUFs adjacent ones.
     const bool converts = in.is_gguf != (out == OutputKind::kGguf);
     if (converts && permutes_rope(in.arch) && s.shape.size() == 2) {
@@ -136,6 +140,9 @@ std::vector<float> load_f32(const InputTensor& t) {
     // supports except 128×128 tiles (an expert boundary inside a tile).
     x = dequantize(s.matrix());
   }
+  if (t.value_offset != 0.0f) {
+    for (float& v : x) v += t.value_offset;
+  }
   return permuted(t, std::move(x));
 }
 
@@ -143,6 +150,7 @@ std::vector<uint8_t> load_bytes(const InputTensor& t) {
   const TensorSource& s = *t.src;
   if (is_split_format(s.format))
     fail("{}: {} keeps scales in separate tensors; it cannot be copied", s.name, format_name(s.format));
+  if (t.value_offset != 0.0f) fail("{}: its values change on conversion; it cannot be copied", s.name);
   return permuted(t, std::vector<uint8_t>(s.data.begin(), s.data.end()));
 }
 

@@ -24,6 +24,9 @@ struct InputTensor {
   int layer = -1;             // blk index, -1 outside the blocks
   int64_t rope_heads = 0;     // > 0: permute rows in groups of heads (attn_q: n_head, attn_k: n_head_kv)
   bool rope_to_gguf = false;  // direction of that permutation
+  // Added to every value on load: gemma3 norm gains are stored as 1 + w in GGUF and as w in
+  // Hugging Face checkpoints, so GGUF → HF subtracts 1 (HF → GGUF of gemma3 is refused).
+  float value_offset = 0.0f;
   int64_t rows() const;       // product of all but the last dim (1 for 1-D)
   int64_t cols() const;
 };
@@ -43,7 +46,7 @@ QuantInput open_quant_input(const std::string& path, OutputKind out);
 // The tensor as rows × cols F32 in output row order (dequantized, RoPE-permuted).
 std::vector<float> load_f32(const InputTensor& t);
 // The stored bytes in output row order (permuted when needed); only for self-contained
-// formats (scalars and GGUF types).
+// formats (scalars and GGUF types) and tensors without a value_offset.
 std::vector<uint8_t> load_bytes(const InputTensor& t);
 
 }  // namespace imp

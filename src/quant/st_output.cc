@@ -10,12 +10,18 @@
 //   MXFP4            N_blocks U8 [.., in/32, 16] · N_scales U8 [.., in/32]      (gpt-oss)
 //   GPTQ g128 (v1)   M.qweight I32 [in/8, out] · M.qzeros I32 [in/128, out/8] (zero − 1) ·
 //                    M.scales F16 [in/128, out] · M.g_idx I32 [in]              (io/schemes/gptq.h)
-// No activation scales are written: RTN has no calibration data, so input_scale /
-// input_global_scale are absent (dynamic activation quantization, or weight-only W4A16).
+// Static activation scales (ModelOpt NVFP4 and FP8: M.input_scale F32 [] = amax / (6·448)
+// resp. amax / 448; compressed-tensors NVFP4: M.input_global_scale F32 [1] = its divisor)
+// are written when --calib gave the input's amax (quant/methods.h input_amax); without
+// calibration they are absent (dynamic activation quantization, or weight-only W4A16).
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 
 #include "common/error.h"
 #include "formats/traits.h"
@@ -55,6 +61,19 @@ struct Plane {
   std::vector<int64_t> shape;
 };
 
+// The static input scale of a quantized tensor of the NVFP4 / FP8-tensor schemes, from the
+// calibration's amax; nullopt for other schemes or without calibration.
+std::optional<float> input_scale_of(const PipelineRun& run, size_t i) {
+  if (!run.methods || !run.decisions[i].quantize) return std::nullopt;
+  const StScheme s = run.target.scheme;
+  if (s != StScheme::kNvfp4 && s != StScheme::kFp8Tensor) return std::nullopt;
+  const auto amax = run.methods->input_amax(run.in.tensors[i].gguf_name);
+  if (!amax || !(*amax > 0.0f)) return std::nullopt;
+  return s == StScheme::kNvfp4 ? *amax / (6.0f * 448.0f) : *amax / 448.0f;
+}
+
+std::vector<Plane> scheme_planes(const PipelineRun& run, size_t i, const std::string& m);
+
 // The output tensors of input tensor i, in the order they are written.
 std::vector<Plane> planes_of(const PipelineRun& run, size_t i) {
   const InputTensor& t = run.in.tensors[i];
@@ -62,6 +81,21 @@ std::vector<Plane> planes_of(const PipelineRun& run, size_t i) {
   const std::vector<int64_t>& shape = t.src->shape;
   if (!d.quantize || run.target.scheme == StScheme::kPlain) return {{t.out_name, plain_dtype(d.to), shape}};
   const std::string m = module_of(t.out_name);
+  std::vector<Plane> p = scheme_planes(run, i, m);
+  if (input_scale_of(run, i)) {
+    if (run.target.compressed_tensors) {
+      p.push_back({m + ".input_global_scale", StDtype::F32, {1}});
+    } else {
+      p.push_back({m + ".input_scale", StDtype::F32, {}});
+    }
+  }
+  return p;
+}
+
+// The weight planes of a quantized tensor (module m) in the target scheme.
+std::vector<Plane> scheme_planes(const PipelineRun& run, size_t i, const std::string& m) {
+  const InputTensor& t = run.in.tensors[i];
+  const std::vector<int64_t>& shape = t.src->shape;
   const int64_t rows = t.rows(), cols = t.cols();
   auto last = [&](int64_t c) {
     std::vector<int64_t> s = shape;
@@ -153,16 +187,25 @@ std::vector<std::vector<uint8_t>> pack_gptq(const OwnedQuantMatrix& q) {
   return {bytes(qw), bytes(qz), bytes(sc), bytes(gidx)};
 }
 
+std::vector<std::vector<uint8_t>> scheme_bytes(PipelineRun& run, size_t i);
+
 // The bytes of each plane of input tensor i (same order as planes_of).
 std::vector<std::vector<uint8_t>> produce(PipelineRun& run, size_t i) {
   const InputTensor& t = run.in.tensors[i];
   const Decision& d = run.decisions[i];
   if (!d.quantize) {
-    if (d.to == t.src->format && !run.kept_changes(i)) return {load_bytes(t)};
+    if (d.to == t.src->format && !run.kept_changes(i) && t.value_offset == 0.0f) return {load_bytes(t)};
     const std::vector<float> x = run.load(i);
     TensorJob job{t.out_name, x, t.rows(), t.cols(), d.to, 0};
     return {quantize_tensor(job, QuantOptions{}).data};
   }
+  std::vector<std::vector<uint8_t>> planes = scheme_bytes(run, i);
+  if (const auto s = input_scale_of(run, i)) planes.push_back(f32_bytes(run.target.compressed_tensors ? ct_divisor(*s) : *s));
+  return planes;
+}
+
+// The bytes of the weight planes of quantized tensor i (same order as scheme_planes).
+std::vector<std::vector<uint8_t>> scheme_bytes(PipelineRun& run, size_t i) {
   OwnedQuantMatrix q = run.quantize(i);
   switch (run.target.scheme) {
     case StScheme::kPlain:
@@ -182,7 +225,38 @@ std::vector<std::vector<uint8_t>> produce(PipelineRun& run, size_t i) {
   fail("unreachable scheme");
 }
 
-json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded) {
+// GPTQ configs have no exclusion list; transformers/optimum read modules_in_block_to_quantize
+// (module paths inside a decoder layer) instead. Returns them when some layer linears stay
+// unquantized (--keep, row-length fallback) and every layer quantizes the same set, else null.
+json gptq_block_modules(const PipelineRun& run) {
+  std::map<int, std::set<std::string>> quantized;  // layer → module paths inside it
+  bool any_kept = false;
+  for (size_t i = 0; i < run.in.tensors.size(); ++i) {
+    const InputTensor& t = run.in.tensors[i];
+    const std::string& n = t.out_name;
+    int layer = -1, at = 0;
+    if (std::sscanf(n.c_str(), "model.layers.%d.%n", &layer, &at) != 1 || at == 0 || !n.ends_with(".weight")) continue;
+    if (t.src->shape.size() < 2) continue;
+    const std::string rel = n.substr(size_t(at), n.size() - size_t(at) - 7);
+    if (run.decisions[i].quantize) {
+      quantized[layer].insert(rel);
+    } else {
+      quantized[layer];
+      any_kept = true;
+    }
+  }
+  if (!any_kept || quantized.empty()) return nullptr;
+  const std::set<std::string>& first = quantized.begin()->second;
+  for (const auto& [layer, mods] : quantized) {
+    if (mods != first) return nullptr;
+  }
+  return json::array({json(std::vector<std::string>(first.begin(), first.end()))});
+}
+
+// input_scales: static activation scales were written (compressed-tensors then declares W4A4
+// input activations as llm-compressor's NVFP4 preset does; without them it is W4A16).
+json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded, const json& gptq_modules,
+                  bool input_scales) {
   switch (t.scheme) {
     case StScheme::kPlain:
       return nullptr;
@@ -201,7 +275,14 @@ json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded
                       {"group_size", 16},
                       {"symmetric", true},
                       {"dynamic", false}}},
-                    {"input_activations", nullptr}}}}},
+                    {"input_activations",
+                     input_scales ? json{{"num_bits", 4},
+                                         {"type", "float"},
+                                         {"strategy", "tensor_group"},
+                                         {"group_size", 16},
+                                         {"symmetric", true},
+                                         {"dynamic", "local"}}
+                                  : json(nullptr)}}}}},
                 {"ignore", excluded}};
       }
       return {{"quant_method", "modelopt"}, {"quant_algo", "NVFP4"}, {"group_size", 16}, {"exclude_modules", excluded}};
@@ -229,9 +310,13 @@ json quant_config(const QuantTarget& t, const std::vector<std::string>& excluded
     case StScheme::kMxfp4:
       return {{"quant_method", "mxfp4"}, {"modules_to_not_convert", excluded}};
     case StScheme::kGptq:
-      return {
+    {
+      json j = {
           {"quant_method", "gptq"}, {"bits", 4},           {"group_size", t.group},       {"desc_act", false},
           {"sym", false},           {"damp_percent", 0.0}, {"checkpoint_format", "gptq"}, {"true_sequential", true}};
+      if (!gptq_modules.is_null()) j["modules_in_block_to_quantize"] = gptq_modules;
+      return j;
+    }
   }
   return nullptr;
 }
@@ -277,9 +362,7 @@ void write_st_output(PipelineRun& run) {
   json config;
   if (in.is_gguf) {
     config = hf_config_from_gguf(in);
-    run.notes.push_back(
-        "the GGUF input carries no tokenizer.json; the output folder has no tokenizer files "
-        "(copy them from the original model)");
+    if (const auto note = write_hf_tokenizer_from_gguf(in, run.tmp)) run.notes.push_back(*note);
   } else {
     config = in.model->metadata;
     config.erase("hf_quant_config");
@@ -288,7 +371,9 @@ void write_st_output(PipelineRun& run) {
         fs::is_directory(in.model->path) ? fs::path(in.model->path) : fs::path(in.model->path).parent_path();
     copy_hf_aux_files(dir.string(), run.tmp);
   }
-  const json qc = quant_config(run.target, excluded);
+  bool input_scales = false;
+  for (size_t i = 0; i < in.tensors.size() && !input_scales; ++i) input_scales = input_scale_of(run, i).has_value();
+  const json qc = quant_config(run.target, excluded, gptq_block_modules(run), input_scales);
   if (!qc.is_null()) config["quantization_config"] = qc;
   if (run.target.scheme == StScheme::kPlain) {
     config["torch_dtype"] = run.target.type == "f32" ? "float32" : run.target.type == "f16" ? "float16" : "bfloat16";
@@ -306,9 +391,20 @@ void write_st_output(PipelineRun& run) {
                   {"exclude_modules", excluded}}}});
   }
   if (run.target.scheme == StScheme::kNvfp4 || run.target.scheme == StScheme::kFp8Tensor) {
-    run.notes.push_back(
-        "no input_scale / input_global_scale written: RTN has no calibration activations "
-        "(weight-only; loaders that need static activation scales will ask for them)");
+    int64_t with = 0, quantized = 0;
+    for (size_t i = 0; i < in.tensors.size(); ++i) {
+      quantized += run.decisions[i].quantize;
+      with += input_scale_of(run, i).has_value();
+    }
+    if (with == 0) {
+      run.notes.push_back(
+          "no input_scale / input_global_scale written: without --calib there are no calibration activations "
+          "(weight-only; loaders that need static activation scales will ask for them)");
+    } else {
+      run.notes.push_back(fmt::format("static input scales from the calibration's amax written for {} of {} quantized "
+                                      "tensors",
+                                      with, quantized));
+    }
   }
 }
 

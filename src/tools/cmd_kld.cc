@@ -29,6 +29,7 @@ namespace {
 
 struct KldArgs {
   std::string model, text, save, ref, kv_dtype = "f32";  // as imp run
+  std::string tokenizer;                                 // --tokenizer: another model's
   std::string act_emulate = "none";
   int64_t ctx = 0, chunks = 0, batch = 0, top_k = 4096;  // ref_logits.h: why 4096
   int threads = 0;
@@ -40,7 +41,8 @@ void save_reference(const KldArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   auto m = eval::load_model(a.model, device_caps(a.device),
                             make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
-                                         parse_act_emulation(a.act_emulate)));
+                                         parse_act_emulation(a.act_emulate)),
+                            a.tokenizer);
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx > 0 ? a.ctx : 512, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -121,7 +123,8 @@ void compare_reference(const KldArgs& a) {
   const eval::RefHeader& h = ref.header();
   auto m = eval::load_model(a.model, device_caps(a.device),
                             make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
-                                         parse_act_emulation(a.act_emulate)));
+                                         parse_act_emulation(a.act_emulate)),
+                            a.tokenizer);
   const int64_t n_vocab = m->model->n_vocab();
   if (n_vocab != int64_t(h.n_vocab))
     fail("--ref: '{}' was made with n_vocab {} ({}), this model has {}", a.ref, h.n_vocab, h.model_name, n_vocab);
@@ -182,6 +185,9 @@ void register_kld_command(CLI::App& app) {
   cmd->add_option("--top-k", a->top_k, "Saving: logits kept per token (default 4096, capped at n_vocab = exact KLD)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "take the tokenizer from this model file (GGUF or folder) — for a folder written from a GGUF "
+                  "whose SentencePiece tokenizer imp quantize does not export");
   cmd->add_option("--act-emulate", a->act_emulate,
                   "Fake-quantize every linear's input activations: none (default), nvfp4 (W4A4), mxfp4, fp8");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");

@@ -23,6 +23,7 @@ namespace {
 
 struct PerplexityArgs {
   std::string model, text, kv_dtype = "f32";  // as imp run: f16 KV moves logits ~1e-3
+  std::string tokenizer;                       // --tokenizer: another model's
   std::string act_emulate = "none";
   int64_t ctx = 512, chunks = 0, batch = 0;
   int threads = 0;
@@ -34,7 +35,8 @@ void run_perplexity(const PerplexityArgs& a) {
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
   auto m = eval::load_model(a.model, device_caps(a.device),
                             make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
-                                         parse_act_emulation(a.act_emulate)));
+                                         parse_act_emulation(a.act_emulate)),
+                            a.tokenizer);
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -81,6 +83,9 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_option("--chunks", a->chunks, "Evaluate at most this many chunks (default: all)");
   cmd->add_option("-b,--batch", a->batch, "Tokens per forward pass (default: the whole chunk)");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "take the tokenizer from this model file (GGUF or folder) — for a folder written from a GGUF "
+                  "whose SentencePiece tokenizer imp quantize does not export");
   cmd->add_option("--act-emulate", a->act_emulate,
                   "Fake-quantize every linear's input activations: none (default), nvfp4 (W4A4), mxfp4, fp8");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");

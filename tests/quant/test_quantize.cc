@@ -328,13 +328,27 @@ TEST(Quantize, BadInputsAreClearErrorsAndLeaveNothing) {
   EXPECT_NE(e.find("row length 40"), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(d / "odd_q4.gguf"));
   EXPECT_FALSE(fs::exists(d / ("odd_q4.gguf.tmp-" + std::to_string(::getpid()))));
-  // NVFP4 needs rows of 16s; the error names the tensor and suggests --keep.
+  // NVFP4 needs rows of 16s: by default the tensor falls back to source precision (counted,
+  // listed as excluded); forcing it with --quantize is an error naming the tensor and --keep.
   odd.write_hf(d / "oddhf");
-  const std::string e2 = error_of([&] { quantize(d / "oddhf", d / "odd_nv", "nvfp4"); });
+  const std::string e2 = error_of([&] { quantize(d / "oddhf", d / "odd_nv", "nvfp4", {}, {"ffn_odd"}); });
   EXPECT_NE(e2.find("--keep"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("model.extra.blk.0.ffn_odd.weight"), std::string::npos) << e2;
   EXPECT_FALSE(fs::exists(d / "odd_nv"));
-  // ... and --keep gets past it.
-  EXPECT_EQ(error_of([&] { quantize(d / "oddhf", d / "odd_nv", "nvfp4", {"ffn_odd"}); }), "");
+  QuantizeSummary fb;
+  EXPECT_EQ(error_of([&] { fb = quantize(d / "oddhf", d / "odd_nv", "nvfp4"); }), "");
+  EXPECT_EQ(fb.fallbacks, 1);
+  {
+    const auto nv = open_model_file(d / "odd_nv");
+    EXPECT_EQ(nv->at("model.extra.blk.0.ffn_odd.weight").format, FormatId::F32);
+    EXPECT_EQ(nv->at("model.layers.0.mlp.up_proj.weight").format, FormatId::NVFP4_CKPT);
+    std::ifstream hq(d / "odd_nv/hf_quant_config.json");
+    const auto j = nlohmann::json::parse(hq);
+    const auto& ex = j["quantization"]["exclude_modules"];
+    EXPECT_NE(std::find(ex.begin(), ex.end(), "model.extra.blk.0.ffn_odd"), ex.end()) << ex.dump();
+  }
+  // ... and --keep is the explicit way.
+  EXPECT_EQ(error_of([&] { quantize(d / "oddhf", d / "odd_nv2", "nvfp4", {"ffn_odd"}); }), "");
 
   // An F64 weight: unsupported source dtype.
   fs::create_directories(d / "f64");

@@ -65,3 +65,56 @@ def test_every_variant_id_is_unique_and_file_name_safe(qt):
     assert all(v.replace("-", "").replace("_", "").isalnum() for v in ids)
     keys = {k for k, *_ in qt.WEIGHT_TYPES}
     assert all(w in keys | {"f32"} for _, w, _ in qt.ACT_ROWS)
+
+
+def test_methods_section_renders_every_result(qt):
+    """docs/quality.md's calibration-methods section is rendered from the raw summary: every
+    (format, method) result appears as a row with its numbers."""
+    data = SCRIPT.parents[1] / "docs" / "data" / "quant-methods"
+    md = "\n".join(qt.methods_section(data))
+    assert md.startswith("## Calibration methods (`imp quantize --method`)")
+    rows = json.loads((data / "summary.json").read_text())
+    for r in rows:
+        assert f"| {r['format']} | {r['method']} | {r['bpw']:.3f} | {r['kld_mean']:.4f} ± " in md, r
+
+
+def test_plot_labels_do_not_overlap(qt, tmp_path):
+    """The KLD-vs-bpw plot labels every point, and no two labels' boxes overlap (even for a
+    crowd of formats at nearly the same bits per weight and KLD)."""
+    import matplotlib
+    import matplotlib.text
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["Q4_0", "IQ4_XS", "Q4_K_M", "Q5_K_M", "MXFP4", "NVFP4", "Q6_K", "Q8_0", "BF16", "F16"]
+    bpw = [5.35, 5.32, 6.17, 6.56, 4.26, 4.5, 8.12, 8.51, 16, 16]
+    kld = [0.245, 0.164, 0.040, 0.057, 0.74, 0.33, 0.004, 0.001, 5e-5, 1.6e-6]
+    rows = {"m": {f"w-{n}": {"bpw": b, "kv_bits": 0, "kld": {"kld_mean": k, "kld_p99": 4 * k},
+                             "variant": {"group": "weights", "label": n, "kv": "f32"}}
+                  for n, b, k in zip(names, bpw, kld)}}
+    refs = {"m": {"saved": {"ppl": 17.4}}}
+    saved_models = list(qt.DEMO_MODELS)
+    qt.DEMO_MODELS[:] = [qt.DemoModel("m", "tiny", tmp_path / "x.gguf", "F32")]
+    captured = []
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, *a, **k):
+        captured.append(fig)
+        return real_savefig(fig, *a, **k)
+
+    plt.Figure.savefig = savefig
+    try:
+        qt.plot(refs, rows, tmp_path / "p.png")
+    finally:
+        plt.Figure.savefig = real_savefig
+        qt.DEMO_MODELS[:] = saved_models
+    fig = captured[0]
+    r = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    anns = [t for t in ax.texts if isinstance(t, matplotlib.text.Annotation)]
+    assert sorted(t.get_text() for t in anns) == sorted(names)
+    boxes = [matplotlib.text.Text.get_window_extent(t, r) for t in anns]
+    for i in range(len(boxes)):
+        for j in range(i):
+            assert not boxes[i].overlaps(boxes[j]), (anns[i].get_text(), anns[j].get_text())
+    assert "bits per weight" in ax.get_xlabel() and "log" in ax.get_ylabel()

@@ -25,7 +25,10 @@ N_EMBD, N_FF, N_LAYER, N_HEAD, N_KV, N_VOCAB = 256, 384, 4, 8, 2, 300
 # llama_ftype ids (include/llama.h)
 FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10,
              "q3_k_s": 11, "q3_k_m": 12, "q3_k_l": 13, "q4_k_s": 14, "q4_k_m": 15, "q5_k_s": 16,
-             "q5_k_m": 17, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30, "bf16": 32, "mxfp4_moe": 38}
+             "q5_k_m": 17, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30, "bf16": 32, "mxfp4_moe": 38,
+             "nvfp4": 39}
+# Bare types without a llama.cpp preset: every quantized tensor gets the type (--pure).
+PURE = {"nvfp4": T.NVFP4}
 
 
 def write_tiny(path, rng, tied=False):
@@ -77,6 +80,12 @@ def fallback(t):
 def expected_types(mix: str, tied: bool) -> dict[str, T]:
     """llama-quantize's choices for the tiny model, worked out by hand from llama-quant.cpp
     (n_layer 4 → use_more_bits is true for layers 2 and 3; n/8 = 0, n/16 = 0)."""
+    if mix in PURE:
+        return {name: (T.F32 if name.endswith("norm.weight") else PURE[mix])
+                for name in (["token_embd.weight", "output_norm.weight"] + ([] if tied else ["output.weight"]) +
+                             [f"blk.{l}.{n}.weight" for l in range(N_LAYER)
+                              for n in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                                        "ffn_gate", "ffn_up", "ffn_down")])}
     base = {"q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "q8_0": T.Q8_0, "q2_k": T.Q2_K,
             "q3_k_s": T.Q3_K, "q3_k_m": T.Q3_K, "q3_k_l": T.Q3_K, "q4_k_s": T.Q4_K, "q4_k_m": T.Q4_K,
             "q5_k_s": T.Q5_K, "q5_k_m": T.Q5_K, "q6_k": T.Q6_K, "iq4_nl": T.IQ4_NL, "iq4_xs": T.IQ4_XS,
