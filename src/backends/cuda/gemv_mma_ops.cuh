@@ -1,0 +1,193 @@
+// Per-format decoders of the tensor-core GEMV (gemv_mma.cu) on the kMma layout
+// (gemv_mma_layout.h): one thread's 16-byte payload slice → exact f16 A fragments of
+// mma.sync.m16n8k16, plus each format's scales, and the f16/MMA helpers they share.
+// Internal header of gemv_mma.cu.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include "backends/cuda/decode_scalar.cuh"
+#include "backends/cuda/gemv_registry.h"
+
+namespace imp::cuda::detail {
+namespace {
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
+__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
+
+// f16 pair (lo, hi), round to nearest even, saturating to ±65504.
+__device__ __forceinline__ uint32_t f16x2_sat(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+// D = A·B + C for one m16n8k16 tile (A row-major 16×16 f16, B column-major 16×8 f16).
+__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                          uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Four E2M1 codes in the low nibbles of a word's bytes → four E4M3 bytes of E2M1·2^-6
+// (s e e m → s 0 0 e e m 0 0; exact for normal and subnormal codes alike).
+__device__ __forceinline__ uint32_t e2m1_lo_to_e4m3(uint32_t v) {
+  return ((v << 4) & 0x80808080u) | ((v << 2) & 0x1C1C1C1Cu);
+}
+__device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t two) {
+  const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3);
+  return uint32_t(r.x) | (uint32_t(r.y) << 16);
+}
+__device__ __forceinline__ float2 h2_to_f2(uint32_t h) { return __half22float2(bits_h2(h)); }
+
+// ---- per-format decode: one 16-byte thread slice → f16 A registers a[chunk][half] -------
+// a[j][0] = columns (4c, 4c+1), a[j][1] = columns (4c+2, 4c+3) of chunk j; scales(s, out)
+// gives the FP32 scale of each group of kGroupChunks chunks from the unit's scale bytes.
+
+struct Q4_0Mma {
+  static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
+  static constexpr int kScaleBytes = 8;                // 4 f16 d per row and unit
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
+    const __half2 k1032 = __float2half2_rn(1032.0f), k16th = __float2half2_rn(0.0625f), km72 = __float2half2_rn(-72.0f);
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t v = words[w], v8 = v >> 8;
+      // 0x6400 | q is the f16 1024 + q; 0x6400 | (q << 4) is 1024 + 16q: exact, then − 1032
+      // or ·1/16 − 72 (exact too) leaves q − 8.
+      a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), k1032));
+      a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), k1032));
+      a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, km72));
+      a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, km72));
+    }
+  }
+  __device__ static void scales(const uint2& s, float (&out)[4]) {
+    const float2 a = h2_to_f2(s.x), b = h2_to_f2(s.y);
+    out[0] = a.x, out[1] = a.y, out[2] = b.x, out[3] = b.y;
+  }
+  __device__ static float finish(const KernelArgs&, float acc) { return acc; }
+};
+
+struct Q8_0Mma {
+  static constexpr int kChunks = 4, kGroupChunks = 2;  // 2 blocks of 32 per unit
+  static constexpr int kScaleBytes = 4;
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
+    const __half2 k1152 = __float2half2_rn(1152.0f);
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t v = words[w] ^ 0x80808080u;  // int8 q → q + 128
+      // bytes (b, 0x64) per half: the f16 1024 + (q + 128), exact; − 1152 leaves q.
+      a[w][0] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4140)), k1152));
+      a[w][1] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4342)), k1152));
+    }
+  }
+  __device__ static void scales(const uint2& s, float (&out)[2]) {
+    const float2 a = h2_to_f2(s.x);
+    out[0] = a.x, out[1] = a.y;
+  }
+  __device__ static float finish(const KernelArgs&, float acc) { return acc; }
+};
+
+// NVFP4 and MXFP4 share the E2M1 decode; the MMA sees E2M1·2^-6 and finish() restores 64.
+__device__ __forceinline__ void decode_e2m1(const uint4& raw, uint32_t (&a)[8][2]) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const uint32_t ev = e2m1_lo_to_e4m3(words[w]), od = e2m1_lo_to_e4m3(words[w] >> 4);
+    a[2 * w][0] = e4m3x2_to_h2(ev);
+    a[2 * w][1] = e4m3x2_to_h2(ev >> 16);
+    a[2 * w + 1][0] = e4m3x2_to_h2(od);
+    a[2 * w + 1][1] = e4m3x2_to_h2(od >> 16);
+  }
+}
+
+struct Nvfp4CkptMma {
+  static constexpr int kChunks = 8, kGroupChunks = 1;  // 8 blocks of 16 per unit
+  static constexpr int kScaleBytes = 8;                // 8 E4M3 bytes
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
+  __device__ static void scales(const uint2& s, float (&out)[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = h2_to_f2(e4m3x2_to_h2((i < 2 ? s.x : s.y) >> (16 * (i & 1))));
+      out[2 * i] = f.x, out[2 * i + 1] = f.y;
+    }
+  }
+  __device__ static float finish(const KernelArgs& a, float acc) { return acc * 64.0f * a.tensor_scale; }
+};
+
+struct Mxfp4CkptMma {
+  static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
+  static constexpr int kScaleBytes = 4;                // 4 E8M0 bytes
+  using ScaleSlot = uint2;
+  static constexpr bool kMins = false;
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
+  __device__ static void scales(const uint2& s, float (&out)[4]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[i] = e8m0_value(uint8_t(s.x >> (8 * i)));
+  }
+  __device__ static float finish(const KernelArgs&, float acc) { return acc * 64.0f; }
+};
+
+// Q4_K: w = (d·sc_t)·q − dmin·m_t per 32-element sub-block t of a 256-superblock; a unit is
+// half a superblock (4 sub-blocks). The MMA sees the unsigned q; the kernel adds
+// d·Σ_t sc_t·(Σ q·x)_t − dmin·Σ_t m_t·(Σ x)_t, the x sums coming from an MMA with A = 1.
+struct Q4_KMma {
+  static constexpr int kChunks = 8, kGroupChunks = 2;
+  static constexpr int kScaleBytes = 16;  // the superblock header: d, dmin, scales[12]
+  using ScaleSlot = uint4;
+  static constexpr bool kMins = true;
+  __device__ static int scale_offset(int u) { return (u >> 1) * kScaleBytes; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
+    const __half2 k1024 = __float2half2_rn(1024.0f), k16th = __float2half2_rn(0.0625f), km64 = __float2half2_rn(-64.0f);
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t v = words[w], v8 = v >> 8;
+      a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), k1024));
+      a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), k1024));
+      a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, km64));
+      a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, km64));
+    }
+  }
+  // The 6-bit scales and mins of the unit's sub-blocks (half h of the superblock), four
+  // bytes at a time (get_scale_min_k4 word-parallel), as exact floats; d and dmin.
+  __device__ static void scales_mins(const uint4& hdr, int h, float (&sc)[4], float (&m)[4], float& d, float& dmin) {
+    uint32_t SC, M;
+    if (h == 0) {
+      SC = hdr.y & 0x3F3F3F3Fu;
+      M = hdr.z & 0x3F3F3F3Fu;
+    } else {
+      SC = (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2) & 0x30303030u);
+      M = ((hdr.w >> 4) & 0x0F0F0F0Fu) | ((hdr.z >> 2) & 0x30303030u);
+    }
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      // bytes (b, 0, 0, 0x4B): the float 2^23 + b.
+      sc[t] = __uint_as_float(__byte_perm(SC, 0x4B000000u, 0x7540 | t)) - 8388608.0f;
+      m[t] = __uint_as_float(__byte_perm(M, 0x4B000000u, 0x7540 | t)) - 8388608.0f;
+    }
+    const float2 dd = h2_to_f2(hdr.x);
+    d = dd.x;
+    dmin = dd.y;
+  }
+  __device__ static float finish(const KernelArgs&, float acc) { return acc; }
+};
+
+
+}  // namespace
+}  // namespace imp::cuda::detail

@@ -1,0 +1,157 @@
+// The kMma layout's load-time repack (native rows → payload and scale planes) and its
+// dequantizers: exact f32 (dequantize()) and straight to BF16 for the prefill GEMM. Layout:
+// gemv_mma_layout.h.
+#include "backends/cuda/gemv_kernel.cuh"
+#include "backends/cuda/gemv_mma_elem.cuh"
+#include "backends/cuda/gemv_mma_layout.h"
+#include "backends/cuda/kv_codec.cuh"
+#include "formats/traits.h"
+
+namespace imp::cuda::detail {
+namespace {
+
+template <FormatId F>
+__global__ void dequant_bf16_kernel(KernelArgs a, uint16_t* out) {
+  constexpr int U = mma_layout::unit_cols(F), bits = mma_layout::code_bits(F);
+  const int64_t words_per_row = a.cols / U * 16;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.rows * words_per_row;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / words_per_row, k = i % words_per_row;
+    const int u = int(k / 16), c = int(k % 16) / 4, w = int(k % 4);
+    const uint32_t word = __ldg(reinterpret_cast<const unsigned int*>(
+        a.data + r * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w)));
+#pragma unroll
+    for (int p = 0; p < 32 / bits; ++p) {
+      const int64_t e = int64_t(u) * U + mma_layout::unit_column(F, c, w, p);
+      const float v = MmaElem<F>::value(a, r, e, (word >> (bits * p)) & ((1u << bits) - 1));
+      out[r * a.cols + e] = kvc::f32_to_bf16(v);
+    }
+  }
+}
+
+// ---- repack: native planes → kMma payload (and the Q4_0 / Q8_0 d plane, the Q4_K headers)
+// One thread per output word (4 bytes): gathers its 8 nibbles or 4 bytes from the native
+// row through unit_column().
+template <FormatId F>
+__device__ uint32_t native_code(const uint8_t* row, int64_t col) {
+  if constexpr (F == FormatId::Q4_0) {
+    const uint8_t* blk = row + (col / 32) * kQ4_0Bytes + 2;
+    const int j = int(col % 32);
+    return j < 16 ? (blk[j] & 0xFu) : (blk[j - 16] >> 4);
+  } else if constexpr (F == FormatId::Q8_0) {
+    return row[(col / 32) * kQ8_0Bytes + 2 + col % 32];
+  } else if constexpr (F == FormatId::Q4_K) {
+    const uint8_t* qs = row + (col / 256) * kQ4_KBytes + 16;
+    const int e = int(col % 256);
+    const uint8_t b = qs[32 * (e / 64) + e % 32];
+    return (e % 64) < 32 ? (b & 0xFu) : (b >> 4);
+  } else {
+    return (row[col / 2] >> (4 * (col & 1))) & 0xFu;
+  }
+}
+
+template <FormatId F>
+__global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t cols, uint8_t* payload, uint8_t* d) {
+  constexpr int U = mma_layout::unit_cols(F), bits = mma_layout::code_bits(F);
+  const int64_t words_per_row = cols / U * 16;
+  const int64_t row_bytes_native = F == FormatId::Q4_0   ? cols / 32 * kQ4_0Bytes
+                                   : F == FormatId::Q8_0 ? cols / 32 * kQ8_0Bytes
+                                   : F == FormatId::Q4_K ? cols / 256 * kQ4_KBytes
+                                                         : cols / 2;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * words_per_row;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / words_per_row, k = i % words_per_row;
+    const int u = int(k / 16), c = int(k % 16) / 4, w = int(k % 4);
+    const uint8_t* src = native + r * row_bytes_native;
+    uint32_t word = 0;
+    for (int p = 0; p < 32 / bits; ++p) {
+      word |= native_code<F>(src, int64_t(u) * U + mma_layout::unit_column(F, c, w, p)) << (bits * p);
+    }
+    uint8_t* out = payload + r * (cols * bits / 8) + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w);
+    out[0] = uint8_t(word), out[1] = uint8_t(word >> 8), out[2] = uint8_t(word >> 16), out[3] = uint8_t(word >> 24);
+    if constexpr (F == FormatId::Q4_0 || F == FormatId::Q8_0) {
+      // The thread of word 0 of each 32-column block copies that block's d.
+      constexpr int kBlockBytes = F == FormatId::Q4_0 ? kQ4_0Bytes : kQ8_0Bytes;
+      const int64_t col0 = int64_t(u) * U + 32 * (c + 4 * w);
+      if (col0 < int64_t(u + 1) * U && col0 < cols) {
+        const int64_t b = col0 / 32;
+        d[2 * (r * (cols / 32) + b)] = src[b * kBlockBytes];
+        d[2 * (r * (cols / 32) + b) + 1] = src[b * kBlockBytes + 1];
+      }
+    } else if constexpr (F == FormatId::Q4_K) {
+      // The thread of word 0 / thread 0 of a superblock's first unit copies its header.
+      if (c == 0 && w == 0 && (u & 1) == 0) {
+        const int64_t b = int64_t(u) / 2;
+        for (int i = 0; i < 16; ++i) d[(r * (cols / 256) + b) * 16 + i] = src[b * kQ4_KBytes + i];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool mma_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
+  if (w.layout != WeightLayout::kMma) return false;
+  switch (w.format) {
+    case FormatId::Q4_0: launch_dequant<MmaElem<FormatId::Q4_0>>(w, out, stream); return true;
+    case FormatId::Q8_0: launch_dequant<MmaElem<FormatId::Q8_0>>(w, out, stream); return true;
+    case FormatId::Q4_K: launch_dequant<MmaElem<FormatId::Q4_K>>(w, out, stream); return true;
+    case FormatId::NVFP4_CKPT: launch_dequant<MmaElem<FormatId::NVFP4_CKPT>>(w, out, stream); return true;
+    case FormatId::MXFP4_CKPT: launch_dequant<MmaElem<FormatId::MXFP4_CKPT>>(w, out, stream); return true;
+    default: return false;
+  }
+}
+
+}  // namespace imp::cuda::detail
+
+namespace imp::cuda {
+
+bool has_mma_layout(FormatId format, int64_t cols) {
+  const int U = mma_layout::unit_cols(format);
+  return U > 0 && cols > 0 && cols % U == 0;
+}
+
+void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
+                cudaStream_t stream) {
+  if (!has_mma_layout(format, cols)) {
+    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, q4_k, nvfp4_ckpt, mxfp4_ckpt: cols % 128 == 0; "
+         "q8_0: cols % 64 == 0)", format_name(format), cols);
+  }
+  const bool has_d = format == FormatId::Q4_0 || format == FormatId::Q8_0 || format == FormatId::Q4_K;
+  if (!native || !payload || (has_d && !d)) fail("repack_mma({}): null device pointer", format_name(format));
+  const int64_t words = rows * (device_data_bytes(format, WeightLayout::kMma, rows, cols) / rows / 4);
+  const int64_t grid = words / 256 + 1 < 65536 ? words / 256 + 1 : 65536;
+  const auto* src = static_cast<const uint8_t*>(native);
+  auto* out = static_cast<uint8_t*>(payload);
+  auto* dd = static_cast<uint8_t*>(d);
+  switch (format) {
+    case FormatId::Q4_0: detail::repack_mma_kernel<FormatId::Q4_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+    case FormatId::Q8_0: detail::repack_mma_kernel<FormatId::Q8_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+    case FormatId::Q4_K: detail::repack_mma_kernel<FormatId::Q4_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+    case FormatId::NVFP4_CKPT:
+      detail::repack_mma_kernel<FormatId::NVFP4_CKPT><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd);
+      break;
+    default: detail::repack_mma_kernel<FormatId::MXFP4_CKPT><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+  }
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+
+bool dequantize_bf16(const DeviceMatrix& w, uint16_t* out, cudaStream_t stream) {
+  if (w.layout != WeightLayout::kMma || !out) return false;
+  const detail::KernelArgs a = detail::make_args(w, nullptr, nullptr);
+  const int64_t words = w.rows * (w.cols / mma_layout::unit_cols(w.format)) * 16;
+  const unsigned grid = unsigned(words / 256 + 1 < 65536 ? words / 256 + 1 : 65536);
+  switch (w.format) {
+    case FormatId::Q4_0: detail::dequant_bf16_kernel<FormatId::Q4_0><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::Q4_K: detail::dequant_bf16_kernel<FormatId::Q4_K><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::Q8_0: detail::dequant_bf16_kernel<FormatId::Q8_0><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::NVFP4_CKPT: detail::dequant_bf16_kernel<FormatId::NVFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::MXFP4_CKPT: detail::dequant_bf16_kernel<FormatId::MXFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;
+    default: return false;
+  }
+  IMP_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
+}  // namespace imp::cuda
