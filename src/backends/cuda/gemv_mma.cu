@@ -57,6 +57,19 @@ __device__ __forceinline__ void load_item(Item<Op, kRows>& it, const uint8_t* co
   }
 }
 
+// The MMAs of scale group grp of one tile: D = Σ over the group's chunks of A(rows g, g+8)·x.
+template <class Op>
+__device__ __forceinline__ void group_mma(float (&d)[4], const uint32_t (&lo)[Op::kChunks][2],
+                                          const uint32_t (&hi)[Op::kChunks][2], const uint32_t (&b)[Op::kChunks][2],
+                                          int grp) {
+  d[0] = d[1] = d[2] = d[3] = 0.0f;
+#pragma unroll
+  for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
+    const int j = grp * Op::kGroupChunks + j2;
+    mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
+  }
+}
+
 // The MMAs of one unit: x fragments b (shared by the rows), the item's rows, into acc.
 template <class Op, int kTiles>
 __device__ __forceinline__ void mma_item(const Item<Op, 2 * kTiles>& it, const uint32_t (&b)[Op::kChunks][2], int half,
@@ -88,12 +101,8 @@ __device__ __forceinline__ void mma_item(const Item<Op, 2 * kTiles>& it, const u
       float q_lo = 0.0f, q_hi = 0.0f, mx_lo = 0.0f, mx_hi = 0.0f;
 #pragma unroll
       for (int grp = 0; grp < kGroups; ++grp) {
-        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
-          const int j = grp * Op::kGroupChunks + j2;
-          mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
-        }
+        float d[4];
+        group_mma<Op>(d, lo, hi, b, grp);
         q_lo = fmaf(sc_lo[grp], d[0], q_lo);
         q_hi = fmaf(sc_hi[grp], d[2], q_hi);
         mx_lo = fmaf(m_lo[grp], xs[grp], mx_lo);
@@ -114,12 +123,8 @@ __device__ __forceinline__ void mma_item(const Item<Op, 2 * kTiles>& it, const u
       Op::scales(it.s[r1], s_hi);
 #pragma unroll
       for (int grp = 0; grp < kGroups; ++grp) {
-        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
-          const int j = grp * Op::kGroupChunks + j2;
-          mma_16816(d, lo[j][0], hi[j][0], lo[j][1], hi[j][1], b[j][0], b[j][1]);
-        }
+        float d[4];
+        group_mma<Op>(d, lo, hi, b, grp);
         acc[r0] = fmaf(s_lo[grp], d[0], acc[r0]);
         acc[r1] = fmaf(s_hi[grp], d[2], acc[r1]);
       }

@@ -48,26 +48,32 @@ __device__ __forceinline__ float2 h2_to_f2(uint32_t h) { return __half22float2(b
 // a[j][0] = columns (4c, 4c+1), a[j][1] = columns (4c+2, 4c+3) of chunk j; scales(s, out)
 // gives the FP32 scale of each group of kGroupChunks chunks from the unit's scale bytes.
 
+// Eight 4-bit codes per word in the Q4_0 / Q4_K nibble order (gemv_mma_layout.h) → the f16
+// values q − kOffset: 0x6400 | q is the f16 1024 + q and 0x6400 | (q << 4) is 1024 + 16q,
+// both exact; − (1024 + kOffset) or ·1/16 − (64 + kOffset) is exact too.
+template <int kOffset>
+__device__ __forceinline__ void decode_nibbles(const uint4& raw, uint32_t (&a)[8][2]) {
+  const __half2 lo_bias = __float2half2_rn(1024.0f + kOffset), k16th = __float2half2_rn(0.0625f),
+                hi_bias = __float2half2_rn(-64.0f - kOffset);
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const uint32_t v = words[w], v8 = v >> 8;
+    a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), lo_bias));
+    a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), lo_bias));
+    a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
+    a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
+  }
+}
+
 struct Q4_0Mma {
   static constexpr int kChunks = 8, kGroupChunks = 2;  // 4 blocks of 32 per unit
   static constexpr int kScaleBytes = 8;                // 4 f16 d per row and unit
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
-  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
-    const __half2 k1032 = __float2half2_rn(1032.0f), k16th = __float2half2_rn(0.0625f), km72 = __float2half2_rn(-72.0f);
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const uint32_t v = words[w], v8 = v >> 8;
-      // 0x6400 | q is the f16 1024 + q; 0x6400 | (q << 4) is 1024 + 16q: exact, then − 1032
-      // or ·1/16 − 72 (exact too) leaves q − 8.
-      a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), k1032));
-      a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), k1032));
-      a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, km72));
-      a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, km72));
-    }
-  }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<8>(raw, a); }
+
   __device__ static void scales(const uint2& s, float (&out)[4]) {
     const float2 a = h2_to_f2(s.x), b = h2_to_f2(s.y);
     out[0] = a.x, out[1] = a.y, out[2] = b.x, out[3] = b.y;
@@ -152,18 +158,8 @@ struct Q4_KMma {
   using ScaleSlot = uint4;
   static constexpr bool kMins = true;
   __device__ static int scale_offset(int u) { return (u >> 1) * kScaleBytes; }
-  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
-    const __half2 k1024 = __float2half2_rn(1024.0f), k16th = __float2half2_rn(0.0625f), km64 = __float2half2_rn(-64.0f);
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const uint32_t v = words[w], v8 = v >> 8;
-      a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), k1024));
-      a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), k1024));
-      a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, km64));
-      a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, km64));
-    }
-  }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<0>(raw, a); }
+
   // The 6-bit scales and mins of the unit's sub-blocks (half h of the superblock), four
   // bytes at a time (get_scale_min_k4 word-parallel), as exact floats; d and dmin.
   __device__ static void scales_mins(const uint4& hdr, int h, float (&sc)[4], float (&m)[4], float& d, float& dmin) {
