@@ -136,13 +136,16 @@ void run_bench(const BenchArgs& a) {
   gp.sampling.seed = uint64_t(a.seed);
   // CUDA: one untimed run of the same prompt and two decode steps first (as llama-bench
   // warms up): the first launches pay for module loading, cuBLAS setup and scratch
-  // allocation, which are not prefill or decode speed. Its KV cache is dropped.
+  // allocation, which are not prefill or decode speed.
   const bool warmup = !cpu_device(a.device);
   if (warmup) {
-    std::unique_ptr<KvStore> warm_kv = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
+    // The warm-up uses the bench's cache, which is then replaced by a fresh one (one cache at
+    // a time: the memory check above counted one).
     GenerateParams wp = gp;
     wp.n_predict = std::min<int64_t>(a.n_gen, 2);
-    (void)generate(model, *warm_kv, prompt, wp, nullptr);
+    (void)generate(model, *kv, prompt, wp, nullptr);
+    kv.reset();
+    kv = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
   }
   const GenerateResult r = generate(model, *kv, prompt, gp, nullptr);
 

@@ -400,23 +400,24 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
 }
 
 void CudaBackend::matmul(MatrixHandle h, const float* x, int64_t n_tok, float* y) {
-  if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
+  const Matrix& w = matrix(h);
   if (skip()) return;
-  const Matrix& w = matrices_[size_t(h)];
   if (n_tok == 1) return gemv(w, x, y);
   if (mode_ == Mode::kCapture) fail("CUDA backend: GEMM inside a captured step");
   if (n_tok > 0x7FFFFFFF || w.m.rows > 0x7FFFFFFF) fail("CUDA matmul: {} tokens × {} rows out of range", n_tok, w.m.rows);
   gemm(w, x, n_tok, y);
 }
 
+const CudaBackend::Matrix& CudaBackend::matrix(MatrixHandle h) const {
+  if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
+  return matrices_[size_t(h)];
+}
+
 void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, const float* x, int64_t n_tok,
                              float* q, float* k, float* v) {
   if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
-    for (MatrixHandle h : {wq, wk, wv}) {
-      if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
-    }
+    const DeviceMatrix w[3] = {matrix(wq).m, matrix(wk).m, matrix(wv).m};
     if (skip()) return;
-    const DeviceMatrix w[3] = {matrices_[size_t(wq)].m, matrices_[size_t(wk)].m, matrices_[size_t(wv)].m};
     float* const y[3] = {q, k, v};
     if (gemv_mma_fused(w, 3, x, y, stream_)) return;
   }
@@ -426,12 +427,10 @@ void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, 
 void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok,
                                      int64_t n_ff, float* gate_scratch, float* up_scratch, float* out) {
   if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
-    for (MatrixHandle h : {w_gate, w_up}) {
-      if (h < 0 || size_t(h) >= matrices_.size()) fail("CUDA backend: unknown matrix handle {}", h);
-    }
+    const DeviceMatrix& gate = matrix(w_gate).m;
+    if (gate.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", gate.rows, n_ff);
     if (skip()) return;
-    if (matrices_[size_t(w_gate)].m.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", matrices_[size_t(w_gate)].m.rows, n_ff);
-    if (gemv_mma_swiglu(matrices_[size_t(w_gate)].m, matrices_[size_t(w_up)].m, x, out, stream_)) return;
+    if (gemv_mma_swiglu(gate, matrix(w_up).m, x, out, stream_)) return;
   }
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
 }

@@ -131,6 +131,7 @@ class CudaBackend final : public Backend {
   };
 
   static CudaKvCache& device_cache(KvStore& kv);
+  const Matrix& matrix(MatrixHandle h) const;  // fails on an unknown handle
   void* device_alloc(int64_t bytes, const char* what);
   void ensure_pinned(PinnedBuffer& b, int64_t bytes);
   void ensure_device(void*& p, int64_t& have, int64_t bytes, const char* what);
