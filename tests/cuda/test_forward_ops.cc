@@ -124,13 +124,21 @@ TEST(CudaForwardOps, MatmulMatchesReference) {
 // max_tokens 300: decode steps fall in the 256 bucket, which runs 2 attention splits.
 KvCacheConfig kv_config(KvType t) { return {2, 2, 72, 300, 16, t}; }
 
+// The exact mode: FP32 prefill attention (the BF16 mode's tensor-core prefill kernel has its
+// own tests in test_attention_prefill.cc).
+CudaBackendOptions exact_mode() {
+  CudaBackendOptions o;
+  o.gemm = CudaGemmPrecision::kF32;
+  return o;
+}
+
 // kv_write rows byte-identical to the CPU cache; attention (prefill, then split-K decode)
 // within accumulation error of attention_ref over the same bytes.
 TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
   IMP_SKIP_WITHOUT_GPU();
   for (KvType t : {KvType::F32, KvType::F16, KvType::BF16, KvType::FP8_E4M3, KvType::INT8, KvType::INT4}) {
     SCOPED_TRACE(std::string(kv_type_name(t)));
-    CudaBackend b;
+    CudaBackend b(exact_mode());
     CpuBackend cpu(CpuOpsPath::kReference, 1);
     const KvCacheConfig kc = kv_config(t);
     auto dkv = b.create_kv_cache(kc);
@@ -183,7 +191,7 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
 
 TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
   IMP_SKIP_WITHOUT_GPU();
-  CudaBackend b;
+  CudaBackend b(exact_mode());
   CpuBackend cpu(CpuOpsPath::kReference, 1);
   const KvCacheConfig kc = kv_config(KvType::F16);
   auto dkv = b.create_kv_cache(kc);

@@ -21,7 +21,8 @@
 namespace imp::cuda {
 namespace {
 
-constexpr int64_t kGemmChunkElems = int64_t(8) << 20;  // weight elements dequantized per cuBLAS call
+constexpr int64_t kGemmChunkElems = int64_t(32) << 20;  // weight elements dequantized per cuBLAS call (64 MB BF16:
+                                                         // 4096-wide layers in 1–2 GEMMs of ≥ 8k rows)
 // Decode attention is latency-bound (each warp walks its keys one dependent load chain at a
 // time), so the keys are split finely: ~16 keys per (head, split) block, up to 64 splits
 // (measured on an H100, llama3.2-1b at 600 tokens: 8 splits took 100 µs per layer).
@@ -364,16 +365,22 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
   const int64_t rows = w.m.rows, cols = w.m.cols;
   const int64_t chunk = std::min(rows, std::max<int64_t>(1, kGemmChunkElems / cols));
   const bool bf16 = options_.gemm == CudaGemmPrecision::kBF16;
-  ensure_device(gemm_f32_, gemm_f32_bytes_, chunk * cols * 4, "the GEMM weight chunk (f32)");
   const void* b_ptr = x;
   if (bf16) {
-    ensure_device(gemm_bf16_, gemm_bf16_bytes_, chunk * cols * 2, "the GEMM weight chunk (bf16)");
     ensure_device(x_bf16_, x_bf16_bytes_, n_tok * cols * 2, "the GEMM activations (bf16)");
     f32_to_bf16(x, n_tok * cols, static_cast<uint16_t*>(x_bf16_), stream_);
     b_ptr = x_bf16_;
   }
   const cudaDataType_t ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const float one = 1.0f, zero = 0.0f;
+  if (bf16 && w.m.format == FormatId::BF16 && w.m.layout == WeightLayout::kNative) {
+    // BF16 weights are cuBLAS's A as they are: one GEMM over all rows, no decode pass.
+    IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n_tok), int(cols), &one, w.m.data,
+                                  CUDA_R_16BF, int(cols), b_ptr, CUDA_R_16BF, int(cols), &zero, y, CUDA_R_32F, int(rows),
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  if (bf16) ensure_device(gemm_bf16_, gemm_bf16_bytes_, chunk * cols * 2, "the GEMM weight chunk (bf16)");
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, rows - r0);
     DeviceMatrix part = w.m;
@@ -382,11 +389,13 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
     if (w.m.scales) {
       part.scales = static_cast<const uint8_t*>(w.m.scales) + device_scale_bytes(w.m.format, w.m.layout, r0, cols);
     }
-    const void* a_ptr = gemm_f32_;
+    const void* a_ptr = nullptr;
     if (bf16 && dequantize_bf16(part, static_cast<uint16_t*>(gemm_bf16_), stream_)) {
       a_ptr = gemm_bf16_;  // the kMma formats decode straight to BF16
     } else {
+      ensure_device(gemm_f32_, gemm_f32_bytes_, chunk * cols * 4, "the GEMM weight chunk (f32)");
       dequantize(part, static_cast<float*>(gemm_f32_), stream_);
+      a_ptr = gemm_f32_;
       if (bf16) {
         f32_to_bf16(static_cast<float*>(gemm_f32_), rc * cols, static_cast<uint16_t*>(gemm_bf16_), stream_);
         a_ptr = gemm_bf16_;
@@ -464,7 +473,15 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
   CudaKvCache& c = device_cache(kv);
   if (skip()) return;
   const KvView view = c.layer(layer);
-  if (n_tok > 1) return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
+  if (n_tok > 1) {
+    // The exact mode (FP32 GEMMs) keeps FP32 attention; the default BF16 mode runs the
+    // tensor-core kernel (f16 q/k/v/p, FP32 softmax and sums).
+    if (options_.gemm == CudaGemmPrecision::kBF16 &&
+        attention_prefill_mma(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_)) {
+      return;
+    }
+    return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
+  }
   float* partials = nullptr;
   if (n_split_ > 1) {
     const int64_t need = n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;

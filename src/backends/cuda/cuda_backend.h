@@ -11,7 +11,9 @@
 // int8 blocks (on models with activation outliers they cost ~1e-1 logit error). Prefill (n_tok > 1): each weight is
 // dequantized in row chunks into a reusable device scratch (bit-exact decode), converted to
 // BF16 with the activations, and multiplied by cuBLAS (cublasGemmEx, BF16 in, FP32
-// accumulate); CudaGemmPrecision::kF32 keeps both in FP32 (exact decode, FP32 GEMM).
+// accumulate); BF16 weights go to cuBLAS as they are. Prefill attention runs on the tensor
+// cores (attention_prefill.cu: f16 q/k/v/p, FP32 softmax). CudaGemmPrecision::kF32 keeps
+// GEMMs and prefill attention in FP32 (exact decode, FP32 GEMM) — the exact mode.
 // The embedding table stays on the host: a lookup decodes the token's rows exactly into a
 // pinned buffer that the step copies to the device.
 //

@@ -67,11 +67,15 @@ void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_
 // floats) and a second kernel combines them. head_dim ≤ 256.
 void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
                       int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream);
-// Prefill: the same kernel with one split per (query, head) block, n_tok blocks deep —
-// straightforward, not tiled: each block streams its keys from global memory. A tiled /
-// tensor-core flash-attention kernel is a later step.
+// Prefill, exact: the same FP32 kernel with one split per (query, head) block, n_tok blocks
+// deep (each block streams its keys from global memory). The exact mode's path.
 void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
                        float* out, const StepParams* step, cudaStream_t stream);
+// Prefill on the tensor cores (attention_prefill.cu): 64-query × 64-key tiles, f16 q/k/v/p with
+// FP32 scores, softmax and accumulation; every KV dtype (rows decoded into shared memory).
+// False (nothing launched) when head_dim is odd or above 256.
+bool attention_prefill_mma(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
+                           float* out, const StepParams* step, cudaStream_t stream);
 
 // Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s;
 // x (rows, n) += bias (n); out = bf16(x) (round to nearest even).

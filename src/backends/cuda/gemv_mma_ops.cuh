@@ -9,29 +9,16 @@
 
 #include "backends/cuda/decode_scalar.cuh"
 #include "backends/cuda/gemv_registry.h"
+#include "backends/cuda/mma_f16.cuh"
 
 namespace imp::cuda::detail {
 namespace {
 
-__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
-__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
-
-// f16 pair (lo, hi), round to nearest even, saturating to ±65504.
-__device__ __forceinline__ uint32_t f16x2_sat(float lo, float hi) {
-  uint32_t r;
-  asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-
-// D = A·B + C for one m16n8k16 tile (A row-major 16×16 f16, B column-major 16×8 f16).
-__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                          uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
+using mma::bits_h2;
+using mma::f16x2_sat;
+using mma::h2_bits;
+using mma::h2_to_f2;
+using mma::mma_16816;
 
 // Four E2M1 codes in the low nibbles of a word's bytes → four E4M3 bytes of E2M1·2^-6
 // (s e e m → s 0 0 e e m 0 0; exact for normal and subnormal codes alike).
@@ -42,7 +29,6 @@ __device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t two) {
   const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3);
   return uint32_t(r.x) | (uint32_t(r.y) << 16);
 }
-__device__ __forceinline__ float2 h2_to_f2(uint32_t h) { return __half22float2(bits_h2(h)); }
 
 // ---- per-format decode: one 16-byte thread slice → f16 A registers a[chunk][half] -------
 // a[j][0] = columns (4c, 4c+1), a[j][1] = columns (4c+2, 4c+3) of chunk j; scales(s, out)
