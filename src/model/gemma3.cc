@@ -101,11 +101,13 @@ void Gemma3Model::forward(std::span<const int32_t> tokens, KvStore& kv, bool all
   backend_.begin_step(kv, pos0, n);
   backend_.embedding(token_embd_, tokens, x);
   backend_.scale(x, embd_scale_, n * E);
+  // Each residual add is fused with the norm that reads the sum next (add_rmsnorm): the
+  // attention output with the FFN norm, the FFN output with the next layer's attention norm.
+  if (c.n_layer > 0) backend_.rmsnorm(x, layers_[0].attn_norm, n, E, eps, h);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
     const bool global = is_global_layer(l);
     const RopeParams& rope = global ? rope_global_ : rope_local_;
-    backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
     observe(l, "attn_q", h, n, E);
     observe(l, "attn_k", h, n, E);
     observe(l, "attn_v", h, n, E);
@@ -117,9 +119,8 @@ void Gemma3Model::forward(std::span<const int32_t> tokens, KvStore& kv, bool all
     observe(l, "attn_output", att, n, H * hd);
     backend_.matmul(L.wo, att, n, o);
     backend_.rmsnorm(o, L.post_attn_norm, n, E, eps, o);
-    backend_.add(x, o, n * E);
+    backend_.add_rmsnorm(x, o, L.ffn_norm, n, E, eps, h);
 
-    backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
     observe(l, "ffn_gate", h, n, E);
     observe(l, "ffn_up", h, n, E);
     backend_.matmul(L.w_gate, h, n, g);
@@ -129,7 +130,11 @@ void Gemma3Model::forward(std::span<const int32_t> tokens, KvStore& kv, bool all
     observe(l, "ffn_down", g, n, F);
     backend_.matmul(L.w_down, g, n, o);
     backend_.rmsnorm(o, L.post_ffw_norm, n, E, eps, o);
-    backend_.add(x, o, n * E);
+    if (l + 1 < c.n_layer) {
+      backend_.add_rmsnorm(x, o, layers_[size_t(l + 1)].attn_norm, n, E, eps, h);
+    } else {
+      backend_.add(x, o, n * E);
+    }
   }
   const int64_t n_out = all_logits ? n : 1;
   const float* last = x + (n - n_out) * E;

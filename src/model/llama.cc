@@ -108,9 +108,11 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
 
   backend_.begin_step(kv, pos0, n);
   backend_.embedding(token_embd_, tokens, x);
+  // Each residual add is fused with the norm that reads the sum next (add_rmsnorm): the
+  // attention output with the FFN norm, the FFN output with the next layer's attention norm.
+  if (c.n_layer > 0) backend_.rmsnorm(x, layers_[0].attn_norm, n, E, eps, h);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
-    backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
     observe(l, "attn_q", h, n, E);
     observe(l, "attn_k", h, n, E);
     observe(l, "attn_v", h, n, E);
@@ -128,15 +130,18 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
     backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
     observe(l, "attn_output", att, n, H * hd);
     backend_.matmul(L.wo, att, n, o);
-    backend_.add(x, o, n * E);
+    backend_.add_rmsnorm(x, o, L.ffn_norm, n, E, eps, h);
 
-    backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
     observe(l, "ffn_gate", h, n, E);
     observe(l, "ffn_up", h, n, E);
     backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
     observe(l, "ffn_down", g, n, F);
     backend_.matmul(L.w_down, g, n, o);
-    backend_.add(x, o, n * E);
+    if (l + 1 < c.n_layer) {
+      backend_.add_rmsnorm(x, o, layers_[size_t(l + 1)].attn_norm, n, E, eps, h);
+    } else {
+      backend_.add(x, o, n * E);
+    }
   }
   const int64_t n_out = all_logits ? n : 1;
   const float* last = x + (n - n_out) * E;

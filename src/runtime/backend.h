@@ -106,6 +106,12 @@ class Backend {
     matmul(w_up, x, n_tok, up_scratch);
     swiglu(gate_scratch, up_scratch, n_tok * n_ff, out);
   }
+  // x += delta (the residual add), then out = rmsnorm(x) · gain over rows of n.
+  virtual void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,
+                           float* out) {
+    add(x, delta, n_tok * n);
+    rmsnorm(x, gain, n_tok, n, eps, out);
+  }
   // RoPE on q and k, then kv_write of k and v.
   virtual void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
                              const RopeParams& p, KvStore& kv, int64_t layer) {

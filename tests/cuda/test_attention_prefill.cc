@@ -1,7 +1,7 @@
 // The tensor-core prefill attention (attention_prefill.cu, the BF16 mode's path) against the
 // CPU reference over the same cache bytes: head dims of every template (64, 128, 256) and
 // padded ones (72, 80), GQA, several 64-query tiles with a ragged last one, a second chunk
-// that starts mid-cache, sliding windows, and every KV dtype the device decodes.
+// that starts mid-cache, sliding windows, and every KV dtype.
 #include <string>
 
 #include "backends/cpu/cpu_backend.h"
@@ -70,6 +70,7 @@ const std::vector<Case>& cases() {
       {72, 6, 2, 0, KvType::INT8, {77}},         // padded to 128
       {80, 3, 1, 17, KvType::INT4, {65, 64}},    // padded, window shorter than a tile
       {64, 2, 1, 0, KvType::F32, {2, 129}},      // two-token prefill, then a longer one
+      {128, 8, 2, 0, KvType::NVFP4, {100, 30}},   // nvfp4 rows decoded into the tile
   };
   return c;
 }

@@ -32,6 +32,27 @@ TEST(CudaForwardOps, RmsNormMatchesReference) {
   }
 }
 
+// The fused residual add + norm: x is the exact f32 sum (written back), out the norm of it.
+// Widths past the 8192 elements kept in registers take the kernel's tail loop.
+TEST(CudaForwardOps, AddRmsNormMatchesAddThenReference) {
+  IMP_SKIP_WITHOUT_GPU();
+  CudaBackend b;
+  for (int64_t n : {1, 37, 4096, 9000}) {
+    const int64_t rows = 2;
+    const auto x = random_floats(size_t(rows * n), 21 + uint64_t(n), 3.0f);
+    const auto delta = random_floats(size_t(rows * n), 22 + uint64_t(n));
+    const auto gain = random_floats(size_t(n), 23 + uint64_t(n));
+    std::vector<float> sum(x.size()), ref(x.size());
+    for (size_t i = 0; i < x.size(); ++i) sum[i] = x[i] + delta[i];
+    rmsnorm_ref(sum.data(), gain.data(), rows, n, 1e-6f, ref.data());
+    float *dx = upload(b, x), *dd = upload(b, delta), *dg = upload(b, gain), *dout = b.alloc(rows * n);
+    b.add_rmsnorm(dx, dd, dg, rows, n, 1e-6f, dout);
+    EXPECT_EQ(download(b, dx, x.size()), sum) << "residual n=" << n;
+    EXPECT_LT(rel_error(download(b, dout, x.size()), ref), 1e-5) << "norm n=" << n;
+    for (float* p : {dx, dd, dg, dout}) b.release(p);
+  }
+}
+
 TEST(CudaForwardOps, RopeBothStylesMatchReference) {
   IMP_SKIP_WITHOUT_GPU();
   CudaBackend b;
@@ -122,7 +143,8 @@ TEST(CudaForwardOps, MatmulMatchesReference) {
 }
 
 // max_tokens 300: decode steps fall in the 256 bucket, which runs 2 attention splits.
-KvCacheConfig kv_config(KvType t) { return {2, 2, 72, 300, 16, t}; }
+// head_dim 72 (two int4 groups and a short one); nvfp4 needs whole 16-blocks: 80.
+KvCacheConfig kv_config(KvType t) { return {2, 2, t == KvType::NVFP4 ? 80 : 72, 300, 16, t}; }
 
 // The exact mode: FP32 prefill attention (the BF16 mode's tensor-core prefill kernel has its
 // own tests in test_attention_prefill.cc).
@@ -136,7 +158,7 @@ CudaBackendOptions exact_mode() {
 // within accumulation error of attention_ref over the same bytes.
 TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
   IMP_SKIP_WITHOUT_GPU();
-  for (KvType t : {KvType::F32, KvType::F16, KvType::BF16, KvType::FP8_E4M3, KvType::INT8, KvType::INT4}) {
+  for (KvType t : kAllKvTypes) {
     SCOPED_TRACE(std::string(kv_type_name(t)));
     CudaBackend b(exact_mode());
     CpuBackend cpu(CpuOpsPath::kReference, 1);
@@ -223,15 +245,17 @@ TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
   }
 }
 
-TEST(CudaForwardOps, UnsupportedKvTypeIsNamed) {
+// Every KV type has a device codec now; a head_dim the type cannot hold is refused by name.
+TEST(CudaForwardOps, KvTypeThatCannotHoldHeadDimIsNamed) {
   IMP_SKIP_WITHOUT_GPU();
   CudaBackend b;
-  KvCacheConfig kc{1, 1, 64, 16, 16, KvType::NVFP4};
+  KvCacheConfig kc{1, 1, 72, 16, 16, KvType::NVFP4};  // 72 is not a multiple of 16
   try {
     b.create_kv_cache(kc);
-    FAIL() << "nvfp4 KV on CUDA should be refused";
+    FAIL() << "nvfp4 KV with head_dim 72 should be refused";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("nvfp4"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("72"), std::string::npos) << e.what();
   }
 }
 

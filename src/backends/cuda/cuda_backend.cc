@@ -444,6 +444,12 @@ void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, con
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
 }
 
+void CudaBackend::add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,
+                              float* out) {
+  if (skip()) return;
+  cuda::add_rmsnorm(x, delta, gain, n_tok, n, eps, out, stream_);
+}
+
 void CudaBackend::add_bias(float* x, const float* bias, int64_t n_tok, int64_t n) {
   if (skip()) return;
   cuda::add_bias(x, bias, n_tok, n, stream_);

@@ -105,6 +105,8 @@ class CudaBackend final : public Backend {
   // one for gate, up and SwiGLU; otherwise the plain ops.
   void matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, const float* x, int64_t n_tok, float* q, float* k,
                   float* v) override;
+  void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,
+                   float* out) override;
   void ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok, int64_t n_ff,
                           float* gate_scratch, float* up_scratch, float* out) override;
   void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,

@@ -23,7 +23,7 @@ CudaKvCache::CudaKvCache(const KvCacheConfig& c) : config_(c), id_(g_next_id++) 
   }
   row_bytes_ = kv_row_bytes(c.dtype, c.head_dim);
   if (!kv_dtype_supported_on_device(int32_t(c.dtype))) {
-    fail("CUDA KV cache: type {} has no device kernel yet (f32, f16, bf16, fp8_e4m3, int8, int4 do)", kv_type_name(c.dtype));
+    fail("CUDA KV cache: type {} has no device kernel (f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4 do)", kv_type_name(c.dtype));
   }
   if (c.head_dim > 256 || c.head_dim % 2 != 0) {
     fail("CUDA KV cache: head_dim {} is not supported (even, at most 256: the attention kernel keeps 8 per lane)",

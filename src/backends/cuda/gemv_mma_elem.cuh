@@ -45,8 +45,4 @@ struct MmaElem {
   }
 };
 
-// Dequantization straight to BF16 for the prefill GEMM: one thread per 32-bit word of the
-// payload (8 or 4 codes), each value the exact reference f32 rounded to nearest even —
-// what dequantize() followed by f32_to_bf16() gives, without the f32 round trip.
-
 }  // namespace imp::cuda::detail

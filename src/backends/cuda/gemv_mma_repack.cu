@@ -10,21 +10,34 @@
 namespace imp::cuda::detail {
 namespace {
 
+// One thread per 32-bit payload word, numbered so that the four threads of a word index w
+// (c = 0..3) are neighbours: their codes are the chunk columns 4c … 4c+3 (t = 0..3) of one or
+// two chunks (gemv_mma_layout.h), so each thread writes 4 contiguous BF16 values (8 bytes)
+// per chunk and a quad fills 32 contiguous bytes — coalesced, unlike one 2-byte store per
+// code. Values are the exact reference f32 (MmaElem::value) rounded to nearest even.
 template <FormatId F>
 __global__ void dequant_bf16_kernel(KernelArgs a, uint16_t* out) {
   constexpr int U = mma_layout::unit_cols(F), bits = mma_layout::code_bits(F);
+  constexpr int kChunksPerWord = 32 / bits / 4;  // 2 for 4-bit codes, 1 for Q8_0
   const int64_t words_per_row = a.cols / U * 16;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.rows * words_per_row;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / words_per_row, k = i % words_per_row;
-    const int u = int(k / 16), c = int(k % 16) / 4, w = int(k % 4);
+    const int u = int(k / 16), w = int(k % 16) / 4, c = int(k % 4);
     const uint32_t word = __ldg(reinterpret_cast<const unsigned int*>(
         a.data + r * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w)));
 #pragma unroll
-    for (int p = 0; p < 32 / bits; ++p) {
-      const int64_t e = int64_t(u) * U + mma_layout::unit_column(F, c, w, p);
-      const float v = MmaElem<F>::value(a, r, e, (word >> (bits * p)) & ((1u << bits) - 1));
-      out[r * a.cols + e] = kvc::f32_to_bf16(v);
+    for (int h = 0; h < kChunksPerWord; ++h) {
+      const int64_t e0 = int64_t(u) * U + 16 * (kChunksPerWord * w + h) + 4 * c;  // first of the 4 columns
+      uint16_t v[4];
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        int cc = 0, ww = 0;
+        const int p = mma_layout::code_position(F, int(e0 % U) + t, cc, ww);
+        v[t] = kvc::f32_to_bf16(MmaElem<F>::value(a, r, e0 + t, (word >> (bits * p)) & ((1u << bits) - 1)));
+      }
+      *reinterpret_cast<uint2*>(out + r * a.cols + e0) =
+          make_uint2(uint32_t(v[0]) | (uint32_t(v[1]) << 16), uint32_t(v[2]) | (uint32_t(v[3]) << 16));
     }
   }
 }

@@ -4,7 +4,8 @@
 //   fp8_e4m3 (F32 s = amax/448, code = E4M3 RNE of x/s saturated to ±448),
 //   int8 (F32 s = amax/127, q = clamp(roundf(x/s), ±127)),
 //   int4 (per 32-group f16 d = f16(amax/7), q = clamp(roundf(x/d), ±7) + 8, nibbles low first).
-// nvfp4 rows are not implemented on the device (the host refuses the type by name).
+//   nvfp4 (F32 G = amax_row/(6·448), per 16-block E4M3 s = amax_b/(6·G) clamped to ≥ 2^-9,
+//   codes E2M1 RNE of x/(e4m3(s)·G); formats/nvfp4_ckpt.cc quantize_row_nvfp4_ckpt).
 // Encoding is done by one warp per row: the row is staged in shared memory, amax is a warp
 // max (exact, order-free), then lanes encode elements. Division is IEEE (no fast math).
 #pragma once
@@ -96,6 +97,27 @@ __device__ inline uint8_t f32_to_e4m3_saturate(float f) {
   return sign | uint8_t((e << 3) | ((ax >> 20) & 7));
 }
 
+// E2M1 code of v, round to nearest even (formats/e2m1.h f32_to_e2m1_rne, same thresholds;
+// the sign bit is kept for values that round to zero, as there).
+__device__ inline uint8_t f32_to_e2m1_rne(float v) {
+  const float a = fabsf(v);
+  uint8_t c;
+  if (!(a > 0.25f)) c = 0;
+  else if (a < 0.75f) c = 1;
+  else if (a <= 1.25f) c = 2;
+  else if (a < 1.75f) c = 3;
+  else if (a <= 2.5f) c = 4;
+  else if (a < 3.5f) c = 5;
+  else if (a <= 5.0f) c = 6;
+  else c = 7;
+  return uint8_t(c | (v < 0.0f ? 8 : 0));
+}
+__device__ inline float e2m1_to_f32(uint32_t code) {
+  const float mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  return (code & 8) ? -mag[code & 7] : mag[code & 7];
+}
+constexpr int kNvfp4Block = 16;
+
 __device__ inline int int4_groups(int hd) { return (hd + kInt4Group - 1) / kInt4Group; }
 
 // Element e of a row; `scale` is the row's F32 scale for fp8/int8 (ignored otherwise).
@@ -115,6 +137,11 @@ __device__ inline float decode_elem(int32_t dtype, const uint8_t* row, int e, in
       if (!(d > 0.0f)) d = 1.0f;
       const int q = int((row[2 * ng + e / 2] >> (4 * (e & 1))) & 0xF) - 8;
       return __fmul_rn(float(q), d);
+    }
+    case kNVFP4: {
+      const float d = __fmul_rn(e4m3_to_f32(row[4 + e / kNvfp4Block]), load_f32(row));
+      const uint32_t code = (row[4 + hd / kNvfp4Block + e / 2] >> (4 * (e & 1))) & 0xF;
+      return __fmul_rn(e2m1_to_f32(code), d);
     }
     default: return 0.0f;
   }
@@ -167,6 +194,33 @@ __device__ inline void encode_row_warp(int32_t dtype, const float* src, uint8_t*
           const int q0 = int(fminf(fmaxf(roundf(__fdiv_rn(src[e], d)), -7.0f), 7.0f));
           const int q1 = int(fminf(fmaxf(roundf(__fdiv_rn(src[e + 1], d)), -7.0f), 7.0f));
           codes[e / 2] = uint8_t((q0 + 8) | ((q1 + 8) << 4));
+        }
+      }
+      return;
+    }
+    case kNVFP4: {
+      float amax = 0.0f;
+      for (int e = lane; e < hd; e += 32) amax = fmaxf(amax, fabsf(src[e]));
+      for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+      float g = __fdiv_rn(amax, 6.0f * 448.0f);
+      if (!(g > 0.0f)) g = 1.0f;
+      if (lane == 0) store_f32(row, g);
+      // One lane per 16-element block (head_dim ≤ 256: at most 16 blocks).
+      const int nb = hd / kNvfp4Block;
+      uint8_t* codes = row + 4 + nb;
+      if (lane < nb) {
+        const float* x = src + lane * kNvfp4Block;
+        float bmax = 0.0f;
+        for (int j = 0; j < kNvfp4Block; ++j) bmax = fmaxf(bmax, fabsf(x[j]));
+        float s = __fdiv_rn(bmax, __fmul_rn(6.0f, g));
+        if (s == 0.0f) s = 1.0f;
+        if (s < 0x1p-9f) s = 0x1p-9f;
+        const uint8_t sb = f32_to_e4m3_saturate(s);  // s ≤ 448 up to rounding: saturation never changes it
+        row[4 + lane] = sb;
+        const float d = __fmul_rn(e4m3_to_f32(sb), g);
+        for (int j = 0; j < kNvfp4Block; j += 2) {
+          codes[(lane * kNvfp4Block + j) / 2] =
+              uint8_t(f32_to_e2m1_rne(__fdiv_rn(x[j], d)) | (f32_to_e2m1_rne(__fdiv_rn(x[j + 1], d)) << 4));
         }
       }
       return;

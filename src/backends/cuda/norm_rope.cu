@@ -13,10 +13,13 @@ constexpr int kNormRegs = 8;  // x values a thread keeps in registers: rows up t
 
 // One block per row. A decode step's norm is a single row, so the kernel is latency-bound:
 // every thread issues all of its loads before using any (kNormRegs in flight) and keeps
-// them in registers for the scaling pass instead of reading x twice.
-__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(const float* x, const float* gain, int64_t n, float eps,
-                                                               float* out) {
-  const float* xr = x + blockIdx.x * n;
+// them in registers for the scaling pass instead of reading x twice. kAdd: x += delta
+// first (written back: the residual stream), so the residual add costs no launch of its own.
+template <bool kAdd>
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const float* delta, const float* gain,
+                                                               int64_t n, float eps, float* out) {
+  float* xr = x + blockIdx.x * n;
+  const float* dr = kAdd ? delta + blockIdx.x * n : nullptr;
   float* outr = out + blockIdx.x * n;
   float v[kNormRegs];
   float ss = 0.0f;
@@ -24,10 +27,21 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(const float* x, c
   for (int j = 0; j < kNormRegs; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
     v[j] = i < n ? xr[i] : 0.0f;
+    if (kAdd && i < n) v[j] += dr[i];
+  }
+  if (kAdd) {
+#pragma unroll
+    for (int j = 0; j < kNormRegs; ++j) {
+      const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
+      if (i < n) xr[i] = v[j];
+    }
   }
 #pragma unroll
   for (int j = 0; j < kNormRegs; ++j) ss = fmaf(v[j], v[j], ss);
-  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) ss = fmaf(xr[i], xr[i], ss);
+  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) {
+    if (kAdd) xr[i] += dr[i];  // the same thread reads it back below
+    ss = fmaf(xr[i], xr[i], ss);
+  }
   __shared__ float warp_sums[kNormThreads / 32];
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
@@ -116,11 +130,19 @@ void check_grid(int64_t n_tok, int64_t rows, const char* op) {
 
 }  // namespace
 
-bool kv_dtype_supported_on_device(int32_t dtype) { return dtype >= kvc::kF32 && dtype <= kvc::kINT4; }
+bool kv_dtype_supported_on_device(int32_t dtype) { return dtype >= kvc::kF32 && dtype <= kvc::kNVFP4; }
 
 void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float eps, float* out, cudaStream_t stream) {
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm: {} rows of {} is out of range", rows, n);
-  rmsnorm_kernel<<<unsigned(rows), kNormThreads, 0, stream>>>(x, gain, n, eps, out);
+  // kAdd = false never writes x.
+  rmsnorm_kernel<false><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n, eps, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t rows, int64_t n, float eps, float* out,
+                 cudaStream_t stream) {
+  if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA add_rmsnorm: {} rows of {} is out of range", rows, n);
+  rmsnorm_kernel<true><<<unsigned(rows), kNormThreads, 0, stream>>>(x, delta, gain, n, eps, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
