@@ -11,7 +11,9 @@
 // int8 blocks (on models with activation outliers they cost ~1e-1 logit error). Prefill (n_tok > 1): each weight is
 // dequantized in row chunks into a reusable device scratch (bit-exact decode), converted to
 // BF16 with the activations, and multiplied by cuBLAS (cublasGemmEx, BF16 in, FP32
-// accumulate); CudaGemmPrecision::kF32 keeps both in FP32 (exact decode, FP32 GEMM).
+// accumulate); CudaGemmPrecision::kF32 keeps both in FP32 (exact decode, FP32 GEMM). In the
+// BF16 mode the FP8 tiers instead run W8A8 on the FP8 tensor cores (gemm_fp8.h: x quantized
+// to E4M3 per token, cuBLASLt), falling back to the BF16 path for shapes it cannot run.
 // The embedding table stays on the host: a lookup decodes the token's rows exactly into a
 // pinned buffer that the step copies to the device.
 //
@@ -38,6 +40,7 @@
 #include "backends/cuda/cuda_caps.h"
 #include "backends/cuda/cuda_kv_cache.h"
 #include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/gemm_fp8.h"
 #include "backends/cuda/gemv.h"
 #include "io/model_config.h"
 #include "planner/device_caps.h"
@@ -171,6 +174,8 @@ class CudaBackend final : public Backend {
   int64_t gemm_bf16_bytes_ = 0;
   void* x_bf16_ = nullptr;
   int64_t x_bf16_bytes_ = 0;
+  // FP8 W8A8 prefill (gemm_fp8.h): cuBLASLt handle, workspace and scratch of its own.
+  std::unique_ptr<Fp8Gemm> fp8_gemm_;
 };
 
 }  // namespace imp::cuda
