@@ -20,8 +20,14 @@
 // column-major rows × n_tok), which is the only FP8 layout Hopper runs. The default
 // (non-fast) accumulation: cuBLASLt promotes the tensor cores' partial sums to FP32, so
 // the products and sums match an FP32 dot of the dequantized values to accumulation error.
-// Scales, by path (the first that cuBLASLt has an algorithm for is used and remembered per
-// shape; Fp8Gemm::run says which ran):
+// Against the exact product with F32 x, the result carries the E4M3 rounding of x
+// (≤ 2⁻⁴ relative per element; a few 1e-2 on a dot of random data), which is the point of
+// W8A8: CudaGemmPrecision::kF32 keeps the exact path.
+// Token counts: each path is tried with n = n_tok (block128: rounded up to 4), then with n
+// rounded up to 16 (older cuBLASLt FP8 kernels want it); padding tokens are zero rows with
+// scale 1, D then goes to scratch and its first n_tok columns are copied to y.
+// Scales, by path (the first that cuBLASLt has an algorithm for is used; the heuristic's
+// answer is cached per problem; Fp8Gemm::run says which ran):
 //   kOuterVec  (tensor, channel): A_SCALE_MODE = B_SCALE_MODE = OUTER_VEC_32F — cuBLASLt
 //              multiplies D[r, t] by a_scale[r] · b_scale[t]: the channel scales (the tensor
 //              scale broadcast to a vector of rows) and the token scales. Fused, no extra pass.
@@ -31,9 +37,8 @@
 //   kBlock128  (block128): A_SCALE_MODE = BLK128x128_32F (one F32 per 128×128 weight tile),
 //              B_SCALE_MODE = VEC128_32F (one F32 per token per 128 columns), scaled inside
 //              the K loop. Scale tensor layouts (cuBLAS 12.9+ docs, PyTorch's _scaled_mm
-//              checks): VEC128 token-contiguous, s[g · n + t], with n a multiple of 4 (the
-//              token count is padded with zero rows when it is not); BLK128x128 K-block
-//              contiguous per tile row, padded to a multiple of 4 tiles:
+//              checks): VEC128 token-contiguous, s[g · n + t], with n a multiple of 4;
+//              BLK128x128 K-block contiguous per tile row, padded to a multiple of 4 tiles:
 //              scale[tr · round_up(⌈cols/128⌉, 4) + tc] (the checkpoint's [⌈rows/128⌉,
 //              ⌈cols/128⌉] plane is used in place when ⌈cols/128⌉ % 4 == 0, else copied
 //              padded). Per-K-block scales cannot be applied after the GEMM, so this tier
