@@ -247,9 +247,10 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   else if (allow_outer_vec_) paths = {Fp8GemmPath::kOuterVec, Fp8GemmPath::kEpilogue};
   else paths = {Fp8GemmPath::kEpilogue};
   std::unique_ptr<LtCall> call;
+  const std::vector<int64_t> token_counts = n_max == n_min ? std::vector<int64_t>{n_min} : std::vector<int64_t>{n_min, n_max};
   for (const Fp8GemmPath path : paths) {
-    for (const int64_t n : {n_min, n_max}) {
-      if (call || (n == n_max && n_max == n_min)) continue;
+    for (const int64_t n : token_counts) {
+      if (call) break;
       Problem p;
       p.a = w.data;
       p.b = xq;
