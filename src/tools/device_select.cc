@@ -70,8 +70,12 @@ double cuda_copy_bandwidth() {
 MatrixRateResult cuda_matrix_rates() {
 #ifdef IMP_HAVE_CUDA
   if (cuda::device_count() > 0) {
-    const cuda::MatrixRates r = cuda::measure_matrix_rates();
-    return {r.bf16_tflops, r.fp8_tflops, r.n};
+    try {
+      const cuda::MatrixRates r = cuda::measure_matrix_rates();
+      return {r.bf16_tflops, r.fp8_tflops, r.n};
+    } catch (const Error& e) {  // a missing ceiling must not cost the benchmark its numbers
+      fmt::print(stderr, "matrix rate not measured: {}\n", e.what());
+    }
   }
 #endif
   return {};

@@ -29,7 +29,8 @@ void check_device_memory(const std::string& device, const StoragePlan& plan, con
 // Measured device-to-device copy bandwidth of GPU 0 in bytes/s (read + write), 0 without CUDA.
 double cuda_copy_bandwidth();
 // Measured dense GEMM rates of GPU 0's tensor cores (backends/cuda/matrix_rate.h: cuBLASLt,
-// n × n × n, TFLOP/s); all zero without CUDA.
+// n × n × n, TFLOP/s); all zero without CUDA or when the measurement fails (the reason
+// goes to stderr).
 struct MatrixRateResult {
   double bf16_tflops = 0.0, fp8_tflops = 0.0;
   int64_t n = 0;

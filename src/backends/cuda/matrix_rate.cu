@@ -39,9 +39,24 @@ void lt_check(cublasStatus_t st, const char* what) {
 // TFLOP/s of n×n×n GEMMs with A, B of `ab` (filled already) and D BF16.
 double time_gemm(cublasLtHandle_t lt, cudaDataType_t ab, const void* a, const void* b, void* d, int64_t n, int iters,
                  void* ws, size_t ws_bytes, cudaStream_t stream) {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
+  struct Descs {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    ~Descs() {
+      if (e1) cudaEventDestroy(e1);
+      if (e0) cudaEventDestroy(e0);
+      if (pref) cublasLtMatmulPreferenceDestroy(pref);
+      for (cublasLtMatrixLayout_t l : {ld, lb, la}) {
+        if (l) cublasLtMatrixLayoutDestroy(l);
+      }
+      if (op) cublasLtMatmulDescDestroy(op);
+    }
+  } ds;
+  cublasLtMatmulDesc_t& op = ds.op;
+  cublasLtMatrixLayout_t &la = ds.la, &lb = ds.lb, &ld = ds.ld;
+  cublasLtMatmulPreference_t& pref = ds.pref;
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   lt_check(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
   lt_check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "TRANSA");
@@ -63,7 +78,7 @@ double time_gemm(cublasLtHandle_t lt, cudaDataType_t ab, const void* a, const vo
              "cublasLtMatmul");
   };
   for (int i = 0; i < 3; ++i) call();  // warm-up: clocks up, kernels loaded
-  cudaEvent_t e0, e1;
+  cudaEvent_t &e0 = ds.e0, &e1 = ds.e1;
   IMP_CUDA_CHECK(cudaEventCreate(&e0));
   IMP_CUDA_CHECK(cudaEventCreate(&e1));
   IMP_CUDA_CHECK(cudaEventRecord(e0, stream));
@@ -72,13 +87,6 @@ double time_gemm(cublasLtHandle_t lt, cudaDataType_t ab, const void* a, const vo
   IMP_CUDA_CHECK(cudaEventSynchronize(e1));
   float ms = 0.0f;
   IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cublasLtMatmulPreferenceDestroy(pref);
-  cublasLtMatrixLayoutDestroy(ld);
-  cublasLtMatrixLayoutDestroy(lb);
-  cublasLtMatrixLayoutDestroy(la);
-  cublasLtMatmulDescDestroy(op);
   return 2.0 * double(n) * double(n) * double(n) * iters / (double(ms) * 1e-3) / 1e12;
 }
 
@@ -89,30 +97,35 @@ MatrixRates measure_matrix_rates(int64_t n, int iters) {
   MatrixRates r;
   r.n = n;
   r.iters = iters;
-  cudaStream_t stream = nullptr;
-  IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cublasLtHandle_t lt = nullptr;
-  lt_check(cublasLtCreate(&lt), "cublasLtCreate");
+  // Everything released on every exit, a failed measurement included.
+  struct Resources {
+    cudaStream_t stream = nullptr;
+    cublasLtHandle_t lt = nullptr;
+    void *a = nullptr, *b = nullptr, *d = nullptr, *ws = nullptr;
+    ~Resources() {
+      if (stream) cudaStreamSynchronize(stream);
+      for (void* p : {a, b, d, ws}) cudaFree(p);
+      if (lt) cublasLtDestroy(lt);
+      if (stream) cudaStreamDestroy(stream);
+    }
+  } res;
+  IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&res.stream, cudaStreamNonBlocking));
+  lt_check(cublasLtCreate(&res.lt), "cublasLtCreate");
   const size_t ws_bytes = size_t(32) << 20;
   const int64_t elems = n * n;
-  void *a = nullptr, *b = nullptr, *d = nullptr, *ws = nullptr;
-  IMP_CUDA_CHECK(cudaMalloc(&a, size_t(elems) * 2));  // BF16 A; the FP8 run reuses the first half
-  IMP_CUDA_CHECK(cudaMalloc(&b, size_t(elems) * 2));
-  IMP_CUDA_CHECK(cudaMalloc(&d, size_t(elems) * 2));
-  IMP_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+  IMP_CUDA_CHECK(cudaMalloc(&res.a, size_t(elems) * 2));  // BF16 A; the FP8 run reuses the first half
+  IMP_CUDA_CHECK(cudaMalloc(&res.b, size_t(elems) * 2));
+  IMP_CUDA_CHECK(cudaMalloc(&res.d, size_t(elems) * 2));
+  IMP_CUDA_CHECK(cudaMalloc(&res.ws, ws_bytes));
   const int grid = 1024, block = 256;
-  fill_bf16<<<grid, block, 0, stream>>>(static_cast<uint16_t*>(a), elems, 1u);
-  fill_bf16<<<grid, block, 0, stream>>>(static_cast<uint16_t*>(b), elems, 2u);
+  fill_bf16<<<grid, block, 0, res.stream>>>(static_cast<uint16_t*>(res.a), elems, 1u);
+  fill_bf16<<<grid, block, 0, res.stream>>>(static_cast<uint16_t*>(res.b), elems, 2u);
   IMP_CUDA_CHECK_LAUNCH();
-  r.bf16_tflops = time_gemm(lt, CUDA_R_16BF, a, b, d, n, iters, ws, ws_bytes, stream);
-  fill_e4m3<<<grid, block, 0, stream>>>(static_cast<uint8_t*>(a), elems, 3u);
-  fill_e4m3<<<grid, block, 0, stream>>>(static_cast<uint8_t*>(b), elems, 4u);
+  r.bf16_tflops = time_gemm(res.lt, CUDA_R_16BF, res.a, res.b, res.d, n, iters, res.ws, ws_bytes, res.stream);
+  fill_e4m3<<<grid, block, 0, res.stream>>>(static_cast<uint8_t*>(res.a), elems, 3u);
+  fill_e4m3<<<grid, block, 0, res.stream>>>(static_cast<uint8_t*>(res.b), elems, 4u);
   IMP_CUDA_CHECK_LAUNCH();
-  r.fp8_tflops = time_gemm(lt, CUDA_R_8F_E4M3, a, b, d, n, iters, ws, ws_bytes, stream);
-  IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (void* p : {a, b, d, ws}) cudaFree(p);
-  cublasLtDestroy(lt);
-  cudaStreamDestroy(stream);
+  r.fp8_tflops = time_gemm(res.lt, CUDA_R_8F_E4M3, res.a, res.b, res.d, n, iters, res.ws, ws_bytes, res.stream);
   return r;
 }
 
