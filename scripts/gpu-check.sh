@@ -42,7 +42,7 @@ fi
 SYNTH=$BUILD/synth
 mkdir -p "$SYNTH"
 fwd_rc=0
-for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k llama3.1-8b:q8_0 llama3.1-8b:nvfp4 llama3.1-8b:bf16}; do
+for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k llama3.1-8b:q8_0 llama3.1-8b:nvfp4 llama3.1-8b:fp8 llama3.1-8b:bf16}; do
   preset=${spec%%:*}; type=${spec##*:}
   # nvfp4 / fp8: a ModelOpt-layout safetensors folder; GGUF types: one file.
   case "$type" in nvfp4|fp8*) f="$SYNTH/$preset-$type" ;; *) f="$SYNTH/$preset-$type.gguf" ;; esac
@@ -95,14 +95,21 @@ try:
         print("x quantization alone (µs): " + ", ".join(f"{k} {v:.1f}" for k, v in xq))
 except Exception as e:
     print(f"bench: no result ({e}); exit {bench_rc}")
-print("imp bench --device cuda (synthetic models; -p 512 -n 128; ceiling = copy bandwidth / bytes read per token)")
-print(f"{'model':<24}{'MiB/token':>10}{'prefill tok/s':>15}{'decode tok/s':>14}{'ceiling':>9}{'fraction':>10}")
+print("imp bench --device cuda (synthetic models; -p 512 -n 128; ceiling = copy bandwidth / bytes read per token;")
+print("  prefill TFLOP/s = 2 x linear weights x tokens / prefill s, as a fraction of the bf16 and fp8 matrix rates")
+print("  measured in the same run: cuBLASLt 8192^3)")
+print(f"{'model':<24}{'MiB/token':>10}{'prefill tok/s':>15}{'TFLOP/s':>9}{'/bf16':>7}{'/fp8':>7}"
+      f"{'decode tok/s':>14}{'ceiling':>9}{'fraction':>10}")
 for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
     name = os.path.basename(path)[4:-5]
     try:
         f = json.load(open(path))
-        print(f"{name:<24}{f['bytes_per_token'] / 2**20:>10.1f}{f['prompt_tokens_per_s']:>15.0f}{f['gen_tokens_per_s']:>14.1f}"
+        print(f"{name:<24}{f['bytes_per_token'] / 2**20:>10.1f}{f['prompt_tokens_per_s']:>15.0f}"
+              f"{f.get('prefill_tflops', 0):>9.1f}{f.get('prefill_fraction_of_bf16_rate', 0):>7.3f}"
+              f"{f.get('prefill_fraction_of_fp8_rate', 0):>7.3f}{f['gen_tokens_per_s']:>14.1f}"
               f"{f['decode_ceiling_tokens_per_s']:>9.0f}{f['fraction_of_ceiling']:>10.3f}")
+        if "bf16_matrix_tflops" in f:
+            print(f"{'':<24}matrix rates this run: bf16 {f['bf16_matrix_tflops']:.0f}, fp8 {f['fp8_matrix_tflops']:.0f} TFLOP/s")
         if f.get("backend_stats"): print(f"{'':<24}{f['backend_stats']}")
     except Exception as e:
         print(f"{name:<24} no result ({e})")

@@ -16,6 +16,11 @@
 //                       the mean decode context p + (n − 1)/2 (K and V, every layer and KV head).
 //                       A decode step must stream all of these, so no CPU can decode faster
 //                       than bandwidth / bytes; the report gives the fraction reached.
+//   matrix rates      : (--device cuda) measured dense GEMM rates of the tensor cores,
+//                       BF16 and FP8 (cuBLASLt 8192³, backends/cuda/matrix_rate.h); the
+//                       prefill rate 2 · (linear weight elements) · p / prompt seconds is
+//                       printed as a fraction of each (attention and the one lm_head row
+//                       the prompt's last position needs are not counted as FLOPs).
 // --json prints one JSON object with every number; otherwise a short table.
 #include <fmt/core.h>
 
@@ -91,6 +96,16 @@ Bandwidth measure_read_bandwidth(int64_t mib, int n_threads, int passes) {
   return {best, int64_t(n * sizeof(uint64_t)), passes};
 }
 
+// Elements of the linear layers (attention and FFN projections): each multiplies every
+// prompt token, 2 FLOPs per element per token.
+int64_t linear_weight_elements(const StoragePlan& plan) {
+  int64_t total = 0;
+  for (const StoragePlanRow& r : plan.rows) {
+    if (r.role == WeightRole::kLinear && r.op == WeightOp::kMatmul) total += r.elements;
+  }
+  return total;
+}
+
 // Weight bytes one decode step reads: every matmul weight in full; an embedding lookup
 // reads one row; norms and biases (F32 vectors) in full.
 int64_t weight_bytes_per_token(const StoragePlan& plan, int64_t n_vocab) {
@@ -162,6 +177,10 @@ void run_bench(const BenchArgs& a) {
   const double bytes_per_token = double(w_bytes) + kv_bytes;
   const double ceiling = bw.bytes_per_s / bytes_per_token;
   const double pp_tps = double(r.n_prompt) / r.prompt_seconds;
+  // CUDA: the matrix-unit ceilings, measured after the timed run (0.4 GiB of scratch).
+  const MatrixRateResult rates = cpu ? MatrixRateResult{} : cuda_matrix_rates();
+  const int64_t linear_elems = linear_weight_elements(plan);
+  const double prefill_tflops = 2.0 * double(linear_elems) * double(r.n_prompt) / r.prompt_seconds / 1e12;
   const double tg_tps = r.decode_steps > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
 
   nlohmann::ordered_json j;
@@ -185,6 +204,15 @@ void run_bench(const BenchArgs& a) {
   j["decode_steps"] = r.decode_steps;
   j["decode_seconds"] = r.decode_seconds;
   j["gen_tokens_per_s"] = tg_tps;
+  j["linear_weight_elements"] = linear_elems;
+  j["prefill_tflops"] = prefill_tflops;
+  if (!cpu) {
+    j["matrix_rate_gemm"] = fmt::format("{0}x{0}x{0}", rates.n);
+    j["bf16_matrix_tflops"] = rates.bf16_tflops;
+    j["fp8_matrix_tflops"] = rates.fp8_tflops;
+    j["prefill_fraction_of_bf16_rate"] = rates.bf16_tflops > 0 ? prefill_tflops / rates.bf16_tflops : 0.0;
+    j["prefill_fraction_of_fp8_rate"] = rates.fp8_tflops > 0 ? prefill_tflops / rates.fp8_tflops : 0.0;
+  }
   j["bandwidth_bytes_per_s"] = bw.bytes_per_s;
   j["bandwidth_gib_per_s"] = bw.bytes_per_s / double(1ull << 30);
   j["bandwidth_buffer_bytes"] = bw.buffer_bytes;
@@ -210,6 +238,12 @@ void run_bench(const BenchArgs& a) {
              kv_type_name(kv_type), a.storage);
   if (!backend.stats().empty()) fmt::print("backend    {}\n", backend.stats());
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
+  if (!cpu && rates.bf16_tflops > 0) {
+    fmt::print("matrix     {:.1f} TFLOP/s in the linear layers = {:.3f} of the bf16 rate ({:.0f} TFLOP/s), {:.3f} of "
+               "the fp8 rate ({:.0f} TFLOP/s; cuBLASLt {}³)\n",
+               prefill_tflops, prefill_tflops / rates.bf16_tflops, rates.bf16_tflops,
+               rates.fp8_tflops > 0 ? prefill_tflops / rates.fp8_tflops : 0.0, rates.fp8_tflops, rates.n);
+  }
   fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
   fmt::print("bandwidth  {:.2f} GiB/s ({}, {} MiB)\n", bw.bytes_per_s / double(1ull << 30),
              cpu ? fmt::format("read, {} threads, best of {}", n_threads, bw.passes) : std::string("device copy, read+write"),

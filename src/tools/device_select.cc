@@ -6,6 +6,7 @@
 #ifdef IMP_HAVE_CUDA
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/device.h"
+#include "backends/cuda/matrix_rate.h"
 #endif
 
 namespace imp {
@@ -64,6 +65,20 @@ double cuda_copy_bandwidth() {
   if (cuda::device_count() > 0) return cuda::measure_copy_bandwidth(int64_t(1) << 30);
 #endif
   return 0.0;
+}
+
+MatrixRateResult cuda_matrix_rates() {
+#ifdef IMP_HAVE_CUDA
+  if (cuda::device_count() > 0) {
+    try {
+      const cuda::MatrixRates r = cuda::measure_matrix_rates();
+      return {r.bf16_tflops, r.fp8_tflops, r.n};
+    } catch (const Error& e) {  // a missing ceiling must not cost the benchmark its numbers
+      fmt::print(stderr, "matrix rate not measured: {}\n", e.what());
+    }
+  }
+#endif
+  return {};
 }
 
 std::string cuda_memory_report(const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx, KvType kv_type,

@@ -3,6 +3,7 @@
 // request is an imp::Error saying so.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,14 @@ void check_device_memory(const std::string& device, const StoragePlan& plan, con
                          KvType kv_type, int64_t n_batch);
 // Measured device-to-device copy bandwidth of GPU 0 in bytes/s (read + write), 0 without CUDA.
 double cuda_copy_bandwidth();
+// Measured dense GEMM rates of GPU 0's tensor cores (backends/cuda/matrix_rate.h: cuBLASLt,
+// n × n × n, TFLOP/s); all zero without CUDA or when the measurement fails (the reason
+// goes to stderr).
+struct MatrixRateResult {
+  double bf16_tflops = 0.0, fp8_tflops = 0.0;
+  int64_t n = 0;
+};
+MatrixRateResult cuda_matrix_rates();
 // Lines for `imp plan --device cuda`: GPU memory needed and free.
 std::string cuda_memory_report(const StoragePlan& plan, const ModelConfig& config, int64_t n_ctx, KvType kv_type,
                                int64_t n_batch);

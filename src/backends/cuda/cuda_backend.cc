@@ -65,6 +65,14 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
                       + kGemmChunkElems * 6                          // f32 + bf16 weight chunk
                       + 2 * n_batch * max_cols                       // bf16 activations
                       + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
+  // FP8 W8A8 prefill: cuBLASLt workspace + E4M3 activations + D scratch (gemm_fp8.h).
+  int64_t fp8_rows = 0;
+  for (const StoragePlanRow& r : plan.rows) {
+    if (r.op != WeightOp::kMatmul || !is_fp8_weight(r.held_format)) continue;
+    const bool head = r.role == WeightRole::kLmHead || r.role == WeightRole::kTiedEmbeddingLmHead;
+    fp8_rows = std::max(fp8_rows, head ? c.n_vocab : max_cols);
+  }
+  if (fp8_rows > 0) e.workspace_bytes += Fp8Gemm::workspace_bytes(n_batch, fp8_rows, max_cols);
   return e;
 }
 
@@ -88,6 +96,7 @@ CudaBackend::CudaBackend(CudaBackendOptions options) : options_(options) {
   IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   IMP_CUBLAS_CHECK(cublasCreate(&cublas_));
   IMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  fp8_gemm_ = std::make_unique<Fp8Gemm>();
   IMP_CUDA_CHECK(cudaMallocHost(&step_host_, sizeof(StepParams)));
   step_dev_ = static_cast<StepParams*>(device_alloc(sizeof(StepParams), "step parameters"));
 }
@@ -242,8 +251,8 @@ void CudaBackend::read(const float* src, int64_t n, float* host_dst) {
 }
 
 std::string CudaBackend::stats() const {
-  return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets", graphs_captured_, graph_replays_,
-                     graph_drops_);
+  return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; {}", graphs_captured_, graph_replays_,
+                     graph_drops_, fp8_gemm_->stats());
 }
 
 void CudaBackend::drop_graphs() {
@@ -362,6 +371,12 @@ void CudaBackend::gemv(const Matrix& w, const float* x, float* y) {
 }
 
 void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y) {
+  // FP8 tiers in the BF16 mode: W8A8 on the FP8 tensor cores; shapes it cannot run (counted
+  // in stats() with the reason) take the dequantize + BF16 path below.
+  if (options_.gemm == CudaGemmPrecision::kBF16 && is_fp8_weight(w.m.format) &&
+      fp8_gemm_->run(w.m, x, n_tok, y, stream_).ran) {
+    return;
+  }
   const int64_t rows = w.m.rows, cols = w.m.cols;
   const int64_t chunk = std::min(rows, std::max<int64_t>(1, kGemmChunkElems / cols));
   const bool bf16 = options_.gemm == CudaGemmPrecision::kBF16;

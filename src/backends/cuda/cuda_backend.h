@@ -11,9 +11,11 @@
 // int8 blocks (on models with activation outliers they cost ~1e-1 logit error). Prefill (n_tok > 1): each weight is
 // dequantized in row chunks into a reusable device scratch (bit-exact decode), converted to
 // BF16 with the activations, and multiplied by cuBLAS (cublasGemmEx, BF16 in, FP32
-// accumulate); BF16 weights go to cuBLAS as they are. Prefill attention runs on the tensor
-// cores (attention_prefill.cu: f16 q/k/v/p, FP32 softmax). CudaGemmPrecision::kF32 keeps
-// GEMMs and prefill attention in FP32 (exact decode, FP32 GEMM) — the exact mode.
+// accumulate); BF16 weights go to cuBLAS as they are; the FP8 tiers run W8A8 on the FP8
+// tensor cores (gemm_fp8.h: x quantized to E4M3 per token, cuBLASLt), falling back to the
+// BF16 path for shapes it cannot run. Prefill attention runs on the tensor cores
+// (attention_prefill.cu: f16 q/k/v/p, FP32 softmax). CudaGemmPrecision::kF32 keeps GEMMs
+// and prefill attention in FP32 (exact decode, FP32 GEMM) — the exact mode.
 // The embedding table stays on the host: a lookup decodes the token's rows exactly into a
 // pinned buffer that the step copies to the device.
 //
@@ -40,6 +42,7 @@
 #include "backends/cuda/cuda_caps.h"
 #include "backends/cuda/cuda_kv_cache.h"
 #include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/gemm_fp8.h"
 #include "backends/cuda/gemv.h"
 #include "io/model_config.h"
 #include "planner/device_caps.h"
@@ -175,6 +178,8 @@ class CudaBackend final : public Backend {
   int64_t gemm_bf16_bytes_ = 0;
   void* x_bf16_ = nullptr;
   int64_t x_bf16_bytes_ = 0;
+  // FP8 W8A8 prefill (gemm_fp8.h): cuBLASLt handle, workspace and scratch of its own.
+  std::unique_ptr<Fp8Gemm> fp8_gemm_;
 };
 
 }  // namespace imp::cuda

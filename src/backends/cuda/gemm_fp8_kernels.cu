@@ -1,0 +1,153 @@
+// Kernels of the FP8 W8A8 prefill GEMM (gemm_fp8.h): activation quantization to E4M3 with
+// dynamic per-token (or per-token-per-128-column) scales, and the scale plumbing around the
+// cuBLASLt call.
+#include <algorithm>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/gemm_fp8.h"
+#include "backends/cuda/gemm_fp8_kernels.h"
+#include "backends/cuda/kv_codec.cuh"
+
+namespace imp::cuda {
+namespace {
+
+constexpr int kRowThreads = 256;  // quantize_x_fp8_row: one block per token
+
+// The scale of a group with max |x| = amax: act_emulation_dynamic_scale(kFp8, amax).
+__device__ inline float fp8_act_scale(float amax) {
+  const float s = __fdiv_rn(amax, 448.0f);
+  return s > 0.0f ? s : 1.0f;
+}
+
+__device__ inline float amax4(float4 v) { return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))); }
+
+// Four codes of x / s, little-endian in one word (element c at byte c % 4).
+__device__ inline uint32_t encode4(float4 v, float s) {
+  return uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.x, s))) |
+         uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.y, s))) << 8 |
+         uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.z, s))) << 16 |
+         uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.w, s))) << 24;
+}
+
+__device__ inline float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
+  return v;
+}
+
+// One block per token row t < n_pad: amax over the row (block max, exact and order-free),
+// then every thread encodes its float4s. q row t is cols bytes; s[t].
+__global__ void quantize_x_fp8_row(const float* x, int64_t n_tok, int64_t cols, uint8_t* q, float* s) {
+  const int64_t t = blockIdx.x;
+  const int64_t n4 = cols / 4;
+  auto* qrow = reinterpret_cast<uint32_t*>(q + t * cols);
+  if (t >= n_tok) {  // padding row: zero codes, scale 1
+    for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) qrow[i] = 0;
+    if (threadIdx.x == 0) s[t] = 1.0f;
+    return;
+  }
+  const auto* xrow = reinterpret_cast<const float4*>(x + t * cols);
+  float amax = 0.0f;
+  for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) amax = fmaxf(amax, amax4(xrow[i]));
+  __shared__ float warp_amax[kRowThreads / 32];
+  amax = warp_max(amax);
+  if ((threadIdx.x & 31) == 0) warp_amax[threadIdx.x / 32] = amax;
+  __syncthreads();
+  amax = 0.0f;
+  for (int w = 0; w < kRowThreads / 32; ++w) amax = fmaxf(amax, warp_amax[w]);
+  const float scale = fp8_act_scale(amax);
+  for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) qrow[i] = encode4(xrow[i], scale);
+  if (threadIdx.x == 0) s[t] = scale;
+}
+
+// One warp per (token t < n_pad, group g of 128 columns): lane l holds columns
+// 128g + 4l … 128g + 4l + 3 (a partial last group leaves high lanes idle). s[g·n_pad + t].
+__global__ void quantize_x_fp8_group128(const float* x, int64_t n_tok, int64_t n_pad, int64_t cols, uint8_t* q,
+                                        float* s) {
+  const int64_t n_groups = (cols + kFp8ActGroup - 1) / kFp8ActGroup;
+  const int64_t warp = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (warp >= n_pad * n_groups) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t t = warp / n_groups, g = warp % n_groups;
+  const int64_t c = g * kFp8ActGroup + 4 * lane;
+  const bool in = c < cols;  // cols % 4 == 0: a float4 is wholly in or out
+  float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (in && t < n_tok) v = *reinterpret_cast<const float4*>(x + t * cols + c);
+  const float scale = t < n_tok ? fp8_act_scale(warp_max(amax4(v))) : 1.0f;
+  if (in) *reinterpret_cast<uint32_t*>(q + t * cols + c) = t < n_tok ? encode4(v, scale) : 0u;
+  if (lane == 0) s[g * n_pad + t] = scale;
+}
+
+__global__ void fill_kernel(float* p, int64_t n, float v) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) p[i] = v;
+}
+
+__global__ void pad_tile_scales_kernel(const float* src, int64_t tile_rows, int64_t kb, int64_t kb_pad, float* dst) {
+  const int64_t n = tile_rows * kb_pad;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t tr = i / kb_pad, tc = i % kb_pad;
+    dst[i] = tc < kb ? src[tr * kb + tc] : 1.0f;
+  }
+}
+
+__global__ void epilogue_kernel(const void* d, bool d_bf16, float* y, int64_t n_tok, int64_t rows,
+                                const float* row_scale, float tensor_scale, const float* tok_scale) {
+  const int64_t n = n_tok * rows;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / rows, r = i % rows;
+    const float acc = d_bf16 ? kvc::bf16_to_f32(static_cast<const uint16_t*>(d)[i]) : static_cast<const float*>(d)[i];
+    const float ws = row_scale ? row_scale[r] : tensor_scale;
+    const float ts = tok_scale ? tok_scale[t] : 1.0f;
+    y[i] = acc * (ws * ts);
+  }
+}
+
+int grid_for(int64_t n, int threads) { return int(std::clamp<int64_t>((n + threads - 1) / threads, 1, 65535)); }
+
+}  // namespace
+
+bool is_fp8_weight(FormatId f) {
+  return f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL || f == FormatId::FP8_E4M3_BLOCK128;
+}
+
+void quantize_x_fp8(const float* x, int64_t n_tok, int64_t n_pad, int64_t cols, int64_t group, uint8_t* q, float* s,
+                    cudaStream_t stream) {
+  if (n_tok < 1 || n_pad < n_tok || cols < 4 || cols % 4 != 0 || (group != cols && group != kFp8ActGroup)) {
+    fail("quantize_x_fp8: bad shape ({} tokens padded to {}, {} columns, groups of {})", n_tok, n_pad, cols, group);
+  }
+  if (reinterpret_cast<uintptr_t>(x) % 16 != 0) fail("quantize_x_fp8: x is not 16-byte aligned");
+  if (n_pad > 0x7FFFFFFF) fail("quantize_x_fp8: {} tokens out of range", n_pad);
+  if (group == cols) {
+    quantize_x_fp8_row<<<unsigned(n_pad), kRowThreads, 0, stream>>>(x, n_tok, cols, q, s);
+  } else {
+    const int64_t warps = n_pad * ((cols + kFp8ActGroup - 1) / kFp8ActGroup);
+    constexpr int kWarpsPerBlock = 8;
+    const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+    if (blocks > 0x7FFFFFFF) fail("quantize_x_fp8: {} × {} activations out of range", n_pad, cols);
+    quantize_x_fp8_group128<<<unsigned(blocks), 32 * kWarpsPerBlock, 0, stream>>>(x, n_tok, n_pad, cols, q, s);
+  }
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+namespace detail {
+
+void fp8_fill_f32(float* p, int64_t n, float v, cudaStream_t stream) {
+  fill_kernel<<<grid_for(n, 256), 256, 0, stream>>>(p, n, v);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void fp8_pad_tile_scales(const float* src, int64_t tile_rows, int64_t kb, int64_t kb_pad, float* dst,
+                         cudaStream_t stream) {
+  pad_tile_scales_kernel<<<grid_for(tile_rows * kb_pad, 256), 256, 0, stream>>>(src, tile_rows, kb, kb_pad, dst);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void fp8_gemm_epilogue(const void* d, bool d_bf16, float* y, int64_t n_tok, int64_t rows, const float* row_scale,
+                       float tensor_scale, const float* tok_scale, cudaStream_t stream) {
+  epilogue_kernel<<<grid_for(n_tok * rows, 256), 256, 0, stream>>>(d, d_bf16, y, n_tok, rows, row_scale, tensor_scale,
+                                                                   tok_scale);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+}  // namespace imp::cuda
