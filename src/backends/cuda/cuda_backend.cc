@@ -62,7 +62,7 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   const int64_t width = 3 * c.n_embd + 2 * c.n_head * c.head_dim + 2 * k.n_kv_head * c.head_dim + 2 * c.n_ff + c.n_vocab;
   const int64_t max_cols = std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
   e.workspace_bytes = 4 * width * (n_batch + 1)                      // prefill + decode activations
-                      + kGemmChunkElems * 6                          // f32 + bf16 weight chunk
+                      + kGemmChunkElems * 8                          // f32 + two bf16 weight chunks
                       + 2 * n_batch * max_cols                       // bf16 activations
                       + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
   // FP8 W8A8 prefill: cuBLASLt workspace + E4M3 activations + D scratch (gemm_fp8.h).
@@ -94,6 +94,11 @@ CudaBackend::CudaBackend(CudaBackendOptions options) : options_(options) {
   if (device_count() == 0) fail("no CUDA device visible (built with CUDA, but no GPU or driver)");
   IMP_CUDA_CHECK(cudaSetDevice(options_.device));
   IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&dequant_stream_, cudaStreamNonBlocking));
+  for (int i = 0; i < 2; ++i) {
+    IMP_CUDA_CHECK(cudaEventCreateWithFlags(&chunk_ready_[i], cudaEventDisableTiming));
+    IMP_CUDA_CHECK(cudaEventCreateWithFlags(&chunk_free_[i], cudaEventDisableTiming));
+  }
   IMP_CUBLAS_CHECK(cublasCreate(&cublas_));
   IMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
   fp8_gemm_ = std::make_unique<Fp8Gemm>();
@@ -112,7 +117,14 @@ CudaBackend::~CudaBackend() {
   for (void* v : vectors_) cudaFree(v);
   for (float* b : buffers_) cudaFree(b);
   for (PinnedBuffer* b : {&emb_decode_, &emb_prefill_, &readback_}) cudaFreeHost(b->p);
-  for (void* p : {partials_, gemm_f32_, gemm_bf16_, x_bf16_, static_cast<void*>(step_dev_)}) cudaFree(p);
+  if (dequant_stream_) cudaStreamSynchronize(dequant_stream_);
+  for (void* p : {partials_, gemm_f32_, gemm_bf16_[0], gemm_bf16_[1], x_bf16_, static_cast<void*>(step_dev_)}) {
+    cudaFree(p);
+  }
+  for (cudaEvent_t e : {chunk_ready_[0], chunk_ready_[1], chunk_free_[0], chunk_free_[1]}) {
+    if (e) cudaEventDestroy(e);
+  }
+  if (dequant_stream_) cudaStreamDestroy(dequant_stream_);
   cudaFreeHost(step_host_);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -395,31 +407,62 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return;
   }
-  if (bf16) ensure_device(gemm_bf16_, gemm_bf16_bytes_, chunk * cols * 2, "the GEMM weight chunk (bf16)");
+  if (bf16 && w.m.layout == WeightLayout::kMma) return gemm_mma_pipelined(w, b_ptr, n_tok, chunk, y);
+  if (bf16) ensure_device(gemm_bf16_[0], gemm_bf16_bytes_[0], chunk * cols * 2, "the GEMM weight chunk (bf16)");
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, rows - r0);
-    DeviceMatrix part = w.m;
-    part.rows = rc;
-    part.data = static_cast<const uint8_t*>(w.m.data) + device_data_bytes(w.m.format, w.m.layout, r0, cols);
-    if (w.m.scales) {
-      part.scales = static_cast<const uint8_t*>(w.m.scales) + device_scale_bytes(w.m.format, w.m.layout, r0, cols);
-    }
-    const void* a_ptr = nullptr;
-    if (bf16 && dequantize_bf16(part, static_cast<uint16_t*>(gemm_bf16_), stream_)) {
-      a_ptr = gemm_bf16_;  // the kMma formats decode straight to BF16
-    } else {
-      ensure_device(gemm_f32_, gemm_f32_bytes_, chunk * cols * 4, "the GEMM weight chunk (f32)");
-      dequantize(part, static_cast<float*>(gemm_f32_), stream_);
-      a_ptr = gemm_f32_;
-      if (bf16) {
-        f32_to_bf16(static_cast<float*>(gemm_f32_), rc * cols, static_cast<uint16_t*>(gemm_bf16_), stream_);
-        a_ptr = gemm_bf16_;
-      }
+    const DeviceMatrix part = row_slice(w.m, r0, rc);
+    ensure_device(gemm_f32_, gemm_f32_bytes_, chunk * cols * 4, "the GEMM weight chunk (f32)");
+    dequantize(part, static_cast<float*>(gemm_f32_), stream_);
+    const void* a_ptr = gemm_f32_;
+    if (bf16) {
+      f32_to_bf16(static_cast<float*>(gemm_f32_), rc * cols, static_cast<uint16_t*>(gemm_bf16_[0]), stream_);
+      a_ptr = gemm_bf16_[0];
     }
     // Column-major view: Yᵀ[r0:r0+rc, :] (rc × n_tok, ld rows) = W_chunk (cols × rc)ᵀ · Xᵀ (cols × n_tok).
     IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rc), int(n_tok), int(cols), &one, a_ptr,
                                   ab_type, int(cols), b_ptr, ab_type, int(cols), &zero, y + r0, CUDA_R_32F, int(rows),
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+  // Buffer 0 was just read on stream_: a later pipelined dequantization into it must wait.
+  if (bf16) IMP_CUDA_CHECK(cudaEventRecord(chunk_free_[0], stream_));
+}
+
+DeviceMatrix CudaBackend::row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc) {
+  DeviceMatrix part = m;
+  part.rows = rc;
+  part.data = static_cast<const uint8_t*>(m.data) + device_data_bytes(m.format, m.layout, r0, m.cols);
+  if (m.scales) part.scales = static_cast<const uint8_t*>(m.scales) + device_scale_bytes(m.format, m.layout, r0, m.cols);
+  return part;
+}
+
+// The kMma formats decode straight to BF16 (dequantize_bf16, memory-bound) on dequant_stream_
+// while cuBLAS (compute-bound) multiplies the previous chunk on stream_: chunk i uses
+// buffer chunk_seq_ % 2, whose dequantization waits until the GEMM that last read that
+// buffer is done (chunk_free_), and whose GEMM waits for its dequantization (chunk_ready_).
+// The weights are constant, so the dequantization needs nothing else from stream_; when
+// ensure_device syncs stream_ before growing a buffer, every dequantization issued so far
+// has a GEMM after it on stream_, so it is finished too.
+void CudaBackend::gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y) {
+  const int64_t rows = w.m.rows, cols = w.m.cols;
+  for (int i = 0; i < 2; ++i) {
+    ensure_device(gemm_bf16_[i], gemm_bf16_bytes_[i], chunk * cols * 2, "the GEMM weight chunks (bf16)");
+  }
+  const float one = 1.0f, zero = 0.0f;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t rc = std::min(chunk, rows - r0);
+    const int b = int(chunk_seq_++ & 1);
+    auto* buf = static_cast<uint16_t*>(gemm_bf16_[b]);
+    IMP_CUDA_CHECK(cudaStreamWaitEvent(dequant_stream_, chunk_free_[b], 0));
+    if (!dequantize_bf16(row_slice(w.m, r0, rc), buf, dequant_stream_)) {
+      fail("CUDA gemm: {} has no BF16 dequantizer for the kMma layout", format_name(w.m.format));
+    }
+    IMP_CUDA_CHECK(cudaEventRecord(chunk_ready_[b], dequant_stream_));
+    IMP_CUDA_CHECK(cudaStreamWaitEvent(stream_, chunk_ready_[b], 0));
+    IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rc), int(n_tok), int(cols), &one, buf,
+                                  CUDA_R_16BF, int(cols), x_bf16, CUDA_R_16BF, int(cols), &zero, y + r0, CUDA_R_32F,
+                                  int(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    IMP_CUDA_CHECK(cudaEventRecord(chunk_free_[b], stream_));
   }
 }
 

@@ -147,6 +147,8 @@ class CudaBackend final : public Backend {
   bool skip() const { return mode_ == Mode::kReplay; }
   void gemv(const Matrix& w, const float* x, float* y);
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y);
+  void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y);
+  static DeviceMatrix row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc);
 
   CudaBackendOptions options_;
   cudaStream_t stream_ = nullptr;
@@ -174,8 +176,14 @@ class CudaBackend final : public Backend {
   int64_t partials_bytes_ = 0;
   void* gemm_f32_ = nullptr;
   int64_t gemm_f32_bytes_ = 0;
-  void* gemm_bf16_ = nullptr;
-  int64_t gemm_bf16_bytes_ = 0;
+  // Two BF16 weight chunks: the kMma formats dequantize chunk i+1 on dequant_stream_ while
+  // cuBLAS multiplies chunk i on stream_ (events chunk_ready_/chunk_free_ order the reuse).
+  void* gemm_bf16_[2] = {nullptr, nullptr};
+  int64_t gemm_bf16_bytes_[2] = {0, 0};
+  cudaStream_t dequant_stream_ = nullptr;
+  cudaEvent_t chunk_ready_[2] = {nullptr, nullptr};
+  cudaEvent_t chunk_free_[2] = {nullptr, nullptr};
+  uint64_t chunk_seq_ = 0;  // alternates the buffers across chunks and across matrices
   void* x_bf16_ = nullptr;
   int64_t x_bf16_bytes_ = 0;
   // FP8 W8A8 prefill (gemm_fp8.h): cuBLASLt handle, workspace and scratch of its own.

@@ -10,34 +10,73 @@
 namespace imp::cuda::detail {
 namespace {
 
-// One thread per 32-bit payload word, numbered so that the four threads of a word index w
-// (c = 0..3) are neighbours: their codes are the chunk columns 4c … 4c+3 (t = 0..3) of one or
-// two chunks (gemv_mma_layout.h), so each thread writes 4 contiguous BF16 values (8 bytes)
-// per chunk and a quad fills 32 contiguous bytes — coalesced, unlike one 2-byte store per
-// code. Values are the exact reference f32 (MmaElem::value) rounded to nearest even.
+// The exact reference values of one 32-bit payload word (thread c, word w of unit u of row
+// r): v[h][t] = chunk column 4c + t of the word's chunk h (two chunks for 4-bit codes, one
+// for Q8_0). The scales are read once per word — a word never spans two Q4_0 / Q8_0 /
+// MXFP4 blocks or two Q4_K sub-blocks; NVFP4's two chunks are two 16-blocks — and the
+// products are MmaElem::value's, in the same order, so the values are bit-identical.
+template <FormatId F>
+__device__ __forceinline__ void word_values(const KernelArgs& a, int64_t r, int u, int w, uint32_t word,
+                                            float (&v)[2][4]) {
+  const uint8_t* srow = a.scales + r * a.scale_row_bytes;
+  if constexpr (F == FormatId::Q8_0) {
+    const float d = f16_bits_to_f32(load_le16(srow + 2 * (2 * u + w / 2)));  // 64-column units: block 2u + w/2
+#pragma unroll
+    for (int t = 0; t < 4; ++t) v[0][t] = imp_fmul_rn(float(int8_t(uint8_t(word >> (8 * t)))), d);
+  } else {
+#pragma unroll
+    for (int p = 0; p < 8; ++p) {
+      const uint32_t code = (word >> (4 * p)) & 0xFu;
+      const int h = p & 1;
+      if constexpr (F == FormatId::Q4_0 || F == FormatId::Q4_K) {
+        const int t = 2 * ((p >> 1) & 1) + (p >> 2);
+        if constexpr (F == FormatId::Q4_0) {
+          const float d = f16_bits_to_f32(load_le16(srow + 2 * (4 * u + w)));
+          v[h][t] = imp_fmul_rn(float(int(code) - 8), d);
+        } else {
+          const uint8_t* hdr = srow + 16 * (u / 2);
+          int sc = 0, m = 0;
+          q4_k_scale_min(hdr + 4, 4 * (u & 1) + w, sc, m);
+          const float d = f16_bits_to_f32(load_le16(hdr)), dmin = f16_bits_to_f32(load_le16(hdr + 2));
+          v[h][t] = imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), float(code)), imp_fmul_rn(dmin, float(m)));
+        }
+      } else {
+        const int t = ((p >> 1) & 1) + 2 * (p >> 2);
+        if constexpr (F == FormatId::NVFP4_CKPT) {
+          const float s = imp_fmul_rn(e4m3_bits_to_f32(srow[8 * u + 2 * w + h]), a.tensor_scale);  // 16-block 8u+2w+h
+          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), s);
+        } else {
+          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), e8m0_value(srow[4 * u + w]));
+        }
+      }
+    }
+  }
+}
+
+// Dequantization straight to BF16 for the prefill GEMM. Block (x: 256 words of a row,
+// y: rows, strided); the four threads of a word index w (c = 0..3) are neighbours, so each
+// writes the 4 contiguous BF16 values (8 bytes) of its chunk columns 4c … 4c+3 and a quad
+// fills 32 contiguous bytes. No 64-bit division; the scales are read once per word (the
+// per-element MmaElem::value path made 4-bit prefill dequantization-bound).
 template <FormatId F>
 __global__ void dequant_bf16_kernel(KernelArgs a, uint16_t* out) {
-  constexpr int U = mma_layout::unit_cols(F), bits = mma_layout::code_bits(F);
-  constexpr int kChunksPerWord = 32 / bits / 4;  // 2 for 4-bit codes, 1 for Q8_0
-  const int64_t words_per_row = a.cols / U * 16;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.rows * words_per_row;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / words_per_row, k = i % words_per_row;
-    const int u = int(k / 16), w = int(k % 16) / 4, c = int(k % 4);
+  constexpr int U = mma_layout::unit_cols(F);
+  constexpr int kChunksPerWord = mma_layout::code_bits(F) == 4 ? 2 : 1;
+  const int words_per_row = int(a.cols / U) * 16;
+  const int k = int(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k >= words_per_row) return;
+  const int u = k / 16, w = (k % 16) / 4, c = k % 4;
+  for (int64_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     const uint32_t word = __ldg(reinterpret_cast<const unsigned int*>(
         a.data + r * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w)));
+    float v[2][4];
+    word_values<F>(a, r, u, w, word, v);
 #pragma unroll
     for (int h = 0; h < kChunksPerWord; ++h) {
-      const int64_t e0 = int64_t(u) * U + 16 * (kChunksPerWord * w + h) + 4 * c;  // first of the 4 columns
-      uint16_t v[4];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) {
-        int cc = 0, ww = 0;
-        const int p = mma_layout::code_position(F, int(e0 % U) + t, cc, ww);
-        v[t] = kvc::f32_to_bf16(MmaElem<F>::value(a, r, e0 + t, (word >> (bits * p)) & ((1u << bits) - 1)));
-      }
+      const int64_t e0 = int64_t(u) * U + 16 * (kChunksPerWord * w + h) + 4 * c;
       *reinterpret_cast<uint2*>(out + r * a.cols + e0) =
-          make_uint2(uint32_t(v[0]) | (uint32_t(v[1]) << 16), uint32_t(v[2]) | (uint32_t(v[3]) << 16));
+          make_uint2(uint32_t(kvc::f32_to_bf16(v[h][0])) | (uint32_t(kvc::f32_to_bf16(v[h][1])) << 16),
+                     uint32_t(kvc::f32_to_bf16(v[h][2])) | (uint32_t(kvc::f32_to_bf16(v[h][3])) << 16));
     }
   }
 }
@@ -153,8 +192,9 @@ void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols,
 bool dequantize_bf16(const DeviceMatrix& w, uint16_t* out, cudaStream_t stream) {
   if (w.layout != WeightLayout::kMma || !out) return false;
   const detail::KernelArgs a = detail::make_args(w, nullptr, nullptr);
-  const int64_t words = w.rows * (w.cols / mma_layout::unit_cols(w.format)) * 16;
-  const unsigned grid = unsigned(words / 256 + 1 < 65536 ? words / 256 + 1 : 65536);
+  const int64_t words_per_row = (w.cols / mma_layout::unit_cols(w.format)) * 16;
+  if (words_per_row > 0x7FFFFFFF) fail("dequantize_bf16: {} columns out of range", w.cols);
+  const dim3 grid(unsigned((words_per_row + 255) / 256), unsigned(std::min<int64_t>(w.rows, 65535)));
   switch (w.format) {
     case FormatId::Q4_0: detail::dequant_bf16_kernel<FormatId::Q4_0><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::Q4_K: detail::dequant_bf16_kernel<FormatId::Q4_K><<<grid, 256, 0, stream>>>(a, out); break;
