@@ -243,12 +243,23 @@ void launch_job(MmaJob job, cudaStream_t stream) {
 
 // Two 16-row tiles per CTA halve the x loads and the loop overhead per weight, but below
 // ~16k rows they leave too few CTAs to fill 132 SMs; there one tile, two units per step.
+// (The units per step, kU, set the bytes each thread has in flight; IMP_MMA_TALL_KU /
+// IMP_MMA_SMALL_KU / IMP_MMA_SWIGLU_KU let scripts/gpu-gemv-variants.sh build variants.)
+#ifndef IMP_MMA_TALL_KU
+#define IMP_MMA_TALL_KU 1
+#endif
+#ifndef IMP_MMA_SMALL_KU
+#define IMP_MMA_SMALL_KU 2
+#endif
+#ifndef IMP_MMA_SWIGLU_KU
+#define IMP_MMA_SWIGLU_KU 1
+#endif
 template <class Op>
 void launch_job_sized(const MmaJob& job, int64_t total_rows, cudaStream_t stream) {
   if (total_rows >= 16384) {
-    launch_job<Op, 2, 1, false>(job, stream);
+    launch_job<Op, 2, IMP_MMA_TALL_KU, false>(job, stream);
   } else {
-    launch_job<Op, 1, 2, false>(job, stream);
+    launch_job<Op, 1, IMP_MMA_SMALL_KU, false>(job, stream);
   }
 }
 
@@ -337,7 +348,7 @@ bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const flo
   job.part[0] = detail::make_args(gate, x, out);
   job.part[1] = detail::make_args(up, x, out);
   job.swiglu_out = out;
-  return detail::with_op(gate.format, [&](auto op) { detail::launch_job<decltype(op), 2, 1, true>(job, stream); });
+  return detail::with_op(gate.format, [&](auto op) { detail::launch_job<decltype(op), 2, IMP_MMA_SWIGLU_KU, true>(job, stream); });
 }
 
 }  // namespace imp::cuda
