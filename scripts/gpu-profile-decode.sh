@@ -37,9 +37,12 @@ for r in data[:25]:
     print(f"{float(r[ti]):6.1f} {float(r[tot])/1e6:9.3f} {int(r[ni]):9d} {float(r[tot])/int(r[ni])/1e3:8.2f}  {r[nm][:110]}")
 PY
 else
-  echo "nsys not found; ncu per-kernel durations of 2 decode steps"
-  ncu --clock-control none --metrics gpu__time_duration.sum --csv "$BUILD/imp" bench -m "$m" --device cuda -p 8 -n 3 \
-    > "$OUT/ncu.csv" 2> /dev/null
+  # IMP_PROFILE_PROMPT=512 IMP_PROFILE_LAUNCHES=400: the first kernels of a 512-token
+  # prefill instead (imp bench's untimed warm-up is the same prefill).
+  P=${IMP_PROFILE_PROMPT:-8}
+  echo "nsys not found; ncu per-kernel durations (prompt $P, launches ${IMP_PROFILE_LAUNCHES:-all})"
+  ncu --clock-control none --metrics gpu__time_duration.sum --csv ${IMP_PROFILE_LAUNCHES:+--launch-count "$IMP_PROFILE_LAUNCHES"} \
+    "$BUILD/imp" bench -m "$m" --device cuda -p "$P" -n 3 > "$OUT/ncu.csv" 2> /dev/null
   python3 - "$OUT/ncu.csv" <<'PY'
 import csv, sys, collections
 t = collections.defaultdict(float); n = collections.Counter()
