@@ -394,8 +394,13 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
   const bool bf16 = options_.gemm == CudaGemmPrecision::kBF16;
   const void* b_ptr = x;
   if (bf16) {
-    ensure_device(x_bf16_, x_bf16_bytes_, n_tok * cols * 2, "the GEMM activations (bf16)");
-    f32_to_bf16(x, n_tok * cols, static_cast<uint16_t*>(x_bf16_), stream_);
+    // Inside matmul_qkv / ffn_gate_up_swiglu the GEMMs share x: convert it once.
+    if (!(x_shared_.active && x_shared_.src == x && x_shared_.n == n_tok * cols)) {
+      ensure_device(x_bf16_, x_bf16_bytes_, n_tok * cols * 2, "the GEMM activations (bf16)");
+      f32_to_bf16(x, n_tok * cols, static_cast<uint16_t*>(x_bf16_), stream_);
+      x_shared_.src = x;
+      x_shared_.n = n_tok * cols;
+    }
     b_ptr = x_bf16_;
   }
   const cudaDataType_t ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -488,6 +493,7 @@ void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, 
     float* const y[3] = {q, k, v};
     if (gemv_mma_fused(w, 3, x, y, stream_)) return;
   }
+  const SharedX scope(x_shared_);
   Backend::matmul_qkv(wq, wk, wv, x, n_tok, q, k, v);
 }
 
@@ -499,6 +505,7 @@ void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, con
     if (skip()) return;
     if (gemv_mma_swiglu(gate, matrix(w_up).m, x, out, stream_)) return;
   }
+  const SharedX scope(x_shared_);
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
 }
 

@@ -178,6 +178,20 @@ class CudaBackend final : public Backend {
   int64_t gemm_f32_bytes_ = 0;
   // Two BF16 weight chunks: the kMma formats dequantize chunk i+1 on dequant_stream_ while
   // cuBLAS multiplies chunk i on stream_ (events chunk_ready_/chunk_free_ order the reuse).
+  // The BF16 copy of a GEMM input x shared by the GEMMs of one fused hook (QKV, gate·up):
+  // while `active`, a GEMM whose x is `src` (n floats) reuses x_bf16_ instead of converting.
+  struct SharedXState {
+    bool active = false;
+    const float* src = nullptr;
+    int64_t n = 0;
+  } x_shared_;
+  struct SharedX {  // scope of one fused hook
+    explicit SharedX(SharedXState& s) : s_(s) { s_ = {true, nullptr, 0}; }
+    ~SharedX() { s_ = {}; }
+    SharedX(const SharedX&) = delete;
+    SharedX& operator=(const SharedX&) = delete;
+    SharedXState& s_;
+  };
   void* gemm_bf16_[2] = {nullptr, nullptr};
   int64_t gemm_bf16_bytes_[2] = {0, 0};
   cudaStream_t dequant_stream_ = nullptr;
