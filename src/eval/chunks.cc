@@ -29,10 +29,12 @@ std::string act_emulation_summary(const LoadedModel& m) {
 }
 
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
-                                        std::unique_ptr<Backend> backend, const std::string& tokenizer_from) {
+                                        std::unique_ptr<Backend> backend, const std::string& tokenizer_from,
+                                        const PlanPolicy& policy) {
   auto m = std::make_unique<LoadedModel>();
   m->file = open_model_file(path);
-  m->plan = plan_storage(*m->file, caps, PlanPolicy{});
+  m->plan = plan_storage(*m->file, caps, policy);
+  if (policy.decode_cache_nvfp4 || policy.nvfp4_lm_head) m->plan = as_decode_plan(std::move(m->plan));
   m->backend = std::move(backend);
   m->model = create_model(*m->file, m->plan, *m->backend);
   if (tokenizer_from.empty()) {

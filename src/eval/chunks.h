@@ -43,8 +43,11 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, int threads,
 // another model file (GGUF or HF folder) whose tokenizer to use (`--tokenizer`), e.g. for a
 // folder written from a GGUF whose SentencePiece tokenizer imp quantize could not export;
 // an error when it has more tokens than the model has logits. Empty: the model's own.
+// policy: the plan policy (--storage); with a decode cache or the NVFP4 lm_head opt-in the
+// model is planned as a decode step reads it (as_decode_plan), so every pass scores the copies.
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const DeviceCaps& caps,
-                                        std::unique_ptr<Backend> backend, const std::string& tokenizer_from = "");
+                                        std::unique_ptr<Backend> backend, const std::string& tokenizer_from = "",
+                                        const PlanPolicy& policy = {});
 // The activation emulation the model runs with (CPU backend only; "none" elsewhere).
 ActEmulation act_emulation_of(const LoadedModel& m);
 std::string act_emulation_summary(const LoadedModel& m);

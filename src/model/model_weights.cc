@@ -49,7 +49,15 @@ QuantMatrix ModelWeights::repacked(const TensorSource& t, const StoragePlanRow& 
 }
 
 MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const MatrixHandle h = backend_.add_matrix(host_matrix(name, rows, cols), name);
+  const QuantMatrix held = host_matrix(name, rows, cols);
+  const MatrixHandle h = backend_.add_matrix(held, name);
+  // The plan's decode-cache copy (storage_plan.h): made from the held values, handed over as
+  // the matrix that single-token steps multiply.
+  const StoragePlanRow& row = plan_.at(weight_at(file_, name).name);
+  if (row.has_decode_copy()) {
+    owned_.push_back(quantize(row.decode_format, dequantize(held), rows, cols));
+    backend_.set_decode_matrix(h, owned_.back().view(), name);
+  }
   // A prequantized checkpoint's static activation scale (ModelOpt/llm-compressor input_scale).
   if (const auto s = weight_at(file_, name).input_scale) backend_.describe_matrix_input(h, s, false);
   return h;

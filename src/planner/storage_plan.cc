@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "formats/traits.h"
 #include "io/tensor_names.h"
 
 namespace imp {
@@ -17,9 +18,44 @@ int64_t tier_bytes(const TensorSource& t, StorageTier tier) {
   switch (tier) {
     case StorageTier::kF32: return t.elements() * 4;
     case StorageTier::kBF16: return t.elements() * 2;
+    case StorageTier::kNVFP4: return t.elements() / 2 + t.elements() / 16 + 4;  // codes, E4M3 scales, G
     case StorageTier::kMapped: break;
   }
   return t.bytes();
+}
+
+// NVFP4 holds rows of whole 16-element blocks.
+bool fits_nvfp4(const TensorSource& t) { return t.shape.size() == 2 && t.shape[1] % 16 == 0; }
+
+// The decode-cache rule: which matmul weights get an NVFP4 copy for decode, and why.
+void plan_decode_copy(const TensorSource& t, const DeviceCaps& caps, const PlanPolicy& policy, StoragePlanRow& row) {
+  row.decode_tier = row.tier;
+  row.decode_format = row.held_format;
+  row.decode_bytes = row.bytes;
+  const bool matmul = row.op == WeightOp::kMatmul || row.role == WeightRole::kTiedEmbeddingLmHead;
+  if (!matmul || row.held_format == FormatId::NVFP4_CKPT) return;
+  const bool head = row.role == WeightRole::kLmHead || row.role == WeightRole::kTiedEmbeddingLmHead;
+  const float held_bits = format_traits(row.held_format).bits_per_weight;
+  const float nvfp4_bits = format_traits(FormatId::NVFP4_CKPT).bits_per_weight;
+  std::string why;
+  if (head && policy.nvfp4_lm_head) {
+    why = "nvfp4 lm_head opt-in";
+  } else if (row.role == WeightRole::kLinear && policy.decode_cache_nvfp4 && format_traits(t.format).gguf_type >= 0 &&
+             held_bits > nvfp4_bits) {
+    why = "decode cache nvfp4";
+  } else {
+    return;
+  }
+  if (!fits_nvfp4(t) || !caps.supports(WeightOp::kMatmul, StorageTier::kNVFP4, t.format)) {
+    row.reason += fmt::format("; no {} copy: {}", why,
+                              fits_nvfp4(t) ? "no nvfp4 kernel" : "rows are not whole 16-element blocks");
+    return;
+  }
+  row.decode_tier = StorageTier::kNVFP4;
+  row.decode_format = FormatId::NVFP4_CKPT;
+  row.decode_bytes = tier_bytes(t, StorageTier::kNVFP4);
+  row.reason += fmt::format("; {}: decode reads an nvfp4 copy ({:.2f} → {:.2f} MiB)", why,
+                            double(row.bytes) / (1 << 20), double(row.decode_bytes) / (1 << 20));
 }
 
 // prefix: the device name's first word ("cpu", "cuda").
@@ -66,13 +102,14 @@ const StoragePlanRow& StoragePlan::at(const std::string& name) const {
 
 int64_t StoragePlan::total_bytes() const {
   int64_t n = 0;
-  for (const auto& r : rows) n += r.bytes;
+  for (const auto& r : rows) n += r.bytes + (r.has_decode_copy() ? r.decode_bytes : 0);
   return n;
 }
 
 StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const PlanPolicy& policy) {
-  if (policy.sensitive_tier == StorageTier::kBF16) {
-    fail("plan policy: sensitive weights (embeddings, norms, router, lm_head) stay stored or go to f32, not bf16");
+  if (policy.sensitive_tier != StorageTier::kMapped && policy.sensitive_tier != StorageTier::kF32) {
+    fail("plan policy: sensitive weights (embeddings, norms, router, lm_head) stay stored or go to f32, not {}",
+         storage_tier_name(policy.sensitive_tier));
   }
   StoragePlan plan;
   plan.device = caps.name;
@@ -94,6 +131,7 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
     auto try_tier = [&](WeightOp op, StorageTier tier, std::string reason) {
       if (!caps.supports(op, tier, t.format)) return false;
       if (act_order && tier == StorageTier::kMapped) return false;
+      if (tier == StorageTier::kNVFP4 && !fits_nvfp4(t)) return false;
       // Also needed: a tied embedding is looked up *and* multiplied.
       if (row.role == WeightRole::kTiedEmbeddingLmHead && !caps.supports(WeightOp::kMatmul, tier, t.format)) {
         return false;
@@ -155,7 +193,19 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
                                      : prefix + ".embedding") + "+" + row.kernel;
     }
     row.bytes = tier_bytes(t, row.tier);
+    plan_decode_copy(t, caps, policy, row);
     plan.rows.push_back(std::move(row));
+  }
+  return plan;
+}
+
+StoragePlan as_decode_plan(StoragePlan plan) {
+  for (StoragePlanRow& r : plan.rows) {
+    if (!r.has_decode_copy()) continue;
+    r.tier = r.decode_tier;
+    r.held_format = r.decode_format;
+    r.bytes = r.decode_bytes;
+    r.reason += "; evaluated on the decode copy";
   }
   return plan;
 }
@@ -164,9 +214,9 @@ StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const P
 
 namespace imp {
 StorageTier parse_storage_tier(const std::string& name) {
-  for (StorageTier t : {StorageTier::kMapped, StorageTier::kF32, StorageTier::kBF16}) {
+  for (StorageTier t : {StorageTier::kMapped, StorageTier::kF32, StorageTier::kBF16, StorageTier::kNVFP4}) {
     if (name == storage_tier_name(t)) return t;
   }
-  fail("unknown storage tier '{}' (mapped, f32, bf16)", name);
+  fail("unknown storage tier '{}' (mapped, f32, bf16, nvfp4)", name);
 }
 }  // namespace imp

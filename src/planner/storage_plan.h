@@ -30,6 +30,13 @@ struct PlanPolicy {
   // integer dot activation. The plan records it per matmul row and the backend is built
   // with plan.act_quant.
   ActQuant act_quant = ActQuant::kNone;
+  // GGUF→NVFP4 decode cache (--decode-cache nvfp4): linear weights of a GGUF file whose
+  // held format has more bits than NVFP4 also get an NVFP4 copy, made at load, that decode
+  // steps (one token) read; prefill keeps the held format. Opt-in: it costs the copy's memory
+  // and NVFP4's rounding on every generated token.
+  bool decode_cache_nvfp4 = false;
+  // The lm_head (or tied embedding's matmul) likewise, from any source format (--nvfp4-lm-head).
+  bool nvfp4_lm_head = false;
 };
 
 struct StoragePlanRow {
@@ -47,6 +54,12 @@ struct StoragePlanRow {
   int64_t elements = 0;
   int64_t bytes = 0;   // in the chosen tier
   std::string reason;
+  // What a decode step (one token) multiplies: the same as tier / held_format / bytes, or the
+  // NVFP4 decode-cache copy (PlanPolicy::decode_cache_nvfp4, nvfp4_lm_head).
+  StorageTier decode_tier = StorageTier::kMapped;
+  FormatId decode_format = FormatId::F32;
+  int64_t decode_bytes = 0;
+  bool has_decode_copy() const { return decode_tier != tier; }
 };
 
 struct StoragePlan {
@@ -56,7 +69,7 @@ struct StoragePlan {
 
   const StoragePlanRow* find(const std::string& name) const;
   const StoragePlanRow& at(const std::string& name) const;  // throws naming the tensor
-  int64_t total_bytes() const;
+  int64_t total_bytes() const;  // held weights plus decode-cache copies
 };
 
 // Role of a tensor from its (GGUF-style) name; tied says token_embd also serves as lm_head.
@@ -64,6 +77,12 @@ WeightRole weight_role(const std::string& name, int64_t n_dims, bool tied);
 
 // Throws imp::Error when a weight has no tier the device can run.
 StoragePlan plan_storage(const ModelFile& model, const DeviceCaps& caps, const PlanPolicy& policy = {});
+
+// The plan as a decode step reads it: each row with a decode copy is held in that copy's
+// tier instead (so every pass multiplies what decode would). The eval harness scores the
+// decode cache's quality cost with it; a tied embedding then also looks its rows up in
+// the copy, which a real decode does not.
+StoragePlan as_decode_plan(StoragePlan plan);
 
 }  // namespace imp
 

@@ -7,6 +7,7 @@ std::string_view storage_tier_name(StorageTier tier) {
     case StorageTier::kMapped: return "mapped";
     case StorageTier::kF32: return "f32";
     case StorageTier::kBF16: return "bf16";
+    case StorageTier::kNVFP4: return "nvfp4";
   }
   return "?";
 }

@@ -50,6 +50,9 @@ class Backend {
   virtual float* alloc(int64_t n_floats) = 0;  // uninitialized; fails when out of memory
   virtual void release(float* buffer) = 0;
   virtual MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) = 0;
+  // A second copy of matrix w (same shape, e.g. the planner's NVFP4 decode cache) that
+  // single-token matmuls use instead; multi-token ones keep the original.
+  virtual void set_decode_matrix(MatrixHandle w, const QuantMatrix& decode, std::string_view name) = 0;
   virtual const float* add_vector(const float* host, int64_t n, std::string_view name) = 0;
   // Facts about a matrix's input activations, for a backend that uses them (the CPU's
   // activation emulation, backends/cpu/act_emulation.h): the checkpoint's static input

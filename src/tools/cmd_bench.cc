@@ -41,6 +41,7 @@
 #include "tools/commands.h"
 #include "tools/device_select.h"
 #include "tools/memory_report.h"
+#include "tools/plan_options.h"
 
 namespace imp {
 namespace {
@@ -48,7 +49,8 @@ namespace {
 bool cpu_device(const std::string& device) { return device != "cuda"; }
 
 struct BenchArgs {
-  std::string model, kv_type = "f16", ops = "fast", storage = "mapped", act_quant = "i16", device = "cpu", gemm = "bf16";
+  std::string model, kv_type = "f16", ops = "fast", act_quant = "i16", device = "cpu", gemm = "bf16";
+  PlanOptions plan_opts;
   int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
   int threads = 0;
   bool json = false;
@@ -106,12 +108,12 @@ int64_t linear_weight_elements(const StoragePlan& plan) {
   return total;
 }
 
-// Weight bytes one decode step reads: every matmul weight in full; an embedding lookup
-// reads one row; norms and biases (F32 vectors) in full.
+// Weight bytes one decode step reads: every matmul weight in full (its decode copy when the
+// plan made one); an embedding lookup reads one row; norms and biases (F32 vectors) in full.
 int64_t weight_bytes_per_token(const StoragePlan& plan, int64_t n_vocab) {
   int64_t total = 0;
   for (const StoragePlanRow& r : plan.rows) {
-    total += r.role == WeightRole::kEmbedding && n_vocab > 0 ? r.bytes / n_vocab : r.bytes;
+    total += r.role == WeightRole::kEmbedding && n_vocab > 0 ? r.bytes / n_vocab : r.decode_bytes;
   }
   return total;
 }
@@ -127,9 +129,7 @@ void run_bench(const BenchArgs& a) {
   const KvType kv_type = parse_kv_type(a.kv_type);
   const DeviceCaps caps = device_caps(a.device);
   require_kv_type(caps, kv_type, file->config.head_dim);
-  PlanPolicy policy;
-  policy.linear_tier = parse_storage_tier(a.storage);
-  policy.act_quant = parse_act_quant(a.act_quant);
+  const PlanPolicy policy = a.plan_opts.policy(parse_act_quant(a.act_quant));
   const StoragePlan plan = plan_storage(*file, caps, policy);
   const int64_t n_ctx = a.n_prompt + a.n_gen;
   check_device_memory(a.device, plan, file->config, n_ctx, kv_type, a.n_prompt);
@@ -192,7 +192,9 @@ void run_bench(const BenchArgs& a) {
                       : plan.act_quant == ActQuant::kQ8   ? "int8"
                                                           : "f16";
   j["warmup"] = warmup;
-  j["storage"] = a.storage;
+  j["storage"] = a.plan_opts.storage;
+  j["decode_cache"] = a.plan_opts.decode_cache;
+  j["nvfp4_lm_head"] = a.plan_opts.nvfp4_lm_head;
   j["device"] = backend.name();
   j["backend_stats"] = backend.stats();
   j["isa"] = cpu ? cpu_isa_name(cpu->isa()) : "";
@@ -235,7 +237,7 @@ void run_bench(const BenchArgs& a) {
   fmt::print("model      {}\n", a.model);
   fmt::print("setup      {}, {} ops, {} activations, {} threads, kv {}, storage {}\n", backend.name(), a.ops,
              j["act_quant"].get<std::string>(), n_threads,
-             kv_type_name(kv_type), a.storage);
+             kv_type_name(kv_type), a.plan_opts.storage);
   if (!backend.stats().empty()) fmt::print("backend    {}\n", backend.stats());
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
   if (!cpu && rates.bf16_tflops > 0) {
@@ -266,7 +268,7 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("--kv-type,--kv-dtype", a->kv_type, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
   cmd->add_option("--act-quant", a->act_quant, "Fast-path matmul activations: i16 (default; CUDA: f16 x, tensor-core GEMVs), f32, q8");
-  cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  a->plan_opts.add_to(cmd);
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");
   cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer in MiB (≥ 512)");

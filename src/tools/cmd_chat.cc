@@ -26,6 +26,7 @@
 #include "runtime/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/sampling_options.h"
+#include "tools/plan_options.h"
 
 namespace imp {
 namespace {
@@ -37,7 +38,8 @@ struct ChatArgs {
   int64_t seed = -1;
   int threads = 0;
   int64_t ctx = 0;
-  std::string kv_dtype = "f32", ops = "fast", storage = "mapped";  // as imp run
+  std::string kv_dtype = "f32", ops = "fast";  // as imp run
+  PlanOptions plan_opts;
 };
 
 void run_chat(const ChatArgs& a) {
@@ -49,8 +51,7 @@ void run_chat(const ChatArgs& a) {
                           : a.ops == "reference" ? CpuOpsPath::kReference
                                                  : (fail("--ops: '{}' is not fast or reference", a.ops), CpuOpsPath::kFast);
   const KvType kv_dtype = parse_kv_type(a.kv_dtype);
-  PlanPolicy policy;
-  policy.linear_tier = parse_storage_tier(a.storage);
+  const PlanPolicy policy = a.plan_opts.policy();
   const StoragePlan plan = plan_storage(*file, cpu_device_caps(), policy);
   CpuBackend backend(path, a.threads, plan.act_quant);
   const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
@@ -123,7 +124,7 @@ void register_chat_command(CLI::App& app) {
   cmd->add_option("-c,--ctx", a->ctx, "Context length (default: min(trained, 4096))");
   cmd->add_option("--kv-type,--kv-dtype", a->kv_dtype, "KV cache type: f32, f16, bf16, fp8_e4m3, int8, int4, nvfp4");
   cmd->add_option("--ops", a->ops, "CPU op path: fast, reference");
-  cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  a->plan_opts.add_to(cmd);
   cmd->callback([a] { run_chat(*a); });
 }
 

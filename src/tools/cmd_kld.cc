@@ -23,6 +23,7 @@
 #include "eval/stats.h"
 #include "tools/commands.h"
 #include "tools/device_select.h"
+#include "tools/plan_options.h"
 
 namespace imp {
 namespace {
@@ -34,6 +35,7 @@ struct KldArgs {
   int64_t ctx = 0, chunks = 0, batch = 0, top_k = 4096;  // ref_logits.h: why 4096
   int threads = 0;
   std::string device = "cpu", gemm = "bf16";
+  PlanOptions plan_opts;
   bool json = false, no_progress = false;
 };
 
@@ -42,7 +44,7 @@ void save_reference(const KldArgs& a) {
   auto m = eval::load_model(a.model, device_caps(a.device),
                             make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
                                          parse_act_emulation(a.act_emulate)),
-                            a.tokenizer);
+                            a.tokenizer, a.plan_opts.policy());
   const std::vector<int32_t> tokens = eval::tokenize_file(*m, a.text);
   const eval::ChunkSpec spec = eval::plan_chunks(*m, int64_t(tokens.size()), a.ctx > 0 ? a.ctx : 512, a.chunks, a.batch);
   const int64_t n_vocab = m->model->n_vocab();
@@ -124,7 +126,7 @@ void compare_reference(const KldArgs& a) {
   auto m = eval::load_model(a.model, device_caps(a.device),
                             make_backend(a.device, CpuOpsPath::kFast, a.threads, ActQuant::kNone, a.gemm,
                                          parse_act_emulation(a.act_emulate)),
-                            a.tokenizer);
+                            a.tokenizer, a.plan_opts.policy());
   const int64_t n_vocab = m->model->n_vocab();
   if (n_vocab != int64_t(h.n_vocab))
     fail("--ref: '{}' was made with n_vocab {} ({}), this model has {}", a.ref, h.n_vocab, h.model_name, n_vocab);
@@ -192,6 +194,7 @@ void register_kld_command(CLI::App& app) {
                   "Fake-quantize every linear's input activations: none (default), nvfp4 (W4A4), mxfp4, fp8");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all hardware threads)");
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
+  a->plan_opts.add_to(cmd, true);
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default) or f32");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->add_flag("--no-progress", a->no_progress, "No progress bar on stderr");

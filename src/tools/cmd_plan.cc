@@ -15,6 +15,7 @@
 #include "planner/storage_plan.h"
 #include "tools/commands.h"
 #include "tools/device_select.h"
+#include "tools/plan_options.h"
 
 namespace imp {
 namespace {
@@ -22,7 +23,7 @@ namespace {
 struct PlanArgs {
   std::string model;
   std::string device = "cpu";
-  std::string storage = "mapped";
+  PlanOptions plan_opts;
   std::string kv_type = "f16";
   int64_t ctx = 4096, batch = 512;
   std::string act_quant = "i16";
@@ -32,9 +33,7 @@ struct PlanArgs {
 void run_plan(const PlanArgs& a) {
   check_device_name(a.device);
   const auto model = open_model_file(a.model);
-  PlanPolicy policy;
-  policy.linear_tier = parse_storage_tier(a.storage);
-  policy.act_quant = parse_act_quant(a.act_quant);
+  const PlanPolicy policy = a.plan_opts.policy(parse_act_quant(a.act_quant));
   const StoragePlan plan = plan_storage(*model, device_caps(a.device), policy);
   // CUDA: the GPU memory the plan needs, refused before any allocation when it does not fit.
   const std::string gpu_memory =
@@ -43,16 +42,28 @@ void run_plan(const PlanArgs& a) {
                          : std::string();
 
   std::map<std::string, int64_t> per_tier;
-  for (const auto& r : plan.rows) per_tier[std::string(storage_tier_name(r.tier))] += r.bytes;
+  // What a decode step multiplies (matmul weights in full; decode copies where the plan made
+  // them) against the same without the copies: the decode cache's bandwidth gain.
+  int64_t decode_read = 0, decode_read_without = 0, copies = 0;
+  for (const auto& r : plan.rows) {
+    per_tier[std::string(storage_tier_name(r.tier))] += r.bytes;
+    if (r.has_decode_copy()) per_tier["decode copy " + std::string(storage_tier_name(r.decode_tier))] += r.decode_bytes, ++copies;
+    if (r.op == WeightOp::kMatmul || r.role == WeightRole::kTiedEmbeddingLmHead) {
+      decode_read += r.decode_bytes;
+      decode_read_without += r.bytes;
+    }
+  }
   if (a.json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& r : plan.rows) {
       rows.push_back({{"name", r.name}, {"role", weight_role_name(r.role)}, {"disk_format", format_name(r.disk_format)},
                       {"tier", storage_tier_name(r.tier)}, {"held_format", format_name(r.held_format)},
-                      {"activation", format_name(r.activation)}, {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes}, {"reason", r.reason}});
+                      {"activation", format_name(r.activation)}, {"kernel", r.kernel}, {"elements", r.elements}, {"bytes", r.bytes},
+                      {"decode_tier", storage_tier_name(r.decode_tier)}, {"decode_bytes", r.decode_bytes}, {"reason", r.reason}});
     }
     nlohmann::json out = {{"model", model->path}, {"device", plan.device}, {"rows", rows},
-                          {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()}};
+                          {"bytes_per_tier", per_tier}, {"total_bytes", plan.total_bytes()},
+                          {"decode_matmul_bytes", decode_read}, {"decode_matmul_bytes_without_copies", decode_read_without}};
     if (!gpu_memory.empty()) out["gpu_memory"] = gpu_memory;
     fmt::print("{}\n", out.dump(2));
     return;
@@ -69,6 +80,11 @@ void run_plan(const PlanArgs& a) {
   }
   fmt::print("total        {:>14} bytes ({:.1f} MiB) in {} weights\n", plan.total_bytes(),
              double(plan.total_bytes()) / (1 << 20), plan.rows.size());
+  if (copies > 0) {
+    fmt::print("decode reads {:.1f} MiB of matmul weights per token with {} decode copies ({:.1f} MiB without: {:.2f}× less)\n",
+               double(decode_read) / (1 << 20), copies, double(decode_read_without) / (1 << 20),
+               double(decode_read_without) / double(std::max<int64_t>(decode_read, 1)));
+  }
   if (!gpu_memory.empty()) fmt::print("{}", gpu_memory);
 }
 
@@ -82,7 +98,7 @@ void register_plan_command(CLI::App& app) {
   cmd->add_option("--kv-type", args->kv_type, "KV cache type for the GPU memory estimate (cuda)");
   cmd->add_option("-c,--ctx", args->ctx, "Context for the GPU memory estimate (cuda; capped at the trained one)");
   cmd->add_option("--batch", args->batch, "Prefill batch for the GPU workspace estimate (cuda)");
-  cmd->add_option("--storage", args->storage, "Tier for linear layers: mapped, f32, bf16");
+  args->plan_opts.add_to(cmd);
   cmd->add_option("--act-quant", args->act_quant, "CPU matmul activations: i16 (default), f32 or q8 (as imp run)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([args] { run_plan(*args); });

@@ -30,6 +30,7 @@
 #include "tools/demo_model.h"
 #include "tools/memory_report.h"
 #include "tools/sampling_options.h"
+#include "tools/plan_options.h"
 
 namespace imp {
 namespace {
@@ -43,7 +44,8 @@ struct RunArgs {
   int64_t ctx = 0;
   // KV default f32: an f16 cache moves SmolLM2-135M's logits by up to 2.4e-3 relative
   // (measured against HF), over the 1e-3 the CPU path promises; f16 halves the cache.
-  std::string kv_type = "f32", ops = "fast", storage = "mapped", act_quant = "i16", act_emulate = "none";
+  std::string kv_type = "f32", ops = "fast", act_quant = "i16", act_emulate = "none";
+  PlanOptions plan_opts;
   std::string device = "cpu", gemm = "bf16";
   bool ignore_eos = false;
 };
@@ -84,9 +86,7 @@ void run_run(RunArgs a) {
   if (act_quant == ActQuant::kQ8 && path == CpuOpsPath::kReference) {
     fail("--act-quant q8 applies to --ops fast only (the reference path never quantizes activations)");
   }
-  PlanPolicy policy;
-  policy.linear_tier = parse_storage_tier(a.storage);
-  policy.act_quant = act_quant;
+  const PlanPolicy policy = a.plan_opts.policy(act_quant);
   const DeviceCaps caps = device_caps(a.device);
   require_kv_type(caps, kv_type, file->config.head_dim);
   const StoragePlan plan = plan_storage(*file, caps, policy);
@@ -176,7 +176,7 @@ void register_run_command(CLI::App& app) {
                   "~1e-1 error with outliers)");
   cmd->add_option("--act-emulate", a->act_emulate,
                   "Fake-quantize every linear's input activations (preview W4A4/W8A8 numerics): none, nvfp4, mxfp4, fp8");
-  cmd->add_option("--storage", a->storage, "Tier for linear layers: mapped, f32, bf16");
+  a->plan_opts.add_to(cmd);
   cmd->add_option("--device", a->device, "Backend: cpu (default) or cuda");
   cmd->add_option("--gemm", a->gemm, "CUDA prefill GEMM precision: bf16 (default, cuBLAS BF16) or f32");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");

@@ -83,8 +83,8 @@ Run run_model(const ModelFile& file, const StoragePlan& plan, Backend& backend, 
   return {r.prompt_logits, r.tokens};
 }
 
-void compare(const ModelFile& file, std::span<const int32_t> prompt, CpuOpsPath cpu_path) {
-  const StoragePlan plan = plan_storage(file, cuda_device_caps());
+void compare(const ModelFile& file, std::span<const int32_t> prompt, CpuOpsPath cpu_path, const PlanPolicy& policy = {}) {
+  const StoragePlan plan = plan_storage(file, cuda_device_caps(), policy);
   CpuBackend cpu(cpu_path, 0);
   const Run want = run_model(file, plan, cpu, prompt, 32);
   const int64_t V = int64_t(want.prompt_logits.size() / prompt.size());
@@ -114,6 +114,21 @@ TEST(CudaForwardE2E, TinyRandomLlamaMatchesCpu) {
   const auto file = tiny_llama();
   const std::vector<int32_t> prompt = {1, 17, 5, 88, 42, 3, 64, 9, 95, 0, 31};
   compare(*file, prompt, CpuOpsPath::kReference);
+}
+
+// The GGUF→NVFP4 decode cache and the NVFP4 lm_head opt-in: prompts multiply the source
+// weights, decode steps (eager and graph-replayed) the NVFP4 copies, on both backends.
+TEST(CudaForwardE2E, TinyRandomLlamaWithNvfp4DecodeCacheMatchesCpu) {
+  IMP_SKIP_WITHOUT_GPU();
+  const auto file = tiny_llama();
+  PlanPolicy p;
+  p.decode_cache_nvfp4 = true;
+  p.nvfp4_lm_head = true;
+  const StoragePlan plan = plan_storage(*file, cuda_device_caps(), p);
+  ASSERT_TRUE(plan.at("blk.0.attn_q.weight").has_decode_copy()) << plan.at("blk.0.attn_q.weight").reason;
+  ASSERT_TRUE(plan.at("token_embd.weight").has_decode_copy()) << plan.at("token_embd.weight").reason;
+  const std::vector<int32_t> prompt = {1, 17, 5, 88, 42, 3, 64, 9, 95, 0, 31};
+  compare(*file, prompt, CpuOpsPath::kReference, p);
 }
 
 TEST(CudaForwardE2E, DemoModelMatchesCpu) {

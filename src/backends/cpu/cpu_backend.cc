@@ -132,16 +132,28 @@ void CpuBackend::release(float* buffer) {
 
 MatrixHandle CpuBackend::add_matrix(const QuantMatrix& w, std::string_view /*name*/) {
   matrices_.push_back(w);
+  decode_matrices_.emplace_back();
   return MatrixHandle(matrices_.size() - 1);
+}
+
+void CpuBackend::set_decode_matrix(MatrixHandle w, const QuantMatrix& decode, std::string_view name) {
+  if (w < 0 || size_t(w) >= matrices_.size()) fail("cpu backend: unknown matrix handle {}", w);
+  const QuantMatrix& m = matrices_[size_t(w)];
+  if (decode.rows != m.rows || decode.cols != m.cols) {
+    fail("cpu backend: decode copy of '{}' is {}×{}, the matrix {}×{}", name, decode.rows, decode.cols, m.rows, m.cols);
+  }
+  decode_matrices_[size_t(w)] = decode;
 }
 
 const float* CpuBackend::add_vector(const float* host, int64_t /*n*/, std::string_view /*name*/) { return host; }
 
 void CpuBackend::describe_matrix_input(MatrixHandle w, std::optional<float> input_scale, bool output_head) {
   if (w < 0 || size_t(w) >= matrices_.size()) fail("cpu backend: unknown matrix handle {}", w);
-  const QuantMatrix& m = matrices_[size_t(w)];
-  if (output_head) emu_.exclude(m);
-  if (input_scale) emu_.set_input_scale(m, *input_scale);
+  for (const QuantMatrix* m : {&matrices_[size_t(w)], decode_matrices_[size_t(w)] ? &*decode_matrices_[size_t(w)] : nullptr}) {
+    if (!m) continue;
+    if (output_head) emu_.exclude(*m);
+    if (input_scale) emu_.set_input_scale(*m, *input_scale);
+  }
 }
 
 std::unique_ptr<KvStore> CpuBackend::create_kv_cache(const KvCacheConfig& config) {
@@ -167,7 +179,8 @@ void CpuBackend::begin_step(KvStore& /*kv*/, int64_t pos0, int64_t n_tok) {
 
 void CpuBackend::matmul(MatrixHandle w, const float* x, int64_t n_tok, float* y) {
   if (w < 0 || size_t(w) >= matrices_.size()) fail("cpu backend: unknown matrix handle {}", w);
-  matmul(matrices_[size_t(w)], x, n_tok, y);
+  const auto& decode = decode_matrices_[size_t(w)];
+  matmul(n_tok == 1 && decode ? *decode : matrices_[size_t(w)], x, n_tok, y);
 }
 
 void CpuBackend::rope(float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, const RopeParams& p) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -65,6 +66,7 @@ class CpuBackend final : public Backend {
   float* alloc(int64_t n_floats) override;
   void release(float* buffer) override;
   MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) override;
+  void set_decode_matrix(MatrixHandle w, const QuantMatrix& decode, std::string_view name) override;
   const float* add_vector(const float* host, int64_t n, std::string_view name) override;
   void describe_matrix_input(MatrixHandle w, std::optional<float> input_scale, bool output_head) override;
   std::unique_ptr<KvStore> create_kv_cache(const KvCacheConfig& config) override;
@@ -106,6 +108,7 @@ class CpuBackend final : public Backend {
   std::vector<float> emu_buf_;
   ThreadPool pool_;
   std::vector<QuantMatrix> matrices_;
+  std::vector<std::optional<QuantMatrix>> decode_matrices_;  // per handle: the single-token copy
   std::unordered_map<float*, std::unique_ptr<float[]>> buffers_;
   int64_t pos0_ = 0;
   std::vector<int32_t> positions_;  // of the current step

@@ -50,7 +50,7 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   CudaMemoryEstimate e;
   for (const StoragePlanRow& r : plan.rows) {
     if (r.role == WeightRole::kEmbedding) continue;  // looked up on the host
-    e.weight_bytes += r.bytes;
+    e.weight_bytes += r.bytes + (r.has_decode_copy() ? r.decode_bytes : 0);
   }
   KvCacheConfig k;
   k.n_layer = c.n_layer;
@@ -111,8 +111,7 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   drop_graphs();
   for (auto& m : matrices_) {
-    cudaFree(m.data);
-    cudaFree(m.scales);
+    for (void* p : {m.data, m.scales, m.d_data, m.d_scales}) cudaFree(p);
   }
   for (void* v : vectors_) cudaFree(v);
   for (float* b : buffers_) cudaFree(b);
@@ -185,12 +184,11 @@ void CudaBackend::write(float* dst, const float* host, int64_t n) {
   IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-MatrixHandle CudaBackend::add_matrix(const QuantMatrix& w, std::string_view name) {
+CudaBackend::Matrix CudaBackend::upload(const QuantMatrix& w, std::string_view name) {
   validate(w);
   if (!gemv_supports(w.format)) {
     fail("CUDA backend: no GEMV kernel for {} ('{}'); plan it to a tier CUDA runs (bf16)", format_name(w.format), name);
   }
-  drop_graphs();
   Matrix m;
   m.m.format = w.format;
   m.m.rows = w.rows;
@@ -231,8 +229,29 @@ MatrixHandle CudaBackend::add_matrix(const QuantMatrix& w, std::string_view name
   }
   m.m.data = m.data;
   m.m.scales = m.scales;
-  matrices_.push_back(m);
+  return m;
+}
+
+MatrixHandle CudaBackend::add_matrix(const QuantMatrix& w, std::string_view name) {
+  drop_graphs();
+  matrices_.push_back(upload(w, name));
   return MatrixHandle(matrices_.size() - 1);
+}
+
+void CudaBackend::set_decode_matrix(MatrixHandle h, const QuantMatrix& decode, std::string_view name) {
+  const Matrix& have = matrix(h);
+  if (decode.rows != have.m.rows || decode.cols != have.m.cols) {
+    fail("CUDA backend: decode copy of '{}' is {}×{}, the matrix {}×{}", name, decode.rows, decode.cols, have.m.rows,
+         have.m.cols);
+  }
+  drop_graphs();
+  const Matrix d = upload(decode, name);
+  Matrix& m = matrices_[size_t(h)];
+  cudaFree(m.d_data);
+  cudaFree(m.d_scales);
+  m.dm = d.m;
+  m.d_data = d.data;
+  m.d_scales = d.scales;
 }
 
 const float* CudaBackend::add_vector(const float* host, int64_t n, std::string_view name) {
@@ -366,20 +385,21 @@ void CudaBackend::rmsnorm(const float* x, const float* gain, int64_t n_tok, int6
   cuda::rmsnorm(x, gain, n_tok, n, eps, out, stream_);
 }
 
-void CudaBackend::gemv(const Matrix& w, const float* x, float* y) {
+void CudaBackend::gemv(const Matrix& mat, const float* x, float* y) {
+  const DeviceMatrix& w = mat.decode();  // the decode copy when the plan made one
   std::string reasons;
   for (const GemvKernel& k : gemv_kernels()) {
     if (k.quantizes_x && options_.decode_x != CudaDecodeActivations::kInt8) continue;
     if (k.half_x && options_.decode_x != CudaDecodeActivations::kF16) continue;
-    const KernelCheck c = can_implement(k, w.m, x, y);
+    const KernelCheck c = can_implement(k, w, x, y);
     if (c.ok) {
-      k.launch(w.m, x, y, stream_);
+      k.launch(w, x, y, stream_);
       IMP_CUDA_CHECK_LAUNCH();
       return;
     }
-    if (k.format == w.m.format) reasons += fmt::format("; {}: {}", k.name, c.reason);
+    if (k.format == w.format) reasons += fmt::format("; {}: {}", k.name, c.reason);
   }
-  fail("CUDA matmul: no GEMV kernel for {} {}×{}{}", format_name(w.m.format), w.m.rows, w.m.cols, reasons);
+  fail("CUDA matmul: no GEMV kernel for {} {}×{}{}", format_name(w.format), w.rows, w.cols, reasons);
 }
 
 void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y) {
@@ -488,7 +508,7 @@ const CudaBackend::Matrix& CudaBackend::matrix(MatrixHandle h) const {
 void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, const float* x, int64_t n_tok,
                              float* q, float* k, float* v) {
   if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
-    const DeviceMatrix w[3] = {matrix(wq).m, matrix(wk).m, matrix(wv).m};
+    const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
     if (skip()) return;
     float* const y[3] = {q, k, v};
     if (gemv_mma_fused(w, 3, x, y, stream_)) return;
@@ -500,10 +520,10 @@ void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, 
 void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok,
                                      int64_t n_ff, float* gate_scratch, float* up_scratch, float* out) {
   if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
-    const DeviceMatrix& gate = matrix(w_gate).m;
+    const DeviceMatrix& gate = matrix(w_gate).decode();
     if (gate.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", gate.rows, n_ff);
     if (skip()) return;
-    if (gemv_mma_swiglu(gate, matrix(w_up).m, x, out, stream_)) return;
+    if (gemv_mma_swiglu(gate, matrix(w_up).decode(), x, out, stream_)) return;
   }
   const SharedX scope(x_shared_);
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);

@@ -93,6 +93,7 @@ class CudaBackend final : public Backend {
   float* alloc(int64_t n_floats) override;
   void release(float* buffer) override;
   MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) override;
+  void set_decode_matrix(MatrixHandle w, const QuantMatrix& decode, std::string_view name) override;
   const float* add_vector(const float* host, int64_t n, std::string_view name) override;
   std::unique_ptr<KvStore> create_kv_cache(const KvCacheConfig& config) override;
   void read(const float* src, int64_t n, float* host_dst) override;
@@ -131,6 +132,12 @@ class CudaBackend final : public Backend {
     DeviceMatrix m;
     void* data = nullptr;
     void* scales = nullptr;
+    // The decode copy (set_decode_matrix, the planner's NVFP4 decode cache): single-token
+    // GEMVs read it, prefill GEMMs read m. Absent: d_data null.
+    DeviceMatrix dm;
+    void* d_data = nullptr;
+    void* d_scales = nullptr;
+    const DeviceMatrix& decode() const { return d_data ? dm : m; }
   };
   struct PinnedBuffer {
     void* p = nullptr;
@@ -147,6 +154,8 @@ class CudaBackend final : public Backend {
   bool skip() const { return mode_ == Mode::kReplay; }
   void gemv(const Matrix& w, const float* x, float* y);
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y);
+  // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
+  Matrix upload(const QuantMatrix& w, std::string_view name);
   void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y);
   static DeviceMatrix row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc);
 
