@@ -43,13 +43,16 @@ SYNTH=$BUILD/synth
 mkdir -p "$SYNTH"
 fwd_rc=0
 for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k llama3.1-8b:q8_0 llama3.1-8b:nvfp4 llama3.1-8b:fp8 llama3.1-8b:bf16}; do
-  preset=${spec%%:*}; type=${spec##*:}
+  # preset:type, or preset:type:dc for the NVFP4 decode cache and lm_head
+  # (--decode-cache nvfp4 --nvfp4-lm-head).
+  preset=${spec%%:*}; rest=${spec#*:}; type=${rest%%:*}; extra=(); tag=""
+  if [ "$rest" != "$type" ]; then extra=(--decode-cache nvfp4 --nvfp4-lm-head); tag="-${rest#*:}"; fi
   # nvfp4 / fp8: a ModelOpt-layout safetensors folder; GGUF types: one file.
   case "$type" in nvfp4|fp8*) f="$SYNTH/$preset-$type" ;; *) f="$SYNTH/$preset-$type.gguf" ;; esac
   [ -f "$f" ] || timeout 150 "$BUILD/imp" synth --preset "$preset" --type "$type" -o "$f" -q > "$OUT/synth-$preset-$type.log" 2>&1 \
     || { echo "synth $spec failed"; tail -3 "$OUT/synth-$preset-$type.log"; fwd_rc=1; continue; }
-  timeout 150 "$BUILD/imp" bench -m "$f" --device cuda -p 512 -n 128 --json > "$OUT/fwd-$preset-$type.json" \
-    2> "$OUT/fwd-$preset-$type.log" || { echo "imp bench $spec failed"; tail -5 "$OUT/fwd-$preset-$type.log"; fwd_rc=1; }
+  timeout 150 "$BUILD/imp" bench -m "$f" --device cuda -p 512 -n 128 "${extra[@]}" --json > "$OUT/fwd-$preset-$type$tag.json" \
+    2> "$OUT/fwd-$preset-$type$tag.log" || { echo "imp bench $spec failed"; tail -5 "$OUT/fwd-$preset-$type$tag.log"; fwd_rc=1; }
   rm -rf "$f"  # disk: an 8B BF16 file is 16 GB
 done
 

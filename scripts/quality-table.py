@@ -90,17 +90,26 @@ ACT_ROWS = [
     ("MXFP4 W4A4 (ggml MXFP4 weights)", "mxfp4", "mxfp4"),
     ("FP8 W8A8 (FP8 weights)", "fp8", "fp8"),
 ]
+# GGUF→NVFP4 decode-cache rows: (label, weights: "original" or a WEIGHT_TYPES key, extra kld args).
+# `imp kld` with these flags scores every pass on the NVFP4 copies that decode steps read.
+DECODE_ROWS = [
+    ("decode cache nvfp4 (original download)", "original", ["--decode-cache", "nvfp4"]),
+    ("decode cache nvfp4 + NVFP4 lm_head (original download)", "original", ["--decode-cache", "nvfp4", "--nvfp4-lm-head"]),
+    ("decode cache nvfp4 (Q8_0)", "q8_0", ["--decode-cache", "nvfp4"]),
+    ("decode cache nvfp4 (Q6_K)", "q6_k", ["--decode-cache", "nvfp4"]),
+]
 
 
 @dataclass
 class Variant:
     id: str
-    group: str        # "weights", "kv", "act"
+    group: str        # "weights", "kv", "act", "decode"
     label: str
     weights: str      # "f32", "original" or a quantize --type
     kv: str = "f32"
     act: str = "none"
     plot_x: str = "bpw"  # what the plot puts on x
+    extra: list = field(default_factory=list)  # more `imp kld` arguments (decode-cache rows)
 
 
 def variants() -> list[Variant]:
@@ -109,6 +118,8 @@ def variants() -> list[Variant]:
     v += [Variant(f"w-{key}", "weights", label, key) for key, label, _, _ in WEIGHT_TYPES]
     v += [Variant(f"kv-{k}", "kv", f"KV {k}", "f32", kv=k, plot_x="kv_bits") for k in KV_TYPES if k != "f32"]
     v += [Variant(f"act-{a}-{w}", "act", label, w, act=a) for label, w, a in ACT_ROWS]
+    v += [Variant(f"dc-{'head-' if '--nvfp4-lm-head' in x else ''}{w}", "decode", label, w, extra=x)
+          for label, w, x in DECODE_ROWS]
     return v
 
 
@@ -376,7 +387,7 @@ class Sweep:
                 self.skip(mw.model.key, v.id, v.label, "no reference logits")
                 return
         cmd = ["kld", "-m", str(weights), "-f", str(self.text), "--ref", str(mw.logits), "--kv-type", v.kv,
-               "--act-emulate", v.act, "-t", str(self.r.threads), "--json", "--no-progress"]
+               "--act-emulate", v.act, "-t", str(self.r.threads), "--json", "--no-progress"] + list(v.extra)
         if weights.is_dir() and not (weights / "tokenizer.json").exists():
             # A SentencePiece GGUF's tokenizer is not exported into the folder: use the original's.
             cmd += ["--tokenizer", str(mw.model.path)]
@@ -501,7 +512,9 @@ def render(sweep: Sweep, command: str) -> None:
                f"({ref['chunks']} chunks of {ref['ctx']}; the text is {ref['n_text_tokens']:,} tokens with this "
                f"tokenizer). Reference command: `{ref['command']}`.", ""]
         groups = [("weights", "Weight formats", "BPW"), ("kv", "KV-cache dtypes (F32 weights)", "KV bits/elem"),
-                  ("act", "Activation emulation", "BPW")]
+                  ("act", "Activation emulation", "BPW"),
+                  ("decode", "GGUF→NVFP4 decode cache (`--decode-cache nvfp4`, `--nvfp4-lm-head`: every pass scored on "
+                             "the NVFP4 copies a decode step reads)", "BPW of the file")]
         recs = sorted(rows.get(m.key, {}).items(), key=lambda kv: order.get(kv[0], 999))
         for g, title, xlabel in groups:
             sel = [(vid, r) for vid, r in recs if r["variant"]["group"] == g]

@@ -1,8 +1,11 @@
 #include "formats/quant_matrix.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include "common/error.h"
 #include "formats/fp8_scaled.h"
@@ -111,19 +114,34 @@ ConstRowPlanes row_planes(const QuantMatrix& m, int64_t r) {
   return p;
 }
 
-void dequantize(const QuantMatrix& m, std::span<float> out) {
+namespace {
+// fn(r0, r1) over [0, rows) in `threads` contiguous ranges (inline when threads ≤ 1).
+template <class Fn>
+void for_row_ranges(int64_t rows, int threads, Fn fn) {
+  const int64_t n = std::clamp<int64_t>(threads, 1, std::max<int64_t>(rows, 1));
+  if (n <= 1) return fn(int64_t(0), rows);
+  std::vector<std::thread> pool;
+  pool.reserve(size_t(n));
+  for (int64_t i = 0; i < n; ++i) pool.emplace_back(fn, rows * i / n, rows * (i + 1) / n);
+  for (auto& t : pool) t.join();
+}
+}  // namespace
+
+void dequantize(const QuantMatrix& m, std::span<float> out, int threads) {
   validate(m);
   const auto& t = format_traits(m.format);
   if (int64_t(out.size()) != m.rows * m.cols) {
     fail("{}: output holds {} floats, the matrix has {}", t.name, out.size(), m.rows * m.cols);
   }
-  for (int64_t r = 0; r < m.rows; ++r) t.dequantize_ref(row_planes(m, r), out.data() + r * m.cols, m.cols);
+  for_row_ranges(m.rows, threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) t.dequantize_ref(row_planes(m, r), out.data() + r * m.cols, m.cols);
+  });
 }
 
-std::vector<float> dequantize(const QuantMatrix& m) {
+std::vector<float> dequantize(const QuantMatrix& m, int threads) {
   validate(m);
   std::vector<float> out(static_cast<size_t>(m.rows * m.cols));
-  dequantize(m, out);
+  dequantize(m, out, threads);
   return out;
 }
 
@@ -139,7 +157,8 @@ std::vector<float> dequantize_row(FormatId format, std::span<const uint8_t> byte
   return out;
 }
 
-OwnedQuantMatrix quantize(FormatId format, std::span<const float> x, int64_t rows, int64_t cols, int32_t group) {
+OwnedQuantMatrix quantize(FormatId format, std::span<const float> x, int64_t rows, int64_t cols, int32_t group,
+                          int threads) {
   const auto& t = format_traits(format);
   if (t.is_activation_only && format != FormatId::Q8_1 && format != FormatId::Q8_K) {
     fail("{} is not a weight format", t.name);
@@ -178,12 +197,14 @@ OwnedQuantMatrix quantize(FormatId format, std::span<const float> x, int64_t row
     }
   }
   const QuantMatrix v = m.view();
-  for (int64_t r = 0; r < rows; ++r) {
-    const ConstRowPlanes c = row_planes(v, r);
-    RowPlanes p{const_cast<void*>(c.data), const_cast<void*>(c.scales), const_cast<void*>(c.zeros),
-                c.tensor_scale, c.group};
-    t.quantize_ref(x.data() + r * cols, p, cols);
-  }
+  for_row_ranges(rows, threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const ConstRowPlanes c = row_planes(v, r);
+      RowPlanes p{const_cast<void*>(c.data), const_cast<void*>(c.scales), const_cast<void*>(c.zeros),
+                  c.tensor_scale, c.group};
+      t.quantize_ref(x.data() + r * cols, p, cols);
+    }
+  });
   return m;
 }
 

@@ -60,14 +60,17 @@ void validate(const QuantMatrix& m);
 ConstRowPlanes row_planes(const QuantMatrix& m, int64_t r);
 
 // Reference dequantization of a whole matrix into out (rows × cols floats).
-void dequantize(const QuantMatrix& m, std::span<float> out);
-std::vector<float> dequantize(const QuantMatrix& m);
+// threads > 1: rows split across that many threads (same results: rows are independent).
+void dequantize(const QuantMatrix& m, std::span<float> out, int threads = 1);
+std::vector<float> dequantize(const QuantMatrix& m, int threads = 1);
 // One self-contained row buffer (GGUF types, scalars): bytes must be whole blocks.
 std::vector<float> dequantize_row(FormatId format, std::span<const uint8_t> bytes);
 
 // Reference quantization of rows × cols floats. For formats with a per-tensor scale the
 // scale is computed from the whole matrix first (NVFP4: amax / (6·448); FP8: amax / 448).
+// threads > 1: the row quantizers run on that many threads (same bytes: after the
+// per-tensor / per-tile scales, rows are independent) — e.g. load-time conversions.
 OwnedQuantMatrix quantize(FormatId format, std::span<const float> x, int64_t rows, int64_t cols,
-                          int32_t group = 0);
+                          int32_t group = 0, int threads = 1);
 
 }  // namespace imp

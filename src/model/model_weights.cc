@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "common/error.h"
 #include "io/schemes/gptq.h"
 #include "model/model.h"
@@ -55,7 +58,9 @@ MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t
   // the matrix that single-token steps multiply.
   const StoragePlanRow& row = plan_.at(weight_at(file_, name).name);
   if (row.has_decode_copy()) {
-    owned_.push_back(quantize(row.decode_format, dequantize(held), rows, cols));
+    // Load-time work over every weight of the model: all hardware threads.
+    const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    owned_.push_back(quantize(row.decode_format, dequantize(held, threads), rows, cols, 0, threads));
     backend_.set_decode_matrix(h, owned_.back().view(), name);
   }
   // A prequantized checkpoint's static activation scale (ModelOpt/llm-compressor input_scale).

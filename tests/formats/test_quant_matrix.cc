@@ -1,6 +1,7 @@
 // Bad input to the checked format API: a clear imp::Error, never a read past the end.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "common/error.h"
@@ -74,6 +75,31 @@ TEST(Traits, TableIsConsistent) {
     }
     EXPECT_NE(t.quantize_ref, nullptr) << t.name;
     EXPECT_NE(t.dequantize_ref, nullptr) << t.name;
+  }
+}
+
+}  // namespace
+}  // namespace imp
+
+namespace imp {
+namespace {
+
+// Row-parallel quantize / dequantize (load-time conversions) give the serial bytes and
+// values, with per-tensor (NVFP4) and per-tile (FP8 block-128) scales computed first; on an
+// awkward row count that does not split evenly, and more threads than rows.
+TEST(QuantMatrix, ThreadedConversionsMatchSerial) {
+  for (FormatId f : {FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_BLOCK128, FormatId::Q4_K, FormatId::Q8_0}) {
+    for (int64_t rows : {1, 3, 131}) {
+      const int64_t cols = 256;
+      std::vector<float> x(size_t(rows * cols));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * float(i)) * (1.0f + float(i % 97));
+      const OwnedQuantMatrix a = quantize(f, x, rows, cols);
+      const OwnedQuantMatrix b = quantize(f, x, rows, cols, 0, 7);
+      EXPECT_EQ(a.data, b.data) << format_name(f) << " rows " << rows;
+      EXPECT_EQ(a.scales, b.scales) << format_name(f) << " rows " << rows;
+      EXPECT_EQ(a.tensor_scale, b.tensor_scale);
+      EXPECT_EQ(dequantize(a.view()), dequantize(a.view(), 5)) << format_name(f) << " rows " << rows;
+    }
   }
 }
 
