@@ -114,6 +114,7 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
         if "bf16_matrix_tflops" in f:
             print(f"{'':<24}matrix rates this run: bf16 {f['bf16_matrix_tflops']:.0f}, fp8 {f['fp8_matrix_tflops']:.0f} TFLOP/s")
         if f.get("backend_stats"): print(f"{'':<24}{f['backend_stats']}")
+        if "load_seconds" in f: print(f"{'':<24}load {f['load_seconds']:.2f} s (open, plan, convert, upload, KV cache)")
     except Exception as e:
         print(f"{name:<24} no result ({e})")
 PY

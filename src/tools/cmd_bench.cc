@@ -122,6 +122,9 @@ void run_bench(const BenchArgs& a) {
   if (a.n_prompt < 1) fail("imp bench: -p must be ≥ 1 (got {})", a.n_prompt);
   if (a.n_gen < 1) fail("imp bench: -n must be ≥ 1 (got {})", a.n_gen);
   if (a.bw_mib < 512) fail("imp bench: --bw-mib must be ≥ 512 so the buffer dwarfs the caches (got {})", a.bw_mib);
+  // Load time: opening the file through a model ready on the backend (weights planned,
+  // converted, uploaded; the KV cache allocated) — with the page cache as the OS left it.
+  const auto load_start = std::chrono::steady_clock::now();
   const auto file = open_model_file(a.model);
   const CpuOpsPath path = a.ops == "fast"        ? CpuOpsPath::kFast
                           : a.ops == "reference" ? CpuOpsPath::kReference
@@ -140,6 +143,7 @@ void run_bench(const BenchArgs& a) {
   Model& model = *model_ptr;
   if (n_ctx > model.n_ctx()) fail("imp bench: -p {} + -n {} exceed the model's context {}", a.n_prompt, a.n_gen, model.n_ctx());
   std::unique_ptr<KvStore> kv = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
+  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   std::mt19937_64 rng(uint64_t(a.seed));
   std::uniform_int_distribution<int32_t> pick(0, int32_t(model.n_vocab() - 1));
@@ -192,6 +196,7 @@ void run_bench(const BenchArgs& a) {
                       : plan.act_quant == ActQuant::kQ8   ? "int8"
                                                           : "f16";
   j["warmup"] = warmup;
+  j["load_seconds"] = load_seconds;
   j["storage"] = a.plan_opts.storage;
   j["decode_cache"] = a.plan_opts.decode_cache;
   j["nvfp4_lm_head"] = a.plan_opts.nvfp4_lm_head;
@@ -239,6 +244,7 @@ void run_bench(const BenchArgs& a) {
              j["act_quant"].get<std::string>(), n_threads,
              kv_type_name(kv_type), a.plan_opts.storage);
   if (!backend.stats().empty()) fmt::print("backend    {}\n", backend.stats());
+  fmt::print("load       {:.2f} s (open, plan, convert and upload the weights, allocate the KV cache)\n", load_seconds);
   fmt::print("prompt     {} tokens in {:.3f} s: {:.1f} tokens/s\n", r.n_prompt, r.prompt_seconds, pp_tps);
   if (!cpu && rates.bf16_tflops > 0) {
     fmt::print("matrix     {:.1f} TFLOP/s in the linear layers = {:.3f} of the bf16 rate ({:.0f} TFLOP/s), {:.3f} of "
