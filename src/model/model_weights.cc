@@ -52,6 +52,7 @@ QuantMatrix ModelWeights::repacked(const TensorSource& t, const StoragePlanRow& 
 }
 
 MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const size_t owned_before = owned_.size();
   const QuantMatrix held = host_matrix(name, rows, cols);
   const MatrixHandle h = backend_.add_matrix(held, name);
   // The plan's decode-cache copy (storage_plan.h): made from the held values, handed over as
@@ -65,6 +66,9 @@ MatrixHandle ModelWeights::matrix(const std::string& name, int64_t rows, int64_t
   }
   // A prequantized checkpoint's static activation scale (ModelOpt/llm-compressor input_scale).
   if (const auto s = weight_at(file_, name).input_scale) backend_.describe_matrix_input(h, s, false);
+  // A backend that copied the weights (CUDA) does not need what was converted for it here:
+  // free it rather than hold a second copy of the model in host memory.
+  if (!backend_.keeps_host_weights()) owned_.resize(owned_before);
   return h;
 }
 

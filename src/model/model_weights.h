@@ -44,7 +44,8 @@ class ModelWeights {
   const ModelFile& file_;
   const StoragePlan& plan_;
   Backend& backend_;
-  std::deque<OwnedQuantMatrix> owned_;  // weights converted at load
+  std::deque<OwnedQuantMatrix> owned_;  // weights converted at load (matrices: freed after the upload
+                                        // when the backend keeps no host weights)
 };
 
 struct ForwardActivations {

@@ -53,6 +53,10 @@ class Backend {
   // A second copy of matrix w (same shape, e.g. the planner's NVFP4 decode cache) that
   // single-token matmuls use instead; multi-token ones keep the original.
   virtual void set_decode_matrix(MatrixHandle w, const QuantMatrix& decode, std::string_view name) = 0;
+  // Whether the host bytes of matrices handed to add_matrix / set_decode_matrix must stay
+  // alive (the CPU multiplies them in place); false: the backend copied them (a loader may
+  // free weights it converted).
+  virtual bool keeps_host_weights() const { return true; }
   virtual const float* add_vector(const float* host, int64_t n, std::string_view name) = 0;
   // Facts about a matrix's input activations, for a backend that uses them (the CPU's
   // activation emulation, backends/cpu/act_emulation.h): the checkpoint's static input

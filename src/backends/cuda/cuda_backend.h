@@ -94,6 +94,7 @@ class CudaBackend final : public Backend {
   void release(float* buffer) override;
   MatrixHandle add_matrix(const QuantMatrix& w, std::string_view name) override;
   void set_decode_matrix(MatrixHandle w, const QuantMatrix& decode, std::string_view name) override;
+  bool keeps_host_weights() const override { return false; }  // uploads are synchronous copies
   const float* add_vector(const float* host, int64_t n, std::string_view name) override;
   std::unique_ptr<KvStore> create_kv_cache(const KvCacheConfig& config) override;
   void read(const float* src, int64_t n, float* host_dst) override;
