@@ -115,6 +115,9 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
             print(f"{'':<24}matrix rates this run: bf16 {f['bf16_matrix_tflops']:.0f}, fp8 {f['fp8_matrix_tflops']:.0f} TFLOP/s")
         if f.get("backend_stats"): print(f"{'':<24}{f['backend_stats']}")
         if "load_seconds" in f: print(f"{'':<24}load {f['load_seconds']:.2f} s (open, plan, convert, upload, KV cache)")
+        if f.get("decode_step_gpu_seconds", 0) > 0:
+            print(f"{'':<24}decode step on the device alone {f['decode_step_gpu_seconds'] * 1e3:.3f} ms "
+                  f"(of {1e3 / f['gen_tokens_per_s']:.3f} ms per token): {f['decode_gpu_fraction_of_ceiling']:.3f} of the ceiling")
     except Exception as e:
         print(f"{name:<24} no result ({e})")
 PY

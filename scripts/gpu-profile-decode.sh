@@ -38,18 +38,26 @@ for r in data[:25]:
 PY
 else
   # IMP_PROFILE_PROMPT=512 IMP_PROFILE_LAUNCHES=400: the first kernels of a 512-token
-  # prefill instead (imp bench's untimed warm-up is the same prefill).
-  P=${IMP_PROFILE_PROMPT:-8}
+  # prefill instead (imp bench's untimed warm-up is the same prefill). The default prompt
+  # of 1 token makes every step a decode step (the warm-up's 1 + 2 and the timed 1 + 2
+  # steps of -n 3): the table is then per decode step, each kernel timed alone.
+  P=${IMP_PROFILE_PROMPT:-1}
   echo "nsys not found; ncu per-kernel durations (prompt $P, launches ${IMP_PROFILE_LAUNCHES:-all})"
   ncu --clock-control none --metrics gpu__time_duration.sum --csv ${IMP_PROFILE_LAUNCHES:+--launch-count "$IMP_PROFILE_LAUNCHES"} \
     "$BUILD/imp" bench -m "$m" --device cuda -p "$P" -n 3 > "$OUT/ncu.csv" 2> /dev/null
-  python3 - "$OUT/ncu.csv" <<'PY'
+  python3 - "$OUT/ncu.csv" "$P" <<'PY'
 import csv, sys, collections
 t = collections.defaultdict(float); n = collections.Counter()
 for r in csv.DictReader(l for l in open(sys.argv[1]) if l.startswith('"')):
     if r.get("Metric Name") == "gpu__time_duration.sum":
         t[r["Kernel Name"][:100]] += float(r["Metric Value"].replace(",", "")); n[r["Kernel Name"][:100]] += 1
-for k, v in sorted(t.items(), key=lambda kv: -kv[1])[:25]: print(f"{v/1e3:10.1f} us {n[k]:6d}  {k}")
+steps = 6 if sys.argv[2] == "1" else 1
+total = sum(t.values())
+print(f"kernel time {total/1e3:.1f} us in {sum(n.values())} launches; per step ({steps} steps): {total/1e3/steps:.1f} us, "
+      f"{sum(n.values())/steps:.0f} launches")
+print(f"{'us/step':>9} {'launches/step':>14} {'avg us':>8}  name")
+for k, v in sorted(t.items(), key=lambda kv: -kv[1])[:25]:
+    print(f"{v/1e3/steps:9.1f} {n[k]/steps:14.1f} {v/1e3/n[k]:8.2f}  {k}")
 PY
 fi
 tail -3 "$OUT/nsys-run.log" 2> /dev/null

@@ -45,6 +45,10 @@ class Backend {
   virtual std::string name() const = 0;
   // Counters worth a line in a benchmark (CUDA: graphs captured and replayed); may be empty.
   virtual std::string stats() const { return {}; }
+  // Device seconds of the last single-token step alone, replayed reps times (CUDA: the
+  // captured decode graph between two events, no host work); 0 where there is nothing to
+  // replay. A benchmark divides it into the wall time per token to show the host's share.
+  virtual double replay_decode_step_seconds(int /*reps*/) { return 0.0; }
 
   // --- memory
   virtual float* alloc(int64_t n_floats) = 0;  // uninitialized; fails when out of memory

@@ -186,6 +186,9 @@ void run_bench(const BenchArgs& a) {
   const int64_t linear_elems = linear_weight_elements(plan);
   const double prefill_tflops = 2.0 * double(linear_elems) * double(r.n_prompt) / r.prompt_seconds / 1e12;
   const double tg_tps = r.decode_steps > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
+  // CUDA: the device time of one decode step alone (its graph replayed 50 times); the rest
+  // of the wall time per token is host work (forward walk, sampling) and launch latency.
+  const double step_gpu_s = backend.replay_decode_step_seconds(50);
 
   nlohmann::ordered_json j;
   j["model"] = a.model;
@@ -211,6 +214,8 @@ void run_bench(const BenchArgs& a) {
   j["decode_steps"] = r.decode_steps;
   j["decode_seconds"] = r.decode_seconds;
   j["gen_tokens_per_s"] = tg_tps;
+  j["decode_step_gpu_seconds"] = step_gpu_s;
+  j["decode_gpu_fraction_of_ceiling"] = step_gpu_s > 0 ? 1.0 / step_gpu_s / ceiling : 0.0;
   j["linear_weight_elements"] = linear_elems;
   j["prefill_tflops"] = prefill_tflops;
   if (!cpu) {
@@ -253,6 +258,11 @@ void run_bench(const BenchArgs& a) {
                rates.fp8_tflops > 0 ? prefill_tflops / rates.fp8_tflops : 0.0, rates.fp8_tflops, rates.n);
   }
   fmt::print("generation {} steps in {:.3f} s: {:.2f} tokens/s\n", r.decode_steps, r.decode_seconds, tg_tps);
+  if (step_gpu_s > 0 && tg_tps > 0) {
+    fmt::print("step       {:.3f} ms on the device (decode graph replayed alone) of {:.3f} ms per token; {:.1f} % of the "
+               "ceiling without the host\n",
+               step_gpu_s * 1e3, 1e3 / tg_tps, 100.0 / step_gpu_s / ceiling);
+  }
   fmt::print("bandwidth  {:.2f} GiB/s ({}, {} MiB)\n", bw.bytes_per_s / double(1ull << 30),
              cpu ? fmt::format("read, {} threads, best of {}", n_threads, bw.passes) : std::string("device copy, read+write"),
              bw.buffer_bytes >> 20);

@@ -542,7 +542,54 @@ TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_EQ(device_data_bytes(FormatId::NVFP4_CKPT, WeightLayout::kMma, 3, 256), 3 * 128);
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,
+            "q4_0_mma_sx");
+  // Rows longer than the shared x buffer take the register-x form.
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 32768 + 128), kFakeX, kFakeY).name,
             "q4_0_mma");
+}
+
+// The shared-x form (x converted once per CTA into shared memory) and the register-x form
+// compute the same sums from the same f16 x in the same order; on rows past the shared
+// buffer only the register form runs, fused launches included.
+TEST(CudaGemvMma, SharedXAndRegisterXFormsAgree) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+    for (const int64_t cols : {int64_t(4352), int64_t(32768 + 512)}) {
+      const int64_t rows = cols > 32768 ? 40 : 16400 + 24;  // tall (two-tile) form and a ragged last tile
+      const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 300 + uint32_t(f)), rows, cols);
+      const auto x = random_floats(size_t(cols), 301);
+      DeviceWeights dw(q, WeightLayout::kMma);
+      DeviceBuffer dx(x.data(), x.size() * sizeof(float));
+      DeviceBuffer y_sx(size_t(rows) * 4), y_reg(size_t(rows) * 4), y_fused(size_t(rows) * 4);
+      const float* xp = static_cast<const float*>(dx.p);
+      y_sx.poison();
+      const std::string_view first = gemv(dw.m, xp, static_cast<float*>(y_sx.p), nullptr);
+      EXPECT_EQ(first.substr(first.size() - 3) == "_sx", cols <= 32768) << first;
+      {
+        const std::string sx_name = std::string(format_name(f)) + "_mma_sx";
+        std::string lower;
+        for (char ch : sx_name) lower += char(std::tolower(static_cast<unsigned char>(ch)));
+        EnvGuard env(lower.c_str());
+        y_reg.poison();
+        EXPECT_EQ(gemv(dw.m, xp, static_cast<float*>(y_reg.p), nullptr).substr(0, lower.size() - 3),
+                  lower.substr(0, lower.size() - 3));
+      }
+      const DeviceMatrix w[1] = {dw.m};
+      float* const y[1] = {static_cast<float*>(y_fused.p)};
+      y_fused.poison();
+      ASSERT_TRUE(gemv_mma_fused(w, 1, xp, y, nullptr)) << format_name(f) << " " << cols;
+      IMP_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto a = y_sx.download<float>(), b = y_reg.download<float>(), c = y_fused.download<float>();
+      double err = 0.0, norm = 0.0;
+      for (int64_t r = 0; r < rows; ++r) {
+        ASSERT_TRUE(std::isfinite(a[size_t(r)]) && std::isfinite(b[size_t(r)])) << format_name(f) << " row " << r;
+        err += (double(a[size_t(r)]) - b[size_t(r)]) * (double(a[size_t(r)]) - b[size_t(r)]);
+        norm += double(b[size_t(r)]) * b[size_t(r)];
+      }
+      EXPECT_LE(std::sqrt(err / norm), 1e-6) << format_name(f) << " " << rows << "x" << cols;
+      EXPECT_EQ(y_sx.download<uint32_t>(), y_fused.download<uint32_t>()) << format_name(f) << " " << cols;
+    }
+  }
 }
 
 // The fused decode forms give exactly what separate launches give: each row is the same

@@ -286,6 +286,26 @@ std::string CudaBackend::stats() const {
                      graph_drops_, fp8_gemm_->stats());
 }
 
+double CudaBackend::replay_decode_step_seconds(int reps) {
+  const auto it = graphs_.find(graph_key_);
+  if (it == graphs_.end() || reps < 1 || mode_ != Mode::kIdle) return 0.0;
+  // The graph rewrites the same KV position from the same pinned inputs: idempotent.
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  IMP_CUDA_CHECK(cudaEventCreate(&start));
+  IMP_CUDA_CHECK(cudaEventCreate(&stop));
+  IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));  // warm
+  IMP_CUDA_CHECK(cudaEventRecord(start, stream_));
+  for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  IMP_CUDA_CHECK(cudaEventRecord(stop, stream_));
+  IMP_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return double(ms) / 1e3 / reps;
+}
+
 void CudaBackend::drop_graphs() {
   if (!graphs_.empty()) ++graph_drops_;
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);

@@ -87,6 +87,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream() const { return stream_; }
   int64_t graphs_captured() const { return graphs_captured_; }
   std::string stats() const override;
+  double replay_decode_step_seconds(int reps) override;
   int64_t graph_replays() const { return graph_replays_; }
 
   std::string name() const override;

@@ -26,6 +26,7 @@
 // ring in shared memory by 1.3–1.6×; the ring's per-tile barriers and shared-memory
 // traffic cost more than the latency it hid.)
 #include <string>
+#include <string_view>
 
 #include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_elem.cuh"
@@ -145,8 +146,13 @@ struct MmaJob {
 // A CTA owns 16·kTiles rows; its 8 warps take the row's units round-robin (split-K inside
 // the CTA), kU units per step, and request the next step's weights before decoding the
 // current ones (double buffering in registers: 2·kU items in flight per warp).
+// IMP_MMA_MINB: minimum resident CTAs per SM asked of the register allocator (1 = as
+// many registers as the kernel wants; scripts/gpu-gemv-variants.sh builds others).
+#ifndef IMP_MMA_MINB
+#define IMP_MMA_MINB 1
+#endif
 template <class Op, int kTiles, int kU, bool kSwiglu>
-__global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(MmaJob job) {
+__global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(MmaJob job) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
   static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
   constexpr int kRowsPerCta = kSwiglu ? 16 : kTileRows;
@@ -228,7 +234,162 @@ __global__ void __launch_bounds__(kMmaThreads) gemv_mma_kernel(MmaJob job) {
   }
 }
 
+// ---- the shared-x form ----------------------------------------------------------------
+// Each CTA first requests its first weights, then converts x once into shared memory as
+// f16 (cols · 2 bytes; every lane of a quad then reads its 4 columns of a chunk with one
+// 8-byte shared load instead of a float4 global load and two conversions per row pair),
+// and decodes one scale group at a time so that only that group's A fragments are live.
+constexpr int kSxMaxCols = 32768;  // 64 KiB of shared memory
+
+template <class Op, int kTiles>
+__device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int half,
+                                            float (&acc)[2 * kTiles]) {
+  constexpr int kGroups = Op::kChunks / Op::kGroupChunks, G = Op::kGroupChunks, kRows = 2 * kTiles;
+  if constexpr (Op::kMins) {
+    float sc[kRows][kGroups], m[kRows][kGroups], d[kRows], dmin[kRows], q[kRows], mx[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) Op::scales_mins(it.s[r], half, sc[r], m[r], d[r], dmin[r]), q[r] = mx[r] = 0.0f;
+#pragma unroll
+    for (int grp = 0; grp < kGroups; ++grp) {
+      uint32_t b[G][2];
+      float xs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int j2 = 0; j2 < G; ++j2) {
+        const uint2 v = xq[4 * (grp * G + j2)];
+        b[j2][0] = v.x, b[j2][1] = v.y;
+        constexpr uint32_t kOnes = 0x3C003C00u;  // Σ x of the sub-block: an MMA with A = 1
+        mma_16816(xs, kOnes, kOnes, kOnes, kOnes, b[j2][0], b[j2][1]);
+      }
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        uint32_t lo[G][2], hi[G][2];
+        Op::decode_group(it.q[2 * t], grp, lo);
+        Op::decode_group(it.q[2 * t + 1], grp, hi);
+        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
+        q[2 * t] = fmaf(sc[2 * t][grp], dd[0], q[2 * t]);
+        q[2 * t + 1] = fmaf(sc[2 * t + 1][grp], dd[2], q[2 * t + 1]);
+        mx[2 * t] = fmaf(m[2 * t][grp], xs[0], mx[2 * t]);
+        mx[2 * t + 1] = fmaf(m[2 * t + 1][grp], xs[0], mx[2 * t + 1]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) acc[r] += fmaf(d[r], q[r], -dmin[r] * mx[r]);
+  } else {
+    float s[kRows][kGroups];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) Op::scales(it.s[r], s[r]);
+#pragma unroll
+    for (int grp = 0; grp < kGroups; ++grp) {
+      uint32_t b[G][2];
+#pragma unroll
+      for (int j2 = 0; j2 < G; ++j2) {
+        const uint2 v = xq[4 * (grp * G + j2)];
+        b[j2][0] = v.x, b[j2][1] = v.y;
+      }
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        uint32_t lo[G][2], hi[G][2];
+        Op::decode_group(it.q[2 * t], grp, lo);
+        Op::decode_group(it.q[2 * t + 1], grp, hi);
+        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
+        acc[2 * t] = fmaf(s[2 * t][grp], dd[0], acc[2 * t]);
+        acc[2 * t + 1] = fmaf(s[2 * t + 1][grp], dd[2], acc[2 * t + 1]);
+      }
+    }
+  }
+}
+
+// Resident CTAs per SM asked of the register allocator: 3 fit the one-tile form in 80
+// registers without spills (Q4_K excepted: its scale unpacking needs more); the two-tile
+// form spills below ~110. scripts/gpu-gemv-variants.sh measures other values.
+#ifndef IMP_MMA_SX_MINB_SMALL
+#define IMP_MMA_SX_MINB_SMALL 3
+#endif
+#ifndef IMP_MMA_SX_MINB_TALL
+#define IMP_MMA_SX_MINB_TALL 2
+#endif
 template <class Op, int kTiles, int kU, bool kSwiglu>
+__global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IMP_MMA_SX_MINB_SMALL) : IMP_MMA_SX_MINB_TALL)
+    gemv_mma_sx_kernel(MmaJob job) {
+  constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
+  static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
+  constexpr int kRowsPerCta = kSwiglu ? 16 : kTileRows;
+  extern __shared__ uint2 x16[];  // x16[i] = columns 4i … 4i+3 as two f16 pairs
+  __shared__ float partial[kMmaWarps][kTileRows];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, c = lane & 3;
+  int p = 0;
+  while (p + 1 < job.n_parts && int64_t(blockIdx.x) >= job.first_block[p + 1]) ++p;
+  const KernelArgs a = p == 0 ? job.part[0] : p == 1 ? job.part[1] : job.part[2];
+  const int units = int(a.cols / U);
+  const int64_t first = p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
+  const int64_t row0 = (int64_t(blockIdx.x) - first) * kRowsPerCta;
+  const uint8_t* pq[kRows];
+  const uint8_t* ps[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const KernelArgs& ar = kSwiglu ? (r < 2 ? job.part[0] : job.part[1]) : a;
+    const int64_t row = min(row0 + g + 8 * (kSwiglu ? r % 2 : r), ar.rows - 1);  // past the end: re-read, dropped
+    pq[r] = ar.data + row * ar.data_row_bytes + 16 * c;
+    ps[r] = ar.scales + row * ar.scale_row_bytes;
+  }
+  constexpr int kStep = kMmaWarps * kU;
+  Item<Op, kRows> next[kU];
+#pragma unroll
+  for (int i = 0; i < kU; ++i) {
+    if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
+  }
+  // x → f16 in shared memory while the first weights are in flight.
+  for (int i = tid; i < int(a.cols / 4); i += kMmaThreads) {
+    const float4 v = __ldg(reinterpret_cast<const float4*>(a.x) + i);
+    x16[i] = make_uint2(f16x2_sat(v.x, v.y), f16x2_sat(v.z, v.w));
+  }
+  __syncthreads();
+  float acc[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  for (int u0 = warp; u0 < units; u0 += kStep) {
+    Item<Op, kRows> cur[kU];
+#pragma unroll
+    for (int i = 0; i < kU; ++i) cur[i] = next[i];
+#pragma unroll
+    for (int i = 0; i < kU; ++i) {
+      if (u0 + kStep + kMmaWarps * i < units) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i);
+    }
+#pragma unroll
+    for (int i = 0; i < kU; ++i) {
+      const int u = u0 + kMmaWarps * i;
+      if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4) + c, u & 1, acc);
+    }
+  }
+  if (c == 0) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
+  }
+  __syncthreads();
+  if constexpr (kSwiglu) {
+    if (tid < 16 && row0 + tid < a.rows) {
+      float gs = 0.0f, us = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) gs += partial[w][tid], us += partial[w][16 + tid];
+      const float gv = Op::finish(job.part[0], gs), uv = Op::finish(job.part[1], us);
+      job.swiglu_out[row0 + tid] = gv / (1.0f + expf(-gv)) * uv;  // as swiglu_kernel
+    }
+  } else {
+    if (tid < kTileRows && row0 + tid < a.rows) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
+      a.y[row0 + tid] = Op::finish(a, sum);
+    }
+  }
+}
+
+template <class Op, int kTiles, int kU, bool kSwiglu, bool kSx>
 void launch_job(MmaJob job, cudaStream_t stream) {
   const int64_t rows_per_cta = kSwiglu ? 16 : 16 * kTiles;
   int64_t blocks = 0;
@@ -237,7 +398,18 @@ void launch_job(MmaJob job, cudaStream_t stream) {
     blocks += kSwiglu ? 0 : (job.part[i].rows + rows_per_cta - 1) / rows_per_cta;
   }
   if (kSwiglu) blocks = (job.part[0].rows + rows_per_cta - 1) / rows_per_cta, job.first_block[1] = blocks;
-  gemv_mma_kernel<Op, kTiles, kU, kSwiglu><<<unsigned(blocks), kMmaThreads, 0, stream>>>(job);
+  if (kSx) {
+    static bool attr_set = false;  // per instantiation; idempotent, so a race is harmless
+    if (!attr_set) {
+      IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSxMaxCols * 2));
+      attr_set = true;
+    }
+    const size_t smem = size_t(job.part[0].cols) * 2;
+    gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu><<<unsigned(blocks), kMmaThreads, smem, stream>>>(job);
+  } else {
+    gemv_mma_kernel<Op, kTiles, kU, kSwiglu><<<unsigned(blocks), kMmaThreads, 0, stream>>>(job);
+  }
   IMP_CUDA_CHECK_LAUNCH();
 }
 
@@ -254,20 +426,20 @@ void launch_job(MmaJob job, cudaStream_t stream) {
 #ifndef IMP_MMA_SWIGLU_KU
 #define IMP_MMA_SWIGLU_KU 1
 #endif
-template <class Op>
+template <class Op, bool kSx>
 void launch_job_sized(const MmaJob& job, int64_t total_rows, cudaStream_t stream) {
   if (total_rows >= 16384) {
-    launch_job<Op, 2, IMP_MMA_TALL_KU, false>(job, stream);
+    launch_job<Op, 2, IMP_MMA_TALL_KU, false, kSx>(job, stream);
   } else {
-    launch_job<Op, 1, IMP_MMA_SMALL_KU, false>(job, stream);
+    launch_job<Op, 1, IMP_MMA_SMALL_KU, false, kSx>(job, stream);
   }
 }
 
-template <class Op>
+template <class Op, bool kSx>
 void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
   MmaJob job;
   job.part[0] = make_args(w, x, y);
-  launch_job_sized<Op>(job, w.rows, stream);
+  launch_job_sized<Op, kSx>(job, w.rows, stream);
 }
 
 KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
@@ -276,19 +448,29 @@ KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
                  check_aligned(w.scales, 8, "scale plane"), check_aligned(x, 16, "x")});
 }
 
+KernelCheck check_mma_sx(const DeviceMatrix& w, const float* x, const float* y) {
+  if (w.cols > kSxMaxCols) return {false, "rows longer than the shared x buffer (32768 columns)"};
+  return check_mma(w, x, y);
+}
+
 KernelCheck check_any_mma(const DeviceMatrix&, const float* x, const float*) { return check_aligned(x, 4, "x"); }
 
 constexpr WeightLayout M = WeightLayout::kMma;
 const GemvKernel kKernels[] = {
-    {"q4_0_mma", FormatId::Q4_0, M, check_mma, launch_mma<Q4_0Mma>, false, true},
+    {"q4_0_mma_sx", FormatId::Q4_0, M, check_mma_sx, launch_mma<Q4_0Mma, true>, false, true},
+    {"q4_0_mma", FormatId::Q4_0, M, check_mma, launch_mma<Q4_0Mma, false>, false, true},
     {"q4_0_mma_elem", FormatId::Q4_0, M, check_any_mma, launch_elem<MmaElem<FormatId::Q4_0>>},
-    {"q4_k_mma", FormatId::Q4_K, M, check_mma, launch_mma<Q4_KMma>, false, true},
+    {"q4_k_mma_sx", FormatId::Q4_K, M, check_mma_sx, launch_mma<Q4_KMma, true>, false, true},
+    {"q4_k_mma", FormatId::Q4_K, M, check_mma, launch_mma<Q4_KMma, false>, false, true},
     {"q4_k_mma_elem", FormatId::Q4_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q4_K>>},
-    {"q8_0_mma", FormatId::Q8_0, M, check_mma, launch_mma<Q8_0Mma>, false, true},
+    {"q8_0_mma_sx", FormatId::Q8_0, M, check_mma_sx, launch_mma<Q8_0Mma, true>, false, true},
+    {"q8_0_mma", FormatId::Q8_0, M, check_mma, launch_mma<Q8_0Mma, false>, false, true},
     {"q8_0_mma_elem", FormatId::Q8_0, M, check_any_mma, launch_elem<MmaElem<FormatId::Q8_0>>},
-    {"nvfp4_ckpt_mma", FormatId::NVFP4_CKPT, M, check_mma, launch_mma<Nvfp4CkptMma>, false, true},
+    {"nvfp4_ckpt_mma_sx", FormatId::NVFP4_CKPT, M, check_mma_sx, launch_mma<Nvfp4CkptMma, true>, false, true},
+    {"nvfp4_ckpt_mma", FormatId::NVFP4_CKPT, M, check_mma, launch_mma<Nvfp4CkptMma, false>, false, true},
     {"nvfp4_ckpt_mma_elem", FormatId::NVFP4_CKPT, M, check_any_mma, launch_elem<MmaElem<FormatId::NVFP4_CKPT>>},
-    {"mxfp4_ckpt_mma", FormatId::MXFP4_CKPT, M, check_mma, launch_mma<Mxfp4CkptMma>, false, true},
+    {"mxfp4_ckpt_mma_sx", FormatId::MXFP4_CKPT, M, check_mma_sx, launch_mma<Mxfp4CkptMma, true>, false, true},
+    {"mxfp4_ckpt_mma", FormatId::MXFP4_CKPT, M, check_mma, launch_mma<Mxfp4CkptMma, false>, false, true},
     {"mxfp4_ckpt_mma_elem", FormatId::MXFP4_CKPT, M, check_any_mma, launch_elem<MmaElem<FormatId::MXFP4_CKPT>>},
 };
 
@@ -306,18 +488,27 @@ bool with_op(FormatId f, Fn&& fn) {
   }
 }
 
-// Every matrix is served by its format's tensor-core kernel (layout, shape, alignment, the
-// kill list) and all share the format and the row length.
-bool fusable(const DeviceMatrix* w, int n, const float* x, float* const* y) {
+// Which fused form serves these matrices: each must be served by its format's tensor-core
+// kernel (layout, shape, alignment, the kill list), all share the format and the row
+// length; the shared-x form when the first kernel that serves them is "*_mma_sx".
+enum class Fusable { kNo, kRegisterX, kSharedX };
+Fusable fusable(const DeviceMatrix* w, int n, const float* x, float* const* y) {
+  Fusable form = Fusable::kNo;
   for (int i = 0; i < n; ++i) {
-    if (w[i].format != w[0].format || w[i].cols != w[0].cols) return false;
-    bool ok = false;
+    if (w[i].format != w[0].format || w[i].cols != w[0].cols) return Fusable::kNo;
+    const GemvKernel* first = nullptr;
     for (const GemvKernel& k : kKernels) {
-      if (k.half_x && k.format == w[i].format) ok = can_implement(k, w[i], x, y[i]).ok;
+      if (k.half_x && k.format == w[i].format && can_implement(k, w[i], x, y[i]).ok) {
+        first = &k;
+        break;
+      }
     }
-    if (!ok) return false;
+    if (!first) return Fusable::kNo;
+    const Fusable f = std::string_view(first->name).substr(std::string_view(first->name).size() - 3) == "_sx" ? Fusable::kSharedX : Fusable::kRegisterX;
+    if (i > 0 && f != form) return Fusable::kNo;
+    form = f;
   }
-  return true;
+  return form;
 }
 }  // namespace
 
@@ -328,7 +519,9 @@ std::vector<GemvKernel> mma_gemv_kernels() { return {std::begin(kKernels), std::
 namespace imp::cuda {
 
 bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream) {
-  if (n < 1 || n > 3 || !detail::fusable(w, n, x, y)) return false;
+  if (n < 1 || n > 3) return false;
+  const detail::Fusable form = detail::fusable(w, n, x, y);
+  if (form == detail::Fusable::kNo) return false;
   detail::MmaJob job;
   job.n_parts = n;
   int64_t rows = 0;
@@ -336,19 +529,35 @@ bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* 
     job.part[i] = detail::make_args(w[i], x, y[i]);
     rows += w[i].rows;
   }
-  return detail::with_op(w[0].format, [&](auto op) { detail::launch_job_sized<decltype(op)>(job, rows, stream); });
+  const bool sx = form == detail::Fusable::kSharedX;
+  return detail::with_op(w[0].format, [&](auto op) {
+    if (sx) {
+      detail::launch_job_sized<decltype(op), true>(job, rows, stream);
+    } else {
+      detail::launch_job_sized<decltype(op), false>(job, rows, stream);
+    }
+  });
 }
 
 bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream) {
   const DeviceMatrix w[2] = {gate, up};
   float* const y[2] = {out, out};
-  if (gate.rows != up.rows || !detail::fusable(w, 2, x, y)) return false;
+  if (gate.rows != up.rows) return false;
+  const detail::Fusable form = detail::fusable(w, 2, x, y);
+  if (form == detail::Fusable::kNo) return false;
   detail::MmaJob job;
   job.n_parts = 2;
   job.part[0] = detail::make_args(gate, x, out);
   job.part[1] = detail::make_args(up, x, out);
   job.swiglu_out = out;
-  return detail::with_op(gate.format, [&](auto op) { detail::launch_job<decltype(op), 2, IMP_MMA_SWIGLU_KU, true>(job, stream); });
+  const bool sx = form == detail::Fusable::kSharedX;
+  return detail::with_op(gate.format, [&](auto op) {
+    if (sx) {
+      detail::launch_job<decltype(op), 2, IMP_MMA_SWIGLU_KU, true, true>(job, stream);
+    } else {
+      detail::launch_job<decltype(op), 2, IMP_MMA_SWIGLU_KU, true, false>(job, stream);
+    }
+  });
 }
 
 }  // namespace imp::cuda

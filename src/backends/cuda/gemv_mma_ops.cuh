@@ -37,18 +37,27 @@ __device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t two) {
 // Eight 4-bit codes per word in the Q4_0 / Q4_K nibble order (gemv_mma_layout.h) → the f16
 // values q − kOffset: 0x6400 | q is the f16 1024 + q and 0x6400 | (q << 4) is 1024 + 16q,
 // both exact; − (1024 + kOffset) or ·1/16 − (64 + kOffset) is exact too.
+// Word i of a thread's 16-byte slice (i a compile-time constant after unrolling).
+__device__ __forceinline__ uint32_t slice_word(const uint4& r, int i) { return i == 0 ? r.x : i == 1 ? r.y : i == 2 ? r.z : r.w; }
+
 template <int kOffset>
-__device__ __forceinline__ void decode_nibbles(const uint4& raw, uint32_t (&a)[8][2]) {
+__device__ __forceinline__ void decode_nibble_word(uint32_t v, uint32_t (&a)[2][2]) {
   const __half2 lo_bias = __float2half2_rn(1024.0f + kOffset), k16th = __float2half2_rn(0.0625f),
                 hi_bias = __float2half2_rn(-64.0f - kOffset);
-  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+  const uint32_t v8 = v >> 8;
+  a[0][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), lo_bias));
+  a[0][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), lo_bias));
+  a[1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
+  a[1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
+}
+
+template <int kOffset>
+__device__ __forceinline__ void decode_nibbles(const uint4& raw, uint32_t (&a)[8][2]) {
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
-    const uint32_t v = words[w], v8 = v >> 8;
-    a[2 * w][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), lo_bias));
-    a[2 * w][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), lo_bias));
-    a[2 * w + 1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
-    a[2 * w + 1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
+    uint32_t g[2][2];
+    decode_nibble_word<kOffset>(slice_word(raw, w), g);
+    a[2 * w][0] = g[0][0], a[2 * w][1] = g[0][1], a[2 * w + 1][0] = g[1][0], a[2 * w + 1][1] = g[1][1];
   }
 }
 
@@ -59,6 +68,10 @@ struct Q4_0Mma {
   static constexpr bool kMins = false;
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<8>(raw, a); }
+  // The chunks of scale group grp only (word grp).
+  __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    decode_nibble_word<8>(slice_word(raw, grp), a);
+  }
 
   __device__ static void scales(const uint2& s, float (&out)[4]) {
     const float2 a = h2_to_f2(s.x), b = h2_to_f2(s.y);
@@ -73,16 +86,21 @@ struct Q8_0Mma {
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
-  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
+  // One word = one chunk: bytes (b, 0x64) per half are the f16 1024 + (q + 128), exact;
+  // − 1152 leaves q.
+  __device__ static void decode_word(uint32_t word, uint32_t (&a)[2]) {
     const __half2 k1152 = __float2half2_rn(1152.0f);
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    const uint32_t v = word ^ 0x80808080u;  // int8 q → q + 128
+    a[0] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4140)), k1152));
+    a[1] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4342)), k1152));
+  }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
 #pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const uint32_t v = words[w] ^ 0x80808080u;  // int8 q → q + 128
-      // bytes (b, 0x64) per half: the f16 1024 + (q + 128), exact; − 1152 leaves q.
-      a[w][0] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4140)), k1152));
-      a[w][1] = h2_bits(__hsub2(bits_h2(__byte_perm(v, 0x64646464u, 0x4342)), k1152));
-    }
+    for (int w = 0; w < 4; ++w) decode_word(slice_word(raw, w), a[w]);
+  }
+  __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    decode_word(slice_word(raw, 2 * grp), a[0]);
+    decode_word(slice_word(raw, 2 * grp + 1), a[1]);
   }
   __device__ static void scales(const uint2& s, float (&out)[2]) {
     const float2 a = h2_to_f2(s.x);
@@ -92,16 +110,24 @@ struct Q8_0Mma {
 };
 
 // NVFP4 and MXFP4 share the E2M1 decode; the MMA sees E2M1·2^-6 and finish() restores 64.
+// Word w of the slice → chunk 2w (its low nibbles) and chunk 2w + 1 (its high nibbles).
+__device__ __forceinline__ void decode_e2m1_word(uint32_t v, uint32_t (&ev)[2], uint32_t (&od)[2]) {
+  const uint32_t e = e2m1_lo_to_e4m3(v), o = e2m1_lo_to_e4m3(v >> 4);
+  ev[0] = e4m3x2_to_h2(e);
+  ev[1] = e4m3x2_to_h2(e >> 16);
+  od[0] = e4m3x2_to_h2(o);
+  od[1] = e4m3x2_to_h2(o >> 16);
+}
 __device__ __forceinline__ void decode_e2m1(const uint4& raw, uint32_t (&a)[8][2]) {
-  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    const uint32_t ev = e2m1_lo_to_e4m3(words[w]), od = e2m1_lo_to_e4m3(words[w] >> 4);
-    a[2 * w][0] = e4m3x2_to_h2(ev);
-    a[2 * w][1] = e4m3x2_to_h2(ev >> 16);
-    a[2 * w + 1][0] = e4m3x2_to_h2(od);
-    a[2 * w + 1][1] = e4m3x2_to_h2(od >> 16);
-  }
+  for (int w = 0; w < 4; ++w) decode_e2m1_word(slice_word(raw, w), a[2 * w], a[2 * w + 1]);
+}
+// One chunk only (NVFP4's group): the low or high nibbles of word j / 2.
+__device__ __forceinline__ void decode_e2m1_chunk(const uint4& raw, int j, uint32_t (&a)[2]) {
+  const uint32_t v = slice_word(raw, j >> 1) >> (4 * (j & 1));
+  const uint32_t e = e2m1_lo_to_e4m3(v);
+  a[0] = e4m3x2_to_h2(e);
+  a[1] = e4m3x2_to_h2(e >> 16);
 }
 
 struct Nvfp4CkptMma {
@@ -111,6 +137,9 @@ struct Nvfp4CkptMma {
   static constexpr bool kMins = false;
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
+  __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    decode_e2m1_chunk(raw, grp, a[0]);
+  }
   __device__ static void scales(const uint2& s, float (&out)[8]) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -128,6 +157,9 @@ struct Mxfp4CkptMma {
   static constexpr bool kMins = false;
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
+  __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    decode_e2m1_word(slice_word(raw, grp), a[0], a[1]);
+  }
   __device__ static void scales(const uint2& s, float (&out)[4]) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) out[i] = e8m0_value(uint8_t(s.x >> (8 * i)));
@@ -145,6 +177,9 @@ struct Q4_KMma {
   static constexpr bool kMins = true;
   __device__ static int scale_offset(int u) { return (u >> 1) * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<0>(raw, a); }
+  __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    decode_nibble_word<0>(slice_word(raw, grp), a);
+  }
 
   // The 6-bit scales and mins of the unit's sub-blocks (half h of the superblock), four
   // bytes at a time (get_scale_min_k4 word-parallel), as exact floats; d and dmin.
