@@ -188,7 +188,7 @@ std::optional<Result> bench_one(FormatId f, int64_t rows, int64_t cols, int64_t 
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   IMP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int c = 0; c < copies; ++c) k.launch(matrix(c), x, y, stream);
+  for (int c = 0; c < copies; ++c) k.launch(matrix(c), x, y, stream, GemvOut::kStore);
   IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   const double us = time_graph(exec, stream, runs, copies);

@@ -108,15 +108,22 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
 
   backend_.begin_step(kv, pos0, n);
   backend_.embedding(token_embd_, tokens, x);
-  // Each residual add is fused with the norm that reads the sum next (add_rmsnorm): the
-  // attention output with the FFN norm, the FFN output with the next layer's attention norm.
-  if (c.n_layer > 0) backend_.rmsnorm(x, layers_[0].attn_norm, n, E, eps, h);
+  // The output projections add into the residual stream x (matmul_add) and each norm is
+  // fused with the matmuls that read it (rmsnorm_matmul_qkv, rmsnorm_ffn_gate_up_swiglu):
+  // a backend may run the norm inside the GEMVs and the add in their epilogue. An observer
+  // (imatrix) needs the normed h written, so it gets the separate ops.
+  const bool observing = observer() != nullptr;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
-    observe(l, "attn_q", h, n, E);
-    observe(l, "attn_k", h, n, E);
-    observe(l, "attn_v", h, n, E);
-    backend_.matmul_qkv(L.wq, L.wk, L.wv, h, n, q, k, v);
+    if (observing) {
+      backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
+      observe(l, "attn_q", h, n, E);
+      observe(l, "attn_k", h, n, E);
+      observe(l, "attn_v", h, n, E);
+      backend_.matmul_qkv(L.wq, L.wk, L.wv, h, n, q, k, v);
+    } else {
+      backend_.rmsnorm_matmul_qkv(x, L.attn_norm, n, E, eps, h, L.wq, L.wk, L.wv, q, k, v);
+    }
     if (L.bq) {
       backend_.add_bias(q, L.bq, n, H * hd);
       backend_.add_bias(k, L.bk, n, KV * hd);
@@ -129,19 +136,18 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
     backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
     backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
     observe(l, "attn_output", att, n, H * hd);
-    backend_.matmul(L.wo, att, n, o);
-    backend_.add_rmsnorm(x, o, L.ffn_norm, n, E, eps, h);
+    backend_.matmul_add(L.wo, att, n, E, x, o);
 
-    observe(l, "ffn_gate", h, n, E);
-    observe(l, "ffn_up", h, n, E);
-    backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
-    observe(l, "ffn_down", g, n, F);
-    backend_.matmul(L.w_down, g, n, o);
-    if (l + 1 < c.n_layer) {
-      backend_.add_rmsnorm(x, o, layers_[size_t(l + 1)].attn_norm, n, E, eps, h);
+    if (observing) {
+      backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
+      observe(l, "ffn_gate", h, n, E);
+      observe(l, "ffn_up", h, n, E);
+      backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
     } else {
-      backend_.add(x, o, n * E);
+      backend_.rmsnorm_ffn_gate_up_swiglu(x, L.ffn_norm, n, E, eps, h, L.w_gate, L.w_up, F, g, u, g);
     }
+    observe(l, "ffn_down", g, n, F);
+    backend_.matmul_add(L.w_down, g, n, E, x, o);
   }
   const int64_t n_out = all_logits ? n : 1;
   const float* last = x + (n - n_out) * E;

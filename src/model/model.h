@@ -38,6 +38,7 @@ class Model {
   void set_observer(const LinearObserver* observer) { observer_ = observer; }
 
  protected:
+  const LinearObserver* observer() const { return observer_; }
   // blk.<layer>.<weight>.weight, x (n_tok, cols).
   void observe(int64_t layer, const char* weight, const float* x, int64_t n_tok, int64_t cols) const {
     if (observer_) (*observer_)("blk." + std::to_string(layer) + "." + weight + ".weight", x, n_tok, cols);

@@ -123,6 +123,27 @@ class Backend {
     add(x, delta, n_tok * n);
     rmsnorm(x, gain, n_tok, n, eps, out);
   }
+  // residual (n_tok, n_out) += x·Wᵀ: an output projection added to the residual stream;
+  // scratch (n_tok, n_out) may be used.
+  virtual void matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int64_t n_out, float* residual,
+                          float* scratch) {
+    matmul(w, x, n_tok, scratch);
+    add(residual, scratch, n_tok * n_out);
+  }
+  // h = rmsnorm(x)·gain over rows of n, then q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ. A backend that
+  // fuses the norm into the matmuls may leave h unwritten.
+  virtual void rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                  MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, float* q, float* k, float* v) {
+    rmsnorm(x, gain, n_tok, n, eps, h);
+    matmul_qkv(wq, wk, wv, h, n_tok, q, k, v);
+  }
+  // h = rmsnorm(x)·gain, then ffn_gate_up_swiglu on h (h may be left unwritten, as above).
+  virtual void rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps,
+                                          float* h, MatrixHandle w_gate, MatrixHandle w_up, int64_t n_ff,
+                                          float* gate_scratch, float* up_scratch, float* out) {
+    rmsnorm(x, gain, n_tok, n, eps, h);
+    ffn_gate_up_swiglu(w_gate, w_up, h, n_tok, n_ff, gate_scratch, up_scratch, out);
+  }
   // RoPE on q and k, then kv_write of k and v.
   virtual void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
                              const RopeParams& p, KvStore& kv, int64_t layer) {

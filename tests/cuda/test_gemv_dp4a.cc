@@ -251,7 +251,7 @@ TEST_P(CudaDp4aGemv, MatchesCpuVecDotAndFp64Dot) {
         if (via_dispatch) {
           ASSERT_EQ(gemv(m, dx.as<float>(), dy.as<float>(), nullptr), k.name) << where;
         } else {
-          k.launch(m, dx.as<float>(), dy.as<float>(), nullptr);
+          k.launch(m, dx.as<float>(), dy.as<float>(), nullptr, GemvOut::kStore);
         }
         IMP_CUDA_CHECK(cudaDeviceSynchronize());
         const auto y = dy.download<float>();

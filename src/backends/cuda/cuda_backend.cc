@@ -405,7 +405,7 @@ void CudaBackend::rmsnorm(const float* x, const float* gain, int64_t n_tok, int6
   cuda::rmsnorm(x, gain, n_tok, n, eps, out, stream_);
 }
 
-void CudaBackend::gemv(const Matrix& mat, const float* x, float* y) {
+void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out) {
   const DeviceMatrix& w = mat.decode();  // the decode copy when the plan made one
   std::string reasons;
   for (const GemvKernel& k : gemv_kernels()) {
@@ -413,7 +413,7 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y) {
     if (k.half_x && options_.decode_x != CudaDecodeActivations::kF16) continue;
     const KernelCheck c = can_implement(k, w, x, y);
     if (c.ok) {
-      k.launch(w, x, y, stream_);
+      k.launch(w, x, y, stream_, out);
       IMP_CUDA_CHECK_LAUNCH();
       return;
     }
@@ -547,6 +547,54 @@ void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, con
   }
   const SharedX scope(x_shared_);
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
+}
+
+// Decode (one token, f16 activations): the output projection adds into the residual
+// stream in its epilogue (every GEMV kernel can); the norms run inside the tensor-core
+// GEMVs that read them (GemvFusion). Other cases compose the plain ops.
+void CudaBackend::matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int64_t n_out, float* residual,
+                             float* scratch) {
+  if (n_tok == 1) {
+    const DeviceMatrix& m = matrix(w).decode();
+    if (m.rows != n_out) fail("CUDA backend: matmul_add of {} rows into a residual of {}", m.rows, n_out);
+    if (skip()) return;
+    float* const y[1] = {residual};
+    GemvFusion f;
+    f.out = GemvOut::kAdd;
+    if (options_.decode_x == CudaDecodeActivations::kF16 && gemv_mma_fused(&m, 1, x, y, stream_, f)) return;
+    gemv(matrix(w), x, residual, GemvOut::kAdd);
+    return;
+  }
+  Backend::matmul_add(w, x, n_tok, n_out, residual, scratch);
+}
+
+void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                     MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, float* q, float* k, float* v) {
+  if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
+    const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
+    if (skip()) return;
+    float* const y[3] = {q, k, v};
+    GemvFusion f;
+    f.norm_gain = gain;
+    f.norm_eps = eps;
+    if (w[0].cols == n && gemv_mma_fused(w, 3, x, y, stream_, f)) return;
+  }
+  Backend::rmsnorm_matmul_qkv(x, gain, n_tok, n, eps, h, wq, wk, wv, q, k, v);
+}
+
+void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps,
+                                             float* h, MatrixHandle w_gate, MatrixHandle w_up, int64_t n_ff,
+                                             float* gate_scratch, float* up_scratch, float* out) {
+  if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
+    const DeviceMatrix& gate = matrix(w_gate).decode();
+    if (gate.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", gate.rows, n_ff);
+    if (skip()) return;
+    GemvFusion f;
+    f.norm_gain = gain;
+    f.norm_eps = eps;
+    if (gate.cols == n && gemv_mma_swiglu(gate, matrix(w_up).decode(), x, out, stream_, f)) return;
+  }
+  Backend::rmsnorm_ffn_gate_up_swiglu(x, gain, n_tok, n, eps, h, w_gate, w_up, n_ff, gate_scratch, up_scratch, out);
 }
 
 void CudaBackend::add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,

@@ -111,6 +111,12 @@ class CudaBackend final : public Backend {
   // one for gate, up and SwiGLU; otherwise the plain ops.
   void matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, const float* x, int64_t n_tok, float* q, float* k,
                   float* v) override;
+  void matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int64_t n_out, float* residual, float* scratch) override;
+  void rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h, MatrixHandle wq,
+                          MatrixHandle wk, MatrixHandle wv, float* q, float* k, float* v) override;
+  void rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                  MatrixHandle w_gate, MatrixHandle w_up, int64_t n_ff, float* gate_scratch,
+                                  float* up_scratch, float* out) override;
   void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,
                    float* out) override;
   void ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok, int64_t n_ff,
@@ -154,7 +160,7 @@ class CudaBackend final : public Backend {
   void drop_graphs();
   void abort_capture();
   bool skip() const { return mode_ == Mode::kReplay; }
-  void gemv(const Matrix& w, const float* x, float* y);
+  void gemv(const Matrix& w, const float* x, float* y, GemvOut out = GemvOut::kStore);
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y);
   // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
   Matrix upload(const QuantMatrix& w, std::string_view name);

@@ -73,6 +73,10 @@ struct DeviceMatrix {
   int32_t group = 0;            // INT4_GROUP elements per scale (multiple of 32)
 };
 
+// What a GEMV does with its result: y = W·x, or y += W·x (the residual stream's output
+// projections: the add costs no launch of its own).
+enum class GemvOut { kStore, kAdd };
+
 struct KernelCheck {
   bool ok = false;
   std::string reason;  // why not, when !ok
@@ -84,7 +88,7 @@ struct GemvKernel {
   WeightLayout layout;
   // Shape and alignment conditions beyond format/layout (those are checked generically).
   KernelCheck (*check)(const DeviceMatrix& w, const float* x, const float* y);
-  void (*launch)(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream);
+  void (*launch)(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out);
   // True for the integer-dot kernels: y is the CPU vec_dot_ref on int8-quantized x, not the
   // FP32 dot (see the numerics note at the top). launch() then allocates a small
   // stream-ordered workspace (cudaMallocAsync) for the quantized x and runs two kernels.
@@ -102,7 +106,8 @@ KernelCheck can_implement(const GemvKernel& k, const DeviceMatrix& w, const floa
 // The kernel gemv() would run; throws imp::Error with every kernel's reason when none fits.
 const GemvKernel& select_gemv_kernel(const DeviceMatrix& w, const float* x, const float* y);
 // y = W·x on `stream` (asynchronous). Returns the name of the kernel that ran.
-std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream);
+std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream,
+                      GemvOut out = GemvOut::kStore);
 
 // Activation quantizers of the integer-dot kernels (asynchronous; any alignment of x):
 //   quantize_x_q8_0: cols % 32 == 0. Per 32-element block b, exactly quantize_row_q8_0:
@@ -142,8 +147,19 @@ void repack_split(FormatId format, const void* native, int64_t rows, int64_t col
 //   gemv_mma_fused : y[i] = W[i]·x for n = 1…3 matrices in one launch (Q, K, V).
 //   gemv_mma_swiglu: out = silu(W_gate·x) ⊙ (W_up·x) in one launch (same rows too); the
 //                    CTA that computes row r of both applies silu(g)·u as swiglu() does.
-bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream);
-bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream);
+// With a GemvFusion: norm_gain set → x is first RMS-normalized, x / sqrt(mean(x²) + eps) ·
+// gain in FP32 as rmsnorm() does, inside every CTA (the decode step's norm kernels go away;
+// the shared-x form only: rows ≤ 32768, gain 16-byte aligned); out = kAdd → y += W·x
+// (gemv_mma_fused only).
+struct GemvFusion {
+  const float* norm_gain = nullptr;
+  float norm_eps = 0.0f;
+  GemvOut out = GemvOut::kStore;
+};
+bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream,
+                    const GemvFusion& fusion = {});
+bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream,
+                     const GemvFusion& fusion = {});
 
 // Native rows → kMma planes (payload, and the f16 d plane for Q4_0 / Q8_0; NVFP4_CKPT and
 // MXFP4_CKPT keep their native scale plane, pass d = nullptr). Asynchronous.

@@ -84,8 +84,9 @@ void validate_matrix(const DeviceMatrix& w) {
 
 namespace detail {
 
-KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y) {
+KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y, GemvOut out) {
   KernelArgs a;
+  a.add_to_y = out == GemvOut::kAdd ? 1 : 0;
   a.data = static_cast<const uint8_t*>(w.data);
   a.scales = static_cast<const uint8_t*>(w.scales);
   a.x = x;
@@ -221,9 +222,9 @@ const GemvKernel& select_gemv_kernel(const DeviceMatrix& w, const float* x, cons
        layout_name(w.layout), reasons);
 }
 
-std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
+std::string_view gemv(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
   const GemvKernel& k = select_gemv_kernel(w, x, y);
-  k.launch(w, x, y, stream);
+  k.launch(w, x, y, stream, out);
   return k.name;
 }
 

@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_dp4a_kernel(KernelAr
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float s = warp_sum(acc[r]);
-    if (lane == 0 && row0 + r < a.rows) a.y[row0 + r] = Op::finish(a, rows[r], s);
+    if (lane == 0 && row0 + r < a.rows) store_y(a, row0 + r, Op::finish(a, rows[r], s));
   }
 }
 
@@ -358,8 +358,8 @@ class XWorkspace {
 };
 
 template <class Op, XKind kX, int kRows, int kUnroll>
-void launch_dp4a(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const KernelArgs a = make_args(w, x, y);
+void launch_dp4a(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
+  const KernelArgs a = make_args(w, x, y, out);
   XWorkspace ws(kX, a.cols, stream);
   if (kX == XKind::kQ8_0) {
     quantize_x_q8_0(x, a.cols, ws.qs(), ws.d(), ws.sums(), stream);

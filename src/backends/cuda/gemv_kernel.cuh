@@ -41,6 +41,11 @@ __device__ __forceinline__ float u23_minus(uint32_t v, float two23_plus_bias) {
   return __uint_as_float(0x4B000000u | v) - two23_plus_bias;
 }
 
+// The one write of a row's result: y = v, or y += v (GemvOut::kAdd; the row's only writer).
+__device__ __forceinline__ void store_y(const KernelArgs& a, int64_t row, float v) {
+  a.y[row] = a.add_to_y ? a.y[row] + v : v;
+}
+
 __device__ __forceinline__ uint4 load_stream16(const uint8_t* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
 __device__ __forceinline__ float4 load_x4(const float* x, int64_t i) { return __ldg(reinterpret_cast<const float4*>(x + i)); }
 
@@ -84,13 +89,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_vec_kernel(KernelArg
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float s = warp_sum(acc[r]);
-    if (lane == 0 && row0 + r < a.rows) a.y[row0 + r] = Op::finish(a, rows[r], s);
+    if (lane == 0 && row0 + r < a.rows) store_y(a, row0 + r, Op::finish(a, rows[r], s));
   }
 }
 
 template <class Op, int kRows, int kUnroll>
-void launch_vec(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const KernelArgs a = make_args(w, x, y);
+void launch_vec(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
+  const KernelArgs a = make_args(w, x, y, out);
   const int64_t warps = (a.rows + kRows - 1) / kRows;
   const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
   gemv_vec_kernel<Op, kRows, kUnroll><<<unsigned(blocks), kWarpsPerBlock * 32, 0, stream>>>(a);
@@ -105,12 +110,12 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_elem_kernel(KernelAr
   float acc = 0.0f;
   for (int64_t e = lane; e < a.cols; e += 32) acc = fmaf(Elem::at(a, row, e), a.x[e], acc);
   acc = warp_sum(acc);
-  if (lane == 0) a.y[row] = acc;
+  if (lane == 0) store_y(a, row, acc);
 }
 
 template <class Elem>
-void launch_elem(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const KernelArgs a = make_args(w, x, y);
+void launch_elem(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
+  const KernelArgs a = make_args(w, x, y, out);
   const int64_t blocks = (a.rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
   gemv_elem_kernel<Elem><<<unsigned(blocks), kWarpsPerBlock * 32, 0, stream>>>(a);
   IMP_CUDA_CHECK_LAUNCH();

@@ -141,6 +141,8 @@ struct MmaJob {
   int64_t first_block[3] = {0, 0, 0};
   int n_parts = 1;
   float* swiglu_out = nullptr;
+  const float* norm_gain = nullptr;  // shared-x form: RMS-normalize x first (GemvFusion)
+  float norm_eps = 0.0f;
 };
 
 // A CTA owns 16·kTiles rows; its 8 warps take the row's units round-robin (split-K inside
@@ -229,7 +231,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
       float sum = 0.0f;
 #pragma unroll
       for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
-      a.y[row0 + tid] = Op::finish(a, sum);
+      store_y(a, row0 + tid, Op::finish(a, sum));
     }
   }
 }
@@ -343,9 +345,32 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   for (int i = 0; i < kU; ++i) {
     if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
   }
-  // x → f16 in shared memory while the first weights are in flight.
-  for (int i = tid; i < int(a.cols / 4); i += kMmaThreads) {
-    const float4 v = __ldg(reinterpret_cast<const float4*>(a.x) + i);
+  // x → f16 in shared memory while the first weights are in flight; with norm_gain, x is
+  // first scaled by 1/sqrt(mean(x²) + eps) and the gain (rmsnorm_kernel's formula).
+  const int cols4 = int(a.cols / 4);
+  const float4* x4 = reinterpret_cast<const float4*>(a.x);
+  float norm_scale = 1.0f;
+  if (job.norm_gain) {
+    __shared__ float warp_ss[kMmaWarps];
+    float ss = 0.0f;
+    for (int i = tid; i < cols4; i += kMmaThreads) {
+      const float4 v = __ldg(x4 + i);
+      ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+    }
+    ss = warp_sum(ss);
+    if (lane == 0) warp_ss[warp] = ss;
+    __syncthreads();
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kMmaWarps; ++w) total += warp_ss[w];
+    norm_scale = 1.0f / sqrtf(total / float(a.cols) + job.norm_eps);
+  }
+  for (int i = tid; i < cols4; i += kMmaThreads) {
+    float4 v = __ldg(x4 + i);
+    if (job.norm_gain) {
+      const float4 gn = __ldg(reinterpret_cast<const float4*>(job.norm_gain) + i);
+      v = make_float4(v.x * norm_scale * gn.x, v.y * norm_scale * gn.y, v.z * norm_scale * gn.z, v.w * norm_scale * gn.w);
+    }
     x16[i] = make_uint2(f16x2_sat(v.x, v.y), f16x2_sat(v.z, v.w));
   }
   __syncthreads();
@@ -384,7 +409,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
       float sum = 0.0f;
 #pragma unroll
       for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
-      a.y[row0 + tid] = Op::finish(a, sum);
+      store_y(a, row0 + tid, Op::finish(a, sum));
     }
   }
 }
@@ -436,9 +461,9 @@ void launch_job_sized(const MmaJob& job, int64_t total_rows, cudaStream_t stream
 }
 
 template <class Op, bool kSx>
-void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
+void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
   MmaJob job;
-  job.part[0] = make_args(w, x, y);
+  job.part[0] = make_args(w, x, y, out);
   launch_job_sized<Op, kSx>(job, w.rows, stream);
 }
 
@@ -518,15 +543,26 @@ std::vector<GemvKernel> mma_gemv_kernels() { return {std::begin(kKernels), std::
 
 namespace imp::cuda {
 
-bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream) {
+namespace {
+// The fusions the chosen form can do: the norm needs the shared-x form and an aligned gain.
+bool fusion_ok(detail::Fusable form, const GemvFusion& f) {
+  if (!f.norm_gain) return true;
+  return form == detail::Fusable::kSharedX && reinterpret_cast<uintptr_t>(f.norm_gain) % 16 == 0;
+}
+}  // namespace
+
+bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream,
+                    const GemvFusion& fusion) {
   if (n < 1 || n > 3) return false;
   const detail::Fusable form = detail::fusable(w, n, x, y);
-  if (form == detail::Fusable::kNo) return false;
+  if (form == detail::Fusable::kNo || !fusion_ok(form, fusion)) return false;
   detail::MmaJob job;
   job.n_parts = n;
+  job.norm_gain = fusion.norm_gain;
+  job.norm_eps = fusion.norm_eps;
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) {
-    job.part[i] = detail::make_args(w[i], x, y[i]);
+    job.part[i] = detail::make_args(w[i], x, y[i], fusion.out);
     rows += w[i].rows;
   }
   const bool sx = form == detail::Fusable::kSharedX;
@@ -539,17 +575,20 @@ bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* 
   });
 }
 
-bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream) {
+bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream,
+                     const GemvFusion& fusion) {
   const DeviceMatrix w[2] = {gate, up};
   float* const y[2] = {out, out};
-  if (gate.rows != up.rows) return false;
+  if (gate.rows != up.rows || fusion.out != GemvOut::kStore) return false;
   const detail::Fusable form = detail::fusable(w, 2, x, y);
-  if (form == detail::Fusable::kNo) return false;
+  if (form == detail::Fusable::kNo || !fusion_ok(form, fusion)) return false;
   detail::MmaJob job;
   job.n_parts = 2;
   job.part[0] = detail::make_args(gate, x, out);
   job.part[1] = detail::make_args(up, x, out);
   job.swiglu_out = out;
+  job.norm_gain = fusion.norm_gain;
+  job.norm_eps = fusion.norm_eps;
   const bool sx = form == detail::Fusable::kSharedX;
   return detail::with_op(gate.format, [&](auto op) {
     if (sx) {

@@ -25,9 +25,10 @@ struct KernelArgs {
   const uint8_t* zeros = nullptr;  // INT4_GROUP
   int64_t zero_row_bytes = 0;
   int32_t group = 0;
+  int32_t add_to_y = 0;  // GemvOut::kAdd: y += W·x
 };
 
-KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y);
+KernelArgs make_args(const DeviceMatrix& w, const float* x, float* y, GemvOut out = GemvOut::kStore);
 
 
 std::vector<GemvKernel> mma_gemv_kernels();   // the kMma layout (tensor cores, f16 x)

@@ -68,13 +68,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_stage_kernel(KernelA
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float s = warp_sum(acc[r]);
-    if (lane == 0 && row0 + r < a.rows) a.y[row0 + r] = s;
+    if (lane == 0 && row0 + r < a.rows) store_y(a, row0 + r, s);
   }
 }
 
 template <class Op, int kRows, int kChunks>
-void launch_stage(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const KernelArgs a = make_args(w, x, y);
+void launch_stage(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
+  const KernelArgs a = make_args(w, x, y, out);
   const int64_t warps = (a.rows + kRows - 1) / kRows;
   const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
   gemv_stage_kernel<Op, kRows, kChunks><<<unsigned(blocks), kWarpsPerBlock * 32, 0, stream>>>(a);
