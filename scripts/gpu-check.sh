@@ -32,7 +32,8 @@ fi
 
 if [[ "$SKIP" != *" gemv "* ]]; then
 # IMP_GPU_GEMV_FORMATS=q4_0,nvfp4_ckpt,… limits the benchmark to some formats.
-timeout 240 "$BUILD/bench/imp_bench_cuda_gemv" --json "$OUT/gemv.json" ${IMP_GPU_GEMV_FORMATS:+--formats "$IMP_GPU_GEMV_FORMATS"} 2>&1 | tee "$OUT/bench.log"
+# IMP_CUDA_PDL=0: each GEMV measured alone, not overlapped with the next (pdl.cuh).
+IMP_CUDA_PDL=0 timeout 240 "$BUILD/bench/imp_bench_cuda_gemv" --json "$OUT/gemv.json" ${IMP_GPU_GEMV_FORMATS:+--formats "$IMP_GPU_GEMV_FORMATS"} 2>&1 | tee "$OUT/bench.log"
 bench_rc=${PIPESTATUS[0]}
 fi
 

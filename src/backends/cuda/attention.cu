@@ -12,6 +12,7 @@
 #include "backends/cuda/check.h"
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -21,6 +22,8 @@ constexpr int kMaxPerLane = 8;  // head_dim ≤ 256
 
 __global__ void attention_kernel(const float* q, int n_head, KvView kv, int window, float scale, float* partials, float* out,
                                  const StepParams* step) {
+  pdl_wait();  // q and the cache rows come from the kernels before (pdl.cuh)
+  pdl_trigger();
   const int h = blockIdx.x, s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int hd = kv.head_dim, group = n_head / kv.n_kv_head, g = h / group;
@@ -105,6 +108,8 @@ constexpr int kMaxCombineSplits = 128;
 // shared memory and turned into one weight per split, so the per-element loop below is a
 // chain of independent loads rather than three dependent passes over the partials.
 __global__ void combine_kernel(const float* partials, int n_head, int n_split, int hd, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int h = blockIdx.x, t = blockIdx.y;
   const float* base = partials + (int64_t(t) * n_head + h) * n_split * (hd + 2);
   __shared__ float w[kMaxCombineSplits];
@@ -163,13 +168,11 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
   if (n_split > kMaxCombineSplits) ::imp::fail("CUDA attention_decode: {} splits (at most {})", n_split, kMaxCombineSplits);
   const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
-  attention_kernel<<<dim3(unsigned(n_head), unsigned(n_split), unsigned(n_tok)), 32 * kWarps, 0, stream>>>(
-      q, int(n_head), kv, w, sc, partials, out, step);
-  IMP_CUDA_CHECK_LAUNCH();
+  launch_pdl(attention_kernel, dim3(unsigned(n_head), unsigned(n_split), unsigned(n_tok)), dim3(32 * kWarps), 0, stream,
+             q, int(n_head), kv, w, sc, partials, out, step);
   if (n_split > 1) {
-    combine_kernel<<<dim3(unsigned(n_head), unsigned(n_tok)), 128, 0, stream>>>(partials, int(n_head), n_split,
-                                                                                 kv.head_dim, out);
-    IMP_CUDA_CHECK_LAUNCH();
+    launch_pdl(combine_kernel, dim3(unsigned(n_head), unsigned(n_tok)), dim3(128), 0, stream, partials, int(n_head),
+               n_split, int(kv.head_dim), out);
   }
 }
 

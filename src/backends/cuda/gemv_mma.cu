@@ -32,6 +32,7 @@
 #include "backends/cuda/gemv_mma_elem.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/gemv_mma_ops.cuh"
+#include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda::detail {
 namespace {
@@ -188,6 +189,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
   for (int i = 0; i < kU; ++i) {
     if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
   }
+  pdl_wait();  // x and y belong to the previous kernels; the weights above do not
   for (int u0 = warp; u0 < units; u0 += kStep) {
     Item<Op, kRows> cur[kU];
 #pragma unroll
@@ -213,6 +215,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
       }
     }
   }
+  pdl_trigger();
   if (c == 0) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
@@ -345,6 +348,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   for (int i = 0; i < kU; ++i) {
     if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
   }
+  pdl_wait();  // x and y belong to the previous kernels; the weights above do not
   // x → f16 in shared memory while the first weights are in flight; with norm_gain, x is
   // first scaled by 1/sqrt(mean(x²) + eps) and the gain (rmsnorm_kernel's formula).
   const int cols4 = int(a.cols / 4);
@@ -391,6 +395,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
       if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4) + c, u & 1, acc);
     }
   }
+  pdl_trigger();
   if (c == 0) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
@@ -431,9 +436,9 @@ void launch_job(MmaJob job, cudaStream_t stream) {
       attr_set = true;
     }
     const size_t smem = size_t(job.part[0].cols) * 2;
-    gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu><<<unsigned(blocks), kMmaThreads, smem, stream>>>(job);
+    launch_pdl(gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks)), dim3(kMmaThreads), smem, stream, job);
   } else {
-    gemv_mma_kernel<Op, kTiles, kU, kSwiglu><<<unsigned(blocks), kMmaThreads, 0, stream>>>(job);
+    launch_pdl(gemv_mma_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks)), dim3(kMmaThreads), 0, stream, job);
   }
   IMP_CUDA_CHECK_LAUNCH();
 }

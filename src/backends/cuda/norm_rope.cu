@@ -4,6 +4,7 @@
 #include "backends/cuda/check.h"
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -85,6 +86,8 @@ __device__ void rope_row(float* v, int hd, int pos, RopeArgs r) {
 __global__ void rope_kv_kernel(float* q, float* k, const float* v, int n_head, int do_rope, RopeArgs r, KvView kv,
                                int write_kv, const StepParams* step) {
   extern __shared__ float row[];
+  pdl_wait();  // q, k, v come from the kernel before (a PDL launch, pdl.cuh)
+  pdl_trigger();
   const int t = blockIdx.x, lane = threadIdx.x;
   const int hd = kv.head_dim, pos = step->pos0 + t;
   const int head = blockIdx.y;
@@ -169,9 +172,8 @@ void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_
   check_grid(n_tok, n_head + kv.n_kv_head, "rope_kv_write");
   if (kv.head_dim % 2 != 0) ::imp::fail("CUDA rope_kv_write: head_dim {} must be even", kv.head_dim);
   if (!kv_dtype_supported_on_device(kv.dtype)) ::imp::fail("CUDA rope_kv_write: KV type {} has no device encoder", kv.dtype);
-  rope_kv_kernel<<<dim3(unsigned(n_tok), unsigned(n_head + kv.n_kv_head)), 32, size_t(kv.head_dim) * 4, stream>>>(
-      q, k, v, int(n_head), 1, r, kv, 1, step);
-  IMP_CUDA_CHECK_LAUNCH();
+  launch_pdl(rope_kv_kernel, dim3(unsigned(n_tok), unsigned(n_head + kv.n_kv_head)), dim3(32), size_t(kv.head_dim) * 4,
+             stream, q, k, v, int(n_head), 1, r, kv, 1, step);
 }
 
 }  // namespace imp::cuda
