@@ -276,6 +276,27 @@ TEST(CudaGemmFp8, TinyFp8LlamaPrefillNearCpu) {
   }
   EXPECT_NE(gpu.stats().find("; 0 fell back to BF16"), std::string::npos) << gpu.stats();
   EXPECT_EQ(gpu.stats().find("fp8 w8a8 GEMMs: 0 outer_vec, 0 epilogue"), std::string::npos) << gpu.stats();
+
+  // Decode: the prompt fed one token per step, so every step runs the decode path (the
+  // tensor-core FP8 GEMV on the native layout, f16 x, norms and residual adds fused).
+  auto decode_logits = [&](Backend& backend) {
+    const auto model = create_model(*file, plan, backend);
+    auto kv = backend.create_kv_cache(model->kv_config(64, KvType::F32));
+    std::vector<float> logits, all;
+    for (const int32_t t : prompt) {
+      model->forward(std::span<const int32_t>(&t, 1), *kv, false, logits);
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  const std::vector<float> want_dec = decode_logits(cpu);
+  const std::vector<float> got_dec = decode_logits(gpu);
+  ASSERT_EQ(got_dec.size(), want_dec.size());
+  for (size_t t = 0; t < prompt.size(); ++t) {
+    const std::vector<float> a(got_dec.begin() + int64_t(t * V), got_dec.begin() + int64_t((t + 1) * V));
+    const std::vector<float> b(want_dec.begin() + int64_t(t * V), want_dec.begin() + int64_t((t + 1) * V));
+    EXPECT_LT(rel_error(a, b), 1e-2) << "decode position " << t;
+  }
   std::filesystem::remove_all(dir);
 }
 
