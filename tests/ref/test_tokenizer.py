@@ -14,6 +14,7 @@ The corpus is a few hundred kB of fresh random text each run: English prose, Pyt
 numbers, CJK, emoji (incl. ZWJ sequences), combining marks, RTL text, whitespace runs,
 control characters and special-token text.
 """
+import unicodedata
 import codecs
 import os
 import subprocess
@@ -116,9 +117,16 @@ def random_corpus(rng, specials, size=300_000):
         elif kind == 5:
             s = str(rng.choice(specials))
         elif kind == 6:
-            # Random code points from several planes (no surrogates).
+            # Random code points from several planes (no surrogates), assigned in Unicode 14:
+            # imp classifies characters (\p{L}, \p{N}, …) with PCRE2's tables, Unicode 14 in
+            # Debian 12's libpcre2 (as Python 3.11's unicodedata), while the reference
+            # tokenizers crate knows later versions — a letter added in Unicode 15/16 (e.g.
+            # U+13599, Egyptian Hieroglyphs Extended-A) is "unassigned" to imp and splits
+            # differently. That skew is a property of the system library, not of the
+            # tokenizer, so the corpus leaves those code points out.
             cps = rng.integers(0x20, 0x2FFFF, size=int(rng.integers(1, 20)))
-            s = "".join(chr(c) for c in cps if not 0xD800 <= c <= 0xDFFF)
+            s = "".join(chr(c) for c in cps
+                        if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn")
         elif kind == 7:
             s = "".join(chr(c) for c in rng.integers(0, 0x80, size=int(rng.integers(1, 30))) if c)
         else:
