@@ -1,6 +1,5 @@
 // Tensor-core decode GEMV for the 4- and 8-bit block formats on the kMma layout
-// (gemv_mma_layout.h), and for FP8 E4M3 per tensor / per channel on its native row-major
-// layout (Fp8Mma): y[rows] = W · x with x rounded to f16 and every weight decoded by a
+// (gemv_mma_layout.h): y[rows] = W · x with x rounded to f16 and every weight decoded by a
 // few bit operations into an exact f16 A fragment of mma.sync.m16n8k16 (f32 accumulate).
 // The N dimension of the MMA is unused: B holds x in all 8 columns, so C's columns are 8
 // copies of the same dot products.
@@ -56,11 +55,7 @@ __device__ __forceinline__ void load_item(Item<Op, kRows>& it, const uint8_t* co
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     it.q[r] = load_stream16(pq[r] + int64_t(u) * mma_layout::kUnitBytes);
-    if constexpr (Op::kScaleBytes > 0) {
-      it.s[r] = __ldg(reinterpret_cast<const typename Op::ScaleSlot*>(ps[r] + Op::scale_offset(u)));
-    } else {
-      it.s[r] = {};
-    }
+    it.s[r] = __ldg(reinterpret_cast<const typename Op::ScaleSlot*>(ps[r] + Op::scale_offset(u)));
   }
 }
 
@@ -208,11 +203,11 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
       const int u = u0 + kMmaWarps * i;
       if (u < units) {
         // x: one float4 per chunk (columns 4c … 4c+3), f16 with saturation.
-        const float* xp = a.x + int64_t(u) * U;
+        const float* xp = a.x + int64_t(u) * U + 4 * c;
         uint32_t b[Op::kChunks][2];
 #pragma unroll
         for (int j = 0; j < Op::kChunks; ++j) {
-          const float4 v = __ldg(reinterpret_cast<const float4*>(xp + Op::x_col(c, j)));
+          const float4 v = __ldg(reinterpret_cast<const float4*>(xp + 16 * j));
           b[j][0] = f16x2_sat(v.x, v.y);
           b[j][1] = f16x2_sat(v.z, v.w);
         }
@@ -252,7 +247,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
 constexpr int kSxMaxCols = 32768;  // 64 KiB of shared memory
 
 template <class Op, int kTiles>
-__device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int c, int half,
+__device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int half,
                                             float (&acc)[2 * kTiles]) {
   constexpr int kGroups = Op::kChunks / Op::kGroupChunks, G = Op::kGroupChunks, kRows = 2 * kTiles;
   if constexpr (Op::kMins) {
@@ -265,7 +260,7 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
       float xs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
+        const uint2 v = xq[4 * (grp * G + j2)];
         b[j2][0] = v.x, b[j2][1] = v.y;
         constexpr uint32_t kOnes = 0x3C003C00u;  // Σ x of the sub-block: an MMA with A = 1
         mma_16816(xs, kOnes, kOnes, kOnes, kOnes, b[j2][0], b[j2][1]);
@@ -295,7 +290,7 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
       uint32_t b[G][2];
 #pragma unroll
       for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
+        const uint2 v = xq[4 * (grp * G + j2)];
         b[j2][0] = v.x, b[j2][1] = v.y;
       }
 #pragma unroll
@@ -397,7 +392,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
       const int u = u0 + kMmaWarps * i;
-      if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4), c, u & 1, acc);
+      if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4) + c, u & 1, acc);
     }
   }
   pdl_trigger();
@@ -488,22 +483,9 @@ KernelCheck check_mma_sx(const DeviceMatrix& w, const float* x, const float* y) 
   return check_mma(w, x, y);
 }
 
-// FP8 on its native layout: whole 64-column units, 16-byte rows and x.
-KernelCheck check_fp8_mma(const DeviceMatrix& w, const float* x, const float*) {
-  const KernelCheck shape = all_of({check_cols_multiple(w.cols, 64, "the tensor-core FP8 unit"),
-                                    check_aligned(w.data, 16, "payload"), check_aligned(x, 16, "x")});
-  if (!shape.ok || w.format != FormatId::FP8_E4M3_CHANNEL) return shape;
-  return check_aligned(w.scales, 4, "scale plane");
-}
-KernelCheck check_fp8_mma_sx(const DeviceMatrix& w, const float* x, const float* y) {
-  if (w.cols > kSxMaxCols) return {false, "rows longer than the shared x buffer (32768 columns)"};
-  return check_fp8_mma(w, x, y);
-}
-
 KernelCheck check_any_mma(const DeviceMatrix&, const float* x, const float*) { return check_aligned(x, 4, "x"); }
 
 constexpr WeightLayout M = WeightLayout::kMma;
-constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
     {"q4_0_mma_sx", FormatId::Q4_0, M, check_mma_sx, launch_mma<Q4_0Mma, true>, false, true},
     {"q4_0_mma", FormatId::Q4_0, M, check_mma, launch_mma<Q4_0Mma, false>, false, true},
@@ -520,10 +502,6 @@ const GemvKernel kKernels[] = {
     {"mxfp4_ckpt_mma_sx", FormatId::MXFP4_CKPT, M, check_mma_sx, launch_mma<Mxfp4CkptMma, true>, false, true},
     {"mxfp4_ckpt_mma", FormatId::MXFP4_CKPT, M, check_mma, launch_mma<Mxfp4CkptMma, false>, false, true},
     {"mxfp4_ckpt_mma_elem", FormatId::MXFP4_CKPT, M, check_any_mma, launch_elem<MmaElem<FormatId::MXFP4_CKPT>>},
-    {"fp8_e4m3_tensor_mma_sx", FormatId::FP8_E4M3_TENSOR, N, check_fp8_mma_sx, launch_mma<Fp8Mma<false>, true>, false, true},
-    {"fp8_e4m3_tensor_mma", FormatId::FP8_E4M3_TENSOR, N, check_fp8_mma, launch_mma<Fp8Mma<false>, false>, false, true},
-    {"fp8_e4m3_channel_mma_sx", FormatId::FP8_E4M3_CHANNEL, N, check_fp8_mma_sx, launch_mma<Fp8Mma<true>, true>, false, true},
-    {"fp8_e4m3_channel_mma", FormatId::FP8_E4M3_CHANNEL, N, check_fp8_mma, launch_mma<Fp8Mma<true>, false>, false, true},
 };
 
 
@@ -536,8 +514,6 @@ bool with_op(FormatId f, Fn&& fn) {
     case FormatId::Q8_0: fn(Q8_0Mma{}); return true;
     case FormatId::NVFP4_CKPT: fn(Nvfp4CkptMma{}); return true;
     case FormatId::MXFP4_CKPT: fn(Mxfp4CkptMma{}); return true;
-    case FormatId::FP8_E4M3_TENSOR: fn(Fp8Mma<false>{}); return true;
-    case FormatId::FP8_E4M3_CHANNEL: fn(Fp8Mma<true>{}); return true;
     default: return false;
   }
 }
