@@ -17,7 +17,14 @@ run_variant() {
   for x in "${kv[@]}"; do [ -n "$x" ] && flags+=" -DIMP_MMA_${x}"; done
   cmake -B "$BUILD" -DCMAKE_CUDA_FLAGS="$flags" > /dev/null 2>&1 || { echo "configure failed for $name"; return 1; }
   ninja -C "$BUILD" -j16 imp_bench_cuda_gemv > "$OUT/variant-build.log" 2>&1 || { grep error "$OUT/variant-build.log" | head; return 1; }
-  "$BUILD/bench/imp_bench_cuda_gemv" --formats "$FORMATS" --json "$OUT/variant.json" > /dev/null 2>&1 || { echo "bench failed for $name"; return 1; }
+  # IMP_VARIANT_TESTS=1: the GEMV tests against the CPU reference, on this variant too.
+  if [ "${IMP_VARIANT_TESTS:-0}" = 1 ]; then
+    ninja -C "$BUILD" -j16 imp_cuda_tests > "$OUT/variant-build.log" 2>&1 || { grep error "$OUT/variant-build.log" | head; return 1; }
+    "$BUILD/tests/cuda/imp_cuda_tests" --gtest_filter='*Gemv*:*Forward*:*Gemm*' > "$OUT/variant-tests.log" 2>&1
+    echo "${name:-default} tests: $(grep -E '^\[  (PASSED|FAILED)  \] [0-9]+ test' "$OUT/variant-tests.log" | tr '\n' ' ')"
+    grep -E '^\[  FAILED  \] [A-Z]' "$OUT/variant-tests.log" | head -5
+  fi
+  IMP_CUDA_PDL=0 "$BUILD/bench/imp_bench_cuda_gemv" --formats "$FORMATS" --json "$OUT/variant.json" > /dev/null 2>&1 || { echo "bench failed for $name"; return 1; }
   python3 - "$OUT/variant.json" "${name:-default}" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))

@@ -265,7 +265,9 @@ int main(int argc, char** argv) {
         // formats that have them, also the FP32-activation kernels they replace; with --int8
         // the integer-dot kernels too.
         for (Variant v : {Variant::kF16, Variant::kF32, Variant::kInt8}) {
-          if (v == Variant::kF32 && !has_mma_layout(*f, s[1])) continue;
+          // (FP8 per tensor / channel have a tensor-core kernel on their native layout.)
+          const bool fp8_mma = *f == FormatId::FP8_E4M3_TENSOR || *f == FormatId::FP8_E4M3_CHANNEL;
+          if (v == Variant::kF32 && !has_mma_layout(*f, s[1]) && !fp8_mma) continue;
           if (v == Variant::kInt8 && !int8) continue;
           const std::optional<Result> res = bench_one(*f, s[0], s[1], dev.l2_bytes, copy_bw, runs, v);
           if (!res) continue;

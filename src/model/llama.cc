@@ -115,7 +115,12 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
   const bool observing = observer() != nullptr;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];
-    if (observing) {
+    // Nothing between the QKV matmuls and RoPE (no bias, no q/k norm, no observer): one hook
+    // from the norm to the KV-cache write.
+    const bool one_hook = !observing && !L.bq && !L.q_norm;
+    if (one_hook) {
+      backend_.rmsnorm_qkv_rope_kv_write(x, L.attn_norm, n, E, eps, h, L.wq, L.wk, L.wv, q, k, v, H, hd, rope_, kv, l);
+    } else if (observing) {
       backend_.rmsnorm(x, L.attn_norm, n, E, eps, h);
       observe(l, "attn_q", h, n, E);
       observe(l, "attn_k", h, n, E);
@@ -133,7 +138,7 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
       backend_.rmsnorm(q, L.q_norm, n * H, hd, eps, q);
       backend_.rmsnorm(k, L.k_norm, n * KV, hd, eps, k);
     }
-    backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
+    if (!one_hook) backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
     backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
     observe(l, "attn_output", att, n, H * hd);
     backend_.matmul_add(L.wo, att, n, E, x, o);

@@ -144,6 +144,15 @@ class Backend {
     rmsnorm(x, gain, n_tok, n, eps, h);
     ffn_gate_up_swiglu(w_gate, w_up, h, n_tok, n_ff, gate_scratch, up_scratch, out);
   }
+  // rmsnorm_matmul_qkv, then rope_kv_write: a decode step's whole attention input in one
+  // hook (a backend may run it as one launch).
+  virtual void rmsnorm_qkv_rope_kv_write(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                         MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, float* q, float* k, float* v,
+                                         int64_t n_head, int64_t head_dim, const RopeParams& p, KvStore& kv,
+                                         int64_t layer) {
+    rmsnorm_matmul_qkv(x, gain, n_tok, n, eps, h, wq, wk, wv, q, k, v);
+    rope_kv_write(q, k, v, n_tok, n_head, head_dim, p, kv, layer);
+  }
   // RoPE on q and k, then kv_write of k and v.
   virtual void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_head, int64_t head_dim,
                              const RopeParams& p, KvStore& kv, int64_t layer) {

@@ -1,5 +1,7 @@
 // Each CUDA forward op against its CPU reference (backends/cpu/ops.h *_ref) on small,
 // awkward shapes with fresh random data; the KV-cache rows byte for byte.
+#include <fmt/core.h>
+
 #include <cstring>
 
 #include "common/error.h"
@@ -170,6 +172,89 @@ TEST(CudaForwardOps, MatmulMatchesReference) {
             << format_name(f) << " n_tok " << n_tok << (prec == CudaGemmPrecision::kF32 ? " f32" : " bf16");
         b.release(dx);
         b.release(dy);
+      }
+    }
+  }
+}
+
+// The decode step's one-launch attention input (norm, QKV GEMV, RoPE, KV write:
+// gemv_mma_qkv_rope_kv) against the same backend's separate ops, both RoPE styles, every
+// element-wise KV type and a scaled one (int8: the fused form refuses it, the hook falls
+// back), GQA, tokens in several cache blocks. q, k and v within float rounding of the
+// rotation; cache rows within one unit in the last place of their type.
+TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
+  IMP_SKIP_WITHOUT_GPU();
+  CudaBackendOptions o;
+  o.graphs = false;
+  CudaBackend b(o);
+  const int64_t E = 256, H = 4, nkv = 2;
+  for (int64_t hd : {64, 128}) {
+    for (FormatId f : {FormatId::Q8_0, FormatId::Q4_0}) {
+      const OwnedQuantMatrix wq = quantize(f, random_floats(size_t(H * hd * E), 61 + hd, 0.05f), H * hd, E);
+      const OwnedQuantMatrix wk = quantize(f, random_floats(size_t(nkv * hd * E), 62 + hd, 0.05f), nkv * hd, E);
+      const OwnedQuantMatrix wv = quantize(f, random_floats(size_t(nkv * hd * E), 63 + hd, 0.05f), nkv * hd, E);
+      const MatrixHandle hq = b.add_matrix(wq.view(), "wq"), hk = b.add_matrix(wk.view(), "wk"),
+                         hv = b.add_matrix(wv.view(), "wv");
+      const auto gain = random_floats(size_t(E), 64, 1.0f);
+      const float* dgain = b.add_vector(gain.data(), E, "gain");
+      for (KvType t : {KvType::F16, KvType::BF16, KvType::F32, KvType::INT8}) {
+        for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kHalfSplit}) {
+          SCOPED_TRACE(fmt::format("{} hd {} {} {}", format_name(f), hd, kv_type_name(t),
+                                   style == RopeStyle::kAdjacent ? "adjacent" : "half-split"));
+          const KvCacheConfig kc{1, nkv, hd, 64, 16, t};
+          auto fused_kv = b.create_kv_cache(kc), sep_kv = b.create_kv_cache(kc);
+          RopeParams rp;
+          rp.style = style;
+          rp.theta = 500000.0f;
+          float *h = b.alloc(E), *q1 = b.alloc(H * hd), *k1 = b.alloc(nkv * hd), *v1 = b.alloc(nkv * hd);
+          float *q2 = b.alloc(H * hd), *k2 = b.alloc(nkv * hd), *v2 = b.alloc(nkv * hd);
+          for (int64_t pos = 0; pos < 40; ++pos) {
+            float* x = upload(b, random_floats(size_t(E), 70 + uint64_t(pos), 3.0f));
+            b.begin_step(*fused_kv, pos, 1);
+            b.rmsnorm_qkv_rope_kv_write(x, dgain, 1, E, 1e-5f, h, hq, hk, hv, q1, k1, v1, H, hd, rp, *fused_kv, 0);
+            b.end_step();
+            b.begin_step(*sep_kv, pos, 1);
+            b.rmsnorm_matmul_qkv(x, dgain, 1, E, 1e-5f, h, hq, hk, hv, q2, k2, v2);
+            b.rope_kv_write(q2, k2, v2, 1, H, hd, rp, *sep_kv, 0);
+            b.end_step();
+            fused_kv->set_n_tokens(pos + 1);
+            sep_kv->set_n_tokens(pos + 1);
+            EXPECT_LT(rel_error(download(b, q1, size_t(H * hd)), download(b, q2, size_t(H * hd))), 1e-5) << "q at " << pos;
+            EXPECT_LT(rel_error(download(b, k1, size_t(nkv * hd)), download(b, k2, size_t(nkv * hd))), 1e-5) << "k at " << pos;
+            EXPECT_LT(rel_error(download(b, v1, size_t(nkv * hd)), download(b, v2, size_t(nkv * hd))), 1e-6) << "v at " << pos;
+            b.release(x);
+          }
+          auto& fd = static_cast<CudaKvCache&>(*fused_kv);
+          auto& sd = static_cast<CudaKvCache&>(*sep_kv);
+          const int64_t row = fd.row_bytes(), block_bytes = kc.block_tokens * nkv * row;
+          std::vector<uint8_t> a(static_cast<size_t>(block_bytes)), c(static_cast<size_t>(block_bytes));
+          for (bool values : {false, true}) {
+            for (int64_t blk = 0; blk * kc.block_tokens < 40; ++blk) {
+              fd.copy_block_to_host(0, blk, values, a.data());
+              sd.copy_block_to_host(0, blk, values, c.data());
+              const int64_t tokens = std::min(kc.block_tokens, 40 - blk * kc.block_tokens);
+              const size_t n = size_t(tokens * nkv * row);
+              if (t == KvType::INT8) {  // refused by the fused form: the same separate ops ran
+                EXPECT_EQ(std::memcmp(a.data(), c.data(), n), 0) << "int8 block " << blk;
+              } else if (t == KvType::F32) {  // float rounding of the rotation
+                for (size_t i = 0; i + 4 <= n; i += 4) {
+                  float fa, fc;
+                  std::memcpy(&fa, a.data() + i, 4);
+                  std::memcpy(&fc, c.data() + i, 4);
+                  ASSERT_NEAR(fa, fc, 1e-5f * std::max(1.0f, std::fabs(fc))) << (values ? "V" : "K") << " block " << blk;
+                }
+              } else {
+                for (size_t i = 0; i + 2 <= n; i += 2) {
+                  uint16_t ua, uc;
+                  std::memcpy(&ua, a.data() + i, 2);
+                  std::memcpy(&uc, c.data() + i, 2);
+                  ASSERT_LE(std::abs(int(ua) - int(uc)), 1) << (values ? "V" : "K") << " block " << blk << " byte " << i;
+                }
+              }
+            }
+          }
+          for (float* p : {h, q1, k1, v1, q2, k2, v2}) b.release(p);
+        }
       }
     }
   }

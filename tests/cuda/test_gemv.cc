@@ -264,7 +264,13 @@ TEST_P(CudaGemv, DispatcherPicksVectorKernelForAlignedShapes) {
   dy.poison();
   const std::string_view name = gemv(dw.m, static_cast<const float*>(dx.p), static_cast<float*>(dy.p), nullptr);
   IMP_CUDA_CHECK(cudaDeviceSynchronize());
-  EXPECT_TRUE(name.find("vec16") != std::string_view::npos || name.find("dp4a") != std::string_view::npos) << name;
+  // FP8 per tensor / per channel read their native layout on the tensor cores (Fp8Mma).
+  const bool fp8_mma = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
+  if (fp8_mma) {
+    EXPECT_NE(name.find("_mma_sx"), std::string_view::npos) << name;
+  } else {
+    EXPECT_TRUE(name.find("vec16") != std::string_view::npos || name.find("dp4a") != std::string_view::npos) << name;
+  }
   const auto y = dy.download<float>();
   for (float v : y) EXPECT_TRUE(std::isfinite(v)) << name;
 }
@@ -406,7 +412,9 @@ TEST(CudaGemvDispatch, EveryFormatHasAFastAndAGenericKernel) {
   for (FormatId f : kFormats) {
     const WeightLayout fast = has_split(f) ? WeightLayout::kSplit : WeightLayout::kNative;
     const auto& k = select_gemv_kernel(fake_matrix(f, fast, 64, 4096), kFakeX, kFakeY);
-    EXPECT_TRUE(k.name.find("vec16") != std::string_view::npos || k.name.find("dp4a") != std::string_view::npos)
+    // (FP8 per tensor / per channel: the tensor-core kernel reads their native layout.)
+    EXPECT_TRUE(k.name.find("vec16") != std::string_view::npos || k.name.find("dp4a") != std::string_view::npos ||
+                k.name.find("_mma") != std::string_view::npos)
         << format_name(f) << " chose " << k.name;
     // The native layout always has a kernel, at any alignment of x.
     const auto& g = select_gemv_kernel(fake_matrix(f, WeightLayout::kNative, 3, 4096), kFakeX + 1, kFakeY);
@@ -553,7 +561,8 @@ TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
 // and kAdd adds exactly the value kStore would write.
 TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_CHANNEL}) {
+    const WeightLayout layout = f == FormatId::FP8_E4M3_CHANNEL ? WeightLayout::kNative : WeightLayout::kMma;
     const int64_t cols = 2304, rows = 400;
     const float eps = 1e-5f;
     const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 400 + uint32_t(f)), rows, cols);
@@ -567,7 +576,7 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
     const float scale = 1.0f / std::sqrt(float(ss / double(cols)) + eps);
     std::vector<float> xn(static_cast<size_t>(cols));
     for (int64_t c = 0; c < cols; ++c) xn[size_t(c)] = x[size_t(c)] * scale * gain[size_t(c)];
-    DeviceWeights dw(q, WeightLayout::kMma), dup(up, WeightLayout::kMma);
+    DeviceWeights dw(q, layout), dup(up, layout);
     DeviceBuffer dx(x.data(), x.size() * 4), dxn(xn.data(), xn.size() * 4), dg(gain.data(), gain.size() * 4);
     DeviceBuffer y_ref(size_t(rows) * 4), y_norm(size_t(rows) * 4), s_ref(size_t(rows) * 4), s_norm(size_t(rows) * 4);
     const float* xp = static_cast<const float*>(dx.p);
@@ -623,12 +632,14 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
 // buffer only the register form runs, fused launches included.
 TEST(CudaGemvMma, SharedXAndRegisterXFormsAgree) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT,
+                     FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
+    const bool fp8 = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
     for (const int64_t cols : {int64_t(4352), int64_t(32768 + 512)}) {
       const int64_t rows = cols > 32768 ? 40 : 16400 + 24;  // tall (two-tile) form and a ragged last tile
       const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 300 + uint32_t(f)), rows, cols);
       const auto x = random_floats(size_t(cols), 301);
-      DeviceWeights dw(q, WeightLayout::kMma);
+      DeviceWeights dw(q, fp8 ? WeightLayout::kNative : WeightLayout::kMma);
       DeviceBuffer dx(x.data(), x.size() * sizeof(float));
       DeviceBuffer y_sx(size_t(rows) * 4), y_reg(size_t(rows) * 4), y_fused(size_t(rows) * 4);
       const float* xp = static_cast<const float*>(dx.p);

@@ -597,6 +597,27 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
   Backend::rmsnorm_ffn_gate_up_swiglu(x, gain, n_tok, n, eps, h, w_gate, w_up, n_ff, gate_scratch, up_scratch, out);
 }
 
+// Decode: the QKV GEMV also applies RoPE and writes the K and V rows into the cache
+// (gemv_mma_qkv_rope_kv), when the format, KV type and shapes allow.
+void CudaBackend::rmsnorm_qkv_rope_kv_write(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps,
+                                            float* h, MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, float* q,
+                                            float* k, float* v, int64_t n_head, int64_t head_dim, const RopeParams& p,
+                                            KvStore& kv, int64_t layer) {
+  if (n_tok == 1 && options_.decode_x == CudaDecodeActivations::kF16) {
+    CudaKvCache& c = device_cache(kv);
+    const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
+    if (skip()) return;
+    GemvFusion f;
+    f.norm_gain = gain;
+    f.norm_eps = eps;
+    if (head_dim == c.config().head_dim && w[0].cols == n && w[0].rows == n_head * head_dim &&
+        gemv_mma_qkv_rope_kv(w, x, q, k, v, rope_args(p), c.layer(layer), step_dev_, stream_, f)) {
+      return;
+    }
+  }
+  Backend::rmsnorm_qkv_rope_kv_write(x, gain, n_tok, n, eps, h, wq, wk, wv, q, k, v, n_head, head_dim, p, kv, layer);
+}
+
 void CudaBackend::add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,
                               float* out) {
   if (skip()) return;

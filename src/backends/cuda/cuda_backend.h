@@ -117,6 +117,10 @@ class CudaBackend final : public Backend {
   void rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
                                   MatrixHandle w_gate, MatrixHandle w_up, int64_t n_ff, float* gate_scratch,
                                   float* up_scratch, float* out) override;
+  void rmsnorm_qkv_rope_kv_write(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                 MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, float* q, float* k, float* v,
+                                 int64_t n_head, int64_t head_dim, const RopeParams& p, KvStore& kv,
+                                 int64_t layer) override;
   void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t n_tok, int64_t n, float eps,
                    float* out) override;
   void ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, const float* x, int64_t n_tok, int64_t n_ff,

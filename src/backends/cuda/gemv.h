@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/cuda/forward_kernels.h"
 #include "formats/format_id.h"
 
 namespace imp::cuda {
@@ -160,6 +161,15 @@ bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* 
                     const GemvFusion& fusion = {});
 bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x, float* out, cudaStream_t stream,
                      const GemvFusion& fusion = {});
+// One decode token: q, k, v = W·x (norm as in fusion) as gemv_mma_fused, then in the same
+// launch RoPE on q and k (rope_kv_write's formula) and the K and V rows written into the
+// cache at step->pos0. Each CTA owns 16 rows that hold 8 whole RoPE pairs: adjacent rows
+// for adjacent pairs; for half-split pairs (i, i + hd/2) the CTA's rows are remapped to
+// rows i…i+7 and i+hd/2…i+hd/2+7 of a head. Needs the shared-x form, fewer than 16384 rows
+// in all, head_dim % 16 == 0 and an element-wise KV type (f32, f16, bf16: the scaled types
+// need the whole row); false (nothing launched) otherwise.
+bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, float* k, float* v, const RopeArgs& rope,
+                          const KvView& kv, const StepParams* step, cudaStream_t stream, const GemvFusion& fusion = {});
 
 // Native rows → kMma planes (payload, and the f16 d plane for Q4_0 / Q8_0; NVFP4_CKPT and
 // MXFP4_CKPT keep their native scale plane, pass d = nullptr). Asynchronous.

@@ -42,8 +42,10 @@ __device__ __forceinline__ float u23_minus(uint32_t v, float two23_plus_bias) {
 }
 
 // The one write of a row's result: y = v, or y += v (GemvOut::kAdd; the row's only writer).
+// __fadd_rn: never contracted into an FMA with the scale multiply that produced v, so kAdd
+// writes exactly y + (the value kStore writes).
 __device__ __forceinline__ void store_y(const KernelArgs& a, int64_t row, float v) {
-  a.y[row] = a.add_to_y ? a.y[row] + v : v;
+  a.y[row] = a.add_to_y ? __fadd_rn(a.y[row], v) : v;
 }
 
 __device__ __forceinline__ uint4 load_stream16(const uint8_t* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }

@@ -1,5 +1,6 @@
 // Tensor-core decode GEMV for the 4- and 8-bit block formats on the kMma layout
-// (gemv_mma_layout.h): y[rows] = W · x with x rounded to f16 and every weight decoded by a
+// (gemv_mma_layout.h), and for FP8 E4M3 per tensor / per channel on its native row-major
+// layout (Fp8Mma): y[rows] = W · x with x rounded to f16 and every weight decoded by a
 // few bit operations into an exact f16 A fragment of mma.sync.m16n8k16 (f32 accumulate).
 // The N dimension of the MMA is unused: B holds x in all 8 columns, so C's columns are 8
 // copies of the same dot products.
@@ -28,10 +29,12 @@
 #include <string>
 #include <string_view>
 
+#include "backends/cuda/cp_async.cuh"
 #include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_elem.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/gemv_mma_ops.cuh"
+#include "backends/cuda/kv_codec.cuh"
 #include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda::detail {
@@ -55,7 +58,11 @@ __device__ __forceinline__ void load_item(Item<Op, kRows>& it, const uint8_t* co
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     it.q[r] = load_stream16(pq[r] + int64_t(u) * mma_layout::kUnitBytes);
-    it.s[r] = __ldg(reinterpret_cast<const typename Op::ScaleSlot*>(ps[r] + Op::scale_offset(u)));
+    if constexpr (Op::kScaleBytes > 0) {
+      it.s[r] = __ldg(reinterpret_cast<const typename Op::ScaleSlot*>(ps[r] + Op::scale_offset(u)));
+    } else {
+      it.s[r] = {};
+    }
   }
 }
 
@@ -144,7 +151,52 @@ struct MmaJob {
   float* swiglu_out = nullptr;
   const float* norm_gain = nullptr;  // shared-x form: RMS-normalize x first (GemvFusion)
   float norm_eps = 0.0f;
+  // gemv_mma_qkv_rope_kv: parts Q, K, V; RoPE on Q and K, K and V rows into the cache.
+  int rope_kv = 0;
+  RopeArgs rope;
+  KvView kv;
+  const StepParams* step = nullptr;
 };
+
+// Half-split RoPE: slot s of 16-row tile T of a part holds row i (s < 8) or its partner
+// i + hd/2 (s ≥ 8), i = (T mod hd/16)·8 + s mod 8 of head T / (hd/16).
+__device__ __forceinline__ int64_t rope_pair_row(int64_t tile, int s, int hd) {
+  const int64_t tiles_per_head = hd / 16, head = tile / tiles_per_head;
+  const int t = int(tile % tiles_per_head);
+  return head * hd + (s < 8 ? t * 8 + s : hd / 2 + t * 8 + (s - 8));
+}
+
+// The epilogue of gemv_mma_qkv_rope_kv for one pair of rows (ra, rb) of part p: RoPE
+// (rope_row's recipe: inv_freq in double, angle and rotation in float) on Q and K, then y,
+// and for K and V the cache elements of the token's row.
+__device__ __forceinline__ void rope_kv_pair(const MmaJob& job, const KernelArgs& a, int p, int64_t ra, int64_t rb,
+                                             float ya, float yb) {
+  const int hd = job.kv.head_dim, pos = job.step->pos0;
+  if (p < 2) {
+    const int i = job.rope.half_split ? int(ra % hd) : int(ra % hd) / 2;
+    const float inv_freq =
+        float(pow(double(job.rope.theta), -2.0 * double(i) / double(hd)) / double(job.rope.freq_scale));
+    const float angle = float(pos) * inv_freq;
+    float s, c;
+    sincosf(angle, &s, &c);
+    const float x0 = ya, x1 = yb;
+    ya = x0 * c - x1 * s;
+    yb = x0 * s + x1 * c;
+  }
+  a.y[ra] = ya;
+  a.y[rb] = yb;
+  if (p == 0) return;
+  const KvView& kv = job.kv;
+  uint8_t* row = kvc::kv_row_ptr(p == 1 ? kv.k_pool : kv.v_pool, p == 1 ? kv.k_table : kv.v_table, kv.block_tokens,
+                                 kv.n_kv_head, kv.row_bytes, pos, int(ra / hd));
+  const int ea = int(ra % hd), eb = int(rb % hd);
+  switch (kv.dtype) {
+    case kvc::kF32: kvc::store_f32(row + 4 * ea, ya), kvc::store_f32(row + 4 * eb, yb); break;
+    case kvc::kF16: kvc::store_u16(row + 2 * ea, kvc::f32_to_f16(ya)), kvc::store_u16(row + 2 * eb, kvc::f32_to_f16(yb)); break;
+    case kvc::kBF16: kvc::store_u16(row + 2 * ea, kvc::f32_to_bf16(ya)), kvc::store_u16(row + 2 * eb, kvc::f32_to_bf16(yb)); break;
+    default: break;  // refused on the host
+  }
+}
 
 // A CTA owns 16·kTiles rows; its 8 warps take the row's units round-robin (split-K inside
 // the CTA), kU units per step, and request the next step's weights before decoding the
@@ -203,11 +255,11 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
       const int u = u0 + kMmaWarps * i;
       if (u < units) {
         // x: one float4 per chunk (columns 4c … 4c+3), f16 with saturation.
-        const float* xp = a.x + int64_t(u) * U + 4 * c;
+        const float* xp = a.x + int64_t(u) * U;
         uint32_t b[Op::kChunks][2];
 #pragma unroll
         for (int j = 0; j < Op::kChunks; ++j) {
-          const float4 v = __ldg(reinterpret_cast<const float4*>(xp + 16 * j));
+          const float4 v = __ldg(reinterpret_cast<const float4*>(xp + Op::x_col(c, j)));
           b[j][0] = f16x2_sat(v.x, v.y);
           b[j][1] = f16x2_sat(v.z, v.w);
         }
@@ -247,7 +299,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
 constexpr int kSxMaxCols = 32768;  // 64 KiB of shared memory
 
 template <class Op, int kTiles>
-__device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int half,
+__device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int c, int half,
                                             float (&acc)[2 * kTiles]) {
   constexpr int kGroups = Op::kChunks / Op::kGroupChunks, G = Op::kGroupChunks, kRows = 2 * kTiles;
   if constexpr (Op::kMins) {
@@ -260,7 +312,7 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
       float xs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[4 * (grp * G + j2)];
+        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
         b[j2][0] = v.x, b[j2][1] = v.y;
         constexpr uint32_t kOnes = 0x3C003C00u;  // Σ x of the sub-block: an MMA with A = 1
         mma_16816(xs, kOnes, kOnes, kOnes, kOnes, b[j2][0], b[j2][1]);
@@ -290,7 +342,7 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
       uint32_t b[G][2];
 #pragma unroll
       for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[4 * (grp * G + j2)];
+        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
         b[j2][0] = v.x, b[j2][1] = v.y;
       }
 #pragma unroll
@@ -311,6 +363,21 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
 // Resident CTAs per SM asked of the register allocator: 3 fit the one-tile form in 80
 // registers without spills (Q4_K excepted: its scale unpacking needs more); the two-tile
 // form spills below ~110. scripts/gpu-gemv-variants.sh measures other values.
+// IMP_MMA_RING = S > 0: each warp streams its units through a private ring of S stages in
+// shared memory (cp.async) instead of double-buffered registers: S units per warp in
+// flight, no registers held by them, no CTA barrier per stage (a lane reads back only the
+// bytes it copied). Capped so one CTA's ring stays within kRingMaxBytes.
+#ifndef IMP_MMA_RING
+#define IMP_MMA_RING 0
+#endif
+constexpr int kRingMaxBytes = 96 * 1024;
+template <class Op, int kRows>
+struct Ring {
+  static constexpr int kStageBytes = kMmaWarps * kRows * 32 * int(16 + sizeof(typename Op::ScaleSlot));
+  static constexpr int kStages = IMP_MMA_RING < kRingMaxBytes / kStageBytes ? IMP_MMA_RING : kRingMaxBytes / kStageBytes;
+  static constexpr int kBytes = kStages * kStageBytes;
+};
+
 #ifndef IMP_MMA_SX_MINB_SMALL
 #define IMP_MMA_SX_MINB_SMALL 3
 #endif
@@ -333,20 +400,54 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   const int units = int(a.cols / U);
   const int64_t first = p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
   const int64_t row0 = (int64_t(blockIdx.x) - first) * kRowsPerCta;
+  // Half-split RoPE pairs its rows across the head (rope_pair_row); one-tile form only.
+  const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const KernelArgs& ar = kSwiglu ? (r < 2 ? job.part[0] : job.part[1]) : a;
-    const int64_t row = min(row0 + g + 8 * (kSwiglu ? r % 2 : r), ar.rows - 1);  // past the end: re-read, dropped
+    const int slot = g + 8 * (kSwiglu ? r % 2 : r);
+    const int64_t mapped = pair_rows ? rope_pair_row(row0 / 16, slot, job.kv.head_dim) : row0 + slot;
+    const int64_t row = min(mapped, ar.rows - 1);  // past the end: re-read, dropped
     pq[r] = ar.data + row * ar.data_row_bytes + 16 * c;
     ps[r] = ar.scales + row * ar.scale_row_bytes;
   }
   constexpr int kStep = kMmaWarps * kU;
-  Item<Op, kRows> next[kU];
+  constexpr int kRingStages = Ring<Op, kRows>::kStages;
+  Item<Op, kRows> next[kRingStages > 0 ? 1 : kU];
+  // The ring (kRingStages > 0) follows x16 in dynamic shared memory: this warp's stages,
+  // payload slots then scale slots, [stage][row][lane].
+  using ScaleSlot = typename Op::ScaleSlot;
+  uint4* const ring_q = reinterpret_cast<uint4*>(x16 + job.part[0].cols / 4) + warp * kRingStages * kRows * 32;
+  ScaleSlot* const ring_s = reinterpret_cast<ScaleSlot*>(reinterpret_cast<uint4*>(x16 + job.part[0].cols / 4) +
+                                                         kMmaWarps * kRingStages * kRows * 32) +
+                            warp * kRingStages * kRows * 32;
+  // Unit k of this warp (warp + 8k) into slot k mod S; one commit group per k, empty past
+  // the end so that the wait count stays uniform.
+  auto ring_issue = [&](int k) {
+    const int u = warp + kMmaWarps * k;
+    if (kRingStages > 0 && u < units) {
+      const int slot = k % (kRingStages > 0 ? kRingStages : 1);
 #pragma unroll
-  for (int i = 0; i < kU; ++i) {
-    if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
+      for (int r = 0; r < kRows; ++r) {
+        cp_async16(ring_q + (slot * kRows + r) * 32 + lane, pq[r] + int64_t(u) * mma_layout::kUnitBytes);
+#pragma unroll
+        for (int b = 0; b < Op::kScaleBytes; b += 4) {
+          cp_async4(reinterpret_cast<uint8_t*>(ring_s + (slot * kRows + r) * 32 + lane) + b,
+                    ps[r] + Op::scale_offset(u) + b);
+        }
+      }
+    }
+    cp_async_commit();
+  };
+  if constexpr (kRingStages > 0) {
+    for (int k = 0; k + 1 < kRingStages; ++k) ring_issue(k);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kU; ++i) {
+      if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
+    }
   }
   pdl_wait();  // x and y belong to the previous kernels; the weights above do not
   // x → f16 in shared memory while the first weights are in flight; with norm_gain, x is
@@ -381,6 +482,21 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  if constexpr (kRingStages > 0) {
+    const int n_mine = units > warp ? (units - warp + kMmaWarps - 1) / kMmaWarps : 0;
+    for (int k = 0; k < n_mine; ++k) {
+      ring_issue(k + kRingStages - 1);
+      cp_async_wait<kRingStages - 1>();  // this lane's copies of unit k have landed
+      const int slot = k % kRingStages, u = warp + kMmaWarps * k;
+      Item<Op, kRows> it;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        it.q[r] = ring_q[(slot * kRows + r) * 32 + lane];
+        it.s[r] = ring_s[(slot * kRows + r) * 32 + lane];
+      }
+      mma_item_sx<Op, kTiles>(it, x16 + u * (U / 4), c, u & 1, acc);
+    }
+  } else {
   for (int u0 = warp; u0 < units; u0 += kStep) {
     Item<Op, kRows> cur[kU];
 #pragma unroll
@@ -392,8 +508,9 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
       const int u = u0 + kMmaWarps * i;
-      if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4) + c, u & 1, acc);
+      if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4), c, u & 1, acc);
     }
+  }
   }
   pdl_trigger();
   if (c == 0) {
@@ -408,6 +525,18 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
       for (int w = 0; w < kMmaWarps; ++w) gs += partial[w][tid], us += partial[w][16 + tid];
       const float gv = Op::finish(job.part[0], gs), uv = Op::finish(job.part[1], us);
       job.swiglu_out[row0 + tid] = gv / (1.0f + expf(-gv)) * uv;  // as swiglu_kernel
+    }
+  } else if (kTiles == 1 && job.rope_kv) {
+    // Eight RoPE pairs per tile: slots (2j, 2j+1) for adjacent pairs, (j, j+8) for half-split.
+    if (tid < 8) {
+      const bool hs = job.rope.half_split != 0;
+      const int sa = hs ? tid : 2 * tid, sb = hs ? tid + 8 : 2 * tid + 1;
+      float ya = 0.0f, yb = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) ya += partial[w][sa], yb += partial[w][sb];
+      const int64_t ra = pair_rows ? rope_pair_row(row0 / 16, sa, job.kv.head_dim) : row0 + sa;
+      const int64_t rb = pair_rows ? rope_pair_row(row0 / 16, sb, job.kv.head_dim) : row0 + sb;
+      if (ra < a.rows && rb < a.rows) rope_kv_pair(job, a, p, ra, rb, Op::finish(a, ya), Op::finish(a, yb));
     }
   } else {
     if (tid < kTileRows && row0 + tid < a.rows) {
@@ -430,12 +559,13 @@ void launch_job(MmaJob job, cudaStream_t stream) {
   if (kSwiglu) blocks = (job.part[0].rows + rows_per_cta - 1) / rows_per_cta, job.first_block[1] = blocks;
   if (kSx) {
     static bool attr_set = false;  // per instantiation; idempotent, so a race is harmless
+    constexpr int kRingBytes = Ring<Op, 2 * kTiles>::kBytes;
     if (!attr_set) {
       IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSxMaxCols * 2));
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSxMaxCols * 2 + kRingBytes));
       attr_set = true;
     }
-    const size_t smem = size_t(job.part[0].cols) * 2;
+    const size_t smem = size_t(job.part[0].cols) * 2 + kRingBytes;
     launch_pdl(gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks)), dim3(kMmaThreads), smem, stream, job);
   } else {
     launch_pdl(gemv_mma_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks)), dim3(kMmaThreads), 0, stream, job);
@@ -483,9 +613,22 @@ KernelCheck check_mma_sx(const DeviceMatrix& w, const float* x, const float* y) 
   return check_mma(w, x, y);
 }
 
+// FP8 on its native layout: whole 64-column units, 16-byte rows and x.
+KernelCheck check_fp8_mma(const DeviceMatrix& w, const float* x, const float*) {
+  const KernelCheck shape = all_of({check_cols_multiple(w.cols, 64, "the tensor-core FP8 unit"),
+                                    check_aligned(w.data, 16, "payload"), check_aligned(x, 16, "x")});
+  if (!shape.ok || w.format != FormatId::FP8_E4M3_CHANNEL) return shape;
+  return check_aligned(w.scales, 4, "scale plane");
+}
+KernelCheck check_fp8_mma_sx(const DeviceMatrix& w, const float* x, const float* y) {
+  if (w.cols > kSxMaxCols) return {false, "rows longer than the shared x buffer (32768 columns)"};
+  return check_fp8_mma(w, x, y);
+}
+
 KernelCheck check_any_mma(const DeviceMatrix&, const float* x, const float*) { return check_aligned(x, 4, "x"); }
 
 constexpr WeightLayout M = WeightLayout::kMma;
+constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kKernels[] = {
     {"q4_0_mma_sx", FormatId::Q4_0, M, check_mma_sx, launch_mma<Q4_0Mma, true>, false, true},
     {"q4_0_mma", FormatId::Q4_0, M, check_mma, launch_mma<Q4_0Mma, false>, false, true},
@@ -502,6 +645,10 @@ const GemvKernel kKernels[] = {
     {"mxfp4_ckpt_mma_sx", FormatId::MXFP4_CKPT, M, check_mma_sx, launch_mma<Mxfp4CkptMma, true>, false, true},
     {"mxfp4_ckpt_mma", FormatId::MXFP4_CKPT, M, check_mma, launch_mma<Mxfp4CkptMma, false>, false, true},
     {"mxfp4_ckpt_mma_elem", FormatId::MXFP4_CKPT, M, check_any_mma, launch_elem<MmaElem<FormatId::MXFP4_CKPT>>},
+    {"fp8_e4m3_tensor_mma_sx", FormatId::FP8_E4M3_TENSOR, N, check_fp8_mma_sx, launch_mma<Fp8Mma<false>, true>, false, true},
+    {"fp8_e4m3_tensor_mma", FormatId::FP8_E4M3_TENSOR, N, check_fp8_mma, launch_mma<Fp8Mma<false>, false>, false, true},
+    {"fp8_e4m3_channel_mma_sx", FormatId::FP8_E4M3_CHANNEL, N, check_fp8_mma_sx, launch_mma<Fp8Mma<true>, true>, false, true},
+    {"fp8_e4m3_channel_mma", FormatId::FP8_E4M3_CHANNEL, N, check_fp8_mma, launch_mma<Fp8Mma<true>, false>, false, true},
 };
 
 
@@ -514,6 +661,8 @@ bool with_op(FormatId f, Fn&& fn) {
     case FormatId::Q8_0: fn(Q8_0Mma{}); return true;
     case FormatId::NVFP4_CKPT: fn(Nvfp4CkptMma{}); return true;
     case FormatId::MXFP4_CKPT: fn(Mxfp4CkptMma{}); return true;
+    case FormatId::FP8_E4M3_TENSOR: fn(Fp8Mma<false>{}); return true;
+    case FormatId::FP8_E4M3_CHANNEL: fn(Fp8Mma<true>{}); return true;
     default: return false;
   }
 }
@@ -602,6 +751,29 @@ bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const flo
       detail::launch_job<decltype(op), 2, IMP_MMA_SWIGLU_KU, true, false>(job, stream);
     }
   });
+}
+
+bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, float* k, float* v, const RopeArgs& rope,
+                          const KvView& kv, const StepParams* step, cudaStream_t stream, const GemvFusion& fusion) {
+  const int hd = kv.head_dim;
+  if (!step || fusion.out != GemvOut::kStore || hd <= 0 || hd % 16 != 0) return false;
+  if (kv.dtype != kvc::kF32 && kv.dtype != kvc::kF16 && kv.dtype != kvc::kBF16) return false;
+  if (w[0].rows % hd != 0 || w[1].rows != int64_t(kv.n_kv_head) * hd || w[2].rows != w[1].rows) return false;
+  if (w[0].rows + w[1].rows + w[2].rows >= 16384) return false;  // the two-tile form pairs no rows
+  float* const y[3] = {q, k, v};
+  const detail::Fusable form = detail::fusable(w, 3, x, y);
+  if (form != detail::Fusable::kSharedX || !fusion_ok(form, fusion)) return false;
+  detail::MmaJob job;
+  job.n_parts = 3;
+  job.norm_gain = fusion.norm_gain;
+  job.norm_eps = fusion.norm_eps;
+  job.rope_kv = 1;
+  job.rope = rope;
+  job.kv = kv;
+  job.step = step;
+  for (int i = 0; i < 3; ++i) job.part[i] = detail::make_args(w[i], x, y[i]);
+  return detail::with_op(w[0].format,
+                         [&](auto op) { detail::launch_job<decltype(op), 1, IMP_MMA_SMALL_KU, false, true>(job, stream); });
 }
 
 }  // namespace imp::cuda

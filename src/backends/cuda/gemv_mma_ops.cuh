@@ -66,6 +66,7 @@ struct Q4_0Mma {
   static constexpr int kScaleBytes = 8;                // 4 f16 d per row and unit
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<8>(raw, a); }
   // The chunks of scale group grp only (word grp).
@@ -85,6 +86,7 @@ struct Q8_0Mma {
   static constexpr int kScaleBytes = 4;
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   // One word = one chunk: bytes (b, 0x64) per half are the f16 1024 + (q + 128), exact;
   // − 1152 leaves q.
@@ -135,6 +137,7 @@ struct Nvfp4CkptMma {
   static constexpr int kScaleBytes = 8;                // 8 E4M3 bytes
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
   __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
@@ -155,6 +158,7 @@ struct Mxfp4CkptMma {
   static constexpr int kScaleBytes = 4;                // 4 E8M0 bytes
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
   __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
@@ -175,6 +179,7 @@ struct Q4_KMma {
   static constexpr int kScaleBytes = 16;  // the superblock header: d, dmin, scales[12]
   using ScaleSlot = uint4;
   static constexpr bool kMins = true;
+  __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }
   __device__ static int scale_offset(int u) { return (u >> 1) * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<0>(raw, a); }
   __device__ static void decode_group(const uint4& raw, int grp, uint32_t (&a)[kGroupChunks][2]) {
@@ -205,6 +210,33 @@ struct Q4_KMma {
   __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
 
+
+// FP8 E4M3 (per tensor, or per channel: one F32 scale per row) read in its native
+// row-major layout — no repack, so the W8A8 prefill (gemm_fp8.cc) reads the same bytes. A
+// unit is 64 columns; thread c's 16 contiguous bytes (columns 16c … 16c+15) feed all four
+// chunks: chunk j gives the thread's k-slots {2c, 2c+1, 2c+8, 2c+9} the columns
+// 16c + 4j … 16c + 4j + 3 (any column↔slot map works when x follows it: x_col). E4M3 → f16
+// is exact (the hardware pair conversion), so the MMA sees the weights unrounded.
+template <bool kChannel>
+struct Fp8Mma {
+  static constexpr int kChunks = 4, kGroupChunks = 4;  // no block scales: one group per unit
+  static constexpr int kScaleBytes = kChannel ? 4 : 0;  // the row's F32 scale (re-read per unit, L1)
+  using ScaleSlot = float;
+  static constexpr bool kMins = false;
+  __device__ static int x_col(int c, int j) { return 16 * c + 4 * j; }
+  __device__ static int scale_offset(int) { return 0; }
+  __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t v = slice_word(raw, w);
+      a[w][0] = e4m3x2_to_h2(v);
+      a[w][1] = e4m3x2_to_h2(v >> 16);
+    }
+  }
+  __device__ static void decode_group(const uint4& raw, int, uint32_t (&a)[kGroupChunks][2]) { decode(raw, a); }
+  __device__ static void scales(float s, float (&out)[1]) { out[0] = kChannel ? s : 1.0f; }
+  __device__ static float finish(const KernelArgs& a, float acc) { return kChannel ? acc : acc * a.tensor_scale; }
+};
 
 }  // namespace
 }  // namespace imp::cuda::detail
