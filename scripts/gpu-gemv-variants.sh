@@ -25,6 +25,8 @@ run_variant() {
     grep -E '^\[  FAILED  \] [A-Z]' "$OUT/variant-tests.log" | head -5
   fi
   IMP_CUDA_PDL=0 "$BUILD/bench/imp_bench_cuda_gemv" --formats "$FORMATS" --json "$OUT/variant.json" > /dev/null 2>&1 || { echo "bench failed for $name"; return 1; }
+  # IMP_VARIANT_PROFILE=1: Nsight Compute on this variant (scripts/gpu-profile-gemv.sh).
+  [ "${IMP_VARIANT_PROFILE:-0}" = 1 ] && IMP_PROFILE_TAG="${name:-default}" bash scripts/gpu-profile-gemv.sh
   python3 - "$OUT/variant.json" "${name:-default}" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))

@@ -363,18 +363,25 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
 // Resident CTAs per SM asked of the register allocator: 3 fit the one-tile form in 80
 // registers without spills (Q4_K excepted: its scale unpacking needs more); the two-tile
 // form spills below ~110. scripts/gpu-gemv-variants.sh measures other values.
-// IMP_MMA_RING = S > 0: each warp streams its units through a private ring of S stages in
-// shared memory (cp.async) instead of double-buffered registers: S units per warp in
+// Op::kRingStages = S > 0: each warp streams its units through a private ring of S stages
+// in shared memory (cp.async) instead of double-buffered registers: S units per warp in
 // flight, no registers held by them, no CTA barrier per stage (a lane reads back only the
 // bytes it copied). Capped so one CTA's ring stays within kRingMaxBytes.
-#ifndef IMP_MMA_RING
-#define IMP_MMA_RING 0
-#endif
+// Measured on an H200 (2026-12-03, scripts/gpu-gemv-variants.sh, S = 2/4/8): FP8 gains
+// (14336×4096 0.69 → 0.75 of copy bandwidth, 128256×4096 0.78 → 0.91 with S = 4); the
+// 4-bit formats lose half (0.51 → 0.26): per 16 payload bytes they add 1–3 cp.async and a
+// shared load to the x fragment reads already there, and stall on the MIO queue. So FP8
+// rings, the block formats keep registers. IMP_MMA_RING=S overrides for experiments.
 constexpr int kRingMaxBytes = 96 * 1024;
 template <class Op, int kRows>
 struct Ring {
+#ifdef IMP_MMA_RING
+  static constexpr int kWanted = IMP_MMA_RING;
+#else
+  static constexpr int kWanted = Op::kRingStages;
+#endif
   static constexpr int kStageBytes = kMmaWarps * kRows * 32 * int(16 + sizeof(typename Op::ScaleSlot));
-  static constexpr int kStages = IMP_MMA_RING < kRingMaxBytes / kStageBytes ? IMP_MMA_RING : kRingMaxBytes / kStageBytes;
+  static constexpr int kStages = kWanted < kRingMaxBytes / kStageBytes ? kWanted : kRingMaxBytes / kStageBytes;
   static constexpr int kBytes = kStages * kStageBytes;
 };
 

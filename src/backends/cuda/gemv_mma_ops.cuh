@@ -66,6 +66,7 @@ struct Q4_0Mma {
   static constexpr int kScaleBytes = 8;                // 4 f16 d per row and unit
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<8>(raw, a); }
@@ -86,6 +87,7 @@ struct Q8_0Mma {
   static constexpr int kScaleBytes = 4;
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   // One word = one chunk: bytes (b, 0x64) per half are the f16 1024 + (q + 128), exact;
@@ -137,6 +139,7 @@ struct Nvfp4CkptMma {
   static constexpr int kScaleBytes = 8;                // 8 E4M3 bytes
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
@@ -158,6 +161,7 @@ struct Mxfp4CkptMma {
   static constexpr int kScaleBytes = 4;                // 4 E8M0 bytes
   using ScaleSlot = uint2;
   static constexpr bool kMins = false;
+  static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }  // gemv_mma_layout.h
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_e2m1(raw, a); }
@@ -179,6 +183,7 @@ struct Q4_KMma {
   static constexpr int kScaleBytes = 16;  // the superblock header: d, dmin, scales[12]
   using ScaleSlot = uint4;
   static constexpr bool kMins = true;
+  static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }
   __device__ static int scale_offset(int u) { return (u >> 1) * kScaleBytes; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) { decode_nibbles<0>(raw, a); }
@@ -223,6 +228,7 @@ struct Fp8Mma {
   static constexpr int kScaleBytes = kChannel ? 4 : 0;  // the row's F32 scale (re-read per unit, L1)
   using ScaleSlot = float;
   static constexpr bool kMins = false;
+  static constexpr int kRingStages = 4;  // a shared-memory ring (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * c + 4 * j; }
   __device__ static int scale_offset(int) { return 0; }
   __device__ static void decode(const uint4& raw, uint32_t (&a)[kChunks][2]) {
