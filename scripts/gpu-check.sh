@@ -89,10 +89,11 @@ try:
         # One line per format and kernel: the backend's default choice, and for the formats
         # with a tensor-core kernel also the FP32-activation kernel it replaces.
         rows.setdefault(f"{r['format']} {r['kernel']}", {})[shape] = r
-    print("GEMV fraction of copy bandwidth (µs); *_mma kernels round x to f16, *_dp4a to int8")
-    print(f"{'format kernel':<36}" + "".join(f"{s:>20}" for s in shapes))
+    print("GEMV fraction of copy bandwidth (µs), each alone / in a PDL stream; *_mma kernels round x to f16, *_dp4a to int8")
+    print(f"{'format kernel':<36}" + "".join(f"{s:>26}" for s in shapes))
     for key, by_shape in rows.items():
-        cells = "".join(f"{by_shape[s]['fraction_of_copy']:>11.3f} ({by_shape[s]['us']:>6.1f})" if s in by_shape else f"{'-':>20}" for s in shapes)
+        cells = "".join(f"{by_shape[s]['fraction_of_copy']:>9.3f}/{by_shape[s].get('fraction_of_copy_pdl', 0):.3f} ({by_shape[s]['us']:>6.1f})"
+                        if s in by_shape else f"{'-':>26}" for s in shapes)
         print(f"{key:<36}{cells}")
     xq = [(f"{r['format']} {r['rows']}x{r['cols']}", r["xquant_us"]) for r in b["results"] if r.get("xquant_us", 0) > 0]
     if xq:

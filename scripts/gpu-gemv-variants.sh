@@ -33,7 +33,7 @@ b = json.load(open(sys.argv[1]))
 cells = {}
 for r in b["results"]:
     if "_mma" not in r["kernel"]: continue
-    cells.setdefault(r["format"], []).append(f"{r['rows']}x{r['cols']} {r['fraction_of_copy']:.3f}")
+    cells.setdefault(r["format"], []).append(f"{r['rows']}x{r['cols']} {r['fraction_of_copy']:.3f}/{r.get('fraction_of_copy_pdl', 0):.3f}")
 for f, c in cells.items(): print(f"{sys.argv[2]:<28} {f:<12} " + "  ".join(c))
 PY
 }

@@ -16,7 +16,10 @@
 // kernels (*_dp4a, opt-in in the backend): their time includes the stream-ordered workspace
 // allocation and the x-quantization kernel (also timed alone, column "xq us").
 //
-// INT4_GROUP runs with group 128. Every row prints the ceiling's fraction ("of copy").
+// INT4_GROUP runs with group 128. Every row prints the ceiling's fraction ("of copy"),
+// twice: each GEMV alone, and in a stream of GEMVs launched with programmatic dependent
+// launch ("pdl": the next one's CTAs start and request their weights while the previous
+// one drains — how a decode step runs its GEMVs; the launch latency then overlaps).
 //
 // Usage: imp_bench_cuda_gemv [--json PATH] [--runs N] [--formats bf16,q4_0,…] [--int8]
 #include <cuda_runtime.h>
@@ -33,6 +36,7 @@
 #include "backends/cuda/check.h"
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemv.h"
+#include "backends/cuda/pdl.cuh"
 #include "formats/traits.h"
 
 namespace {
@@ -66,6 +70,7 @@ struct Result {
   int copies;
   double us, gbps, fraction;
   double xquant_us = 0;  // integer-dot kernels: x-quantization alone (included in us)
+  double us_pdl = 0, fraction_pdl = 0;  // in a PDL stream (see bench_one)
 };
 
 // Median over `runs` samples (after 5 warm-up launches) of one launch of `exec`, in µs per
@@ -183,24 +188,35 @@ std::optional<Result> bench_one(FormatId f, int64_t rows, int64_t cols, int64_t 
   const GemvKernel& k = *chosen;
   // The GEMVs over all copies are captured into one CUDA graph, so that launch overhead
   // (a few µs per launch, comparable to a 4096×4096 4-bit GEMV) does not starve the GPU.
+  // Timed twice: each launch alone (stream order: a GEMV starts when the one before has
+  // drained) and in a PDL stream (pdl.cuh: the next GEMV's CTAs launch and request their
+  // weights while the previous one finishes — how a decode step runs them).
   cudaStream_t stream;
   IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  IMP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int c = 0; c < copies; ++c) k.launch(matrix(c), x, y, stream, GemvOut::kStore);
-  IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-  IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  const double us = time_graph(exec, stream, runs, copies);
+  auto time_launches = [&](bool pdl) {
+    set_pdl_enabled(pdl);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    IMP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    for (int c = 0; c < copies; ++c) k.launch(matrix(c), x, y, stream, GemvOut::kStore);
+    IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    const double t = time_graph(exec, stream, runs, copies);
+    IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    IMP_CUDA_CHECK(cudaGraphDestroy(graph));
+    return t;
+  };
+  const double us = time_launches(false);
+  const double us_pdl = time_launches(true);
+  set_pdl_enabled(false);
   const double xquant_us = k.quantizes_x ? time_xquant(f, x, cols, stream, runs) : 0.0;
-  IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  IMP_CUDA_CHECK(cudaGraphDestroy(graph));
   IMP_CUDA_CHECK(cudaStreamDestroy(stream));
   const std::string kernel(k.name);
   release();
   const double gbps = double(bytes) / (us * 1e-6) / 1e9;
+  const double gbps_pdl = double(bytes) / (us_pdl * 1e-6) / 1e9;
   return Result{std::string(imp::format_name(f)), kernel, rows, cols, bytes, copies, us, gbps, gbps * 1e9 / copy_bw,
-                xquant_us};
+                xquant_us, us_pdl, gbps_pdl * 1e9 / copy_bw};
 }
 
 }  // namespace
@@ -244,8 +260,8 @@ int main(int argc, char** argv) {
     std::printf("device: %s (sm_%d%d, %d SMs, L2 %.0f MB)\n", dev.name.c_str(), dev.sm_major, dev.sm_minor,
                 dev.multiprocessors, double(dev.l2_bytes) / 1e6);
     std::printf("copy bandwidth (read+write): %.1f GB/s\n\n", copy_bw / 1e9);
-    std::printf("%-17s %-13s %-22s %10s %9s %9s %7s %7s\n", "format", "rows x cols", "kernel", "MB", "us", "GB/s", "of copy",
-                "xq us");
+    std::printf("%-17s %-13s %-22s %10s %9s %9s %7s %9s %7s %7s\n", "format", "rows x cols", "kernel", "MB", "us", "GB/s",
+                "of copy", "us (pdl)", "of copy", "xq us");
     std::vector<std::array<int64_t, 2>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
     if (one_shape[0] > 0 && one_shape[1] > 0) shapes = {{one_shape[0], one_shape[1]}};
     std::vector<Result> results;
@@ -272,8 +288,9 @@ int main(int argc, char** argv) {
           const std::optional<Result> res = bench_one(*f, s[0], s[1], dev.l2_bytes, copy_bw, runs, v);
           if (!res) continue;
           const Result& r = *res;
-          std::printf("%-17s %6ldx%-6ld %-22s %10.1f %9.1f %9.1f %7.3f", r.format.c_str(), long(r.rows),
-                      long(r.cols), r.kernel.c_str(), double(r.weight_bytes) / 1e6, r.us, r.gbps, r.fraction);
+          std::printf("%-17s %6ldx%-6ld %-22s %10.1f %9.1f %9.1f %7.3f %9.1f %7.3f", r.format.c_str(), long(r.rows),
+                      long(r.cols), r.kernel.c_str(), double(r.weight_bytes) / 1e6, r.us, r.gbps, r.fraction, r.us_pdl,
+                      r.fraction_pdl);
           if (r.xquant_us > 0) std::printf(" %7.1f", r.xquant_us);
           std::printf("\n");
           std::fflush(stdout);
@@ -293,9 +310,10 @@ int main(int argc, char** argv) {
         const Result& r = results[i];
         std::fprintf(out,
                      "    {\"format\": \"%s\", \"kernel\": \"%s\", \"rows\": %ld, \"cols\": %ld, \"weight_bytes\": %ld, "
-                     "\"copies\": %d, \"us\": %.3f, \"gbps\": %.3f, \"fraction_of_copy\": %.4f, \"xquant_us\": %.3f}%s\n",
+                     "\"copies\": %d, \"us\": %.3f, \"gbps\": %.3f, \"fraction_of_copy\": %.4f, \"xquant_us\": %.3f, "
+                     "\"us_pdl\": %.3f, \"fraction_of_copy_pdl\": %.4f}%s\n",
                      r.format.c_str(), r.kernel.c_str(), long(r.rows), long(r.cols), long(r.weight_bytes), r.copies,
-                     r.us, r.gbps, r.fraction, r.xquant_us, i + 1 < results.size() ? "," : "");
+                     r.us, r.gbps, r.fraction, r.xquant_us, r.us_pdl, r.fraction_pdl, i + 1 < results.size() ? "," : "");
       }
       std::fprintf(out, "  ]\n}\n");
       std::fclose(out);

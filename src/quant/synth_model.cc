@@ -3,10 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "backends/cpu/thread_pool.h"
@@ -18,6 +20,7 @@
 #include "io/gguf_writer.h"
 #include "io/safetensors_writer.h"
 #include "io/tensor_names.h"
+#include "quant/gguf_mix.h"
 #include "quant/synth_vocab.h"
 
 namespace imp {
@@ -134,7 +137,7 @@ SynthSummary write_gguf(const SynthOptions& o, const ModelPreset& p, int64_t n_l
   const std::string a(p.arch);
   GgufWriter w;
   w.set("general.architecture", GgufValue::of_string(a));
-  w.set("general.name", GgufValue::of_string(fmt::format("synthetic {} ({})", p.name, format_name(o.type))));
+  w.set("general.name", GgufValue::of_string(fmt::format("synthetic {} ({})", p.name, o.mix.empty() ? std::string(format_name(o.type)) : o.mix)));
   w.set("imp.synth.preset", GgufValue::of_string(std::string(p.name)));
   w.set("imp.synth.seed", GgufValue::of_uint(GgufType::kUint64, o.seed));
   const auto u32 = [](int64_t v) { return GgufValue::of_uint(GgufType::kUint32, uint64_t(v)); };
@@ -160,8 +163,26 @@ SynthSummary write_gguf(const SynthOptions& o, const ModelPreset& p, int64_t n_l
   w.set("tokenizer.ggml.eos_token_id", u32(v.eos));
   w.set("tokenizer.ggml.add_bos_token", GgufValue::of_bool(true));
   std::vector<FormatId> types;
+  const std::optional<GgufMix> mix = o.mix.empty() ? std::nullopt : find_gguf_mix(o.mix);
+  if (!o.mix.empty() && !mix) fail("imp synth: unknown GGUF mix '{}'", o.mix);
+  if (mix) w.set("general.file_type", GgufValue::of_uint(GgufType::kUint32, uint64_t(mix->file_type)));
+  GgufMixModel mm;
+  mm.n_layer = n_layer;
+  mm.n_head = p.n_head;
+  mm.n_head_kv = p.n_head_kv > 0 ? p.n_head_kv : p.n_head;
   for (const auto& t : tensors) {
-    types.push_back(gguf_type_for(t, o.type));
+    if (t.name.find("attn_v.weight") != std::string::npos) ++mm.n_attention_wv;
+    if (t.name == "output.weight") mm.has_output = true;
+  }
+  int i_wv = 0;
+  for (const auto& t : tensors) {
+    if (mix && t.kind != SynthTensor::kNorm) {
+      const int layer = t.name.rfind("blk.", 0) == 0 ? std::atoi(t.name.c_str() + 4) : -1;
+      types.push_back(gguf_mix_tensor_type(*mix, mm, t.name, layer, i_wv, cols_of(t), 1).format);
+      if (t.name.find("attn_v.weight") != std::string::npos) ++i_wv;
+    } else {
+      types.push_back(gguf_type_for(t, o.type));
+    }
     w.add_tensor_info(t.name, t.shape, types.back());
   }
   SynthSummary s{o.out, int64_t(tensors.size()), 0};
@@ -344,8 +365,18 @@ FormatId synth_type_from_name(const std::string& name, SynthContainer container)
     if (name == "fp8" || name == "fp8_e4m3_tensor") return FormatId::FP8_E4M3_TENSOR;
   }
   const auto f = format_from_name(name);
-  if (!f) fail("imp synth: unknown type '{}'", name);
-  return *f;
+  if (f) return *f;
+  if (const auto mix = find_gguf_mix(name)) {
+    if (container != SynthContainer::kGguf) fail("imp synth: the mix '{}' is a GGUF mix; use --container gguf", name);
+    return mix->base;
+  }
+  fail("imp synth: unknown type '{}'", name);
+}
+
+std::string synth_mix_from_name(const std::string& name) {
+  if (format_from_name(name)) return "";
+  const auto mix = find_gguf_mix(name);
+  return mix && !mix->pure ? std::string(mix->name) : "";
 }
 
 SynthSummary synth_model(const SynthOptions& o) {

@@ -39,6 +39,10 @@ enum class SynthContainer : uint8_t { kGguf, kSafetensors };
 struct SynthOptions {
   std::string preset;
   FormatId type = FormatId::Q4_K;
+  // A llama.cpp mix ("q4_k_m", "q5_k_s", …; quant/gguf_mix.h): GGUF only; every quantized
+  // tensor gets the type `imp quantize --type <mix>` (and llama-quantize) would give it,
+  // general.file_type is the mix's. Empty: every linear in `type` (output as below).
+  std::string mix;
   SynthContainer container = SynthContainer::kGguf;
   std::string out;         // GGUF: the file; safetensors: the folder (created)
   uint64_t seed = 0;
@@ -63,8 +67,11 @@ struct SynthSummary {
 // The tensors of a preset in file order (layers overridable as in SynthOptions).
 std::vector<SynthTensor> synth_tensor_list(const ModelPreset& p, int64_t n_layer);
 // Resolves a --type name: "nvfp4" and "fp8" mean the ModelOpt checkpoint formats unless
-// the container is GGUF ("nvfp4" is then ggml's NVFP4); other names are format names.
+// the container is GGUF ("nvfp4" is then ggml's NVFP4); other names are format names, or
+// a llama.cpp mix that is not one (q4_k_m …: the mix's base type; set SynthOptions::mix).
 FormatId synth_type_from_name(const std::string& name, SynthContainer container);
+// The llama.cpp mix a --type names (q4_k_m, q3_k_l, …), or "" for a plain format name.
+std::string synth_mix_from_name(const std::string& name);
 // The container a type is written in when the user does not choose.
 SynthContainer default_synth_container(const std::string& type_name);
 

@@ -33,6 +33,7 @@ void run_synth(const SynthArgs& a) {
                                                : (fail("--container: '{}' is not auto, gguf or safetensors", a.container),
                                                   SynthContainer::kGguf);
   o.type = synth_type_from_name(a.type, o.container);
+  o.mix = synth_mix_from_name(a.type);
   o.out = a.out;
   o.seed = a.seed;
   o.layers = a.layers;
@@ -47,7 +48,7 @@ void run_synth(const SynthArgs& a) {
   const SynthSummary s = synth_model(o);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("wrote {} ({} tensors, {:.1f} MiB of weights, {} {}) in {:.1f} s\n", s.path, s.n_tensors,
-             double(s.bytes) / (1024.0 * 1024.0), a.preset, format_name(o.type), sec);
+             double(s.bytes) / (1024.0 * 1024.0), a.preset, o.mix.empty() ? std::string(format_name(o.type)) : o.mix, sec);
 }
 
 }  // namespace
@@ -56,7 +57,7 @@ void register_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a random-weight model with the shapes of a real one");
   static SynthArgs a;
   cmd->add_option("--preset", a.preset, "llama3.1-8b, llama3.2-1b, qwen3-8b or tiny")->required();
-  cmd->add_option("--type", a.type, "weight type: a GGUF type (q4_k, q8_0, bf16, …), nvfp4 or fp8")->capture_default_str();
+  cmd->add_option("--type", a.type, "weight type: a GGUF type (q4_k, q8_0, bf16, …), a llama.cpp mix (q4_k_m, q5_k_s, …), nvfp4 or fp8")->capture_default_str();
   cmd->add_option("-o,--output", a.out, "output .gguf file, or folder for safetensors")->required();
   cmd->add_option("--seed", a.seed, "random seed")->capture_default_str();
   cmd->add_option("--layers", a.layers, "override the preset's layer count");

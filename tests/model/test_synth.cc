@@ -212,6 +212,44 @@ TEST(Synth, VocabMergesNameExistingTokens) {
   EXPECT_THROW(make_synth_vocab(100), Error);
 }
 
+// --type q4_k_m: llama.cpp's Q4_K_M mix, tensor for tensor (quant/gguf_mix.h): attn_v and
+// ffn_down in Q6_K on the use_more_bits layers (i < n/8, i ≥ 7n/8, (i − n/8) % 3 == 2:
+// 0, 3, 6, 7 of 8), Q4_K elsewhere, the lm_head in Q6_K, general.file_type 15.
+TEST(Synth, LlamaCppMixQ4KM) {
+  TempDir d;
+  EXPECT_EQ(synth_mix_from_name("q4_k_m"), "q4_k_m");
+  EXPECT_EQ(synth_mix_from_name("q4_k"), "");
+  EXPECT_EQ(synth_type_from_name("q4_k_m", SynthContainer::kGguf), FormatId::Q4_K);
+  EXPECT_THROW(synth_type_from_name("q4_k_m", SynthContainer::kSafetensors), Error);
+  SynthOptions o = tiny(FormatId::Q4_K, SynthContainer::kGguf, d.p / "m.gguf");
+  o.mix = "q4_k_m";
+  o.layers = 8;
+  synth_model(o);
+  const auto file = open_model_file(o.out);
+  for (int i = 0; i < 8; ++i) {
+    const bool more = i < 1 || i >= 7 || (i - 1) % 3 == 2;
+    const FormatId want = more ? FormatId::Q6_K : FormatId::Q4_K;
+    const std::string b = "blk." + std::to_string(i) + ".";
+    EXPECT_EQ(file->at(b + "attn_v.weight").format, want) << i;
+    EXPECT_EQ(file->at(b + "ffn_down.weight").format, want) << i;
+    EXPECT_EQ(file->at(b + "attn_q.weight").format, FormatId::Q4_K) << i;
+    EXPECT_EQ(file->at(b + "ffn_gate.weight").format, FormatId::Q4_K) << i;
+    EXPECT_EQ(file->at(b + "attn_norm.weight").format, FormatId::F32) << i;
+  }
+  EXPECT_EQ(file->at("output.weight").format, FormatId::Q6_K);
+  EXPECT_EQ(file->at("token_embd.weight").format, FormatId::Q4_K);
+  // It runs: plan for the CPU, one forward step.
+  const StoragePlan plan = plan_storage(*file, cpu_device_caps());
+  CpuBackend backend(CpuOpsPath::kFast, 2);
+  LlamaModel model(*file, plan, backend);
+  KvCache kv(model.kv_config(8, KvType::F32));
+  std::vector<float> logits;
+  model.forward(std::vector<int32_t>{1, 2, 3}, kv, false, logits);
+  for (float l : logits) ASSERT_TRUE(std::isfinite(l));
+  o.mix = "q9_k_z";
+  EXPECT_THROW(synth_model(o), Error);
+}
+
 TEST(Synth, RejectsBadRequests) {
   TempDir d;
   EXPECT_THROW(synth_model(tiny(FormatId::NVFP4_CKPT, SynthContainer::kGguf, d.p / "x.gguf")), Error);

@@ -34,13 +34,17 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
-inline bool pdl_enabled() {
-  static const bool on = [] {
+inline bool& pdl_flag() {
+  static bool on = [] {
     const char* e = std::getenv("IMP_CUDA_PDL");
     return !(e && std::strcmp(e, "0") == 0);
   }();
   return on;
 }
+inline bool pdl_enabled() { return pdl_flag(); }
+// Benchmarks: launches captured after this call carry the attribute or not (the GEMV bench
+// times each kernel alone and in a PDL stream, as a decode step runs them).
+inline void set_pdl_enabled(bool on) { pdl_flag() = on; }
 
 // kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream serialization;
 // cluster_x > 1 also groups consecutive CTAs into clusters of that many (grid.x must be a
