@@ -43,7 +43,7 @@ fi
 SYNTH=$BUILD/synth
 mkdir -p "$SYNTH"
 fwd_rc=0
-for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k llama3.1-8b:q8_0 llama3.1-8b:nvfp4 llama3.1-8b:fp8 llama3.1-8b:bf16}; do
+for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k_m llama3.1-8b:q8_0 llama3.1-8b:nvfp4 llama3.1-8b:fp8 llama3.1-8b:bf16}; do
   # preset:type, or preset:type:dc for the NVFP4 decode cache and lm_head
   # (--decode-cache nvfp4 --nvfp4-lm-head).
   preset=${spec%%:*}; rest=${spec#*:}; type=${rest%%:*}; extra=(); tag=""
