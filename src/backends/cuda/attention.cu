@@ -19,7 +19,6 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8;  // head_dim ≤ 256
-constexpr int kBatch = 4;       // keys per warp per step
 
 __global__ void attention_kernel(const float* q, int n_head, KvView kv, int window, float scale, float* partials, float* out,
                                  const StepParams* step) {
@@ -42,61 +41,28 @@ __global__ void attention_kernel(const float* q, int n_head, KvView kv, int wind
     qv[i] = e < hd ? qh[e] : 0.0f;
     acc[i] = 0.0f;
   }
-  // kBatch keys per warp per step (keys j, j + 4, j + 8, j + 12): the K rows of all of them
-  // are requested before the first dot is reduced and the V rows before the first is
-  // accumulated, so the step waits for one memory latency per row kind instead of one per
-  // key (a decode split holds ~16 keys: 4 per warp — one step). The online softmax then
-  // takes the batch's maximum at once.
   float m = -INFINITY, l = 0.0f;
-  for (int jb = j0 + warp; jb < j1; jb += kWarps * kBatch) {
-    float sc[kBatch];
+  for (int j = j0 + warp; j < j1; j += kWarps) {
+    const uint8_t* kr = kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
+    const float ks = kvc::row_scale(kv.dtype, kr);
+    float dot = 0.0f;
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      const int j = jb + kWarps * b;
-      float dot = 0.0f;
-      if (j < j1) {
-        const uint8_t* kr = kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
-        const float ks = kvc::row_scale(kv.dtype, kr);
-#pragma unroll
-        for (int i = 0; i < kMaxPerLane; ++i) {
-          const int e = lane + 32 * i;
-          if (e < hd) dot = fmaf(qv[i], kvc::decode_elem(kv.dtype, kr, e, hd, ks), dot);
-        }
-      }
-      sc[b] = dot;
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      const int e = lane + 32 * i;
+      if (e < hd) dot = fmaf(qv[i], kvc::decode_elem(kv.dtype, kr, e, hd, ks), dot);
     }
+    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xFFFFFFFFu, dot, o);
+    const float sc = dot * scale;
+    const float m_new = fmaxf(m, sc);
+    const float corr = expf(m - m_new);  // 0 on the first key (m = −inf)
+    const float p = expf(sc - m_new);
+    l = l * corr + p;
+    const uint8_t* vr = kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
+    const float vs = kvc::row_scale(kv.dtype, vr);
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) sc[b] += __shfl_xor_sync(0xFFFFFFFFu, sc[b], o);
-    }
-    float m_new = m;
-#pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      sc[b] = jb + kWarps * b < j1 ? sc[b] * scale : -INFINITY;
-      m_new = fmaxf(m_new, sc[b]);
-    }
-    const float corr = expf(m - m_new);  // 0 on the first keys (m = −inf)
-    float p[kBatch];
-#pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      p[b] = expf(sc[b] - m_new);  // 0 past the split's end
-      l = l * (b == 0 ? corr : 1.0f) + p[b];
-    }
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; ++i) acc[i] *= corr;
-#pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      const int j = jb + kWarps * b;
-      if (j < j1) {
-        const uint8_t* vr = kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
-        const float vs = kvc::row_scale(kv.dtype, vr);
-#pragma unroll
-        for (int i = 0; i < kMaxPerLane; ++i) {
-          const int e = lane + 32 * i;
-          if (e < hd) acc[i] = fmaf(p[b], kvc::decode_elem(kv.dtype, vr, e, hd, vs), acc[i]);
-        }
-      }
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      const int e = lane + 32 * i;
+      if (e < hd) acc[i] = acc[i] * corr + p * kvc::decode_elem(kv.dtype, vr, e, hd, vs);
     }
     m = m_new;
   }
