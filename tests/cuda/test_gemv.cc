@@ -563,68 +563,66 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_CHANNEL}) {
     const WeightLayout layout = f == FormatId::FP8_E4M3_CHANNEL ? WeightLayout::kNative : WeightLayout::kMma;
-    for (const int64_t cols : {int64_t(2304), int64_t(12800)}) {  // 12800: the split-K cluster form
-      const int64_t rows = 400;
-      const float eps = 1e-5f;
-      const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 400 + uint32_t(f)), rows, cols);
-      const OwnedQuantMatrix up = quantize(f, random_floats(size_t(rows * cols), 410 + uint32_t(f)), rows, cols);
-      auto x = random_floats(size_t(cols), 401);
-      for (auto& v : x) v *= 7.0f;  // not already unit RMS
-      const auto gain = random_floats(size_t(cols), 402);
-      double ss = 0.0;
-      for (float v : x) ss += double(v) * v;
-      // Host rmsnorm in FP32 as rmsnorm_kernel computes it (sum in double here: order differs).
-      const float scale = 1.0f / std::sqrt(float(ss / double(cols)) + eps);
-      std::vector<float> xn(static_cast<size_t>(cols));
-      for (int64_t c = 0; c < cols; ++c) xn[size_t(c)] = x[size_t(c)] * scale * gain[size_t(c)];
-      DeviceWeights dw(q, layout), dup(up, layout);
-      DeviceBuffer dx(x.data(), x.size() * 4), dxn(xn.data(), xn.size() * 4), dg(gain.data(), gain.size() * 4);
-      DeviceBuffer y_ref(size_t(rows) * 4), y_norm(size_t(rows) * 4), s_ref(size_t(rows) * 4), s_norm(size_t(rows) * 4);
-      const float* xp = static_cast<const float*>(dx.p);
-      gemv(dw.m, static_cast<const float*>(dxn.p), static_cast<float*>(y_ref.p), nullptr);
-      GemvFusion norm;
-      norm.norm_gain = static_cast<const float*>(dg.p);
-      norm.norm_eps = eps;
-      const DeviceMatrix w[1] = {dw.m};
-      float* const y[1] = {static_cast<float*>(y_norm.p)};
-      ASSERT_TRUE(gemv_mma_fused(w, 1, xp, y, nullptr, norm)) << format_name(f);
-      ASSERT_TRUE(gemv_mma_swiglu(dw.m, dup.m, static_cast<const float*>(dxn.p), static_cast<float*>(s_ref.p), nullptr));
-      ASSERT_TRUE(gemv_mma_swiglu(dw.m, dup.m, xp, static_cast<float*>(s_norm.p), nullptr, norm));
-      IMP_CUDA_CHECK(cudaDeviceSynchronize());
-      auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
-        double e = 0.0, n = 0.0;
-        for (size_t i = 0; i < a.size(); ++i) e += (double(a[i]) - b[i]) * (double(a[i]) - b[i]), n += double(b[i]) * b[i];
-        return std::sqrt(e / n);
-      };
-      EXPECT_LE(rel(y_norm.download<float>(), y_ref.download<float>()), 1e-4) << format_name(f) << " norm";
-      EXPECT_LE(rel(s_norm.download<float>(), s_ref.download<float>()), 1e-4) << format_name(f) << " norm swiglu";
+    const int64_t cols = 2304, rows = 400;
+    const float eps = 1e-5f;
+    const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 400 + uint32_t(f)), rows, cols);
+    const OwnedQuantMatrix up = quantize(f, random_floats(size_t(rows * cols), 410 + uint32_t(f)), rows, cols);
+    auto x = random_floats(size_t(cols), 401);
+    for (auto& v : x) v *= 7.0f;  // not already unit RMS
+    const auto gain = random_floats(size_t(cols), 402);
+    double ss = 0.0;
+    for (float v : x) ss += double(v) * v;
+    // Host rmsnorm in FP32 as rmsnorm_kernel computes it (sum in double here: order differs).
+    const float scale = 1.0f / std::sqrt(float(ss / double(cols)) + eps);
+    std::vector<float> xn(static_cast<size_t>(cols));
+    for (int64_t c = 0; c < cols; ++c) xn[size_t(c)] = x[size_t(c)] * scale * gain[size_t(c)];
+    DeviceWeights dw(q, layout), dup(up, layout);
+    DeviceBuffer dx(x.data(), x.size() * 4), dxn(xn.data(), xn.size() * 4), dg(gain.data(), gain.size() * 4);
+    DeviceBuffer y_ref(size_t(rows) * 4), y_norm(size_t(rows) * 4), s_ref(size_t(rows) * 4), s_norm(size_t(rows) * 4);
+    const float* xp = static_cast<const float*>(dx.p);
+    gemv(dw.m, static_cast<const float*>(dxn.p), static_cast<float*>(y_ref.p), nullptr);
+    GemvFusion norm;
+    norm.norm_gain = static_cast<const float*>(dg.p);
+    norm.norm_eps = eps;
+    const DeviceMatrix w[1] = {dw.m};
+    float* const y[1] = {static_cast<float*>(y_norm.p)};
+    ASSERT_TRUE(gemv_mma_fused(w, 1, xp, y, nullptr, norm)) << format_name(f);
+    ASSERT_TRUE(gemv_mma_swiglu(dw.m, dup.m, static_cast<const float*>(dxn.p), static_cast<float*>(s_ref.p), nullptr));
+    ASSERT_TRUE(gemv_mma_swiglu(dw.m, dup.m, xp, static_cast<float*>(s_norm.p), nullptr, norm));
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
+      double e = 0.0, n = 0.0;
+      for (size_t i = 0; i < a.size(); ++i) e += (double(a[i]) - b[i]) * (double(a[i]) - b[i]), n += double(b[i]) * b[i];
+      return std::sqrt(e / n);
+    };
+    EXPECT_LE(rel(y_norm.download<float>(), y_ref.download<float>()), 1e-4) << format_name(f) << " norm";
+    EXPECT_LE(rel(s_norm.download<float>(), s_ref.download<float>()), 1e-4) << format_name(f) << " norm swiglu";
 
-      // kAdd: y0 + W·x, bit for bit the host sum of y0 and the kStore result.
-      const auto y0 = random_floats(size_t(rows), 403);
-      DeviceBuffer y_add(y0.data(), y0.size() * 4), y_store(size_t(rows) * 4);
-      gemv(dw.m, xp, static_cast<float*>(y_store.p), nullptr);
-      GemvFusion add;
-      add.out = GemvOut::kAdd;
-      float* const ya[1] = {static_cast<float*>(y_add.p)};
-      ASSERT_TRUE(gemv_mma_fused(w, 1, xp, ya, nullptr, add)) << format_name(f);
-      // A non-tensor-core kernel adds the same way (GemvOut on every kernel).
-      DeviceBuffer y_add_elem(y0.data(), y0.size() * 4);
-      {
-        EnvGuard env((std::string(format_name(f)) + "_mma_sx," + std::string(format_name(f)) + "_mma").c_str());
-        gemv(dw.m, xp, static_cast<float*>(y_add_elem.p), nullptr, GemvOut::kAdd);
-      }
-      DeviceBuffer y_store_elem(size_t(rows) * 4);
-      {
-        EnvGuard env((std::string(format_name(f)) + "_mma_sx," + std::string(format_name(f)) + "_mma").c_str());
-        gemv(dw.m, xp, static_cast<float*>(y_store_elem.p), nullptr);
-      }
-      IMP_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto st = y_store.download<float>(), ad = y_add.download<float>();
-      const auto st_e = y_store_elem.download<float>(), ad_e = y_add_elem.download<float>();
-      for (int64_t r = 0; r < rows; ++r) {
-        ASSERT_EQ(ad[size_t(r)], y0[size_t(r)] + st[size_t(r)]) << format_name(f) << " row " << r;
-        ASSERT_EQ(ad_e[size_t(r)], y0[size_t(r)] + st_e[size_t(r)]) << format_name(f) << " elem row " << r;
-      }
+    // kAdd: y0 + W·x, bit for bit the host sum of y0 and the kStore result.
+    const auto y0 = random_floats(size_t(rows), 403);
+    DeviceBuffer y_add(y0.data(), y0.size() * 4), y_store(size_t(rows) * 4);
+    gemv(dw.m, xp, static_cast<float*>(y_store.p), nullptr);
+    GemvFusion add;
+    add.out = GemvOut::kAdd;
+    float* const ya[1] = {static_cast<float*>(y_add.p)};
+    ASSERT_TRUE(gemv_mma_fused(w, 1, xp, ya, nullptr, add)) << format_name(f);
+    // A non-tensor-core kernel adds the same way (GemvOut on every kernel).
+    DeviceBuffer y_add_elem(y0.data(), y0.size() * 4);
+    {
+      EnvGuard env((std::string(format_name(f)) + "_mma_sx," + std::string(format_name(f)) + "_mma").c_str());
+      gemv(dw.m, xp, static_cast<float*>(y_add_elem.p), nullptr, GemvOut::kAdd);
+    }
+    DeviceBuffer y_store_elem(size_t(rows) * 4);
+    {
+      EnvGuard env((std::string(format_name(f)) + "_mma_sx," + std::string(format_name(f)) + "_mma").c_str());
+      gemv(dw.m, xp, static_cast<float*>(y_store_elem.p), nullptr);
+    }
+    IMP_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto st = y_store.download<float>(), ad = y_add.download<float>();
+    const auto st_e = y_store_elem.download<float>(), ad_e = y_add_elem.download<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      ASSERT_EQ(ad[size_t(r)], y0[size_t(r)] + st[size_t(r)]) << format_name(f) << " row " << r;
+      ASSERT_EQ(ad_e[size_t(r)], y0[size_t(r)] + st_e[size_t(r)]) << format_name(f) << " elem row " << r;
     }
   }
 }
@@ -637,10 +635,8 @@ TEST(CudaGemvMma, SharedXAndRegisterXFormsAgree) {
   for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT,
                      FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
     const bool fp8 = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
-    // 12800 columns: rows long enough for the split-K cluster form (IMP_MMA_SPLIT_MIN_UNITS).
-    for (const int64_t cols : {int64_t(4352), int64_t(12800), int64_t(32768 + 512)}) {
-      // tall (two-tile) form and a ragged last tile; one-tile form split across a cluster
-      const int64_t rows = cols > 32768 ? 40 : cols == 12800 ? 400 + 8 : 16400 + 24;
+    for (const int64_t cols : {int64_t(4352), int64_t(32768 + 512)}) {
+      const int64_t rows = cols > 32768 ? 40 : 16400 + 24;  // tall (two-tile) form and a ragged last tile
       const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 300 + uint32_t(f)), rows, cols);
       const auto x = random_floats(size_t(cols), 301);
       DeviceWeights dw(q, fp8 ? WeightLayout::kNative : WeightLayout::kMma);

@@ -29,7 +29,6 @@
 #include <string>
 #include <string_view>
 
-#include "backends/cuda/cluster.cuh"
 #include "backends/cuda/cp_async.cuh"
 #include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_elem.cuh"
@@ -149,7 +148,6 @@ struct MmaJob {
   KernelArgs part[3];
   int64_t first_block[3] = {0, 0, 0};
   int n_parts = 1;
-  int split = 1;  // shared-x form: CTAs (a cluster) per tile, splitting the row's units (≤ kMaxSplit)
   float* swiglu_out = nullptr;
   const float* norm_gain = nullptr;  // shared-x form: RMS-normalize x first (GemvFusion)
   float norm_eps = 0.0f;
@@ -300,21 +298,6 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
 // and decodes one scale group at a time so that only that group's A fragments are live.
 constexpr int kSxMaxCols = 32768;  // 64 KiB of shared memory
 
-// Split-K across a cluster: rows of at least IMP_MMA_SPLIT_MIN_UNITS 64-byte units (96:
-// 12288 columns of a 4-bit format, 6144 of an 8-bit one) are shared by IMP_MMA_SPLIT CTAs, each converting and reading its
-// own share of x and the weights. Why: a 4096 × 14336 matrix gives only 256 one-tile CTAs,
-// two per SM — 16 warps, too few loads in flight; split, each SM holds three CTAs. The
-// rule depends on the row length only, so a row's sum is the same whichever launch (fused
-// or not) computes it; the sums meet in fixed rank order (deterministic).
-#ifndef IMP_MMA_SPLIT
-#define IMP_MMA_SPLIT 2
-#endif
-#ifndef IMP_MMA_SPLIT_MIN_UNITS
-#define IMP_MMA_SPLIT_MIN_UNITS 96
-#endif
-constexpr int kMaxSplit = 4;
-static_assert(IMP_MMA_SPLIT >= 1 && IMP_MMA_SPLIT <= kMaxSplit, "IMP_MMA_SPLIT: 1 … kMaxSplit");
-
 template <class Op, int kTiles>
 __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int c, int half,
                                             float (&acc)[2 * kTiles]) {
@@ -419,17 +402,11 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, c = lane & 3;
   int p = 0;
-  // job.split CTAs (one cluster) share a tile: CTA `rank` takes the rank-th contiguous
-  // share of the row's units; their row sums meet in rank 0's shared memory.
-  const int split = job.split, rank = int(blockIdx.x % unsigned(split));
-  const int64_t tile_block = int64_t(blockIdx.x / unsigned(split));
-  if (split > 1) cluster_arrive_relaxed();
-  while (p + 1 < job.n_parts && tile_block >= job.first_block[p + 1]) ++p;
+  while (p + 1 < job.n_parts && int64_t(blockIdx.x) >= job.first_block[p + 1]) ++p;
   const KernelArgs a = p == 0 ? job.part[0] : p == 1 ? job.part[1] : job.part[2];
   const int units = int(a.cols / U);
   const int64_t first = p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
-  const int64_t row0 = (tile_block - first) * kRowsPerCta;
-  const int ub = units * rank / split, ue = units * (rank + 1) / split;  // this CTA's units
+  const int64_t row0 = (int64_t(blockIdx.x) - first) * kRowsPerCta;
   // Half-split RoPE pairs its rows across the head (rope_pair_row); one-tile form only.
   const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
   const uint8_t* pq[kRows];
@@ -456,8 +433,8 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   // Unit k of this warp (warp + 8k) into slot k mod S; one commit group per k, empty past
   // the end so that the wait count stays uniform.
   auto ring_issue = [&](int k) {
-    const int u = ub + warp + kMmaWarps * k;
-    if (kRingStages > 0 && u < ue) {
+    const int u = warp + kMmaWarps * k;
+    if (kRingStages > 0 && u < units) {
       const int slot = k % (kRingStages > 0 ? kRingStages : 1);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
@@ -476,7 +453,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   } else {
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
-      if (ub + warp + kMmaWarps * i < ue) load_item(next[i], pq, ps, ub + warp + kMmaWarps * i);
+      if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
     }
   }
   pdl_wait();  // x and y belong to the previous kernels; the weights above do not
@@ -500,7 +477,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
     for (int w = 0; w < kMmaWarps; ++w) total += warp_ss[w];
     norm_scale = 1.0f / sqrtf(total / float(a.cols) + job.norm_eps);
   }
-  for (int i = ub * (U / 4) + tid; i < ue * (U / 4); i += kMmaThreads) {  // this CTA's columns
+  for (int i = tid; i < cols4; i += kMmaThreads) {
     float4 v = __ldg(x4 + i);
     if (job.norm_gain) {
       const float4 gn = __ldg(reinterpret_cast<const float4*>(job.norm_gain) + i);
@@ -513,11 +490,11 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
   if constexpr (kRingStages > 0) {
-    const int n_mine = ue - ub > warp ? (ue - ub - warp + kMmaWarps - 1) / kMmaWarps : 0;
+    const int n_mine = units > warp ? (units - warp + kMmaWarps - 1) / kMmaWarps : 0;
     for (int k = 0; k < n_mine; ++k) {
       ring_issue(k + kRingStages - 1);
       cp_async_wait<kRingStages - 1>();  // this lane's copies of unit k have landed
-      const int slot = k % kRingStages, u = ub + warp + kMmaWarps * k;
+      const int slot = k % kRingStages, u = warp + kMmaWarps * k;
       Item<Op, kRows> it;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
@@ -527,18 +504,18 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
       mma_item_sx<Op, kTiles>(it, x16 + u * (U / 4), c, u & 1, acc);
     }
   } else {
-  for (int u0 = ub + warp; u0 < ue; u0 += kStep) {
+  for (int u0 = warp; u0 < units; u0 += kStep) {
     Item<Op, kRows> cur[kU];
 #pragma unroll
     for (int i = 0; i < kU; ++i) cur[i] = next[i];
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
-      if (u0 + kStep + kMmaWarps * i < ue) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i);
+      if (u0 + kStep + kMmaWarps * i < units) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i);
     }
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
       const int u = u0 + kMmaWarps * i;
-      if (u < ue) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4), c, u & 1, acc);
+      if (u < units) mma_item_sx<Op, kTiles>(cur[i], x16 + u * (U / 4), c, u & 1, acc);
     }
   }
   }
@@ -548,29 +525,11 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
     for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
   }
   __syncthreads();
-  // Row sums: the warps in order, then (split) the other CTAs' sums in rank order.
-  __shared__ float sum[kTileRows];
-  __shared__ float incoming[kMaxSplit - 1][kTileRows];
-  if (tid < kTileRows) {
-    float t = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kMmaWarps; ++w) t += partial[w][tid];
-    sum[tid] = t;
-  }
-  if (split > 1) {
-    cluster_wait();  // every CTA of the cluster is running (the relaxed arrive at the top)
-    if (rank > 0 && tid < kTileRows) store_shared_remote(&incoming[rank - 1][tid], 0, sum[tid]);
-    cluster_arrive();
-    cluster_wait();
-    if (rank > 0) return;
-    if (tid < kTileRows) {
-      for (int r = 1; r < split; ++r) sum[tid] += incoming[r - 1][tid];
-    }
-  }
-  __syncthreads();
   if constexpr (kSwiglu) {
     if (tid < 16 && row0 + tid < a.rows) {
-      const float gs = sum[tid], us = sum[16 + tid];
+      float gs = 0.0f, us = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) gs += partial[w][tid], us += partial[w][16 + tid];
       const float gv = Op::finish(job.part[0], gs), uv = Op::finish(job.part[1], us);
       job.swiglu_out[row0 + tid] = gv / (1.0f + expf(-gv)) * uv;  // as swiglu_kernel
     }
@@ -579,13 +538,20 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
     if (tid < 8) {
       const bool hs = job.rope.half_split != 0;
       const int sa = hs ? tid : 2 * tid, sb = hs ? tid + 8 : 2 * tid + 1;
-      const float ya = sum[sa], yb = sum[sb];
+      float ya = 0.0f, yb = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) ya += partial[w][sa], yb += partial[w][sb];
       const int64_t ra = pair_rows ? rope_pair_row(row0 / 16, sa, job.kv.head_dim) : row0 + sa;
       const int64_t rb = pair_rows ? rope_pair_row(row0 / 16, sb, job.kv.head_dim) : row0 + sb;
       if (ra < a.rows && rb < a.rows) rope_kv_pair(job, a, p, ra, rb, Op::finish(a, ya), Op::finish(a, yb));
     }
   } else {
-    if (tid < kTileRows && row0 + tid < a.rows) store_y(a, row0 + tid, Op::finish(a, sum[tid]));
+    if (tid < kTileRows && row0 + tid < a.rows) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
+      store_y(a, row0 + tid, Op::finish(a, sum));
+    }
   }
 }
 
@@ -607,10 +573,7 @@ void launch_job(MmaJob job, cudaStream_t stream) {
       attr_set = true;
     }
     const size_t smem = size_t(job.part[0].cols) * 2 + kRingBytes;
-    const int64_t units = job.part[0].cols / (Op::kChunks * 16);
-    job.split = IMP_MMA_SPLIT > 1 && units >= IMP_MMA_SPLIT_MIN_UNITS ? IMP_MMA_SPLIT : 1;
-    launch_pdl_cluster(gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks * job.split)),
-                       dim3(kMmaThreads), smem, stream, job.split, job);
+    launch_pdl(gemv_mma_sx_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks)), dim3(kMmaThreads), smem, stream, job);
   } else {
     launch_pdl(gemv_mma_kernel<Op, kTiles, kU, kSwiglu>, dim3(unsigned(blocks)), dim3(kMmaThreads), 0, stream, job);
   }
