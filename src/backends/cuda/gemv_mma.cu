@@ -36,6 +36,7 @@
 #include "backends/cuda/gemv_mma_ops.cuh"
 #include "backends/cuda/kv_codec.cuh"
 #include "backends/cuda/pdl.cuh"
+#include "backends/cuda/rope.cuh"
 
 namespace imp::cuda::detail {
 namespace {
@@ -167,35 +168,21 @@ __device__ __forceinline__ int64_t rope_pair_row(int64_t tile, int s, int hd) {
 }
 
 // The epilogue of gemv_mma_qkv_rope_kv for one pair of rows (ra, rb) of part p: RoPE
-// (rope_row's recipe: inv_freq in double, angle and rotation in float) on Q and K, then y,
+// (rope_rotate, as rope_kv_kernel) on Q and K, then y,
 // and for K and V the cache elements of the token's row.
 __device__ __forceinline__ void rope_kv_pair(const MmaJob& job, const KernelArgs& a, int p, int64_t ra, int64_t rb,
                                              float ya, float yb) {
   const int hd = job.kv.head_dim, pos = job.step->pos0;
-  if (p < 2) {
-    const int i = job.rope.half_split ? int(ra % hd) : int(ra % hd) / 2;
-    const float inv_freq =
-        float(pow(double(job.rope.theta), -2.0 * double(i) / double(hd)) / double(job.rope.freq_scale));
-    const float angle = float(pos) * inv_freq;
-    float s, c;
-    sincosf(angle, &s, &c);
-    const float x0 = ya, x1 = yb;
-    ya = x0 * c - x1 * s;
-    yb = x0 * s + x1 * c;
-  }
+  if (p < 2) rope_rotate(ya, yb, job.rope.half_split ? int(ra % hd) : int(ra % hd) / 2, hd, pos, job.rope);
   a.y[ra] = ya;
   a.y[rb] = yb;
   if (p == 0) return;
   const KvView& kv = job.kv;
   uint8_t* row = kvc::kv_row_ptr(p == 1 ? kv.k_pool : kv.v_pool, p == 1 ? kv.k_table : kv.v_table, kv.block_tokens,
                                  kv.n_kv_head, kv.row_bytes, pos, int(ra / hd));
-  const int ea = int(ra % hd), eb = int(rb % hd);
-  switch (kv.dtype) {
-    case kvc::kF32: kvc::store_f32(row + 4 * ea, ya), kvc::store_f32(row + 4 * eb, yb); break;
-    case kvc::kF16: kvc::store_u16(row + 2 * ea, kvc::f32_to_f16(ya)), kvc::store_u16(row + 2 * eb, kvc::f32_to_f16(yb)); break;
-    case kvc::kBF16: kvc::store_u16(row + 2 * ea, kvc::f32_to_bf16(ya)), kvc::store_u16(row + 2 * eb, kvc::f32_to_bf16(yb)); break;
-    default: break;  // refused on the host
-  }
+  // f32 / f16 / bf16 only (the host refuses the scaled types: a row scale needs the whole row).
+  kvc::store_plain_elem(kv.dtype, row, int(ra % hd), ya);
+  kvc::store_plain_elem(kv.dtype, row, int(rb % hd), yb);
 }
 
 // A CTA owns 16·kTiles rows; its 8 warps take the row's units round-robin (split-K inside
@@ -360,9 +347,6 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
   }
 }
 
-// Resident CTAs per SM asked of the register allocator: 3 fit the one-tile form in 80
-// registers without spills (Q4_K excepted: its scale unpacking needs more); the two-tile
-// form spills below ~110. scripts/gpu-gemv-variants.sh measures other values.
 // Op::kRingStages = S > 0: each warp streams its units through a private ring of S stages
 // in shared memory (cp.async) instead of double-buffered registers: S units per warp in
 // flight, no registers held by them, no CTA barrier per stage (a lane reads back only the
@@ -385,6 +369,9 @@ struct Ring {
   static constexpr int kBytes = kStages * kStageBytes;
 };
 
+// Resident CTAs per SM asked of the register allocator: 3 fit the one-tile form in 80
+// registers without spills (Q4_K excepted: its scale unpacking needs more); the two-tile
+// form spills below ~110. scripts/gpu-gemv-variants.sh measures other values.
 #ifndef IMP_MMA_SX_MINB_SMALL
 #define IMP_MMA_SX_MINB_SMALL 3
 #endif

@@ -147,18 +147,25 @@ __device__ inline float decode_elem(int32_t dtype, const uint8_t* row, int e, in
   }
 }
 
+// Element e of a row of an unscaled type (f32, f16, bf16: no row scale, so one element can
+// be written alone); other types are not touched.
+__device__ inline void store_plain_elem(int32_t dtype, uint8_t* row, int e, float v) {
+  switch (dtype) {
+    case kF32: store_f32(row + 4 * e, v); return;
+    case kF16: store_u16(row + 2 * e, f32_to_f16(v)); return;
+    case kBF16: store_u16(row + 2 * e, f32_to_bf16(v)); return;
+    default: return;
+  }
+}
+
 // Encodes src (hd floats, shared or global) into row with the whole warp (lane = threadIdx.x & 31).
 __device__ inline void encode_row_warp(int32_t dtype, const float* src, uint8_t* row, int hd) {
   const int lane = threadIdx.x & 31;
   switch (dtype) {
     case kF32:
-      for (int e = lane; e < hd; e += 32) store_f32(row + 4 * e, src[e]);
-      return;
     case kF16:
-      for (int e = lane; e < hd; e += 32) store_u16(row + 2 * e, f32_to_f16(src[e]));
-      return;
     case kBF16:
-      for (int e = lane; e < hd; e += 32) store_u16(row + 2 * e, f32_to_bf16(src[e]));
+      for (int e = lane; e < hd; e += 32) store_plain_elem(dtype, row, e, src[e]);
       return;
     case kFP8:
     case kINT8: {

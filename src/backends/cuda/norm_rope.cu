@@ -5,6 +5,7 @@
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/kv_codec.cuh"
 #include "backends/cuda/pdl.cuh"
+#include "backends/cuda/rope.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -66,15 +67,8 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
 __device__ void rope_row(float* v, int hd, int pos, RopeArgs r) {
   const int lane = threadIdx.x & 31, half = hd / 2;
   for (int i = lane; i < half; i += 32) {
-    // Same recipe as the CPU fast path: inv_freq in double, angle in float.
-    const float inv_freq = float(pow(double(r.theta), -2.0 * double(i) / double(hd)) / double(r.freq_scale));
-    const float angle = float(pos) * inv_freq;
-    float s, c;
-    sincosf(angle, &s, &c);
     const int a = r.half_split ? i : 2 * i, b = r.half_split ? i + half : 2 * i + 1;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * c - x1 * s;
-    v[b] = x0 * s + x1 * c;
+    rope_rotate(v[a], v[b], i, hd, pos, r);
   }
   __syncwarp();
 }
