@@ -267,7 +267,7 @@ TEST_P(CudaGemv, DispatcherPicksVectorKernelForAlignedShapes) {
   // FP8 per tensor / per channel read their native layout on the tensor cores (Fp8Mma).
   const bool fp8_mma = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
   if (fp8_mma) {
-    EXPECT_NE(name.find("_mma_sx"), std::string_view::npos) << name;
+    EXPECT_NE(name.find("_mma_bulk"), std::string_view::npos) << name;
   } else {
     EXPECT_TRUE(name.find("vec16") != std::string_view::npos || name.find("dp4a") != std::string_view::npos) << name;
   }
@@ -550,10 +550,26 @@ TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_EQ(device_data_bytes(FormatId::NVFP4_CKPT, WeightLayout::kMma, 3, 256), 3 * 128);
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,
+            "q4_0_mma_bulk");
+  // The bulk copies need a stage's scale bytes in 16-byte multiples: 34 Q4_0 units are not.
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 34 * 128), kFakeX, kFakeY).name,
             "q4_0_mma_sx");
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::FP8_E4M3_CHANNEL, WeightLayout::kNative, 64, 34 * 64), kFakeX,
+                               kFakeY).name,
+            "fp8_e4m3_channel_mma_bulk");
   // Rows longer than the shared x buffer take the register-x form.
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 32768 + 128), kFakeX, kFakeY).name,
             "q4_0_mma");
+}
+
+// The tensor-core kernels of a format, lower case, comma-separated (for EnvGuard), from the
+// given forms ("_mma_bulk", "_mma_sx", "_mma").
+std::string tensor_core_names(FormatId f, std::initializer_list<const char*> forms = {"_mma_bulk", "_mma_sx", "_mma"}) {
+  std::string base;
+  for (char ch : std::string(format_name(f))) base += char(std::tolower(static_cast<unsigned char>(ch)));
+  std::string out;
+  for (const char* form : forms) out += (out.empty() ? "" : ",") + base + form;
+  return out;
 }
 
 // GemvFusion: the RMSNorm inside the tensor-core GEMV gives what rmsnorm() then a GEMV
@@ -609,12 +625,12 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
     // A non-tensor-core kernel adds the same way (GemvOut on every kernel).
     DeviceBuffer y_add_elem(y0.data(), y0.size() * 4);
     {
-      EnvGuard env((std::string(format_name(f)) + "_mma_sx," + std::string(format_name(f)) + "_mma").c_str());
+      EnvGuard env(tensor_core_names(f).c_str());
       gemv(dw.m, xp, static_cast<float*>(y_add_elem.p), nullptr, GemvOut::kAdd);
     }
     DeviceBuffer y_store_elem(size_t(rows) * 4);
     {
-      EnvGuard env((std::string(format_name(f)) + "_mma_sx," + std::string(format_name(f)) + "_mma").c_str());
+      EnvGuard env(tensor_core_names(f).c_str());
       gemv(dw.m, xp, static_cast<float*>(y_store_elem.p), nullptr);
     }
     IMP_CUDA_CHECK(cudaDeviceSynchronize());
@@ -627,48 +643,65 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
   }
 }
 
-// The shared-x form (x converted once per CTA into shared memory) and the register-x form
-// compute the same sums from the same f16 x in the same order; on rows past the shared
-// buffer only the register form runs, fused launches included.
-TEST(CudaGemvMma, SharedXAndRegisterXFormsAgree) {
+// The three tensor-core forms — bulk-copy (persistent CTAs, 16 warps), shared-x and
+// register-x (8 warps) — compute each row from the same f16 x and exact weights, and
+// differ only in FP32 summation order; the fused launch of one matrix is bit-identical to
+// gemv(). 4352 columns: 34 units of the 4-bit formats (the bulk form refuses them: shared-x
+// serves), 68 of Q8_0 and FP8 (bulk, with a partial last stage); 4608: bulk for every
+// format; past 32768 columns only the register form runs. The tall case puts ~8 tiles on
+// each CTA of the bulk form, so its stage ring wraps many times.
+TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT,
                      FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
     const bool fp8 = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
-    for (const int64_t cols : {int64_t(4352), int64_t(32768 + 512)}) {
-      const int64_t rows = cols > 32768 ? 40 : 16400 + 24;  // tall (two-tile) form and a ragged last tile
+    for (const int64_t cols : {int64_t(4352), int64_t(4608), int64_t(32768 + 512)}) {
+      const int64_t rows = cols > 32768 ? 40 : 16400 + 24;  // ragged last tile
       const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 300 + uint32_t(f)), rows, cols);
       const auto x = random_floats(size_t(cols), 301);
       DeviceWeights dw(q, fp8 ? WeightLayout::kNative : WeightLayout::kMma);
       DeviceBuffer dx(x.data(), x.size() * sizeof(float));
-      DeviceBuffer y_sx(size_t(rows) * 4), y_reg(size_t(rows) * 4), y_fused(size_t(rows) * 4);
       const float* xp = static_cast<const float*>(dx.p);
-      y_sx.poison();
-      const std::string_view first = gemv(dw.m, xp, static_cast<float*>(y_sx.p), nullptr);
-      EXPECT_EQ(first.substr(first.size() - 3) == "_sx", cols <= 32768) << first;
-      {
-        const std::string sx_name = std::string(format_name(f)) + "_mma_sx";
-        std::string lower;
-        for (char ch : sx_name) lower += char(std::tolower(static_cast<unsigned char>(ch)));
-        EnvGuard env(lower.c_str());
-        y_reg.poison();
-        EXPECT_EQ(gemv(dw.m, xp, static_cast<float*>(y_reg.p), nullptr).substr(0, lower.size() - 3),
-                  lower.substr(0, lower.size() - 3));
+      // The first kernel, then with the faster forms disabled one by one.
+      const std::string disable[3] = {"", tensor_core_names(f, {"_mma_bulk"}), tensor_core_names(f, {"_mma_bulk", "_mma_sx"})};
+      std::vector<std::vector<float>> ys;
+      std::vector<std::string> names;
+      for (const std::string& d : disable) {
+        DeviceBuffer y(size_t(rows) * 4);
+        y.poison();
+        std::string name;
+        if (d.empty()) {
+          name = gemv(dw.m, xp, static_cast<float*>(y.p), nullptr);
+        } else {
+          EnvGuard env(d.c_str());
+          name = gemv(dw.m, xp, static_cast<float*>(y.p), nullptr);
+        }
+        IMP_CUDA_CHECK(cudaDeviceSynchronize());
+        ys.push_back(y.download<float>());
+        names.push_back(name);
       }
+      const bool staged_scales = !fp8;
+      const bool bulk = cols <= 32768 && (cols == 4608 || !staged_scales || f == FormatId::Q8_0);
+      const std::string base = names[2].substr(0, names[2].find("_mma"));
+      EXPECT_EQ(names[0], base + (bulk ? "_mma_bulk" : cols <= 32768 ? "_mma_sx" : "_mma")) << cols;
+      EXPECT_EQ(names[1], base + (cols <= 32768 ? "_mma_sx" : "_mma")) << cols;
+      EXPECT_EQ(names[2], base + "_mma") << cols;
+      for (int i = 0; i < 2; ++i) {
+        double err = 0.0, norm = 0.0;
+        for (int64_t r = 0; r < rows; ++r) {
+          const double a = ys[size_t(i)][size_t(r)], b = ys[2][size_t(r)];
+          ASSERT_TRUE(std::isfinite(a) && std::isfinite(b)) << names[size_t(i)] << " row " << r;
+          err += (a - b) * (a - b), norm += b * b;
+        }
+        EXPECT_LE(std::sqrt(err / norm), 1e-6) << names[size_t(i)] << " vs " << names[2] << " " << rows << "x" << cols;
+      }
+      DeviceBuffer y_fused(size_t(rows) * 4);
       const DeviceMatrix w[1] = {dw.m};
       float* const y[1] = {static_cast<float*>(y_fused.p)};
       y_fused.poison();
       ASSERT_TRUE(gemv_mma_fused(w, 1, xp, y, nullptr)) << format_name(f) << " " << cols;
       IMP_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto a = y_sx.download<float>(), b = y_reg.download<float>(), c = y_fused.download<float>();
-      double err = 0.0, norm = 0.0;
-      for (int64_t r = 0; r < rows; ++r) {
-        ASSERT_TRUE(std::isfinite(a[size_t(r)]) && std::isfinite(b[size_t(r)])) << format_name(f) << " row " << r;
-        err += (double(a[size_t(r)]) - b[size_t(r)]) * (double(a[size_t(r)]) - b[size_t(r)]);
-        norm += double(b[size_t(r)]) * b[size_t(r)];
-      }
-      EXPECT_LE(std::sqrt(err / norm), 1e-6) << format_name(f) << " " << rows << "x" << cols;
-      EXPECT_EQ(y_sx.download<uint32_t>(), y_fused.download<uint32_t>()) << format_name(f) << " " << cols;
+      EXPECT_EQ(y_fused.download<float>(), ys[0]) << names[0] << " fused " << cols;
     }
   }
 }

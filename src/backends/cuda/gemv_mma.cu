@@ -30,42 +30,15 @@
 #include <string_view>
 
 #include "backends/cuda/cp_async.cuh"
-#include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_elem.cuh"
-#include "backends/cuda/gemv_mma_layout.h"
-#include "backends/cuda/gemv_mma_ops.cuh"
-#include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/gemv_mma_tile.cuh"
 #include "backends/cuda/pdl.cuh"
-#include "backends/cuda/rope.cuh"
 
 namespace imp::cuda::detail {
 namespace {
 
 constexpr int kMmaWarps = 8;
 constexpr int kMmaThreads = kMmaWarps * 32;
-
-// ---- the kernel ---------------------------------------------------------------------------
-// One item = one unit of the thread's 2·kTiles rows: a 16-byte payload load and a scale
-// load per row.
-template <class Op, int kRows>
-struct Item {
-  uint4 q[kRows];
-  typename Op::ScaleSlot s[kRows];
-};
-
-template <class Op, int kRows>
-__device__ __forceinline__ void load_item(Item<Op, kRows>& it, const uint8_t* const (&pq)[kRows],
-                                          const uint8_t* const (&ps)[kRows], int u) {
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    it.q[r] = load_stream16(pq[r] + int64_t(u) * mma_layout::kUnitBytes);
-    if constexpr (Op::kScaleBytes > 0) {
-      it.s[r] = __ldg(reinterpret_cast<const typename Op::ScaleSlot*>(ps[r] + Op::scale_offset(u)));
-    } else {
-      it.s[r] = {};
-    }
-  }
-}
 
 // The MMAs of scale group grp of one tile: D = Σ over the group's chunks of A(rows g, g+8)·x.
 template <class Op>
@@ -142,49 +115,6 @@ __device__ __forceinline__ void mma_item(const Item<Op, 2 * kTiles>& it, const u
   }
 }
 
-// What one launch computes: up to 3 matrices sharing x and cols (QKV), each over its own
-// range of CTAs; or, with kSwiglu, gate and up rows side by side in each CTA (tile 0 from
-// part 0, tile 1 from part 1) and out = silu(gate·x) · (up·x).
-struct MmaJob {
-  KernelArgs part[3];
-  int64_t first_block[3] = {0, 0, 0};
-  int n_parts = 1;
-  float* swiglu_out = nullptr;
-  const float* norm_gain = nullptr;  // shared-x form: RMS-normalize x first (GemvFusion)
-  float norm_eps = 0.0f;
-  // gemv_mma_qkv_rope_kv: parts Q, K, V; RoPE on Q and K, K and V rows into the cache.
-  int rope_kv = 0;
-  RopeArgs rope;
-  KvView kv;
-  const StepParams* step = nullptr;
-};
-
-// Half-split RoPE: slot s of 16-row tile T of a part holds row i (s < 8) or its partner
-// i + hd/2 (s ≥ 8), i = (T mod hd/16)·8 + s mod 8 of head T / (hd/16).
-__device__ __forceinline__ int64_t rope_pair_row(int64_t tile, int s, int hd) {
-  const int64_t tiles_per_head = hd / 16, head = tile / tiles_per_head;
-  const int t = int(tile % tiles_per_head);
-  return head * hd + (s < 8 ? t * 8 + s : hd / 2 + t * 8 + (s - 8));
-}
-
-// The epilogue of gemv_mma_qkv_rope_kv for one pair of rows (ra, rb) of part p: RoPE
-// (rope_rotate, as rope_kv_kernel) on Q and K, then y,
-// and for K and V the cache elements of the token's row.
-__device__ __forceinline__ void rope_kv_pair(const MmaJob& job, const KernelArgs& a, int p, int64_t ra, int64_t rb,
-                                             float ya, float yb) {
-  const int hd = job.kv.head_dim, pos = job.step->pos0;
-  if (p < 2) rope_rotate(ya, yb, job.rope.half_split ? int(ra % hd) : int(ra % hd) / 2, hd, pos, job.rope);
-  a.y[ra] = ya;
-  a.y[rb] = yb;
-  if (p == 0) return;
-  const KvView& kv = job.kv;
-  uint8_t* row = kvc::kv_row_ptr(p == 1 ? kv.k_pool : kv.v_pool, p == 1 ? kv.k_table : kv.v_table, kv.block_tokens,
-                                 kv.n_kv_head, kv.row_bytes, pos, int(ra / hd));
-  // f32 / f16 / bf16 only (the host refuses the scaled types: a row scale needs the whole row).
-  kvc::store_plain_elem(kv.dtype, row, int(ra % hd), ya);
-  kvc::store_plain_elem(kv.dtype, row, int(rb % hd), yb);
-}
-
 // A CTA owns 16·kTiles rows; its 8 warps take the row's units round-robin (split-K inside
 // the CTA), kU units per step, and request the next step's weights before decoding the
 // current ones (double buffering in registers: 2·kU items in flight per warp).
@@ -201,22 +131,18 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
   __shared__ float partial[kMmaWarps][kTileRows];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, c = lane & 3;
-  int p = 0;
-  while (p + 1 < job.n_parts && int64_t(blockIdx.x) >= job.first_block[p + 1]) ++p;
-  // (selected, not indexed: a dynamic index into the parameter block would copy it to
-  // local memory)
-  const KernelArgs a = p == 0 ? job.part[0] : p == 1 ? job.part[1] : job.part[2];
+  const int p = tile_part(job, blockIdx.x);
+  const KernelArgs a = part_args(job, p);
   const int units = int(a.cols / U);
-  const int64_t first = p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
-  const int64_t row0 = (int64_t(blockIdx.x) - first) * kRowsPerCta;
+  const int64_t row0 = (int64_t(blockIdx.x) - part_first(job, p)) * kRowsPerCta;
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const KernelArgs& ar = kSwiglu ? (r < 2 ? job.part[0] : job.part[1]) : a;
-    const int64_t row = min(row0 + g + 8 * (kSwiglu ? r % 2 : r), ar.rows - 1);  // past the end: re-read, dropped
-    pq[r] = ar.data + row * ar.data_row_bytes + 16 * c;
-    ps[r] = ar.scales + row * ar.scale_row_bytes;
+    const KernelArgs* ar;
+    const int64_t row = tile_row<kSwiglu>(job, a, row0, g + 8 * r, false, ar);
+    pq[r] = ar->data + row * ar->data_row_bytes + 16 * c;
+    ps[r] = ar->scales + row * ar->scale_row_bytes;
   }
   float acc[kRows];
 #pragma unroll
@@ -260,22 +186,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
     for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
   }
   __syncthreads();
-  if constexpr (kSwiglu) {
-    if (tid < 16 && row0 + tid < a.rows) {
-      float gs = 0.0f, us = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) gs += partial[w][tid], us += partial[w][16 + tid];
-      const float gv = Op::finish(job.part[0], gs), uv = Op::finish(job.part[1], us);
-      job.swiglu_out[row0 + tid] = gv / (1.0f + expf(-gv)) * uv;  // as swiglu_kernel
-    }
-  } else {
-    if (tid < kTileRows && row0 + tid < a.rows) {
-      float sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
-      store_y(a, row0 + tid, Op::finish(a, sum));
-    }
-  }
+  finish_tile<Op, kTiles, kSwiglu, kMmaWarps>(job, a, p, row0, false, partial, tid);
 }
 
 // ---- the shared-x form ----------------------------------------------------------------
@@ -283,70 +194,6 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
 // f16 (cols · 2 bytes; every lane of a quad then reads its 4 columns of a chunk with one
 // 8-byte shared load instead of a float4 global load and two conversions per row pair),
 // and decodes one scale group at a time so that only that group's A fragments are live.
-constexpr int kSxMaxCols = 32768;  // 64 KiB of shared memory
-
-template <class Op, int kTiles>
-__device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int c, int half,
-                                            float (&acc)[2 * kTiles]) {
-  constexpr int kGroups = Op::kChunks / Op::kGroupChunks, G = Op::kGroupChunks, kRows = 2 * kTiles;
-  if constexpr (Op::kMins) {
-    float sc[kRows][kGroups], m[kRows][kGroups], d[kRows], dmin[kRows], q[kRows], mx[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) Op::scales_mins(it.s[r], half, sc[r], m[r], d[r], dmin[r]), q[r] = mx[r] = 0.0f;
-#pragma unroll
-    for (int grp = 0; grp < kGroups; ++grp) {
-      uint32_t b[G][2];
-      float xs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-      for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
-        b[j2][0] = v.x, b[j2][1] = v.y;
-        constexpr uint32_t kOnes = 0x3C003C00u;  // Σ x of the sub-block: an MMA with A = 1
-        mma_16816(xs, kOnes, kOnes, kOnes, kOnes, b[j2][0], b[j2][1]);
-      }
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t) {
-        uint32_t lo[G][2], hi[G][2];
-        Op::decode_group(it.q[2 * t], grp, lo);
-        Op::decode_group(it.q[2 * t + 1], grp, hi);
-        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
-        q[2 * t] = fmaf(sc[2 * t][grp], dd[0], q[2 * t]);
-        q[2 * t + 1] = fmaf(sc[2 * t + 1][grp], dd[2], q[2 * t + 1]);
-        mx[2 * t] = fmaf(m[2 * t][grp], xs[0], mx[2 * t]);
-        mx[2 * t + 1] = fmaf(m[2 * t + 1][grp], xs[0], mx[2 * t + 1]);
-      }
-    }
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) acc[r] += fmaf(d[r], q[r], -dmin[r] * mx[r]);
-  } else {
-    float s[kRows][kGroups];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) Op::scales(it.s[r], s[r]);
-#pragma unroll
-    for (int grp = 0; grp < kGroups; ++grp) {
-      uint32_t b[G][2];
-#pragma unroll
-      for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
-        b[j2][0] = v.x, b[j2][1] = v.y;
-      }
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t) {
-        uint32_t lo[G][2], hi[G][2];
-        Op::decode_group(it.q[2 * t], grp, lo);
-        Op::decode_group(it.q[2 * t + 1], grp, hi);
-        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
-        acc[2 * t] = fmaf(s[2 * t][grp], dd[0], acc[2 * t]);
-        acc[2 * t + 1] = fmaf(s[2 * t + 1][grp], dd[2], acc[2 * t + 1]);
-      }
-    }
-  }
-}
-
 // Op::kRingStages = S > 0: each warp streams its units through a private ring of S stages
 // in shared memory (cp.async) instead of double-buffered registers: S units per warp in
 // flight, no registers held by them, no CTA barrier per stage (a lane reads back only the
@@ -388,24 +235,20 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   __shared__ float partial[kMmaWarps][kTileRows];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, c = lane & 3;
-  int p = 0;
-  while (p + 1 < job.n_parts && int64_t(blockIdx.x) >= job.first_block[p + 1]) ++p;
-  const KernelArgs a = p == 0 ? job.part[0] : p == 1 ? job.part[1] : job.part[2];
+  const int p = tile_part(job, blockIdx.x);
+  const KernelArgs a = part_args(job, p);
   const int units = int(a.cols / U);
-  const int64_t first = p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
-  const int64_t row0 = (int64_t(blockIdx.x) - first) * kRowsPerCta;
+  const int64_t row0 = (int64_t(blockIdx.x) - part_first(job, p)) * kRowsPerCta;
   // Half-split RoPE pairs its rows across the head (rope_pair_row); one-tile form only.
   const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const KernelArgs& ar = kSwiglu ? (r < 2 ? job.part[0] : job.part[1]) : a;
-    const int slot = g + 8 * (kSwiglu ? r % 2 : r);
-    const int64_t mapped = pair_rows ? rope_pair_row(row0 / 16, slot, job.kv.head_dim) : row0 + slot;
-    const int64_t row = min(mapped, ar.rows - 1);  // past the end: re-read, dropped
-    pq[r] = ar.data + row * ar.data_row_bytes + 16 * c;
-    ps[r] = ar.scales + row * ar.scale_row_bytes;
+    const KernelArgs* ar;
+    const int64_t row = tile_row<kSwiglu>(job, a, row0, g + 8 * r, pair_rows, ar);
+    pq[r] = ar->data + row * ar->data_row_bytes + 16 * c;
+    ps[r] = ar->scales + row * ar->scale_row_bytes;
   }
   constexpr int kStep = kMmaWarps * kU;
   constexpr int kRingStages = Ring<Op, kRows>::kStages;
@@ -444,35 +287,9 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
     }
   }
   pdl_wait();  // x and y belong to the previous kernels; the weights above do not
-  // x → f16 in shared memory while the first weights are in flight; with norm_gain, x is
-  // first scaled by 1/sqrt(mean(x²) + eps) and the gain (rmsnorm_kernel's formula).
-  const int cols4 = int(a.cols / 4);
-  const float4* x4 = reinterpret_cast<const float4*>(a.x);
-  float norm_scale = 1.0f;
-  if (job.norm_gain) {
-    __shared__ float warp_ss[kMmaWarps];
-    float ss = 0.0f;
-    for (int i = tid; i < cols4; i += kMmaThreads) {
-      const float4 v = __ldg(x4 + i);
-      ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
-    }
-    ss = warp_sum(ss);
-    if (lane == 0) warp_ss[warp] = ss;
-    __syncthreads();
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kMmaWarps; ++w) total += warp_ss[w];
-    norm_scale = 1.0f / sqrtf(total / float(a.cols) + job.norm_eps);
-  }
-  for (int i = tid; i < cols4; i += kMmaThreads) {
-    float4 v = __ldg(x4 + i);
-    if (job.norm_gain) {
-      const float4 gn = __ldg(reinterpret_cast<const float4*>(job.norm_gain) + i);
-      v = make_float4(v.x * norm_scale * gn.x, v.y * norm_scale * gn.y, v.z * norm_scale * gn.z, v.w * norm_scale * gn.w);
-    }
-    x16[i] = make_uint2(f16x2_sat(v.x, v.y), f16x2_sat(v.z, v.w));
-  }
-  __syncthreads();
+  // x → f16 in shared memory while the first weights are in flight.
+  __shared__ float warp_ss[kMmaWarps];
+  stage_x_f16<kMmaThreads>(job, a, x16, warp_ss, tid, [] { __syncthreads(); });
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
@@ -512,34 +329,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
     for (int r = 0; r < kRows; ++r) partial[warp][g + 8 * r] = acc[r];
   }
   __syncthreads();
-  if constexpr (kSwiglu) {
-    if (tid < 16 && row0 + tid < a.rows) {
-      float gs = 0.0f, us = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) gs += partial[w][tid], us += partial[w][16 + tid];
-      const float gv = Op::finish(job.part[0], gs), uv = Op::finish(job.part[1], us);
-      job.swiglu_out[row0 + tid] = gv / (1.0f + expf(-gv)) * uv;  // as swiglu_kernel
-    }
-  } else if (kTiles == 1 && job.rope_kv) {
-    // Eight RoPE pairs per tile: slots (2j, 2j+1) for adjacent pairs, (j, j+8) for half-split.
-    if (tid < 8) {
-      const bool hs = job.rope.half_split != 0;
-      const int sa = hs ? tid : 2 * tid, sb = hs ? tid + 8 : 2 * tid + 1;
-      float ya = 0.0f, yb = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) ya += partial[w][sa], yb += partial[w][sb];
-      const int64_t ra = pair_rows ? rope_pair_row(row0 / 16, sa, job.kv.head_dim) : row0 + sa;
-      const int64_t rb = pair_rows ? rope_pair_row(row0 / 16, sb, job.kv.head_dim) : row0 + sb;
-      if (ra < a.rows && rb < a.rows) rope_kv_pair(job, a, p, ra, rb, Op::finish(a, ya), Op::finish(a, yb));
-    }
-  } else {
-    if (tid < kTileRows && row0 + tid < a.rows) {
-      float sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][tid];
-      store_y(a, row0 + tid, Op::finish(a, sum));
-    }
-  }
+  finish_tile<Op, kTiles, kSwiglu, kMmaWarps>(job, a, p, row0, pair_rows, partial, tid);
 }
 
 template <class Op, int kTiles, int kU, bool kSwiglu, bool kSx>
@@ -663,21 +453,29 @@ bool with_op(FormatId f, Fn&& fn) {
 
 // Which fused form serves these matrices: each must be served by its format's tensor-core
 // kernel (layout, shape, alignment, the kill list), all share the format and the row
-// length; the shared-x form when the first kernel that serves them is "*_mma_sx".
-enum class Fusable { kNo, kRegisterX, kSharedX };
+// length; the form is that of the first kernel that serves them ("*_mma_bulk",
+// "*_mma_sx" or the register-x "*_mma").
+enum class Fusable { kNo, kRegisterX, kSharedX, kBulk };
+Fusable form_of(std::string_view name) {
+  auto ends = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
+  return ends("_bulk") ? Fusable::kBulk : ends("_sx") ? Fusable::kSharedX : Fusable::kRegisterX;
+}
 Fusable fusable(const DeviceMatrix* w, int n, const float* x, float* const* y) {
+  static const std::vector<GemvKernel> kernels = mma_gemv_kernels();
   Fusable form = Fusable::kNo;
   for (int i = 0; i < n; ++i) {
     if (w[i].format != w[0].format || w[i].cols != w[0].cols) return Fusable::kNo;
     const GemvKernel* first = nullptr;
-    for (const GemvKernel& k : kKernels) {
+    for (const GemvKernel& k : kernels) {
       if (k.half_x && k.format == w[i].format && can_implement(k, w[i], x, y[i]).ok) {
         first = &k;
         break;
       }
     }
     if (!first) return Fusable::kNo;
-    const Fusable f = std::string_view(first->name).substr(std::string_view(first->name).size() - 3) == "_sx" ? Fusable::kSharedX : Fusable::kRegisterX;
+    const Fusable f = form_of(first->name);
     if (i > 0 && f != form) return Fusable::kNo;
     form = f;
   }
@@ -685,7 +483,12 @@ Fusable fusable(const DeviceMatrix* w, int n, const float* x, float* const* y) {
 }
 }  // namespace
 
-std::vector<GemvKernel> mma_gemv_kernels() { return {std::begin(kKernels), std::end(kKernels)}; }
+// The bulk-copy kernels first: preferred wherever they can implement.
+std::vector<GemvKernel> mma_gemv_kernels() {
+  std::vector<GemvKernel> v = mma_bulk_gemv_kernels();
+  v.insert(v.end(), std::begin(kKernels), std::end(kKernels));
+  return v;
+}
 
 }  // namespace imp::cuda::detail
 
@@ -695,7 +498,7 @@ namespace {
 // The fusions the chosen form can do: the norm needs the shared-x form and an aligned gain.
 bool fusion_ok(detail::Fusable form, const GemvFusion& f) {
   if (!f.norm_gain) return true;
-  return form == detail::Fusable::kSharedX && reinterpret_cast<uintptr_t>(f.norm_gain) % 16 == 0;
+  return form != detail::Fusable::kRegisterX && reinterpret_cast<uintptr_t>(f.norm_gain) % 16 == 0;
 }
 }  // namespace
 
@@ -713,7 +516,8 @@ bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* 
     job.part[i] = detail::make_args(w[i], x, y[i], fusion.out);
     rows += w[i].rows;
   }
-  const bool sx = form == detail::Fusable::kSharedX;
+  if (form == detail::Fusable::kBulk && detail::launch_mma_bulk(w[0].format, job, false, stream)) return true;
+  const bool sx = form != detail::Fusable::kRegisterX;
   return detail::with_op(w[0].format, [&](auto op) {
     if (sx) {
       detail::launch_job_sized<decltype(op), true>(job, rows, stream);
@@ -737,7 +541,8 @@ bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const flo
   job.swiglu_out = out;
   job.norm_gain = fusion.norm_gain;
   job.norm_eps = fusion.norm_eps;
-  const bool sx = form == detail::Fusable::kSharedX;
+  if (form == detail::Fusable::kBulk && detail::launch_mma_bulk(gate.format, job, true, stream)) return true;
+  const bool sx = form != detail::Fusable::kRegisterX;
   return detail::with_op(gate.format, [&](auto op) {
     if (sx) {
       detail::launch_job<decltype(op), 2, IMP_MMA_SWIGLU_KU, true, true>(job, stream);
@@ -756,7 +561,7 @@ bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, 
   if (w[0].rows + w[1].rows + w[2].rows >= 16384) return false;  // the two-tile form pairs no rows
   float* const y[3] = {q, k, v};
   const detail::Fusable form = detail::fusable(w, 3, x, y);
-  if (form != detail::Fusable::kSharedX || !fusion_ok(form, fusion)) return false;
+  if (form == detail::Fusable::kNo || form == detail::Fusable::kRegisterX || !fusion_ok(form, fusion)) return false;
   detail::MmaJob job;
   job.n_parts = 3;
   job.norm_gain = fusion.norm_gain;
@@ -766,6 +571,7 @@ bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, 
   job.kv = kv;
   job.step = step;
   for (int i = 0; i < 3; ++i) job.part[i] = detail::make_args(w[i], x, y[i]);
+  if (form == detail::Fusable::kBulk && detail::launch_mma_bulk(w[0].format, job, false, stream)) return true;
   return detail::with_op(w[0].format,
                          [&](auto op) { detail::launch_job<decltype(op), 1, IMP_MMA_SMALL_KU, false, true>(job, stream); });
 }

@@ -1,0 +1,304 @@
+// Tensor-core decode GEMV fed by bulk copies (Hopper TMA, bulk_copy.cuh): the same MMAs,
+// decoders and epilogues as the shared-x kernel (gemv_mma_tile.cuh), with the weights
+// streamed through a ring of shared-memory stages by one producer warp.
+//
+// Why: the register-fed kernels (gemv_mma.cu) are latency-bound — Nsight Compute on Q4_0
+// 14336×4096: DRAM 42 % of peak, long-scoreboard stalls, 3 CTAs × 8 warps per SM each with
+// one or two 16-byte loads per row in flight (≈ 48 KiB per SM at best, and less during each
+// CTA's prologue and tail). Per-lane cp.async into a ring (session 6) added an issue slot
+// per 16 bytes and stalled on the MIO queue. Here one bulk copy moves a row's whole segment
+// of a stage, so up to kMaxStages stages (≈ 150 KiB per SM) are in flight without a
+// register or an issue slot held for them, and the CTA is persistent: x is converted once
+// per SM, not once per 16 rows, and the pipeline runs across tile boundaries.
+//
+// Work split: one CTA per SM (grid = min(tiles, SMs)) takes tiles blockIdx.x, + gridDim.x, …
+// A tile is 16·kTiles rows (SwiGLU: 16 gate rows and the same 16 up rows); a stage is the
+// tile's rows × kStageUnits units (16 × 64 payload bytes per row) plus their scales. The
+// producer warp (warp 16) copies one row segment per lane per stage (payload by lanes
+// 0–15 and scales by 16–31 for one tile; both per lane for two); consumer warp w takes unit
+// w of each stage — the shared-x kernel's round-robin with 16 warps — loads its 16 bytes
+// per row from the stage and runs mma_item_sx on it. Each row's sum is the same per-warp
+// walk for every tile size and part count, so separate and fused launches agree bit for bit.
+// Stage rows are padded to an odd number of 64 (payload) and 16 (scale) bytes: the rows a
+// quarter-warp reads land in different banks.
+#include <algorithm>
+#include <type_traits>
+
+#include "backends/cuda/bulk_copy.cuh"
+#include "backends/cuda/check.h"
+#include "backends/cuda/gemv_mma_tile.cuh"
+#include "backends/cuda/pdl.cuh"
+
+namespace imp::cuda::detail {
+namespace {
+
+constexpr int kBulkWarps = 16;  // consumers; one more warp produces
+constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
+constexpr int kStageUnits = kBulkWarps;  // units per row and stage: one per consumer warp
+constexpr int kMaxStages = 8;
+constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
+constexpr int kSmemBudget = 200 * 1024;             // dynamic: barriers + x + stages
+
+// FP8 per channel keeps one scale per row (read once per tile from global), not per unit.
+template <class Op>
+struct RowScale : std::false_type {};
+template <>
+struct RowScale<Fp8Mma<true>> : std::true_type {};
+template <class Op>
+constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
+
+template <class Op, int kTiles>
+struct BulkStage {
+  static constexpr int kRows = 16 * kTiles;
+  static constexpr int kRowBytes = kStageUnits * mma_layout::kUnitBytes + 64;
+  static constexpr int kScaleRowBytes = kStageUnits * Op::kScaleBytes + 16;
+  static constexpr int kScaleBase = kRows * kRowBytes;
+  static constexpr int kBytes = kRows * (kRowBytes + kScaleRowBytes);
+};
+
+__host__ __device__ constexpr int64_t x_bytes(int64_t cols) { return (cols * 2 + 127) / 128 * 128; }
+
+// Bytes of the scale plane that units [u0, u0 + n) of one row use.
+template <class Op>
+__device__ __forceinline__ uint32_t stage_scale_bytes(int u0, int n) {
+  if constexpr (kStagedScales<Op>) {
+    return uint32_t(Op::scale_offset(u0 + n) - Op::scale_offset(u0));
+  } else {
+    return 0;
+  }
+}
+
+__device__ __forceinline__ void consumers_sync() {
+  asm volatile("bar.sync 1, %0;" ::"n"(kBulkWarps * 32) : "memory");
+}
+
+template <class Op, int kTiles, bool kSwiglu>
+__global__ void __launch_bounds__(kBulkThreads, 1) gemv_mma_bulk_kernel(MmaJob job, int64_t n_tiles, int n_stages) {
+  constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
+  static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
+  constexpr int kRowsPerTile = kSwiglu ? 16 : kTileRows;
+  using Stage = BulkStage<Op, kTiles>;
+  using ScaleSlot = typename Op::ScaleSlot;
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ float partial[2][kBulkWarps][kTileRows];  // by tile parity: one barrier per tile
+  __shared__ float warp_ss[kBulkWarps];
+  uint64_t* const full = reinterpret_cast<uint64_t*>(smem);
+  uint64_t* const empty = full + kMaxStages;
+  uint2* const x16 = reinterpret_cast<uint2*>(smem + 128);
+  const int units = int(job.part[0].cols / U);
+  const int n_chunks = (units + kStageUnits - 1) / kStageUnits;
+  uint8_t* const stages = smem + 128 + x_bytes(job.part[0].cols);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (tid == 0) {
+    for (int s = 0; s < n_stages; ++s) {
+      mbar_init(full + s, 1);
+      mbar_init(empty + s, kBulkWarps);
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  if (warp == kBulkWarps) {
+    // The producer: weights only, so it never waits for the previous kernel (PDL).
+    const uint64_t policy = l2_evict_first_policy();
+    const int s_row = lane % kTileRows;
+    const bool copy_q = kTiles == 2 || lane < 16, copy_s = kStagedScales<Op> && (kTiles == 2 || lane >= 16);
+    int slot = 0;
+    uint32_t phase = 0;
+    for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+      const int p = tile_part(job, t);
+      const KernelArgs a = part_args(job, p);
+      const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
+      const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+      const KernelArgs* ar;
+      const int64_t row = tile_row<kSwiglu>(job, a, row0, s_row, pair_rows, ar);
+      const uint8_t* src_q = ar->data + row * ar->data_row_bytes;
+      const uint8_t* src_s = ar->scales + row * ar->scale_row_bytes;
+      for (int k = 0; k < n_chunks; ++k) {
+        const int u0 = k * kStageUnits, n = min(kStageUnits, units - u0);
+        const uint32_t q_bytes = uint32_t(n) * mma_layout::kUnitBytes, s_bytes = stage_scale_bytes<Op>(u0, n);
+        mbar_wait(empty + slot, phase ^ 1);
+        if (lane == 0) mbar_arrive_expect_tx(full + slot, uint32_t(kTileRows) * (q_bytes + s_bytes));
+        __syncwarp();
+        uint8_t* st = stages + slot * Stage::kBytes;
+        if (copy_q) {
+          bulk_copy_g2s(st + s_row * Stage::kRowBytes, src_q + int64_t(u0) * mma_layout::kUnitBytes, q_bytes,
+                        full + slot, policy);
+        }
+        if (copy_s) {
+          bulk_copy_g2s(st + Stage::kScaleBase + s_row * Stage::kScaleRowBytes, src_s + Op::scale_offset(u0), s_bytes,
+                        full + slot, policy);
+        }
+        if (++slot == n_stages) slot = 0, phase ^= 1;
+      }
+    }
+    return;
+  }
+
+  // The consumers: x (and the norm) once, then every stage of every tile of this CTA.
+  pdl_wait();  // x and y belong to the previous kernels
+  stage_x_f16<kBulkWarps * 32>(job, job.part[0], x16, warp_ss, tid, [] { consumers_sync(); });
+  const int g = lane >> 2, c = lane & 3;
+  int slot = 0, tile_parity = 0;
+  uint32_t phase = 0;
+  for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+    const int p = tile_part(job, t);
+    const KernelArgs a = part_args(job, p);
+    const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
+    const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+    ScaleSlot row_scale[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      row_scale[r] = {};
+      if constexpr (RowScale<Op>::value) {
+        const KernelArgs* ar;
+        const int64_t row = tile_row<kSwiglu>(job, a, row0, g + 8 * r, pair_rows, ar);
+        row_scale[r] = __ldg(reinterpret_cast<const ScaleSlot*>(ar->scales + row * ar->scale_row_bytes));
+      }
+    }
+    float acc[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+    for (int k = 0; k < n_chunks; ++k) {
+      const int u0 = k * kStageUnits, u = u0 + warp;
+      mbar_wait(full + slot, phase);
+      if (u < units) {
+        const uint8_t* st = stages + slot * Stage::kBytes;
+        Item<Op, kRows> it;
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          const int s = g + 8 * r;
+          it.q[r] = *reinterpret_cast<const uint4*>(st + s * Stage::kRowBytes + warp * mma_layout::kUnitBytes + 16 * c);
+          if constexpr (kStagedScales<Op>) {
+            it.s[r] = *reinterpret_cast<const ScaleSlot*>(st + Stage::kScaleBase + s * Stage::kScaleRowBytes +
+                                                          Op::scale_offset(u) - Op::scale_offset(u0));
+          } else {
+            it.s[r] = row_scale[r];
+          }
+        }
+        mma_item_sx<Op, kTiles>(it, x16 + u * (U / 4), c, u & 1, acc);
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty + slot);  // this warp is done with the stage
+      if (++slot == n_stages) slot = 0, phase ^= 1;
+    }
+    float(*part)[kTileRows] = partial[tile_parity];
+    if (c == 0) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) part[warp][g + 8 * r] = acc[r];
+    }
+    consumers_sync();
+    finish_tile<Op, kTiles, kSwiglu, kBulkWarps>(job, a, p, row0, pair_rows, part, tid);
+    tile_parity ^= 1;
+  }
+  pdl_trigger();
+}
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    IMP_CUDA_CHECK(cudaGetDevice(&dev));
+    IMP_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+template <class Op, int kTiles>
+int bulk_stages(int64_t cols) {
+  const int64_t avail = kSmemBudget - 128 - x_bytes(cols);
+  return int(std::min<int64_t>(kMaxStages, std::max<int64_t>(0, avail / BulkStage<Op, kTiles>::kBytes)));
+}
+
+// False (nothing launched) when fewer than two stages fit beside x.
+template <class Op, int kTiles, bool kSwiglu>
+bool launch_bulk(MmaJob job, cudaStream_t stream) {
+  static_assert(kBarrierBytes <= 128, "barriers precede x in the first 128 bytes");
+  const int stages = bulk_stages<Op, kTiles>(job.part[0].cols);
+  if (stages < 2) return false;
+  const int64_t rows_per_tile = kSwiglu ? 16 : 16 * kTiles;
+  int64_t tiles = 0;
+  for (int i = 0; i < job.n_parts; ++i) {
+    job.first_block[i] = tiles;
+    tiles += kSwiglu ? 0 : (job.part[i].rows + rows_per_tile - 1) / rows_per_tile;
+  }
+  if (kSwiglu) tiles = (job.part[0].rows + rows_per_tile - 1) / rows_per_tile, job.first_block[1] = tiles;
+  if (tiles == 0) return true;
+  static bool attr_set = false;  // per instantiation; idempotent, so a race is harmless
+  if (!attr_set) {
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBudget));
+    attr_set = true;
+  }
+  const size_t smem = size_t(128 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
+  const unsigned grid = unsigned(std::min<int64_t>(tiles, sm_count()));
+  launch_pdl(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>, dim3(grid), dim3(kBulkThreads), smem, stream, job, tiles,
+             stages);
+  IMP_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
+template <class Op>
+void launch_one(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
+  MmaJob job;
+  job.part[0] = make_args(w, x, y, out);
+  launch_bulk<Op, 1, false>(job, stream);  // check_bulk guaranteed the stages
+}
+
+// Whole units, x in the shared buffer, 16-byte aligned rows and row segments for the bulk
+// copies (a stage's scale bytes are a multiple of 16 when units are a multiple of 4).
+template <class Op>
+KernelCheck check_bulk(const DeviceMatrix& w, const float* x, const float*) {
+  constexpr int U = Op::kChunks * 16;
+  if (w.cols > kSxMaxCols) return {false, "rows longer than the shared x buffer (32768 columns)"};
+  if (bulk_stages<Op, 2>(w.cols) < 2) return {false, "fewer than two pipeline stages fit beside x"};
+  const KernelArgs a = make_args(w, x, nullptr);
+  KernelCheck shape = all_of({check_cols_multiple(w.cols, kStagedScales<Op> ? 4 * U : U, "whole units (bulk copies)"),
+                              check_aligned(w.data, 16, "payload"), check_aligned(x, 16, "x")});
+  if (!shape.ok) return shape;
+  if (a.data_row_bytes % 16 != 0) return {false, "payload rows are not a multiple of 16 bytes"};
+  if (kStagedScales<Op>) {
+    if (a.scale_row_bytes % 16 != 0) return {false, "scale rows are not a multiple of 16 bytes"};
+    return check_aligned(w.scales, 16, "scale plane");
+  }
+  if (RowScale<Op>::value) return check_aligned(w.scales, 4, "scale plane");
+  return shape;
+}
+
+constexpr WeightLayout M = WeightLayout::kMma;
+constexpr WeightLayout N = WeightLayout::kNative;
+const GemvKernel kBulkKernels[] = {
+    {"q4_0_mma_bulk", FormatId::Q4_0, M, check_bulk<Q4_0Mma>, launch_one<Q4_0Mma>, false, true},
+    {"q4_k_mma_bulk", FormatId::Q4_K, M, check_bulk<Q4_KMma>, launch_one<Q4_KMma>, false, true},
+    {"q8_0_mma_bulk", FormatId::Q8_0, M, check_bulk<Q8_0Mma>, launch_one<Q8_0Mma>, false, true},
+    {"nvfp4_ckpt_mma_bulk", FormatId::NVFP4_CKPT, M, check_bulk<Nvfp4CkptMma>, launch_one<Nvfp4CkptMma>, false, true},
+    {"mxfp4_ckpt_mma_bulk", FormatId::MXFP4_CKPT, M, check_bulk<Mxfp4CkptMma>, launch_one<Mxfp4CkptMma>, false, true},
+    {"fp8_e4m3_tensor_mma_bulk", FormatId::FP8_E4M3_TENSOR, N, check_bulk<Fp8Mma<false>>, launch_one<Fp8Mma<false>>,
+     false, true},
+    {"fp8_e4m3_channel_mma_bulk", FormatId::FP8_E4M3_CHANNEL, N, check_bulk<Fp8Mma<true>>, launch_one<Fp8Mma<true>>,
+     false, true},
+};
+
+template <class Op>
+bool launch_job(const MmaJob& job, bool swiglu, cudaStream_t stream) {
+  return swiglu ? launch_bulk<Op, 2, true>(job, stream) : launch_bulk<Op, 1, false>(job, stream);
+}
+
+}  // namespace
+
+std::vector<GemvKernel> mma_bulk_gemv_kernels() { return {std::begin(kBulkKernels), std::end(kBulkKernels)}; }
+
+bool launch_mma_bulk(FormatId format, MmaJob job, bool swiglu, cudaStream_t stream) {
+  switch (format) {
+    case FormatId::Q4_0: return launch_job<Q4_0Mma>(job, swiglu, stream);
+    case FormatId::Q4_K: return launch_job<Q4_KMma>(job, swiglu, stream);
+    case FormatId::Q8_0: return launch_job<Q8_0Mma>(job, swiglu, stream);
+    case FormatId::NVFP4_CKPT: return launch_job<Nvfp4CkptMma>(job, swiglu, stream);
+    case FormatId::MXFP4_CKPT: return launch_job<Mxfp4CkptMma>(job, swiglu, stream);
+    case FormatId::FP8_E4M3_TENSOR: return launch_job<Fp8Mma<false>>(job, swiglu, stream);
+    case FormatId::FP8_E4M3_CHANNEL: return launch_job<Fp8Mma<true>>(job, swiglu, stream);
+    default: return false;
+  }
+}
+
+}  // namespace imp::cuda::detail

@@ -1,0 +1,36 @@
+// What one launch of a tensor-core decode GEMV computes (gemv_mma.cu, gemv_mma_bulk.cu):
+// up to 3 matrices sharing x and cols (QKV), each over its own range of tiles; or, with
+// swiglu_out, gate and up rows side by side in each tile (16 gate rows, then the same 16
+// rows of up) and out = silu(gate·x) · (up·x). Plain C++17 POD, passed by value to the
+// kernels; shared by the two files so that the fused entry points in gemv_mma.cu can hand
+// a job to either kernel family.
+#pragma once
+
+#include <cstdint>
+
+#include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/gemv_registry.h"
+
+namespace imp::cuda::detail {
+
+struct MmaJob {
+  KernelArgs part[3];
+  int64_t first_block[3] = {0, 0, 0};  // first tile (CTA for the register / shared-x kernels) of each part
+  int n_parts = 1;
+  float* swiglu_out = nullptr;
+  const float* norm_gain = nullptr;  // RMS-normalize x first (GemvFusion); shared-x forms only
+  float norm_eps = 0.0f;
+  // gemv_mma_qkv_rope_kv: parts Q, K, V; RoPE on Q and K, K and V rows into the cache.
+  int rope_kv = 0;
+  RopeArgs rope;
+  KvView kv;
+  const StepParams* step = nullptr;
+};
+
+// The bulk-copy kernel family (gemv_mma_bulk.cu): its registry entries (preferred over the
+// shared-x form where they can implement), and the fused launches. `swiglu` pairs part 0
+// (gate) with part 1 (up). False when the format has no bulk kernel.
+std::vector<GemvKernel> mma_bulk_gemv_kernels();
+bool launch_mma_bulk(FormatId format, MmaJob job, bool swiglu, cudaStream_t stream);
+
+}  // namespace imp::cuda::detail
