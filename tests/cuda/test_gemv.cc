@@ -551,9 +551,12 @@ TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,
             "q4_0_mma_bulk");
-  // The bulk copies need a stage's scale bytes in 16-byte multiples: 34 Q4_0 units are not.
+  // The bulk form's tensor maps need 16-byte row strides: 4352 MXFP4 columns have 136 scale
+  // bytes per row (the shared-x form serves them); 4352 Q4_0 columns have 272.
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::MXFP4_CKPT, WeightLayout::kMma, 64, 34 * 128), kFakeX, kFakeY).name,
+            "mxfp4_ckpt_mma_sx");
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q4_0, WeightLayout::kMma, 64, 34 * 128), kFakeX, kFakeY).name,
-            "q4_0_mma_sx");
+            "q4_0_mma_bulk");
   EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::FP8_E4M3_CHANNEL, WeightLayout::kNative, 64, 34 * 64), kFakeX,
                                kFakeY).name,
             "fp8_e4m3_channel_mma_bulk");
@@ -646,10 +649,11 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
 // The three tensor-core forms — bulk-copy (persistent CTAs, 16 warps), shared-x and
 // register-x (8 warps) — compute each row from the same f16 x and exact weights, and
 // differ only in FP32 summation order; the fused launch of one matrix is bit-identical to
-// gemv(). 4352 columns: 34 units of the 4-bit formats (the bulk form refuses them: shared-x
-// serves), 68 of Q8_0 and FP8 (bulk, with a partial last stage); 4608: bulk for every
-// format; past 32768 columns only the register form runs. The tall case puts ~8 tiles on
-// each CTA of the bulk form, so its stage ring wraps many times.
+// gemv(). 4352 columns: a partial last stage in the bulk form (34 units of the 4-bit
+// formats, 68 of Q8_0 and FP8; MXFP4's 136-byte scale rows cannot be tensor-mapped, so the
+// shared-x form serves it); 4608: whole stages; past 32768 columns only the register form
+// runs. The tall case puts ~8 tiles on each CTA of the bulk form, so its ring wraps many
+// times, and its last tile is ragged (zero-filled rows past the end).
 TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT,
@@ -680,8 +684,7 @@ TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
         ys.push_back(y.download<float>());
         names.push_back(name);
       }
-      const bool staged_scales = !fp8;
-      const bool bulk = cols <= 32768 && (cols == 4608 || !staged_scales || f == FormatId::Q8_0);
+      const bool bulk = cols <= 32768 && !(f == FormatId::MXFP4_CKPT && cols == 4352);
       const std::string base = names[2].substr(0, names[2].find("_mma"));
       EXPECT_EQ(names[0], base + (bulk ? "_mma_bulk" : cols <= 32768 ? "_mma_sx" : "_mma")) << cols;
       EXPECT_EQ(names[1], base + (cols <= 32768 ? "_mma_sx" : "_mma")) << cols;

@@ -57,6 +57,19 @@ __device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32
       "l"(src), "r"(bytes), "r"(smem_addr(bar)), "l"(l2_policy)
       : "memory");
 }
+// A 2-D box of a tensor map (cuTensorMapEncodeTiled; the map in kernel-parameter, constant
+// or global memory) → shared memory (128-byte aligned), completion counted on bar by the
+// full box's bytes (out-of-bounds elements are zero-filled and counted too). c0 is the
+// element index along the inner dimension, c1 the row.
+__device__ __forceinline__ void tensor_copy_2d_g2s(void* dst, const void* tensor_map, int c0, int c1, uint64_t* bar,
+                                                   uint64_t l2_policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%2, %3}], [%4], %5;" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(tensor_map)), "r"(c0), "r"(c1), "r"(smem_addr(bar)), "l"(l2_policy)
+      : "memory");
+}
+
 __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   uint64_t policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));

@@ -1,26 +1,31 @@
-// Tensor-core decode GEMV fed by bulk copies (Hopper TMA, bulk_copy.cuh): the same MMAs,
-// decoders and epilogues as the shared-x kernel (gemv_mma_tile.cuh), with the weights
-// streamed through a ring of shared-memory stages by one producer warp.
+// Tensor-core decode GEMV fed by the Hopper tensor-memory accelerator (bulk_copy.cuh): the
+// same MMAs, decoders and epilogues as the shared-x kernel (gemv_mma_tile.cuh), with the
+// weights streamed through a ring of shared-memory stages by one producer thread.
 //
 // Why: the register-fed kernels (gemv_mma.cu) are latency-bound — Nsight Compute on Q4_0
 // 14336×4096: DRAM 42 % of peak, long-scoreboard stalls, 3 CTAs × 8 warps per SM each with
 // one or two 16-byte loads per row in flight (≈ 48 KiB per SM at best, and less during each
 // CTA's prologue and tail). Per-lane cp.async into a ring (session 6) added an issue slot
-// per 16 bytes and stalled on the MIO queue. Here one bulk copy moves a row's whole segment
-// of a stage, so up to kMaxStages stages (≈ 150 KiB per SM) are in flight without a
-// register or an issue slot held for them, and the CTA is persistent: x is converted once
-// per SM, not once per 16 rows, and the pipeline runs across tile boundaries.
+// per 16 bytes and stalled on the MIO queue. Here a stage is a few 2-D tensor copies, up to
+// kMaxStages stages (≈ 150 KiB per SM) are in flight without a register or an issue slot
+// held for them, and the CTA is persistent: x is converted once per SM, not once per 16
+// rows, and the pipeline runs across tile boundaries.
+// (Measured on an H200, 2026-12-03: one 1-D bulk copy per row segment — 32 copies of
+// 64 B–1 KiB per stage — ran at one copy per ~100 cycles per SM, 0.25–0.40 of copy
+// bandwidth; the TMA's cost is per copy, so each stage is now 2–4 boxes of 8 rows.)
 //
 // Work split: one CTA per SM (grid = min(tiles, SMs)) takes tiles blockIdx.x, + gridDim.x, …
 // A tile is 16·kTiles rows (SwiGLU: 16 gate rows and the same 16 up rows); a stage is the
-// tile's rows × kStageUnits units (16 × 64 payload bytes per row) plus their scales. The
-// producer warp (warp 16) copies one row segment per lane per stage (payload by lanes
-// 0–15 and scales by 16–31 for one tile; both per lane for two); consumer warp w takes unit
-// w of each stage — the shared-x kernel's round-robin with 16 warps — loads its 16 bytes
-// per row from the stage and runs mma_item_sx on it. Each row's sum is the same per-warp
-// walk for every tile size and part count, so separate and fused launches agree bit for bit.
-// Stage rows are padded to an odd number of 64 (payload) and 16 (scale) bytes: the rows a
-// quarter-warp reads land in different banks.
+// tile's rows × kStageUnits units (16 × 64 payload bytes per row) plus their scales, copied
+// as boxes of 8 consecutive rows (the half-split RoPE pairing and the SwiGLU pairing both
+// keep 8-row runs consecutive). Consumer warp w takes unit w of each stage — the shared-x
+// kernel's round-robin with 16 warps — loads its 16 bytes per row from the stage and runs
+// mma_item_sx on it. Each row's sum is the same per-warp walk for every tile size and part
+// count, so separate and fused launches agree bit for bit. Rows and units past the matrix
+// arrive as zeros (the tensor map's bounds) and their sums are dropped.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 #include <algorithm>
 #include <type_traits>
 
@@ -37,7 +42,7 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 constexpr int kStageUnits = kBulkWarps;  // units per row and stage: one per consumer warp
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
-constexpr int kSmemBudget = 200 * 1024;             // dynamic: barriers + x + stages
+constexpr int kSmemBudget = 200 * 1024;             // dynamic: alignment slack, barriers, x, stages
 
 // FP8 per channel keeps one scale per row (read once per tile from global), not per unit.
 template <class Op>
@@ -47,39 +52,46 @@ struct RowScale<Fp8Mma<true>> : std::true_type {};
 template <class Op>
 constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
 
+// Scale bytes per row of a stage: one ScaleSlot per unit, Q4_K's 16-byte header per two.
+template <class Op>
+constexpr int kStageScaleBytes = kStagedScales<Op> ? kStageUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
+
+// A stage in shared memory: [rows][kStageUnits · 64 bytes] payload, then [rows][scale bytes]
+// (dense, as the tensor copies write them; every 8-row box starts 128-byte aligned).
 template <class Op, int kTiles>
 struct BulkStage {
   static constexpr int kRows = 16 * kTiles;
-  static constexpr int kRowBytes = kStageUnits * mma_layout::kUnitBytes + 64;
-  static constexpr int kScaleRowBytes = kStageUnits * Op::kScaleBytes + 16;
+  static constexpr int kRowBytes = kStageUnits * mma_layout::kUnitBytes;
+  static constexpr int kScaleRowBytes = kStageScaleBytes<Op>;
   static constexpr int kScaleBase = kRows * kRowBytes;
-  static constexpr int kBytes = kRows * (kRowBytes + kScaleRowBytes);
+  static constexpr int kBytes = kScaleBase + kRows * kScaleRowBytes;
+  static_assert(kBytes % 128 == 0 && (8 * kScaleRowBytes) % 128 == 0, "128-byte aligned boxes");
+};
+
+// The tensor maps of a launch: payload and scale plane of each part, as 2-D arrays of 8-byte
+// elements (rows × row bytes / 8), boxes of 8 rows × one stage's bytes.
+struct BulkMaps {
+  CUtensorMap q[3];
+  CUtensorMap s[3];
 };
 
 __host__ __device__ constexpr int64_t x_bytes(int64_t cols) { return (cols * 2 + 127) / 128 * 128; }
-
-// Bytes of the scale plane that units [u0, u0 + n) of one row use.
-template <class Op>
-__device__ __forceinline__ uint32_t stage_scale_bytes(int u0, int n) {
-  if constexpr (kStagedScales<Op>) {
-    return uint32_t(Op::scale_offset(u0 + n) - Op::scale_offset(u0));
-  } else {
-    return 0;
-  }
-}
 
 __device__ __forceinline__ void consumers_sync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kBulkWarps * 32) : "memory");
 }
 
 template <class Op, int kTiles, bool kSwiglu>
-__global__ void __launch_bounds__(kBulkThreads, 1) gemv_mma_bulk_kernel(MmaJob job, int64_t n_tiles, int n_stages) {
+__global__ void __launch_bounds__(kBulkThreads, 1)
+    gemv_mma_bulk_kernel(const __grid_constant__ MmaJob job, const __grid_constant__ BulkMaps maps, int64_t n_tiles,
+                         int n_stages) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
   static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
   constexpr int kRowsPerTile = kSwiglu ? 16 : kTileRows;
   using Stage = BulkStage<Op, kTiles>;
   using ScaleSlot = typename Op::ScaleSlot;
-  extern __shared__ __align__(128) uint8_t smem[];
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  uint8_t* const smem = smem_raw + (128 - smem_addr(smem_raw) % 128) % 128;  // the launch adds 128 bytes of slack
   __shared__ float partial[2][kBulkWarps][kTileRows];  // by tile parity: one barrier per tile
   __shared__ float warp_ss[kBulkWarps];
   uint64_t* const full = reinterpret_cast<uint64_t*>(smem);
@@ -99,37 +111,36 @@ __global__ void __launch_bounds__(kBulkThreads, 1) gemv_mma_bulk_kernel(MmaJob j
   __syncthreads();
 
   if (warp == kBulkWarps) {
-    // The producer: weights only, so it never waits for the previous kernel (PDL).
-    const uint64_t policy = l2_evict_first_policy();
-    const int s_row = lane % kTileRows;
-    const bool copy_q = kTiles == 2 || lane < 16, copy_s = kStagedScales<Op> && (kTiles == 2 || lane >= 16);
-    int slot = 0;
-    uint32_t phase = 0;
-    for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
-      const int p = tile_part(job, t);
-      const KernelArgs a = part_args(job, p);
-      const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
-      const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
-      const KernelArgs* ar;
-      const int64_t row = tile_row<kSwiglu>(job, a, row0, s_row, pair_rows, ar);
-      const uint8_t* src_q = ar->data + row * ar->data_row_bytes;
-      const uint8_t* src_s = ar->scales + row * ar->scale_row_bytes;
-      for (int k = 0; k < n_chunks; ++k) {
-        const int u0 = k * kStageUnits, n = min(kStageUnits, units - u0);
-        const uint32_t q_bytes = uint32_t(n) * mma_layout::kUnitBytes, s_bytes = stage_scale_bytes<Op>(u0, n);
-        mbar_wait(empty + slot, phase ^ 1);
-        if (lane == 0) mbar_arrive_expect_tx(full + slot, uint32_t(kTileRows) * (q_bytes + s_bytes));
-        __syncwarp();
-        uint8_t* st = stages + slot * Stage::kBytes;
-        if (copy_q) {
-          bulk_copy_g2s(st + s_row * Stage::kRowBytes, src_q + int64_t(u0) * mma_layout::kUnitBytes, q_bytes,
-                        full + slot, policy);
+    // The producer (one thread): weights only, so it never waits for the previous kernel (PDL).
+    if (lane == 0) {
+      const uint64_t policy = l2_evict_first_policy();
+      constexpr uint32_t kStageTx = uint32_t(Stage::kBytes);  // full boxes, bounds included
+      int slot = 0;
+      uint32_t phase = 0;
+      for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+        const int p = tile_part(job, t);
+        const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
+        const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+        for (int k = 0; k < n_chunks; ++k) {
+          const int u0 = k * kStageUnits;
+          mbar_wait(empty + slot, phase ^ 1);
+          mbar_arrive_expect_tx(full + slot, kStageTx);
+          uint8_t* st = stages + slot * Stage::kBytes;
+#pragma unroll
+          for (int run = 0; run < kTileRows / 8; ++run) {
+            // Run of 8 slots: SwiGLU runs 0–1 gate, 2–3 up; RoPE pairs map slot 8 by rope_pair_row.
+            const int pm = kSwiglu ? run / 2 : p;
+            const int64_t r = kSwiglu ? row0 + 8 * (run % 2)
+                                      : pair_rows ? rope_pair_row(row0 / 16, 8 * run, job.kv.head_dim) : row0 + 8 * run;
+            tensor_copy_2d_g2s(st + run * 8 * Stage::kRowBytes, &maps.q[pm], u0 * (mma_layout::kUnitBytes / 8), int(r),
+                               full + slot, policy);
+            if constexpr (kStagedScales<Op>) {
+              tensor_copy_2d_g2s(st + Stage::kScaleBase + run * 8 * Stage::kScaleRowBytes, &maps.s[pm],
+                                 Op::scale_offset(u0) / 8, int(r), full + slot, policy);
+            }
+          }
+          if (++slot == n_stages) slot = 0, phase ^= 1;
         }
-        if (copy_s) {
-          bulk_copy_g2s(st + Stage::kScaleBase + s_row * Stage::kScaleRowBytes, src_s + Op::scale_offset(u0), s_bytes,
-                        full + slot, policy);
-        }
-        if (++slot == n_stages) slot = 0, phase ^= 1;
       }
     }
     return;
@@ -204,9 +215,36 @@ int sm_count() {
   return n;
 }
 
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link).
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    IMP_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q));
+    if (!p || q != cudaDriverEntryPointSuccess) ::imp::fail("CUDA driver has no cuTensorMapEncodeTiled (needs CUDA 12+)");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// base: rows × row_bytes (16-byte multiples), boxes of 8 rows × box_bytes.
+void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_bytes, int box_bytes, const char* what) {
+  const cuuint64_t dim[2] = {cuuint64_t(row_bytes / 8), cuuint64_t(rows)};
+  const cuuint64_t stride[1] = {cuuint64_t(row_bytes)};
+  const cuuint32_t box[2] = {cuuint32_t(box_bytes / 8), 8};
+  const cuuint32_t elem_stride[2] = {1, 1};
+  const CUresult r = encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_UINT64, 2, const_cast<void*>(base), dim, stride, box,
+                                 elem_stride, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    ::imp::fail("cuTensorMapEncodeTiled failed ({}) for the {} of a {}-row GEMV matrix ({} bytes per row)", int(r), what,
+                rows, row_bytes);
+  }
+}
+
 template <class Op, int kTiles>
 int bulk_stages(int64_t cols) {
-  const int64_t avail = kSmemBudget - 128 - x_bytes(cols);
+  const int64_t avail = kSmemBudget - 256 - x_bytes(cols);
   return int(std::min<int64_t>(kMaxStages, std::max<int64_t>(0, avail / BulkStage<Op, kTiles>::kBytes)));
 }
 
@@ -230,9 +268,16 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBudget));
     attr_set = true;
   }
-  const size_t smem = size_t(128 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
+  BulkMaps maps = {};
+  for (int i = 0; i < job.n_parts; ++i) {
+    const KernelArgs& a = job.part[i];
+    encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, BulkStage<Op, kTiles>::kRowBytes, "payload");
+    if (kStagedScales<Op>) encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, kStageScaleBytes<Op>, "scales");
+  }
+  // 128 bytes of alignment slack, 128 of barriers, x, the stages.
+  const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
   const unsigned grid = unsigned(std::min<int64_t>(tiles, sm_count()));
-  launch_pdl(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>, dim3(grid), dim3(kBulkThreads), smem, stream, job, tiles,
+  launch_pdl(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>, dim3(grid), dim3(kBulkThreads), smem, stream, job, maps, tiles,
              stages);
   IMP_CUDA_CHECK_LAUNCH();
   return true;
@@ -245,15 +290,15 @@ void launch_one(const DeviceMatrix& w, const float* x, float* y, cudaStream_t st
   launch_bulk<Op, 1, false>(job, stream);  // check_bulk guaranteed the stages
 }
 
-// Whole units, x in the shared buffer, 16-byte aligned rows and row segments for the bulk
-// copies (a stage's scale bytes are a multiple of 16 when units are a multiple of 4).
+// Whole units, x in the shared buffer, tensor maps over the planes: 16-byte aligned bases and
+// row strides.
 template <class Op>
 KernelCheck check_bulk(const DeviceMatrix& w, const float* x, const float*) {
   constexpr int U = Op::kChunks * 16;
   if (w.cols > kSxMaxCols) return {false, "rows longer than the shared x buffer (32768 columns)"};
   if (bulk_stages<Op, 2>(w.cols) < 2) return {false, "fewer than two pipeline stages fit beside x"};
   const KernelArgs a = make_args(w, x, nullptr);
-  KernelCheck shape = all_of({check_cols_multiple(w.cols, kStagedScales<Op> ? 4 * U : U, "whole units (bulk copies)"),
+  KernelCheck shape = all_of({check_cols_multiple(w.cols, U, "the kMma layout's unit"),
                               check_aligned(w.data, 16, "payload"), check_aligned(x, 16, "x")});
   if (!shape.ok) return shape;
   if (a.data_row_bytes % 16 != 0) return {false, "payload rows are not a multiple of 16 bytes"};
