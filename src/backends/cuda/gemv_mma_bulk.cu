@@ -16,7 +16,7 @@
 //
 // Work split: one CTA per SM (grid = min(tiles, SMs)) takes tiles blockIdx.x, + gridDim.x, …
 // A tile is 16·kTiles rows (SwiGLU: 16 gate rows and the same 16 up rows); a stage is the
-// tile's rows × kStageUnits units (16 × 64 payload bytes per row) plus their scales, copied
+// tile's rows × BulkStage::kUnits units (64 payload bytes each per row) plus their scales, copied
 // as boxes of 8 consecutive rows (the half-split RoPE pairing and the SwiGLU pairing both
 // keep 8-row runs consecutive). Consumer warp w takes unit w of each stage — the shared-x
 // kernel's round-robin with 16 warps — loads its 16 bytes per row from the stage and runs
@@ -39,10 +39,18 @@ namespace {
 
 constexpr int kBulkWarps = 16;  // consumers; one more warp produces
 constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
-constexpr int kStageUnits = kBulkWarps;  // units per row and stage: one per consumer warp
+// Units per consumer warp and stage, one-tile form (the two-tile form takes one: its stage
+// has twice the rows). Two give each warp two independent decode + MMA chains per wait.
+// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB.
+#ifndef IMP_MMA_BULK_UPW
+#define IMP_MMA_BULK_UPW 2
+#endif
+#ifndef IMP_MMA_BULK_SMEM_KB
+#define IMP_MMA_BULK_SMEM_KB 200
+#endif
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
-constexpr int kSmemBudget = 200 * 1024;             // dynamic: alignment slack, barriers, x, stages
+constexpr int kSmemBudget = IMP_MMA_BULK_SMEM_KB * 1024;  // dynamic: alignment slack, barriers, x, stages
 
 // FP8 per channel keeps one scale per row (read once per tile from global), not per unit.
 template <class Op>
@@ -52,17 +60,17 @@ struct RowScale<Fp8Mma<true>> : std::true_type {};
 template <class Op>
 constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
 
-// Scale bytes per row of a stage: one ScaleSlot per unit, Q4_K's 16-byte header per two.
-template <class Op>
-constexpr int kStageScaleBytes = kStagedScales<Op> ? kStageUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
-
-// A stage in shared memory: [rows][kStageUnits · 64 bytes] payload, then [rows][scale bytes]
-// (dense, as the tensor copies write them; every 8-row box starts 128-byte aligned).
+// A stage in shared memory: [rows][kUnits · 64 bytes] payload, then [rows][scale bytes] —
+// one ScaleSlot per unit, Q4_K's 16-byte header per two (dense, as the tensor copies write
+// them; every 8-row box starts 128-byte aligned). A box row is at most 256 8-byte elements.
 template <class Op, int kTiles>
 struct BulkStage {
+  static constexpr int kUnitsPerWarp = kTiles == 1 ? IMP_MMA_BULK_UPW : 1;
+  static constexpr int kUnits = kBulkWarps * kUnitsPerWarp;
   static constexpr int kRows = 16 * kTiles;
-  static constexpr int kRowBytes = kStageUnits * mma_layout::kUnitBytes;
-  static constexpr int kScaleRowBytes = kStageScaleBytes<Op>;
+  static constexpr int kRowBytes = kUnits * mma_layout::kUnitBytes;
+  static constexpr int kScaleRowBytes = kStagedScales<Op> ? kUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
+  static_assert(kRowBytes <= 2048, "a tensor-map box row is at most 256 8-byte elements");
   static constexpr int kScaleBase = kRows * kRowBytes;
   static constexpr int kBytes = kScaleBase + kRows * kScaleRowBytes;
   static_assert(kBytes % 128 == 0 && (8 * kScaleRowBytes) % 128 == 0, "128-byte aligned boxes");
@@ -98,7 +106,7 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
   uint64_t* const empty = full + kMaxStages;
   uint2* const x16 = reinterpret_cast<uint2*>(smem + 128);
   const int units = int(job.part[0].cols / U);
-  const int n_chunks = (units + kStageUnits - 1) / kStageUnits;
+  const int n_chunks = (units + Stage::kUnits - 1) / Stage::kUnits;
   uint8_t* const stages = smem + 128 + x_bytes(job.part[0].cols);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   if (tid == 0) {
@@ -122,7 +130,7 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
         const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
         const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
         for (int k = 0; k < n_chunks; ++k) {
-          const int u0 = k * kStageUnits;
+          const int u0 = k * Stage::kUnits;
           mbar_wait(empty + slot, phase ^ 1);
           mbar_arrive_expect_tx(full + slot, kStageTx);
           uint8_t* st = stages + slot * Stage::kBytes;
@@ -171,23 +179,31 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
 #pragma unroll
     for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
     for (int k = 0; k < n_chunks; ++k) {
-      const int u0 = k * kStageUnits, u = u0 + warp;
+      const int u0 = k * Stage::kUnits;
       mbar_wait(full + slot, phase);
-      if (u < units) {
-        const uint8_t* st = stages + slot * Stage::kBytes;
-        Item<Op, kRows> it;
+      // Units warp, warp + 16, … of the stage: this warp's walk over u ≡ warp (mod 16) in
+      // increasing order, whatever the stage width.
+      const uint8_t* st = stages + slot * Stage::kBytes;
+      Item<Op, kRows> it[Stage::kUnitsPerWarp];
+#pragma unroll
+      for (int i = 0; i < Stage::kUnitsPerWarp; ++i) {
+        const int lu = warp + kBulkWarps * i, u = u0 + lu;
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
           const int s = g + 8 * r;
-          it.q[r] = *reinterpret_cast<const uint4*>(st + s * Stage::kRowBytes + warp * mma_layout::kUnitBytes + 16 * c);
+          it[i].q[r] = *reinterpret_cast<const uint4*>(st + s * Stage::kRowBytes + lu * mma_layout::kUnitBytes + 16 * c);
           if constexpr (kStagedScales<Op>) {
-            it.s[r] = *reinterpret_cast<const ScaleSlot*>(st + Stage::kScaleBase + s * Stage::kScaleRowBytes +
-                                                          Op::scale_offset(u) - Op::scale_offset(u0));
+            it[i].s[r] = *reinterpret_cast<const ScaleSlot*>(st + Stage::kScaleBase + s * Stage::kScaleRowBytes +
+                                                             Op::scale_offset(u) - Op::scale_offset(u0));
           } else {
-            it.s[r] = row_scale[r];
+            it[i].s[r] = row_scale[r];
           }
         }
-        mma_item_sx<Op, kTiles>(it, x16 + u * (U / 4), c, u & 1, acc);
+      }
+#pragma unroll
+      for (int i = 0; i < Stage::kUnitsPerWarp; ++i) {
+        const int u = u0 + warp + kBulkWarps * i;
+        if (u < units) mma_item_sx<Op, kTiles>(it[i], x16 + u * (U / 4), c, u & 1, acc);
       }
       __syncwarp();
       if (lane == 0) mbar_arrive(empty + slot);  // this warp is done with the stage
@@ -272,7 +288,7 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
   for (int i = 0; i < job.n_parts; ++i) {
     const KernelArgs& a = job.part[i];
     encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, BulkStage<Op, kTiles>::kRowBytes, "payload");
-    if (kStagedScales<Op>) encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, kStageScaleBytes<Op>, "scales");
+    if (kStagedScales<Op>) encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, BulkStage<Op, kTiles>::kScaleRowBytes, "scales");
   }
   // 128 bytes of alignment slack, 128 of barriers, x, the stages.
   const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
