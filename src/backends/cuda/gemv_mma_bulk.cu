@@ -40,10 +40,12 @@ namespace {
 constexpr int kBulkWarps = 16;  // consumers; one more warp produces
 constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 // Units per consumer warp and stage, one-tile form (the two-tile form takes one: its stage
-// has twice the rows). Two give each warp two independent decode + MMA chains per wait.
+// has twice the rows). Measured on an H200 (2026-12-03): two (32-unit stages, two chains
+// per wait, 5 stages instead of 8) lost on every shape but the 128256-row lm_head —
+// Q4_0 14336×4096 0.528 → 0.491 of copy bandwidth, Q8_0 0.769 → 0.697 — so one.
 // Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB.
 #ifndef IMP_MMA_BULK_UPW
-#define IMP_MMA_BULK_UPW 2
+#define IMP_MMA_BULK_UPW 1
 #endif
 #ifndef IMP_MMA_BULK_SMEM_KB
 #define IMP_MMA_BULK_SMEM_KB 200
