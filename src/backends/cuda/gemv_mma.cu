@@ -26,6 +26,10 @@
 // (Measured on an H200, 2026-12-02: this beat a persistent-CTA variant with a cp.async
 // ring in shared memory by 1.3–1.6×; the ring's per-tile barriers and shared-memory
 // traffic cost more than the latency it hid.)
+// Three forms, first choice first: the TMA-fed persistent kernel (gemv_mma_bulk.cu,
+// "*_mma_bulk"), the shared-x kernel here ("*_mma_sx": rows the tensor maps cannot describe)
+// and the register-x kernel ("*_mma": rows longer than the 32768-column x buffer). All three
+// share the per-unit work and epilogues of gemv_mma_tile.cuh.
 #include <string>
 #include <string_view>
 
