@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   const int units = int(a.cols / U);
   const int64_t row0 = (int64_t(blockIdx.x) - part_first(job, p)) * kRowsPerCta;
   // Half-split RoPE pairs its rows across the head (rope_pair_row); one-tile form only.
-  const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+  const bool pair_rows = pairs_rope_rows<kTiles>(job, p);
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
 #pragma unroll
@@ -338,13 +338,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
 
 template <class Op, int kTiles, int kU, bool kSwiglu, bool kSx>
 void launch_job(MmaJob job, cudaStream_t stream) {
-  const int64_t rows_per_cta = kSwiglu ? 16 : 16 * kTiles;
-  int64_t blocks = 0;
-  for (int i = 0; i < job.n_parts; ++i) {
-    job.first_block[i] = blocks;
-    blocks += kSwiglu ? 0 : (job.part[i].rows + rows_per_cta - 1) / rows_per_cta;
-  }
-  if (kSwiglu) blocks = (job.part[0].rows + rows_per_cta - 1) / rows_per_cta, job.first_block[1] = blocks;
+  const int64_t blocks = assign_tiles(job, kTiles, kSwiglu);  // one CTA per tile
   if (kSx) {
     static bool attr_set = false;  // per instantiation; idempotent, so a race is harmless
     constexpr int kRingBytes = Ring<Op, 2 * kTiles>::kBytes;

@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
       for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
         const int p = tile_part(job, t);
         const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
-        const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+        const bool pair_rows = pairs_rope_rows<kTiles>(job, p);
         for (int k = 0; k < n_chunks; ++k) {
           const int u0 = k * Stage::kUnits;
           mbar_wait(empty + slot, phase ^ 1);
@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
     const int p = tile_part(job, t);
     const KernelArgs a = part_args(job, p);
     const int64_t row0 = (t - part_first(job, p)) * kRowsPerTile;
-    const bool pair_rows = kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+    const bool pair_rows = pairs_rope_rows<kTiles>(job, p);
     ScaleSlot row_scale[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
@@ -272,13 +272,7 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
   static_assert(kBarrierBytes <= 128, "barriers precede x in the first 128 bytes");
   const int stages = bulk_stages<Op, kTiles>(job.part[0].cols);
   if (stages < 2) return false;
-  const int64_t rows_per_tile = kSwiglu ? 16 : 16 * kTiles;
-  int64_t tiles = 0;
-  for (int i = 0; i < job.n_parts; ++i) {
-    job.first_block[i] = tiles;
-    tiles += kSwiglu ? 0 : (job.part[i].rows + rows_per_tile - 1) / rows_per_tile;
-  }
-  if (kSwiglu) tiles = (job.part[0].rows + rows_per_tile - 1) / rows_per_tile, job.first_block[1] = tiles;
+  const int64_t tiles = assign_tiles(job, kTiles, kSwiglu);
   if (tiles == 0) return true;
   static bool attr_set = false;  // per instantiation; idempotent, so a race is harmless
   if (!attr_set) {

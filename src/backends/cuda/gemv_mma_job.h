@@ -27,6 +27,21 @@ struct MmaJob {
   const StepParams* step = nullptr;
 };
 
+// Numbers the tiles of a job (16·kTiles rows each; a SwiGLU tile is 16 gate rows with the
+// same 16 up rows): part i's first tile into first_block[i]. Returns the number of tiles.
+inline int64_t assign_tiles(MmaJob& job, int kTiles, bool swiglu) {
+  const int64_t rows_per_tile = swiglu ? 16 : 16 * kTiles;
+  auto tiles_of = [&](int i) { return (job.part[i].rows + rows_per_tile - 1) / rows_per_tile; };
+  if (swiglu) {
+    job.first_block[0] = 0;
+    job.first_block[1] = tiles_of(0);  // past the last tile: every tile is part 0's
+    return tiles_of(0);
+  }
+  int64_t tiles = 0;
+  for (int i = 0; i < job.n_parts; ++i) job.first_block[i] = tiles, tiles += tiles_of(i);
+  return tiles;
+}
+
 // The bulk-copy kernel family (gemv_mma_bulk.cu): its registry entries (preferred over the
 // shared-x form where they can implement), and the fused launches. `swiglu` pairs part 0
 // (gate) with part 1 (up). False when the format has no bulk kernel.

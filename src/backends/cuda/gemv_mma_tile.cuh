@@ -148,6 +148,13 @@ __device__ __forceinline__ int64_t part_first(const MmaJob& job, int p) {
   return p == 0 ? job.first_block[0] : p == 1 ? job.first_block[1] : job.first_block[2];
 }
 
+// Whether the tiles of part p hold half-split RoPE pairs (rope_pair_row): Q and K of
+// gemv_mma_qkv_rope_kv with the (i, i + hd/2) pairing, one-tile form only.
+template <int kTiles>
+__device__ __forceinline__ bool pairs_rope_rows(const MmaJob& job, int p) {
+  return kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+}
+
 // Matrix row of tile slot s (0 … 16·kTiles − 1; slot g + 8r is row r of thread g's item),
 // clamped to the last row (a ragged last tile re-reads it and drops the result). SwiGLU:
 // slots 0–15 are gate rows row0 + s, 16–31 up rows row0 + s − 16 (*ar set to that part).
