@@ -40,15 +40,23 @@ __device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t two) {
 // Word i of a thread's 16-byte slice (i a compile-time constant after unrolling).
 __device__ __forceinline__ uint32_t slice_word(const uint4& r, int i) { return i == 0 ? r.x : i == 1 ? r.y : i == 2 ? r.z : r.w; }
 
+// (v & mask) | 0x64006400 in one LOP3: written as C++ the compiler emits an AND and an OR
+// (one 32-bit immediate per LOP3); here the mask stays in a register across the loop.
+__device__ __forceinline__ uint32_t and_or_6400(uint32_t v, uint32_t mask) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(v), "r"(mask), "n"(0x64006400));  // (a & b) | c
+  return r;
+}
+
 template <int kOffset>
 __device__ __forceinline__ void decode_nibble_word(uint32_t v, uint32_t (&a)[2][2]) {
   const __half2 lo_bias = __float2half2_rn(1024.0f + kOffset), k16th = __float2half2_rn(0.0625f),
                 hi_bias = __float2half2_rn(-64.0f - kOffset);
   const uint32_t v8 = v >> 8;
-  a[0][0] = h2_bits(__hsub2(bits_h2((v & 0x000F000Fu) | 0x64006400u), lo_bias));
-  a[0][1] = h2_bits(__hsub2(bits_h2((v8 & 0x000F000Fu) | 0x64006400u), lo_bias));
-  a[1][0] = h2_bits(__hfma2(bits_h2((v & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
-  a[1][1] = h2_bits(__hfma2(bits_h2((v8 & 0x00F000F0u) | 0x64006400u), k16th, hi_bias));
+  a[0][0] = h2_bits(__hsub2(bits_h2(and_or_6400(v, 0x000F000Fu)), lo_bias));
+  a[0][1] = h2_bits(__hsub2(bits_h2(and_or_6400(v8, 0x000F000Fu)), lo_bias));
+  a[1][0] = h2_bits(__hfma2(bits_h2(and_or_6400(v, 0x00F000F0u)), k16th, hi_bias));
+  a[1][1] = h2_bits(__hfma2(bits_h2(and_or_6400(v8, 0x00F000F0u)), k16th, hi_bias));
 }
 
 template <int kOffset>
