@@ -115,8 +115,8 @@ IMP_HD int e2m1_times_two(uint32_t code) {
 //   e8m0_value      : 2^(E−127), 0x00 → 2^-127 (subnormal), 0xFF → NaN (the OCP reading)
 //   e8m0_half_ggml  : 2^(E−128), ggml's reading used with the doubled E2M1 table
 IMP_HD float e8m0_value(uint8_t e) {
-  if (e == 0xFF) return bits_to_f32(0x7FC00000u);
-  return e == 0 ? bits_to_f32(0x00400000u) : bits_to_f32(uint32_t(e) << 23);
+  // One expression (selects, not branches: the tensor-core MXFP4 GEMV converts 8 per unit).
+  return bits_to_f32(e == 0xFF ? 0x7FC00000u : e == 0 ? 0x00400000u : uint32_t(e) << 23);
 }
 IMP_HD float e8m0_half_ggml(uint8_t e) {
   return e < 2 ? bits_to_f32(0x00200000u << e) : bits_to_f32(uint32_t(e - 1) << 23);
