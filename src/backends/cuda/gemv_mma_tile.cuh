@@ -43,6 +43,30 @@ __device__ __forceinline__ void load_item(Item<Op, kRows>& it, const uint8_t* co
 // x is staged as f16 in shared memory (cols · 2 bytes) by the shared-x and bulk kernels.
 constexpr int kSxMaxCols = 32768;  // 64 KiB of shared memory
 
+// The x fragments of scale group grp (f16 x in shared memory, xq = the unit's columns).
+template <class Op>
+__device__ __forceinline__ void load_x_group(const uint2* xq, int c, int grp, uint32_t (&b)[Op::kGroupChunks][2]) {
+#pragma unroll
+  for (int j2 = 0; j2 < Op::kGroupChunks; ++j2) {
+    const uint2 v = xq[Op::x_col(c, grp * Op::kGroupChunks + j2) / 4];
+    b[j2][0] = v.x, b[j2][1] = v.y;
+  }
+}
+
+// dd = A · x over scale group grp for tile t of the item (rows g and g + 8 of the tile in
+// dd[0] and dd[2]), from a zero accumulator.
+template <class Op, int kTiles>
+__device__ __forceinline__ void group_dot(const Item<Op, 2 * kTiles>& it, int t, int grp,
+                                          const uint32_t (&b)[Op::kGroupChunks][2], float (&dd)[4]) {
+  constexpr int G = Op::kGroupChunks;
+  uint32_t lo[G][2], hi[G][2];
+  Op::decode_group(it.q[2 * t], grp, lo);
+  Op::decode_group(it.q[2 * t + 1], grp, hi);
+  dd[0] = dd[1] = dd[2] = dd[3] = 0.0f;
+#pragma unroll
+  for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
+}
+
 template <class Op, int kTiles>
 __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, const uint2* xq, int c, int half,
                                             float (&acc)[2 * kTiles]) {
@@ -54,22 +78,15 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
 #pragma unroll
     for (int grp = 0; grp < kGroups; ++grp) {
       uint32_t b[G][2];
+      load_x_group<Op>(xq, c, grp, b);
       float xs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      constexpr uint32_t kOnes = 0x3C003C00u;  // Σ x of the sub-block: an MMA with A = 1
 #pragma unroll
-      for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
-        b[j2][0] = v.x, b[j2][1] = v.y;
-        constexpr uint32_t kOnes = 0x3C003C00u;  // Σ x of the sub-block: an MMA with A = 1
-        mma_16816(xs, kOnes, kOnes, kOnes, kOnes, b[j2][0], b[j2][1]);
-      }
+      for (int j2 = 0; j2 < G; ++j2) mma_16816(xs, kOnes, kOnes, kOnes, kOnes, b[j2][0], b[j2][1]);
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
-        uint32_t lo[G][2], hi[G][2];
-        Op::decode_group(it.q[2 * t], grp, lo);
-        Op::decode_group(it.q[2 * t + 1], grp, hi);
-        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
+        float dd[4];
+        group_dot<Op, kTiles>(it, t, grp, b, dd);
         q[2 * t] = fmaf(sc[2 * t][grp], dd[0], q[2 * t]);
         q[2 * t + 1] = fmaf(sc[2 * t + 1][grp], dd[2], q[2 * t + 1]);
         mx[2 * t] = fmaf(m[2 * t][grp], xs[0], mx[2 * t]);
@@ -85,19 +102,11 @@ __device__ __forceinline__ void mma_item_sx(const Item<Op, 2 * kTiles>& it, cons
 #pragma unroll
     for (int grp = 0; grp < kGroups; ++grp) {
       uint32_t b[G][2];
-#pragma unroll
-      for (int j2 = 0; j2 < G; ++j2) {
-        const uint2 v = xq[Op::x_col(c, grp * G + j2) / 4];
-        b[j2][0] = v.x, b[j2][1] = v.y;
-      }
+      load_x_group<Op>(xq, c, grp, b);
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
-        uint32_t lo[G][2], hi[G][2];
-        Op::decode_group(it.q[2 * t], grp, lo);
-        Op::decode_group(it.q[2 * t + 1], grp, hi);
-        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j2 = 0; j2 < G; ++j2) mma_16816(dd, lo[j2][0], hi[j2][0], lo[j2][1], hi[j2][1], b[j2][0], b[j2][1]);
+        float dd[4];
+        group_dot<Op, kTiles>(it, t, grp, b, dd);
         acc[2 * t] = fmaf(s[2 * t][grp], dd[0], acc[2 * t]);
         acc[2 * t + 1] = fmaf(s[2 * t + 1][grp], dd[2], acc[2 * t + 1]);
       }
