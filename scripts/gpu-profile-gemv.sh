@@ -6,6 +6,9 @@
 # IMP_PROFILE_KERNEL, default "_mma"), caches flushed between passes, clocks not locked.
 # Prints per launch: duration, DRAM throughput (% of peak), achieved occupancy, registers,
 # waves, and where warps stall (cycles per issued instruction, by reason).
+# IMP_PROFILE_SOURCE=1: also PC-sampled stalls per SASS instruction (ncu SourceCounters):
+# the 24 instructions with the most samples, with their reasons, and the share of samples
+# per opcode — which instruction of the loop the warps wait at, not only why.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build-gpu
@@ -48,3 +51,42 @@ print(f"{sys.argv[3]:<10} {sys.argv[2]:<26} {g('gpu__time_duration.sum')/1e3:7.1
 print("           stalls (cycles per issue): " + "  ".join(f"{k} {v:.1f}" for k, v in top))
 PY
 done
+if [ "${IMP_PROFILE_SOURCE:-0}" = 1 ]; then
+for spec in ${IMP_PROFILE_GEMV:-q4_0:14336x4096 q4_0:4096x4096}; do
+  f=${spec%%:*}; shape=${spec#*:}; tag=$(echo "$spec" | tr ':x' '__')
+  ncu --clock-control none --cache-control all -k "regex:${IMP_PROFILE_KERNEL:-_mma}" --launch-skip 30 --launch-count 1 \
+    --section SourceCounters --section WarpStateStats -f -o "$OUT/src-$tag" "$BENCH" --formats "$f" --shape "$shape" --runs 50 \
+    > "$OUT/ncu-src.log" 2>&1 || { tail -5 "$OUT/ncu-src.log"; continue; }
+  ncu -i "$OUT/src-$tag.ncu-rep" --page source --print-source sass --csv > "$OUT/src-$tag.csv" 2> "$OUT/ncu-src.err" \
+    || { tail -5 "$OUT/ncu-src.err"; continue; }
+  python3 - "$OUT/src-$tag.csv" "$spec" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if r]
+hi = next((i for i, r in enumerate(rows) if any("Source" == c for c in r)), None)
+if hi is None:
+    print(sys.argv[2], "no source page"); sys.exit(0)
+hdr, data = rows[hi], rows[hi + 1:]
+col = lambda name: next((i for i, c in enumerate(hdr) if c.startswith(name)), None)
+si, ai = col("Source"), col("Address")
+ti = col("Warp Stall Sampling (All Samples)")
+ni = col("Warp Stall Sampling (Not-issued Samples)")
+if ti is None:
+    print(sys.argv[2], "columns:", hdr[:40]); sys.exit(0)
+reason_cols = [i for i, c in enumerate(hdr) if c.startswith("stall_") or c.startswith("smsp__pcsamp")]
+num = lambda v: float(v.replace(",", "") or 0) if v.replace(",", "").replace(".", "").isdigit() else 0.0
+total = sum(num(r[ti]) for r in data if len(r) > ti) or 1.0
+print(f"== {sys.argv[2]}: {int(total)} samples; top instructions (share of all samples, reasons)")
+top = sorted((r for r in data if len(r) > ti), key=lambda r: -num(r[ti]))[:24]
+for r in top:
+    rs = sorted(((hdr[i], num(r[i])) for i in reason_cols if i < len(r) and num(r[i]) > 0), key=lambda kv: -kv[1])[:3]
+    print(f"  {num(r[ti]) / total:6.1%}  {r[ai] if ai is not None else '':>6}  {r[si][:60]:<60} "
+          + " ".join(f"{k.replace('smsp__pcsamp_warps_issue_stalled_', '')}:{v / total:.1%}" for k, v in rs))
+ops = collections.Counter()
+for r in data:
+    if len(r) > ti and r[si].strip():
+        op = r[si].split()[0] if not r[si].startswith("@") else r[si].split()[1]
+        ops[op.split(".")[0]] += num(r[ti])
+print("  by opcode: " + ", ".join(f"{k} {v / total:.1%}" for k, v in ops.most_common(12)))
+PY
+done
+fi

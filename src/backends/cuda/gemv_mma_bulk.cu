@@ -37,7 +37,10 @@
 namespace imp::cuda::detail {
 namespace {
 
-constexpr int kBulkWarps = 16;  // consumers; one more warp produces
+#ifndef IMP_MMA_BULK_WARPS
+#define IMP_MMA_BULK_WARPS 16
+#endif
+constexpr int kBulkWarps = IMP_MMA_BULK_WARPS;  // consumers; one more warp produces
 constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 // Units per consumer warp and stage, one-tile form (the two-tile form takes one: its stage
 // has twice the rows). Measured on an H200 (2026-12-03): two (32-unit stages, two chains
