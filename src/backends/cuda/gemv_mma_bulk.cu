@@ -53,6 +53,16 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 #ifndef IMP_MMA_BULK_SMEM_KB
 #define IMP_MMA_BULK_SMEM_KB 200
 #endif
+// IMP_MMA_BULK_EARLY_TRIGGER=1: let the next kernel launch at once (its CTAs then start
+// streaming weights beside this one's where registers and shared memory leave room: with
+// IMP_MMA_BULK_MINB=2 and at most half the shared memory). Safe at any point: the next
+// kernel's pdl_wait() still waits for this grid to finish.
+#ifndef IMP_MMA_BULK_EARLY_TRIGGER
+#define IMP_MMA_BULK_EARLY_TRIGGER 0
+#endif
+#ifndef IMP_MMA_BULK_MINB
+#define IMP_MMA_BULK_MINB 1
+#endif
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
 constexpr int kSmemBudget = IMP_MMA_BULK_SMEM_KB * 1024;  // dynamic: alignment slack, barriers, x, stages
@@ -95,7 +105,7 @@ __device__ __forceinline__ void consumers_sync() {
 }
 
 template <class Op, int kTiles, bool kSwiglu>
-__global__ void __launch_bounds__(kBulkThreads, 1)
+__global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
     gemv_mma_bulk_kernel(const __grid_constant__ MmaJob job, const __grid_constant__ BulkMaps maps, int64_t n_tiles,
                          int n_stages) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
@@ -122,6 +132,7 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
     mbar_init_fence();
   }
   __syncthreads();
+  if (IMP_MMA_BULK_EARLY_TRIGGER) pdl_trigger();
 
   if (warp == kBulkWarps) {
     // The producer (one thread): weights only, so it never waits for the previous kernel (PDL).
@@ -223,7 +234,7 @@ __global__ void __launch_bounds__(kBulkThreads, 1)
     finish_tile<Op, kTiles, kSwiglu, kBulkWarps>(job, a, p, row0, pair_rows, part, tid);
     tile_parity ^= 1;
   }
-  pdl_trigger();
+  if (!IMP_MMA_BULK_EARLY_TRIGGER) pdl_trigger();
 }
 
 int sm_count() {
