@@ -70,6 +70,18 @@ __device__ __forceinline__ void tensor_copy_2d_g2s(void* dst, const void* tensor
       : "memory");
 }
 
+// A 3-D box (c0 inner element, c1, c2): as tensor_copy_2d_g2s. The map's strides need not
+// grow with the dimension: gemv_mma_bulk.cu walks (bytes of a unit, rows, units) so that
+// shared memory receives a box unit-major while global memory is row-major.
+__device__ __forceinline__ void tensor_copy_3d_g2s(void* dst, const void* tensor_map, int c0, int c1, int c2,
+                                                   uint64_t* bar, uint64_t l2_policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%2, %3, %4}], [%5], %6;" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(tensor_map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar)), "l"(l2_policy)
+      : "memory");
+}
+
 __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   uint64_t policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));

@@ -63,6 +63,13 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 #ifndef IMP_MMA_BULK_MINB
 #define IMP_MMA_BULK_MINB 1
 #endif
+// How a stage lies in shared memory (IMP_MMA_BULK_UNIT_MAJOR): 0 = row-major boxes as in
+// global memory; 1 = payload unit-major; 2 = payload and scales unit-major (see BulkStage).
+#ifndef IMP_MMA_BULK_UNIT_MAJOR
+#define IMP_MMA_BULK_UNIT_MAJOR 2
+#endif
+constexpr bool kPayloadUnitMajor = IMP_MMA_BULK_UNIT_MAJOR >= 1;
+constexpr bool kScalesUnitMajor = IMP_MMA_BULK_UNIT_MAJOR >= 2;
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
 constexpr int kSmemBudget = IMP_MMA_BULK_SMEM_KB * 1024;  // dynamic: alignment slack, barriers, x, stages
@@ -75,9 +82,14 @@ struct RowScale<Fp8Mma<true>> : std::true_type {};
 template <class Op>
 constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
 
-// A stage in shared memory: [rows][kUnits · 64 bytes] payload, then [rows][scale bytes] —
-// one ScaleSlot per unit, Q4_K's 16-byte header per two (dense, as the tensor copies write
-// them; every 8-row box starts 128-byte aligned). A box row is at most 256 8-byte elements.
+// A stage in shared memory: the payload of kRows rows × kUnits units (64 bytes per row and
+// unit), then the scales (one ScaleSlot per row and unit, Q4_K's 16-byte header per two),
+// each as runs of 8 rows (one tensor-map box per run, 128-byte aligned).
+// Row-major runs ([8 rows][kUnits · 64 bytes], as in global memory) put the 8 rows a warp's
+// lanes read at a 1 KiB stride: one bank range, so each 16-byte payload load takes twice its
+// 4 shared-memory wavefronts and each scale load up to 8. Unit-major runs ([unit][8 rows]
+// [64 bytes], scales [16-byte group][8 rows][16 bytes]) give every lane its own banks; the
+// tensor map's dimensions (bytes of a unit, rows, units) make the copy write them so.
 template <class Op, int kTiles>
 struct BulkStage {
   static constexpr int kUnitsPerWarp = kTiles == 1 ? IMP_MMA_BULK_UPW : 1;
@@ -86,9 +98,21 @@ struct BulkStage {
   static constexpr int kRowBytes = kUnits * mma_layout::kUnitBytes;
   static constexpr int kScaleRowBytes = kStagedScales<Op> ? kUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
   static_assert(kRowBytes <= 2048, "a tensor-map box row is at most 256 8-byte elements");
+  static_assert(kScaleRowBytes % 16 == 0, "scale boxes of whole 16-byte groups");
   static constexpr int kScaleBase = kRows * kRowBytes;
   static constexpr int kBytes = kScaleBase + kRows * kScaleRowBytes;
   static_assert(kBytes % 128 == 0 && (8 * kScaleRowBytes) % 128 == 0, "128-byte aligned boxes");
+
+  // Byte offset of lane quad c's 16 payload bytes of row s, unit lu of the stage.
+  __device__ static int payload(int s, int lu, int c) {
+    constexpr int B = mma_layout::kUnitBytes;
+    return kPayloadUnitMajor ? (s >> 3) * 8 * kRowBytes + (lu * 8 + (s & 7)) * B + 16 * c : s * kRowBytes + lu * B + 16 * c;
+  }
+  // Byte offset of row s's scale bytes at offset o (from the stage's first unit).
+  __device__ static int scale(int s, int o) {
+    return kScaleBase + (kScalesUnitMajor ? (s >> 3) * 8 * kScaleRowBytes + ((o >> 4) * 8 + (s & 7)) * 16 + (o & 15)
+                                          : s * kScaleRowBytes + o);
+  }
 };
 
 // The tensor maps of a launch: payload and scale plane of each part, as 2-D arrays of 8-byte
@@ -156,11 +180,19 @@ __global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
             const int pm = kSwiglu ? run / 2 : p;
             const int64_t r = kSwiglu ? row0 + 8 * (run % 2)
                                       : pair_rows ? rope_pair_row(row0 / 16, 8 * run, job.kv.head_dim) : row0 + 8 * run;
-            tensor_copy_2d_g2s(st + run * 8 * Stage::kRowBytes, &maps.q[pm], u0 * (mma_layout::kUnitBytes / 8), int(r),
-                               full + slot, policy);
+            uint8_t* const dq = st + run * 8 * Stage::kRowBytes;
+            if constexpr (kPayloadUnitMajor) {
+              tensor_copy_3d_g2s(dq, &maps.q[pm], 0, int(r), u0, full + slot, policy);
+            } else {
+              tensor_copy_2d_g2s(dq, &maps.q[pm], u0 * (mma_layout::kUnitBytes / 8), int(r), full + slot, policy);
+            }
             if constexpr (kStagedScales<Op>) {
-              tensor_copy_2d_g2s(st + Stage::kScaleBase + run * 8 * Stage::kScaleRowBytes, &maps.s[pm],
-                                 Op::scale_offset(u0) / 8, int(r), full + slot, policy);
+              uint8_t* const ds = st + Stage::kScaleBase + run * 8 * Stage::kScaleRowBytes;
+              if constexpr (kScalesUnitMajor) {
+                tensor_copy_3d_g2s(ds, &maps.s[pm], 0, int(r), Op::scale_offset(u0) / 16, full + slot, policy);
+              } else {
+                tensor_copy_2d_g2s(ds, &maps.s[pm], Op::scale_offset(u0) / 8, int(r), full + slot, policy);
+              }
             }
           }
           if (++slot == n_stages) slot = 0, phase ^= 1;
@@ -207,10 +239,9 @@ __global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
           const int s = g + 8 * r;
-          it[i].q[r] = *reinterpret_cast<const uint4*>(st + s * Stage::kRowBytes + lu * mma_layout::kUnitBytes + 16 * c);
+          it[i].q[r] = *reinterpret_cast<const uint4*>(st + Stage::payload(s, lu, c));
           if constexpr (kStagedScales<Op>) {
-            it[i].s[r] = *reinterpret_cast<const ScaleSlot*>(st + Stage::kScaleBase + s * Stage::kScaleRowBytes +
-                                                             Op::scale_offset(u) - Op::scale_offset(u0));
+            it[i].s[r] = *reinterpret_cast<const ScaleSlot*>(st + Stage::scale(s, Op::scale_offset(u) - Op::scale_offset(u0)));
           } else {
             it[i].s[r] = row_scale[r];
           }
@@ -259,13 +290,19 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-// base: rows × row_bytes (16-byte multiples), boxes of 8 rows × box_bytes.
-void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_bytes, int box_bytes, const char* what) {
-  const cuuint64_t dim[2] = {cuuint64_t(row_bytes / 8), cuuint64_t(rows)};
-  const cuuint64_t stride[1] = {cuuint64_t(row_bytes)};
-  const cuuint32_t box[2] = {cuuint32_t(box_bytes / 8), 8};
-  const cuuint32_t elem_stride[2] = {1, 1};
-  const CUresult r = encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_UINT64, 2, const_cast<void*>(base), dim, stride, box,
+// base: rows × row_bytes (16-byte multiples), boxes of 8 rows × box_bytes. Unit-major
+// (seg_bytes > 0): the row is seen as segments of seg_bytes, dimensions (8-byte elements of a
+// segment, rows, segments), so a box lands in shared memory as [segment][8 rows][seg_bytes].
+void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_bytes, int box_bytes, int seg_bytes,
+                 const char* what) {
+  const int rank = seg_bytes > 0 ? 3 : 2;
+  const cuuint64_t dim[3] = {cuuint64_t((seg_bytes > 0 ? seg_bytes : row_bytes) / 8), cuuint64_t(rows),
+                             cuuint64_t(seg_bytes > 0 ? row_bytes / seg_bytes : 1)};
+  const cuuint64_t stride[2] = {cuuint64_t(row_bytes), cuuint64_t(seg_bytes)};
+  const cuuint32_t box[3] = {cuuint32_t((seg_bytes > 0 ? seg_bytes : box_bytes) / 8), 8,
+                             cuuint32_t(seg_bytes > 0 ? box_bytes / seg_bytes : 1)};
+  const cuuint32_t elem_stride[3] = {1, 1, 1};
+  const CUresult r = encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_UINT64, rank, const_cast<void*>(base), dim, stride, box,
                                  elem_stride, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
@@ -297,8 +334,13 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
   BulkMaps maps = {};
   for (int i = 0; i < job.n_parts; ++i) {
     const KernelArgs& a = job.part[i];
-    encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, BulkStage<Op, kTiles>::kRowBytes, "payload");
-    if (kStagedScales<Op>) encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, BulkStage<Op, kTiles>::kScaleRowBytes, "scales");
+    using Stage = BulkStage<Op, kTiles>;
+    encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, Stage::kRowBytes,
+                kPayloadUnitMajor ? mma_layout::kUnitBytes : 0, "payload");
+    if (kStagedScales<Op>) {
+      encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, Stage::kScaleRowBytes, kScalesUnitMajor ? 16 : 0,
+                  "scales");
+    }
   }
   // 128 bytes of alignment slack, 128 of barriers, x, the stages.
   const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
