@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares build-time variants of the tensor-core GEMV (gemv_mma.cu) on the GPU machine:
 # for each variant in IMP_VARIANTS (space-separated; each a comma list of NAME=VALUE for the
-# IMP_MMA_* macros, e.g. "TALL_KU=2,SMALL_KU=4"), rebuilds imp_bench_cuda_gemv in build-gpu/
+# IMP_MMA_* macros, e.g. "TALL_KU=2,SMALL_KU=4" or "BULK_WARPS=8"), rebuilds imp_bench_cuda_gemv in build-gpu/
 # with those -D flags and prints the fraction of copy bandwidth per format and 8B shape.
 # Run after scripts/gpu-check.sh on a warm machine (build-gpu/ configured); the last
 # variant built is left in build-gpu/, so the script ends by rebuilding the defaults.
@@ -14,7 +14,12 @@ FORMATS=${IMP_GPU_GEMV_FORMATS:-q4_0,nvfp4_ckpt,q8_0,q4_k}
 run_variant() {
   local name=$1 flags=""
   IFS=, read -ra kv <<< "$name"
-  for x in "${kv[@]}"; do [ -n "$x" ] && flags+=" -DIMP_MMA_${x}"; done
+  for x in "${kv[@]}"; do
+    [ -z "$x" ] && continue
+    # A misspelt knob would silently build the defaults: refuse names no kernel source uses.
+    grep -rqw "IMP_MMA_${x%%=*}" src/backends/cuda || { echo "no knob IMP_MMA_${x%%=*} in src/backends/cuda"; return 1; }
+    flags+=" -DIMP_MMA_${x}"
+  done
   cmake -B "$BUILD" -DCMAKE_CUDA_FLAGS="$flags" > /dev/null 2>&1 || { echo "configure failed for $name"; return 1; }
   ninja -C "$BUILD" -j16 imp_bench_cuda_gemv > "$OUT/variant-build.log" 2>&1 || { grep error "$OUT/variant-build.log" | head; return 1; }
   # IMP_VARIANT_TESTS=1: the GEMV tests against the CPU reference, on this variant too.
