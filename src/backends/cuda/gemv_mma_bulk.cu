@@ -46,33 +46,40 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 // has twice the rows). Measured on an H200 (2026-12-03): two (32-unit stages, two chains
 // per wait, 5 stages instead of 8) lost on every shape but the 128256-row lm_head —
 // Q4_0 14336×4096 0.528 → 0.491 of copy bandwidth, Q8_0 0.769 → 0.697 — so one.
-// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB.
+// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB,
+// IMP_MMA_BULK_MINB, IMP_MMA_BULK_EARLY_TRIGGER.
 #ifndef IMP_MMA_BULK_UPW
 #define IMP_MMA_BULK_UPW 1
 #endif
+// Co-residency with the next kernel (decode runs every GEMV under PDL): each CTA triggers the
+// next launch at its start, and takes at most half an SM — ≤ 110 KB of shared memory and
+// ≤ 56 registers (two CTAs' minimum) — so the next GEMV's CTA is resident beside it and
+// its producer streams that GEMV's first stages while this one drains; the next kernel's
+// pdl_wait() still waits for this whole grid. Measured on an H200 (2026-12-03, in a PDL
+// stream): Q4_0 4096² 0.39 → 0.51 of copy bandwidth, 4096×14336 0.55 → 0.64, Q8_0
+// 14336×4096 0.73 → 0.83; alone (no PDL) unchanged. Rows too long for two stages in
+// 110 KB take up to 200 KB (no co-residency).
 #ifndef IMP_MMA_BULK_SMEM_KB
-#define IMP_MMA_BULK_SMEM_KB 200
-#endif
-// IMP_MMA_BULK_EARLY_TRIGGER=1: let the next kernel launch at once (its CTAs then start
-// streaming weights beside this one's where registers and shared memory leave room: with
-// IMP_MMA_BULK_MINB=2 and at most half the shared memory). Safe at any point: the next
-// kernel's pdl_wait() still waits for this grid to finish.
-#ifndef IMP_MMA_BULK_EARLY_TRIGGER
-#define IMP_MMA_BULK_EARLY_TRIGGER 0
+#define IMP_MMA_BULK_SMEM_KB 110
 #endif
 #ifndef IMP_MMA_BULK_MINB
-#define IMP_MMA_BULK_MINB 1
+#define IMP_MMA_BULK_MINB 2
 #endif
-// How a stage lies in shared memory (IMP_MMA_BULK_UNIT_MAJOR): 0 = row-major boxes as in
-// global memory; 1 = payload unit-major; 2 = payload and scales unit-major (see BulkStage).
-#ifndef IMP_MMA_BULK_UNIT_MAJOR
-#define IMP_MMA_BULK_UNIT_MAJOR 2
+#ifndef IMP_MMA_BULK_EARLY_TRIGGER
+#define IMP_MMA_BULK_EARLY_TRIGGER 1
 #endif
-constexpr bool kPayloadUnitMajor = IMP_MMA_BULK_UNIT_MAJOR >= 1;
-constexpr bool kScalesUnitMajor = IMP_MMA_BULK_UNIT_MAJOR >= 2;
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
 constexpr int kSmemBudget = IMP_MMA_BULK_SMEM_KB * 1024;  // dynamic: alignment slack, barriers, x, stages
+constexpr int kSmemMax = 200 * 1024;                       // rows too long for kSmemBudget
+
+// 4-bit payloads (8 chunks = 128 weights per 64-byte unit row) are staged unit-major: their
+// consumers are issue-bound and the row-major stage costs each 16-byte load twice its shared-
+// memory wavefronts (BulkStage). The 8-bit ones are bound by HBM, and the unit-major copy's
+// 64-byte rows cost them more at the TMA than it saves (H200, 2026-12-03: Q4_0 128256×4096
+// 0.716 → 0.775 of copy bandwidth, Q8_0 0.912 → 0.871, FP8 0.971 → 0.907).
+template <class Op>
+constexpr bool kUnitMajor = Op::kChunks == 8;
 
 // FP8 per channel keeps one scale per row (read once per tile from global), not per unit.
 template <class Op>
@@ -83,13 +90,13 @@ template <class Op>
 constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
 
 // A stage in shared memory: the payload of kRows rows × kUnits units (64 bytes per row and
-// unit), then the scales (one ScaleSlot per row and unit, Q4_K's 16-byte header per two),
-// each as runs of 8 rows (one tensor-map box per run, 128-byte aligned).
-// Row-major runs ([8 rows][kUnits · 64 bytes], as in global memory) put the 8 rows a warp's
-// lanes read at a 1 KiB stride: one bank range, so each 16-byte payload load takes twice its
-// 4 shared-memory wavefronts and each scale load up to 8. Unit-major runs ([unit][8 rows]
-// [64 bytes], scales [16-byte group][8 rows][16 bytes]) give every lane its own banks; the
-// tensor map's dimensions (bytes of a unit, rows, units) make the copy write them so.
+// unit), then the scales (one ScaleSlot per row and unit, Q4_K's 16-byte header per two;
+// [rows][kScaleRowBytes]), each as runs of 8 rows (one tensor-map box per run, 128-byte
+// aligned). Row-major payload runs ([8 rows][kUnits · 64 bytes], as in global memory) put
+// the rows a warp's lanes read at a 1 KiB stride — one bank range, so each 16-byte load takes
+// twice its 4 wavefronts; unit-major runs ([unit][8 rows][64 bytes], kUnitMajor) give each
+// lane its own banks, the tensor map's dimensions (bytes of a unit, rows, units) making the
+// copy write them so.
 template <class Op, int kTiles>
 struct BulkStage {
   static constexpr int kUnitsPerWarp = kTiles == 1 ? IMP_MMA_BULK_UPW : 1;
@@ -98,7 +105,6 @@ struct BulkStage {
   static constexpr int kRowBytes = kUnits * mma_layout::kUnitBytes;
   static constexpr int kScaleRowBytes = kStagedScales<Op> ? kUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
   static_assert(kRowBytes <= 2048, "a tensor-map box row is at most 256 8-byte elements");
-  static_assert(kScaleRowBytes % 16 == 0, "scale boxes of whole 16-byte groups");
   static constexpr int kScaleBase = kRows * kRowBytes;
   static constexpr int kBytes = kScaleBase + kRows * kScaleRowBytes;
   static_assert(kBytes % 128 == 0 && (8 * kScaleRowBytes) % 128 == 0, "128-byte aligned boxes");
@@ -106,13 +112,10 @@ struct BulkStage {
   // Byte offset of lane quad c's 16 payload bytes of row s, unit lu of the stage.
   __device__ static int payload(int s, int lu, int c) {
     constexpr int B = mma_layout::kUnitBytes;
-    return kPayloadUnitMajor ? (s >> 3) * 8 * kRowBytes + (lu * 8 + (s & 7)) * B + 16 * c : s * kRowBytes + lu * B + 16 * c;
+    return kUnitMajor<Op> ? (s >> 3) * 8 * kRowBytes + (lu * 8 + (s & 7)) * B + 16 * c : s * kRowBytes + lu * B + 16 * c;
   }
   // Byte offset of row s's scale bytes at offset o (from the stage's first unit).
-  __device__ static int scale(int s, int o) {
-    return kScaleBase + (kScalesUnitMajor ? (s >> 3) * 8 * kScaleRowBytes + ((o >> 4) * 8 + (s & 7)) * 16 + (o & 15)
-                                          : s * kScaleRowBytes + o);
-  }
+  __device__ static int scale(int s, int o) { return kScaleBase + s * kScaleRowBytes + o; }
 };
 
 // The tensor maps of a launch: payload and scale plane of each part, as 2-D arrays of 8-byte
@@ -156,7 +159,7 @@ __global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
     mbar_init_fence();
   }
   __syncthreads();
-  if (IMP_MMA_BULK_EARLY_TRIGGER) pdl_trigger();
+  if (IMP_MMA_BULK_EARLY_TRIGGER) pdl_trigger();  // see IMP_MMA_BULK_SMEM_KB
 
   if (warp == kBulkWarps) {
     // The producer (one thread): weights only, so it never waits for the previous kernel (PDL).
@@ -181,18 +184,14 @@ __global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
             const int64_t r = kSwiglu ? row0 + 8 * (run % 2)
                                       : pair_rows ? rope_pair_row(row0 / 16, 8 * run, job.kv.head_dim) : row0 + 8 * run;
             uint8_t* const dq = st + run * 8 * Stage::kRowBytes;
-            if constexpr (kPayloadUnitMajor) {
+            if constexpr (kUnitMajor<Op>) {
               tensor_copy_3d_g2s(dq, &maps.q[pm], 0, int(r), u0, full + slot, policy);
             } else {
               tensor_copy_2d_g2s(dq, &maps.q[pm], u0 * (mma_layout::kUnitBytes / 8), int(r), full + slot, policy);
             }
             if constexpr (kStagedScales<Op>) {
-              uint8_t* const ds = st + Stage::kScaleBase + run * 8 * Stage::kScaleRowBytes;
-              if constexpr (kScalesUnitMajor) {
-                tensor_copy_3d_g2s(ds, &maps.s[pm], 0, int(r), Op::scale_offset(u0) / 16, full + slot, policy);
-              } else {
-                tensor_copy_2d_g2s(ds, &maps.s[pm], Op::scale_offset(u0) / 8, int(r), full + slot, policy);
-              }
+              tensor_copy_2d_g2s(st + Stage::kScaleBase + run * 8 * Stage::kScaleRowBytes, &maps.s[pm],
+                                 Op::scale_offset(u0) / 8, int(r), full + slot, policy);
             }
           }
           if (++slot == n_stages) slot = 0, phase ^= 1;
@@ -311,10 +310,16 @@ void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_b
   }
 }
 
+// Stages that fit beside x: in kSmemBudget (co-resident with the next kernel) when at
+// least two do, else in kSmemMax.
 template <class Op, int kTiles>
 int bulk_stages(int64_t cols) {
-  const int64_t avail = kSmemBudget - 256 - x_bytes(cols);
-  return int(std::min<int64_t>(kMaxStages, std::max<int64_t>(0, avail / BulkStage<Op, kTiles>::kBytes)));
+  const auto fit = [&](int64_t budget) {
+    const int64_t avail = budget - 256 - x_bytes(cols);
+    return int(std::min<int64_t>(kMaxStages, std::max<int64_t>(0, avail / BulkStage<Op, kTiles>::kBytes)));
+  };
+  const int n = fit(kSmemBudget);
+  return n >= 2 ? n : fit(kSmemMax);
 }
 
 // False (nothing launched) when fewer than two stages fit beside x.
@@ -328,7 +333,7 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
   static bool attr_set = false;  // per instantiation; idempotent, so a race is harmless
   if (!attr_set) {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBudget));
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax));
     attr_set = true;
   }
   BulkMaps maps = {};
@@ -336,11 +341,8 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
     const KernelArgs& a = job.part[i];
     using Stage = BulkStage<Op, kTiles>;
     encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, Stage::kRowBytes,
-                kPayloadUnitMajor ? mma_layout::kUnitBytes : 0, "payload");
-    if (kStagedScales<Op>) {
-      encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, Stage::kScaleRowBytes, kScalesUnitMajor ? 16 : 0,
-                  "scales");
-    }
+                kUnitMajor<Op> ? mma_layout::kUnitBytes : 0, "payload");
+    if (kStagedScales<Op>) encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, Stage::kScaleRowBytes, 0, "scales");
   }
   // 128 bytes of alignment slack, 128 of barriers, x, the stages.
   const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
