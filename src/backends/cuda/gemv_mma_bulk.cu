@@ -26,6 +26,9 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include <algorithm>
 #include <type_traits>
 
@@ -46,27 +49,20 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 // has twice the rows). Measured on an H200 (2026-12-03): two (32-unit stages, two chains
 // per wait, 5 stages instead of 8) lost on every shape but the 128256-row lm_head —
 // Q4_0 14336×4096 0.528 → 0.491 of copy bandwidth, Q8_0 0.769 → 0.697 — so one.
-// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB,
-// IMP_MMA_BULK_MINB, IMP_MMA_BULK_EARLY_TRIGGER.
+// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB.
 #ifndef IMP_MMA_BULK_UPW
 #define IMP_MMA_BULK_UPW 1
 #endif
-// Co-residency with the next kernel (decode runs every GEMV under PDL): each CTA triggers the
-// next launch at its start, and takes at most half an SM — ≤ 110 KB of shared memory and
-// ≤ 56 registers (two CTAs' minimum) — so the next GEMV's CTA is resident beside it and
-// its producer streams that GEMV's first stages while this one drains; the next kernel's
-// pdl_wait() still waits for this whole grid. Measured on an H200 (2026-12-03, in a PDL
-// stream): Q4_0 4096² 0.39 → 0.51 of copy bandwidth, 4096×14336 0.55 → 0.64, Q8_0
-// 14336×4096 0.73 → 0.83; alone (no PDL) unchanged. Rows too long for two stages in
-// 110 KB take up to 200 KB (no co-residency).
+// Co-residency with the next kernel (decode runs every GEMV under PDL; IMP_CUDA_BULK_COLOCATE,
+// default on): a one-tile CTA triggers the next launch at its start and takes at most half
+// an SM — ≤ IMP_MMA_BULK_SMEM_KB of shared memory and ≤ 56 registers (__launch_bounds__
+// for two CTAs) — so the next GEMV's CTA is resident beside it and its producer streams that
+// GEMV's first stages while this one drains; the next kernel's pdl_wait() still waits for
+// this whole grid. The two-tile (SwiGLU) form keeps the whole SM: with half of it, two of
+// its 37 KB stages fit, too few bytes in flight. Rows too long for two stages in the
+// budget take up to kSmemMax (no co-residency).
 #ifndef IMP_MMA_BULK_SMEM_KB
 #define IMP_MMA_BULK_SMEM_KB 110
-#endif
-#ifndef IMP_MMA_BULK_MINB
-#define IMP_MMA_BULK_MINB 2
-#endif
-#ifndef IMP_MMA_BULK_EARLY_TRIGGER
-#define IMP_MMA_BULK_EARLY_TRIGGER 1
 #endif
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
@@ -132,9 +128,9 @@ __device__ __forceinline__ void consumers_sync() {
 }
 
 template <class Op, int kTiles, bool kSwiglu>
-__global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
+__global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
     gemv_mma_bulk_kernel(const __grid_constant__ MmaJob job, const __grid_constant__ BulkMaps maps, int64_t n_tiles,
-                         int n_stages) {
+                         int n_stages, bool early_trigger) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
   static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
   constexpr int kRowsPerTile = kSwiglu ? 16 : kTileRows;
@@ -159,7 +155,7 @@ __global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
     mbar_init_fence();
   }
   __syncthreads();
-  if (IMP_MMA_BULK_EARLY_TRIGGER) pdl_trigger();  // see IMP_MMA_BULK_SMEM_KB
+  if (early_trigger) pdl_trigger();  // see IMP_MMA_BULK_SMEM_KB
 
   if (warp == kBulkWarps) {
     // The producer (one thread): weights only, so it never waits for the previous kernel (PDL).
@@ -264,7 +260,7 @@ __global__ void __launch_bounds__(kBulkThreads, IMP_MMA_BULK_MINB)
     finish_tile<Op, kTiles, kSwiglu, kBulkWarps>(job, a, p, row0, pair_rows, part, tid);
     tile_parity ^= 1;
   }
-  if (!IMP_MMA_BULK_EARLY_TRIGGER) pdl_trigger();
+  if (!early_trigger) pdl_trigger();
 }
 
 int sm_count() {
@@ -310,15 +306,23 @@ void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_b
   }
 }
 
-// Stages that fit beside x: in kSmemBudget (co-resident with the next kernel) when at
-// least two do, else in kSmemMax.
+bool colocate() {
+  static const bool on = [] {
+    const char* e = std::getenv("IMP_CUDA_BULK_COLOCATE");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+// Stages that fit beside x: one-tile forms in kSmemBudget (co-resident with the next
+// kernel) when at least two do, else — and the two-tile form always — in kSmemMax.
 template <class Op, int kTiles>
 int bulk_stages(int64_t cols) {
   const auto fit = [&](int64_t budget) {
     const int64_t avail = budget - 256 - x_bytes(cols);
     return int(std::min<int64_t>(kMaxStages, std::max<int64_t>(0, avail / BulkStage<Op, kTiles>::kBytes)));
   };
-  const int n = fit(kSmemBudget);
+  const int n = kTiles == 1 && colocate() ? fit(kSmemBudget) : 0;
   return n >= 2 ? n : fit(kSmemMax);
 }
 
@@ -347,8 +351,10 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
   // 128 bytes of alignment slack, 128 of barriers, x, the stages.
   const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
   const unsigned grid = unsigned(std::min<int64_t>(tiles, sm_count()));
+  // Early trigger only where the CTA leaves room beside it (one tile, within the budget).
+  const bool early = kTiles == 1 && colocate() && smem <= size_t(kSmemBudget);
   launch_pdl(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>, dim3(grid), dim3(kBulkThreads), smem, stream, job, maps, tiles,
-             stages);
+             stages, early);
   IMP_CUDA_CHECK_LAUNCH();
   return true;
 }
