@@ -14,7 +14,8 @@
 // 64 B–1 KiB per stage — ran at one copy per ~100 cycles per SM, 0.25–0.40 of copy
 // bandwidth; the TMA's cost is per copy, so each stage is now 2–4 boxes of 8 rows.)
 //
-// Work split: one CTA per SM (grid = min(tiles, SMs)) takes tiles blockIdx.x, + gridDim.x, …
+// Work split: one CTA of this kernel per SM (grid = min(tiles, SMs)) takes tiles blockIdx.x,
+// + gridDim.x, …; a one-tile CTA leaves half the SM to the next kernel (colocate()).
 // A tile is 16·kTiles rows (SwiGLU: 16 gate rows and the same 16 up rows); a stage is the
 // tile's rows × BulkStage::kUnits units (64 payload bytes each per row) plus their scales, copied
 // as boxes of 8 consecutive rows (the half-split RoPE pairing and the SwiGLU pairing both
@@ -22,7 +23,8 @@
 // kernel's round-robin with 16 warps — loads its 16 bytes per row from the stage and runs
 // mma_item_sx on it. Each row's sum is the same per-warp walk for every tile size and part
 // count, so separate and fused launches agree bit for bit. Rows and units past the matrix
-// arrive as zeros (the tensor map's bounds) and their sums are dropped.
+// arrive as zeros (the tensor map's bounds) and their sums are dropped. 4-bit stages are
+// unit-major in shared memory, 8-bit ones row-major (kUnitMajor).
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
