@@ -17,4 +17,13 @@ add_library(imp_cuda STATIC ${IMP_CUDA_SOURCES})
 target_include_directories(imp_cuda PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(imp_cuda PUBLIC imp_core CUDA::cudart CUDA::cublas CUDA::cublasLt)
 target_compile_definitions(imp_cuda PUBLIC IMP_HAVE_CUDA=1)
+# CUPTI (`imp bench --trace-kernels`): only its headers at build time; libcupti itself is
+# dlopen'ed when a trace is asked for (backends/cuda/cupti_tracer.cc).
+find_path(IMP_CUPTI_INCLUDE_DIR cupti.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/extras/CUPTI/include
+          ${CUDAToolkit_TARGET_DIR}/extras/CUPTI/include)
+if(IMP_CUPTI_INCLUDE_DIR)
+  target_include_directories(imp_cuda PRIVATE ${IMP_CUPTI_INCLUDE_DIR})
+  target_compile_definitions(imp_cuda PRIVATE IMP_HAVE_CUPTI_HEADERS=1)
+endif()
+target_link_libraries(imp_cuda PRIVATE ${CMAKE_DL_LIBS})
 target_compile_options(imp_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 BUILD=build-gpu
 OUT=${OUT:-$BUILD/out}
 mkdir -p "$OUT"
+rm -f "$OUT"/trace-*.txt  # printed at the end: this run's only
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
@@ -56,6 +57,12 @@ for spec in ${IMP_GPU_MODELS:-llama3.2-1b:q4_0 llama3.1-8b:q4_0 llama3.1-8b:q4_k
     || { echo "synth $spec failed"; tail -3 "$OUT/synth-$preset-$type.log"; fwd_rc=1; continue; }
   timeout 150 "$BUILD/imp" bench -m "$f" --device cuda -p 512 -n 128 "${extra[@]}" --json > "$OUT/fwd-$preset-$type$tag.json" \
     2> "$OUT/fwd-$preset-$type$tag.log" || { echo "imp bench $spec failed"; tail -5 "$OUT/fwd-$preset-$type$tag.log"; fwd_rc=1; }
+  # IMP_GPU_TRACE=1: the same bench once more with the decode step traced kernel by kernel
+  # (CUPTI; printed after the summary). A second run, so the numbers above are untraced.
+  if [ "${IMP_GPU_TRACE:-0}" = 1 ]; then
+    timeout 150 "$BUILD/imp" bench -m "$f" --device cuda -p 512 -n 32 "${extra[@]}" --trace-kernels 20 \
+      > "$OUT/trace-$preset-$type$tag.txt" 2>&1 || { echo "trace $spec failed"; tail -5 "$OUT/trace-$preset-$type$tag.txt"; }
+  fi
   rm -rf "$f"  # disk: an 8B BF16 file is 16 GB
 done
 
@@ -125,4 +132,8 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
     except Exception as e:
         print(f"{name:<24} no result ({e})")
 PY
+for t in "$OUT"/trace-*.txt; do
+  [ -f "$t" ] || continue
+  echo; echo "== $(basename "$t" .txt)"; sed -n '/decode step, kernel by kernel/,$p' "$t"
+done
 [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$fwd_rc" = 0 ]

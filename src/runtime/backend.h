@@ -32,7 +32,9 @@
 #include <string_view>
 
 #include "backends/cpu/ops.h"
+#include "common/error.h"
 #include "formats/quant_matrix.h"
+#include "runtime/kernel_trace.h"
 #include "runtime/kv_store.h"
 
 namespace imp {
@@ -49,6 +51,11 @@ class Backend {
   // captured decode graph between two events, no host work); 0 where there is nothing to
   // replay. A benchmark divides it into the wall time per token to show the host's share.
   virtual double replay_decode_step_seconds(int /*reps*/) { return 0.0; }
+  // The same replays, kernel by kernel (runtime/kernel_trace.h). CUDA: needs
+  // start_kernel_trace() before the decode graph was captured; fails where the backend
+  // cannot trace.
+  virtual void start_kernel_trace() { fail("{}: kernel tracing is a CUDA backend feature", name()); }
+  virtual KernelTrace trace_decode_step(int /*reps*/) { fail("{}: kernel tracing is a CUDA backend feature", name()); }
 
   // --- memory
   virtual float* alloc(int64_t n_floats) = 0;  // uninitialized; fails when out of memory

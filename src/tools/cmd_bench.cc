@@ -1,5 +1,6 @@
 // `imp bench -m MODEL [-p 512] [-n 128] [--threads T] [--kv-type T] [--ops fast|reference]
 //  [--act-quant i16|f32|q8] [--storage mapped|f32|bf16] [--device cpu|cuda] [--gemm bf16|f32] [--bw-mib 512]
+//  [--trace-kernels N]
 //  [--seed S] [--json]`
 //
 // Measures, in one run on this machine:
@@ -53,6 +54,7 @@ struct BenchArgs {
   PlanOptions plan_opts;
   int64_t n_prompt = 512, n_gen = 128, bw_mib = 512, seed = 1234;
   int threads = 0;
+  int trace_steps = 0;  // --trace-kernels N: that many decode-step replays traced kernel by kernel
   bool json = false;
 };
 
@@ -139,6 +141,9 @@ void run_bench(const BenchArgs& a) {
   std::unique_ptr<Backend> backend_ptr = make_backend(a.device, path, a.threads, plan.act_quant, a.gemm);
   Backend& backend = *backend_ptr;
   auto* cpu = dynamic_cast<CpuBackend*>(&backend);
+  // Before anything runs: kernels captured into a graph are recorded only if tracing was on
+  // when the graph was made. The timed numbers below are then measured under tracing.
+  if (a.trace_steps > 0) backend.start_kernel_trace();
   const std::unique_ptr<Model> model_ptr = create_model(*file, plan, backend);
   Model& model = *model_ptr;
   if (n_ctx > model.n_ctx()) fail("imp bench: -p {} + -n {} exceed the model's context {}", a.n_prompt, a.n_gen, model.n_ctx());
@@ -189,6 +194,7 @@ void run_bench(const BenchArgs& a) {
   // CUDA: the device time of one decode step alone (its graph replayed 50 times); the rest
   // of the wall time per token is host work (forward walk, sampling) and launch latency.
   const double step_gpu_s = backend.replay_decode_step_seconds(50);
+  const KernelTrace trace = a.trace_steps > 0 ? backend.trace_decode_step(a.trace_steps) : KernelTrace{};
 
   nlohmann::ordered_json j;
   j["model"] = a.model;
@@ -240,6 +246,19 @@ void run_bench(const BenchArgs& a) {
   j["peak_rss_bytes"] = mem.peak_rss_bytes;
   j["weight_bytes_mapped"] = res.mapped_bytes;
   j["weight_bytes_owned"] = res.owned_bytes;
+  if (a.trace_steps > 0) {
+    j["trace_steps"] = trace.steps;
+    j["trace_step_us"] = trace.window_us / trace.steps;
+    j["trace_idle_us_per_step"] = trace.idle_us / trace.steps;
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (const KernelTraceRow& r : trace.rows) {
+      rows.push_back({{"kernel", r.kernel},
+                      {"launches_per_step", double(r.launches) / trace.steps},
+                      {"advance_us_per_step", r.advance_us / trace.steps},
+                      {"duration_us_per_step", r.duration_us / trace.steps}});
+    }
+    j["trace_kernels"] = rows;
+  }
   if (a.json) {
     fmt::print("{}\n", j.dump(2));
     return;
@@ -270,6 +289,7 @@ void run_bench(const BenchArgs& a) {
              kv_bytes / double(1 << 20), mean_ctx);
   fmt::print("ceiling    {:.2f} tokens/s; reached {:.1f} %\n", ceiling, 100.0 * tg_tps / ceiling);
   fmt::print("memory     {}\n", memory_summary(plan));
+  if (a.trace_steps > 0) fmt::print("\n{}", format_kernel_trace(trace));
 }
 
 }  // namespace
@@ -290,6 +310,10 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer in MiB (≥ 512)");
   cmd->add_option("--seed", a->seed, "Seed for the random prompt");
   cmd->add_flag("--json", a->json, "Print every number as one JSON object");
+  cmd->add_option("--trace-kernels", a->trace_steps,
+                  "CUDA: replay N decode steps under CUPTI and print where the step's time goes, kernel by kernel "
+                  "(needs libcupti; the run's other numbers are then measured under tracing)")
+      ->check(CLI::Range(1, 1000));
   cmd->callback([a] { run_bench(*a); });
 }
 

@@ -131,6 +131,26 @@ TEST(CudaForwardE2E, TinyRandomLlamaWithNvfp4DecodeCacheMatchesCpu) {
   compare(*file, prompt, CpuOpsPath::kReference, p);
 }
 
+// `imp bench --trace-kernels`: the replayed decode steps, kernel by kernel, add up.
+TEST(CudaForwardE2E, DecodeStepTraceAddsUpToTheReplayedSteps) {
+  IMP_SKIP_WITHOUT_GPU();
+  const auto file = tiny_llama();
+  const StoragePlan plan = plan_storage(*file, cuda_device_caps());
+  CudaBackend gpu;
+  gpu.start_kernel_trace();  // before the decode graph is captured
+  const std::vector<int32_t> prompt = {1, 17, 5, 88};
+  (void)run_model(*file, plan, gpu, prompt, 8);
+  const KernelTrace t = gpu.trace_decode_step(4);
+  EXPECT_EQ(t.steps, 4);
+  EXPECT_GE(t.launches, 4 * 2 * 4) << "fewer than 4 kernels per layer and step";
+  EXPECT_EQ(t.launches % 4, 0) << "every replay runs the same kernels";
+  double sum = 0;
+  for (const KernelTraceRow& r : t.rows) sum += r.advance_us;
+  EXPECT_NEAR(sum, t.window_us, 1e-6 * t.window_us);
+  EXPECT_GE(t.idle_us, 0.0);
+  EXPECT_LT(t.idle_us, t.window_us);
+}
+
 TEST(CudaForwardE2E, DemoModelMatchesCpu) {
   IMP_SKIP_WITHOUT_GPU();
   const char* home = std::getenv("HOME");

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backends/cuda/check.h"
+#include "backends/cuda/cupti_tracer.h"
 #include "backends/cuda/device.h"
 #include "formats/traits.h"
 
@@ -304,6 +305,28 @@ double CudaBackend::replay_decode_step_seconds(int reps) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return double(ms) / 1e3 / reps;
+}
+
+void CudaBackend::start_kernel_trace() {
+  cupti_start();
+  // Graphs captured before tracing started would replay unrecorded: capture afresh.
+  drop_graphs();
+}
+
+KernelTrace CudaBackend::trace_decode_step(int reps) {
+  if (!cupti_active()) fail("kernel trace: start_kernel_trace() was not called before the decode step was captured");
+  const auto it = graphs_.find(graph_key_);
+  if (it == graphs_.end() || reps < 1 || mode_ != Mode::kIdle) fail("kernel trace: no captured decode step to replay");
+  IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));  // warm
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  (void)cupti_take(0, 0);  // drop everything before the window
+  const uint64_t t0 = cupti_now_ns();
+  for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  const uint64_t t1 = cupti_now_ns();
+  std::vector<KernelSpan> spans = cupti_take(t0, t1);
+  if (spans.empty()) fail("kernel trace: CUPTI recorded no kernel of the {} replayed decode steps", reps);
+  return summarize_kernel_trace(std::move(spans), reps);
 }
 
 void CudaBackend::drop_graphs() {

@@ -88,6 +88,8 @@ class CudaBackend final : public Backend {
   int64_t graphs_captured() const { return graphs_captured_; }
   std::string stats() const override;
   double replay_decode_step_seconds(int reps) override;
+  void start_kernel_trace() override;
+  KernelTrace trace_decode_step(int reps) override;
   int64_t graph_replays() const { return graph_replays_; }
 
   std::string name() const override;
