@@ -134,6 +134,6 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
 PY
 for t in "$OUT"/trace-*.txt; do
   [ -f "$t" ] || continue
-  echo; echo "== $(basename "$t" .txt)"; sed -n '/decode step, kernel by kernel/,$p' "$t"
+  echo; echo "== $(basename "$t" .txt)"; sed -n '/^decode step, kernel by kernel/,$p' "$t"
 done
 [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$fwd_rc" = 0 ]

@@ -56,6 +56,12 @@ class Backend {
   // cannot trace.
   virtual void start_kernel_trace() { fail("{}: kernel tracing is a CUDA backend feature", name()); }
   virtual KernelTrace trace_decode_step(int /*reps*/) { fail("{}: kernel tracing is a CUDA backend feature", name()); }
+  // Any other window (e.g. a prefill): mark its start, run it, then collect every kernel
+  // that ran since the mark (after waiting for the device), as `steps` repetitions.
+  virtual uint64_t kernel_trace_mark() { fail("{}: kernel tracing is a CUDA backend feature", name()); }
+  virtual KernelTrace kernel_trace_since(uint64_t /*mark*/, int /*steps*/) {
+    fail("{}: kernel tracing is a CUDA backend feature", name());
+  }
 
   // --- memory
   virtual float* alloc(int64_t n_floats) = 0;  // uninitialized; fails when out of memory

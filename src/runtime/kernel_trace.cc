@@ -72,13 +72,13 @@ KernelTrace summarize_kernel_trace(std::vector<KernelSpan> spans, int steps) {
   return t;
 }
 
-std::string format_kernel_trace(const KernelTrace& t, int max_rows) {
+std::string format_kernel_trace(const KernelTrace& t, std::string_view title, int max_rows) {
   const double n = double(t.steps);
   std::string out = fmt::format(
-      "decode step, kernel by kernel ({} steps traced; µs per step; 'advance' = time the kernel moved the timeline,\n"
-      "summing to the step; 'duration' = end − start, overlapping under PDL)\n"
+      "{}, kernel by kernel ({} traced; µs per step; 'advance' = time the kernel moved the timeline,\n"
+      "summing to the step; 'duration' = end − start, overlapping under PDL and across streams)\n"
       "{:>10} {:>7} {:>9} {:>9}  {}\n",
-      t.steps, "advance", "share", "launches", "duration", "kernel");
+      title, t.steps, "advance", "share", "launches", "duration", "kernel");
   double rest_adv = 0, rest_dur = 0;
   int64_t rest_launches = 0;
   for (size_t i = 0; i < t.rows.size(); ++i) {

@@ -50,6 +50,6 @@ KernelTrace summarize_kernel_trace(std::vector<KernelSpan> spans, int steps);
 
 // The table `imp bench --trace-kernels` prints: per step, the top `max_rows` kernels by
 // advance, the rest summed in one line, then idle and the step total.
-std::string format_kernel_trace(const KernelTrace& t, int max_rows = 24);
+std::string format_kernel_trace(const KernelTrace& t, std::string_view title, int max_rows = 24);
 
 }  // namespace imp

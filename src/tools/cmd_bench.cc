@@ -195,6 +195,18 @@ void run_bench(const BenchArgs& a) {
   // of the wall time per token is host work (forward walk, sampling) and launch latency.
   const double step_gpu_s = backend.replay_decode_step_seconds(50);
   const KernelTrace trace = a.trace_steps > 0 ? backend.trace_decode_step(a.trace_steps) : KernelTrace{};
+  // And one prefill of the same prompt on a fresh cache (every stream: the dequantization
+  // runs beside the GEMMs).
+  KernelTrace prefill_trace;
+  if (a.trace_steps > 0) {
+    kv.reset();
+    kv = backend.create_kv_cache(model.kv_config(n_ctx, kv_type));
+    GenerateParams pp = gp;
+    pp.n_predict = 1;
+    const uint64_t mark = backend.kernel_trace_mark();
+    (void)generate(model, *kv, prompt, pp, nullptr);
+    prefill_trace = backend.kernel_trace_since(mark, 1);
+  }
 
   nlohmann::ordered_json j;
   j["model"] = a.model;
@@ -258,6 +270,16 @@ void run_bench(const BenchArgs& a) {
                       {"duration_us_per_step", r.duration_us / trace.steps}});
     }
     j["trace_kernels"] = rows;
+    nlohmann::ordered_json prows = nlohmann::ordered_json::array();
+    for (const KernelTraceRow& r : prefill_trace.rows) {
+      prows.push_back({{"kernel", r.kernel},
+                       {"launches", r.launches},
+                       {"advance_us", r.advance_us},
+                       {"duration_us", r.duration_us}});
+    }
+    j["trace_prefill_us"] = prefill_trace.window_us;
+    j["trace_prefill_idle_us"] = prefill_trace.idle_us;
+    j["trace_prefill_kernels"] = prows;
   }
   if (a.json) {
     fmt::print("{}\n", j.dump(2));
@@ -289,7 +311,10 @@ void run_bench(const BenchArgs& a) {
              kv_bytes / double(1 << 20), mean_ctx);
   fmt::print("ceiling    {:.2f} tokens/s; reached {:.1f} %\n", ceiling, 100.0 * tg_tps / ceiling);
   fmt::print("memory     {}\n", memory_summary(plan));
-  if (a.trace_steps > 0) fmt::print("\n{}", format_kernel_trace(trace));
+  if (a.trace_steps > 0) {
+    fmt::print("\n{}", format_kernel_trace(trace, "decode step"));
+    fmt::print("\n{}", format_kernel_trace(prefill_trace, fmt::format("prefill of {} tokens", prompt.size())));
+  }
 }
 
 }  // namespace
@@ -311,8 +336,8 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Seed for the random prompt");
   cmd->add_flag("--json", a->json, "Print every number as one JSON object");
   cmd->add_option("--trace-kernels", a->trace_steps,
-                  "CUDA: replay N decode steps under CUPTI and print where the step's time goes, kernel by kernel "
-                  "(needs libcupti; the run's other numbers are then measured under tracing)")
+                  "CUDA: replay N decode steps and one prefill under CUPTI and print where their time goes, kernel by "
+                  "kernel (needs libcupti; the run's other numbers are then measured under tracing)")
       ->check(CLI::Range(1, 1000));
   cmd->callback([a] { run_bench(*a); });
 }

@@ -53,7 +53,8 @@ TEST(KernelTrace, AdvancesSumToTheWindowAndChargeGapsToTheNextKernel) {
   EXPECT_NEAR(t.rows[2].advance_us, 0.030, 1e-12);
   EXPECT_EQ(t.rows[2].launches, 2);
 
-  const std::string table = format_kernel_trace(t, 2);
+  const std::string table = format_kernel_trace(t, "decode step", 2);
+  EXPECT_NE(table.find("decode step, kernel by kernel (2 traced"), std::string::npos) << table;
   EXPECT_NE(table.find("(1 other kernels)"), std::string::npos) << table;
   EXPECT_NE(table.find("µs per step, 3.0 launches"), std::string::npos) << table;
 }

@@ -318,15 +318,24 @@ KernelTrace CudaBackend::trace_decode_step(int reps) {
   const auto it = graphs_.find(graph_key_);
   if (it == graphs_.end() || reps < 1 || mode_ != Mode::kIdle) fail("kernel trace: no captured decode step to replay");
   IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));  // warm
-  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  (void)cupti_take(0, 0);  // drop everything before the window
-  const uint64_t t0 = cupti_now_ns();
+  const uint64_t mark = kernel_trace_mark();
   for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
-  IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  const uint64_t t1 = cupti_now_ns();
-  std::vector<KernelSpan> spans = cupti_take(t0, t1);
-  if (spans.empty()) fail("kernel trace: CUPTI recorded no kernel of the {} replayed decode steps", reps);
-  return summarize_kernel_trace(std::move(spans), reps);
+  return kernel_trace_since(mark, reps);
+}
+
+uint64_t CudaBackend::kernel_trace_mark() {
+  if (!cupti_active()) fail("kernel trace: start_kernel_trace() was not called");
+  IMP_CUDA_CHECK(cudaDeviceSynchronize());
+  (void)cupti_take(0, 0);  // drop everything before the window
+  return cupti_now_ns();
+}
+
+KernelTrace CudaBackend::kernel_trace_since(uint64_t mark, int steps) {
+  IMP_CUDA_CHECK(cudaDeviceSynchronize());  // every stream: prefill dequantizes on a second one
+  const uint64_t end = cupti_now_ns();
+  std::vector<KernelSpan> spans = cupti_take(mark, end);
+  if (spans.empty()) fail("kernel trace: CUPTI recorded no kernel in the traced window");
+  return summarize_kernel_trace(std::move(spans), steps);
 }
 
 void CudaBackend::drop_graphs() {

@@ -90,6 +90,8 @@ class CudaBackend final : public Backend {
   double replay_decode_step_seconds(int reps) override;
   void start_kernel_trace() override;
   KernelTrace trace_decode_step(int reps) override;
+  uint64_t kernel_trace_mark() override;
+  KernelTrace kernel_trace_since(uint64_t mark, int steps) override;
   int64_t graph_replays() const { return graph_replays_; }
 
   std::string name() const override;
