@@ -42,6 +42,9 @@
 namespace imp::cuda::detail {
 namespace {
 
+// Consumer warps per CTA (build-time knob IMP_MMA_BULK_WARPS). Measured on an H200
+// (2026-12-03): 8 instead of 16 left the 4-bit mid shapes unchanged but lost the lm_head
+// (Q4_0 128256×4096 0.756 → 0.671, Q8_0 0.921 → 0.743 of copy bandwidth), so 16.
 #ifndef IMP_MMA_BULK_WARPS
 #define IMP_MMA_BULK_WARPS 16
 #endif
@@ -51,7 +54,8 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 // has twice the rows). Measured on an H200 (2026-12-03): two (32-unit stages, two chains
 // per wait, 5 stages instead of 8) lost on every shape but the 128256-row lm_head —
 // Q4_0 14336×4096 0.528 → 0.491 of copy bandwidth, Q8_0 0.769 → 0.697 — so one.
-// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_UPW, IMP_MMA_BULK_SMEM_KB.
+// Build-time knobs for scripts/gpu-gemv-variants.sh: IMP_MMA_BULK_WARPS, IMP_MMA_BULK_UPW,
+// IMP_MMA_BULK_SMEM_KB.
 #ifndef IMP_MMA_BULK_UPW
 #define IMP_MMA_BULK_UPW 1
 #endif
