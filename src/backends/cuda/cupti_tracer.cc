@@ -35,8 +35,16 @@ struct Cupti {
   decltype(&cuptiGetResultString) result_string = nullptr;
 };
 
-std::mutex g_mutex;               // guards g_spans (CUPTI calls back from its own thread)
-std::vector<KernelSpan> g_spans;  // completed kernels not yet taken
+// Completed kernels not yet taken, guarded by a mutex: CUPTI calls back from its own thread,
+// possibly during process exit, so both live on the heap and are never destroyed.
+struct Store {
+  std::mutex mutex;
+  std::vector<KernelSpan> spans;
+};
+Store& store() {
+  static Store* s = new Store;
+  return *s;
+}
 Cupti g_cupti;
 bool g_active = false;
 
@@ -65,8 +73,9 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
     got.push_back({demangle(k->name), k->start, k->end});
   }
   std::free(buffer);
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_spans.insert(g_spans.end(), std::make_move_iterator(got.begin()), std::make_move_iterator(got.end()));
+  Store& st = store();
+  std::lock_guard<std::mutex> lock(st.mutex);
+  st.spans.insert(st.spans.end(), std::make_move_iterator(got.begin()), std::make_move_iterator(got.end()));
 }
 
 void* open_cupti(std::string& tried) {
@@ -131,8 +140,9 @@ std::vector<KernelSpan> cupti_take(uint64_t t0, uint64_t t1) {
   check(g_cupti.flush_all(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED), "cuptiActivityFlushAll");
   std::vector<KernelSpan> all;
   {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    all.swap(g_spans);
+    Store& st = store();
+    std::lock_guard<std::mutex> lock(st.mutex);
+    all.swap(st.spans);
   }
   std::vector<KernelSpan> out;
   for (KernelSpan& k : all) {
