@@ -287,17 +287,23 @@ std::string CudaBackend::stats() const {
                      graph_drops_, fp8_gemm_->stats());
 }
 
-double CudaBackend::replay_decode_step_seconds(int reps) {
+// The last decode step's graph, when one can be replayed now (else null). It rewrites the
+// same KV position from the same pinned inputs: replays are idempotent.
+cudaGraphExec_t CudaBackend::replayable_decode_graph() const {
   const auto it = graphs_.find(graph_key_);
-  if (it == graphs_.end() || reps < 1 || mode_ != Mode::kIdle) return 0.0;
-  // The graph rewrites the same KV position from the same pinned inputs: idempotent.
+  return it == graphs_.end() || mode_ != Mode::kIdle ? nullptr : it->second;
+}
+
+double CudaBackend::replay_decode_step_seconds(int reps) {
+  cudaGraphExec_t graph = replayable_decode_graph();
+  if (!graph || reps < 1) return 0.0;
   IMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
   cudaEvent_t start = nullptr, stop = nullptr;
   IMP_CUDA_CHECK(cudaEventCreate(&start));
   IMP_CUDA_CHECK(cudaEventCreate(&stop));
-  IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));  // warm
+  IMP_CUDA_CHECK(cudaGraphLaunch(graph, stream_));  // warm
   IMP_CUDA_CHECK(cudaEventRecord(start, stream_));
-  for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(graph, stream_));
   IMP_CUDA_CHECK(cudaEventRecord(stop, stream_));
   IMP_CUDA_CHECK(cudaEventSynchronize(stop));
   float ms = 0.0f;
@@ -315,11 +321,11 @@ void CudaBackend::start_kernel_trace() {
 
 KernelTrace CudaBackend::trace_decode_step(int reps) {
   if (!cupti_active()) fail("kernel trace: start_kernel_trace() was not called before the decode step was captured");
-  const auto it = graphs_.find(graph_key_);
-  if (it == graphs_.end() || reps < 1 || mode_ != Mode::kIdle) fail("kernel trace: no captured decode step to replay");
-  IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));  // warm
+  cudaGraphExec_t graph = replayable_decode_graph();
+  if (!graph || reps < 1) fail("kernel trace: no captured decode step to replay");
+  IMP_CUDA_CHECK(cudaGraphLaunch(graph, stream_));  // warm
   const uint64_t mark = kernel_trace_mark();
-  for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  for (int i = 0; i < reps; ++i) IMP_CUDA_CHECK(cudaGraphLaunch(graph, stream_));
   return kernel_trace_since(mark, reps);
 }
 

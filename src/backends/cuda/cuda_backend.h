@@ -166,6 +166,7 @@ class CudaBackend final : public Backend {
   void ensure_pinned(PinnedBuffer& b, int64_t bytes);
   void ensure_device(void*& p, int64_t& have, int64_t bytes, const char* what);
   void drop_graphs();
+  cudaGraphExec_t replayable_decode_graph() const;
   void abort_capture();
   bool skip() const { return mode_ == Mode::kReplay; }
   void gemv(const Matrix& w, const float* x, float* y, GemvOut out = GemvOut::kStore);

@@ -28,13 +28,11 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
-#include <cstdlib>
-#include <cstring>
-
 #include <algorithm>
 #include <type_traits>
 
 #include "backends/cuda/bulk_copy.cuh"
+#include "common/env_switch.h"
 #include "backends/cuda/check.h"
 #include "backends/cuda/gemv_mma_tile.cuh"
 #include "backends/cuda/pdl.cuh"
@@ -313,10 +311,7 @@ void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_b
 }
 
 bool colocate() {
-  static const bool on = [] {
-    const char* e = std::getenv("IMP_CUDA_BULK_COLOCATE");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool on = env_switch_on("IMP_CUDA_BULK_COLOCATE");
   return on;
 }
 

@@ -15,11 +15,10 @@
 
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "backends/cuda/check.h"
+#include "common/env_switch.h"
 
 namespace imp::cuda {
 
@@ -35,10 +34,7 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 
 inline bool& pdl_flag() {
-  static bool on = [] {
-    const char* e = std::getenv("IMP_CUDA_PDL");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static bool on = env_switch_on("IMP_CUDA_PDL");
   return on;
 }
 inline bool pdl_enabled() { return pdl_flag(); }
