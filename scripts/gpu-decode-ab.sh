@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Decode A/B on the GPU machine: one synthetic model, several run-time switches, the same
+# build. Each model is synthesized once and benchmarked once per variant, alternating
+# variants over IMP_AB_ROUNDS rounds so clock drift hits every variant alike.
+#   IMP_AB_MODELS="llama3.1-8b:q4_0 llama3.1-8b:q8_0"     (preset:type, as in gpu-check.sh)
+#   IMP_AB_VARIANTS="base IMP_CUDA_ATTN_COMBINE=kernel"    (env assignments joined by ',';
+#                                                           'base' = no extra environment)
+#   IMP_AB_ROUNDS=2, IMP_AB_ARGS="-p 512 -n 128"
+# Builds only `imp` into build-gpu/ (configured as scripts/gpu-check.sh does; carry .gpu-deps).
+# Prints a table last: decode tok/s, device step, fraction of the ceiling, prefill tok/s.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=build-gpu
+OUT=${OUT:-$BUILD/out}
+mkdir -p "$OUT"
+if [ ! -f "$BUILD/build.ninja" ]; then
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" \
+    -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" > "$OUT/ab-configure.log" 2>&1 \
+    || { tail -30 "$OUT/ab-configure.log"; echo "CONFIGURE FAILED"; exit 1; }
+fi
+timeout 420 ninja -C "$BUILD" -j16 imp > "$OUT/ab-build.log" 2>&1 \
+  || { grep -E "error|FAILED" "$OUT/ab-build.log" | head -40; echo "BUILD FAILED"; exit 1; }
+
+SYNTH=$BUILD/synth
+mkdir -p "$SYNTH"
+read -r -a args <<< "${IMP_AB_ARGS:--p 512 -n 128}"
+rounds=${IMP_AB_ROUNDS:-2}
+rc=0
+for spec in ${IMP_AB_MODELS:-llama3.1-8b:q4_0}; do
+  preset=${spec%%:*}; type=${spec#*:}
+  case "$type" in nvfp4|fp8*) f="$SYNTH/$preset-$type" ;; *) f="$SYNTH/$preset-$type.gguf" ;; esac
+  [ -e "$f" ] || timeout 150 "$BUILD/imp" synth --preset "$preset" --type "$type" -o "$f" -q \
+    > "$OUT/ab-synth-$preset-$type.log" 2>&1 || { echo "synth $spec failed"; rc=1; continue; }
+  for ((r = 1; r <= rounds; r++)); do
+    for v in ${IMP_AB_VARIANTS:-base}; do
+      envs=(); [ "$v" = base ] || IFS=, read -r -a envs <<< "$v"
+      j="$OUT/ab-$preset-$type-${v//[^A-Za-z0-9_=.-]/_}-r$r.json"
+      env "${envs[@]}" timeout 150 "$BUILD/imp" bench -m "$f" --device cuda "${args[@]}" --json > "$j" \
+        2> "${j%.json}.log" || { echo "bench $spec [$v] failed"; tail -5 "${j%.json}.log"; rc=1; }
+    done
+  done
+  rm -rf "$f"  # disk: an 8B BF16 file is 16 GB
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys, glob, os, re
+rows = []
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "ab-*-r*.json"))):
+    m = re.match(r"ab-(.+)-r(\d+)\.json", os.path.basename(path))
+    try:
+        f = json.load(open(path))
+    except Exception as e:
+        print(f"{m.group(1)}: no result ({e})"); continue
+    rows.append((m.group(1), int(m.group(2)), f))
+print("\n================ DECODE A/B ================")
+print(f"{'model / variant':<58}{'round':>6}{'decode tok/s':>14}{'step ms':>9}{'fraction':>10}{'prefill tok/s':>15}")
+for name, r, f in rows:
+    step = f.get("decode_step_gpu_seconds", 0) * 1e3
+    print(f"{name:<58}{r:>6}{f['gen_tokens_per_s']:>14.1f}{step:>9.3f}{f['fraction_of_ceiling']:>10.3f}"
+          f"{f['prompt_tokens_per_s']:>15.0f}")
+PY
+exit $rc
