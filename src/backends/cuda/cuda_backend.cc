@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/check.h"
@@ -65,7 +66,7 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   e.workspace_bytes = 4 * width * (n_batch + 1)                      // prefill + decode activations
                       + kGemmChunkElems * 8                          // f32 + two bf16 weight chunks
                       + 2 * n_batch * max_cols                       // bf16 activations
-                      + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
+                      + 4 * c.n_head * kMaxSplits * (c.head_dim + 2) + 256 + 4 * c.n_head;  // attention partials, counters
   // FP8 W8A8 prefill: cuBLASLt workspace + E4M3 activations + D scratch (gemm_fp8.h).
   int64_t fp8_rows = 0;
   for (const StoragePlanRow& r : plan.rows) {
@@ -701,16 +702,27 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
     return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
   }
   float* partials = nullptr;
+  unsigned* counters = nullptr;
   if (n_split_ > 1) {
-    const int64_t need = n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;
+    // One buffer: the per-head split counters (zeroed here once; the kernel leaves them
+    // zero), then the partials.
+    const int64_t counter_bytes = (n_head * 4 + 255) / 256 * 256;
+    const int64_t need = counter_bytes + n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;
     if (partials_bytes_ < need) {
       if (mode_ == Mode::kCapture) fail("CUDA backend: attention partials not allocated before capture");
       drop_graphs();  // graphs of other buckets point at the old buffer
       ensure_device(partials_, partials_bytes_, need, "attention partials");
+      IMP_CUDA_CHECK(cudaMemsetAsync(partials_, 0, size_t(counter_bytes), stream_));
     }
-    partials = static_cast<float*>(partials_);
+    partials = reinterpret_cast<float*>(static_cast<uint8_t*>(partials_) + counter_bytes);
+    // IMP_CUDA_ATTN_COMBINE=kernel: the splits merged by a second kernel (for A/Bs).
+    static const bool separate = [] {
+      const char* e = std::getenv("IMP_CUDA_ATTN_COMBINE");
+      return e && std::strcmp(e, "kernel") == 0;
+    }();
+    if (!separate) counters = static_cast<unsigned*>(partials_);
   }
-  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_);
+  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, counters, out, step_dev_, stream_);
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
