@@ -29,7 +29,7 @@ if [[ "$SKIP" != *" tests "* ]]; then
 # The demo model, if its halves were carried (scripts/gpu-stage-demo.sh); else its test skips.
 [ -d .gpu-demo ] && { bash scripts/gpu-stage-demo.sh join || true; }
 timeout 240 "$BUILD/tests/cuda/imp_cuda_tests" --gtest_output=json:"$OUT/tests.json" 2>&1 | tee "$OUT/tests.log" \
-  | grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|error|Expected|Which is|actual" | head -80
+  | grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|error|exception|Expected|Which is|actual" | head -80
 test_rc=${PIPESTATUS[0]}
 fi
 

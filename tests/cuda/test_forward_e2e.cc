@@ -73,7 +73,7 @@ struct Run {
 Run run_model(const ModelFile& file, const StoragePlan& plan, Backend& backend, std::span<const int32_t> prompt,
               int64_t n_gen) {
   LlamaModel model(file, plan, backend);
-  // 300 tokens: the decode steps fall in the 256-token bucket, whose graph runs 2 attention splits.
+  // 300 tokens: the decode steps fall in the 256-token bucket, whose graph runs 8 attention splits.
   auto kv = backend.create_kv_cache(model.kv_config(std::max<int64_t>(300, int64_t(prompt.size()) + n_gen + 1), KvType::F32));
   GenerateParams gp;
   gp.n_predict = n_gen;
@@ -138,8 +138,14 @@ TEST(CudaForwardE2E, DecodeStepTraceAddsUpToTheReplayedSteps) {
   const StoragePlan plan = plan_storage(*file, cuda_device_caps());
   CudaBackend gpu;
   gpu.start_kernel_trace();  // before the decode graph is captured
+  // The cache must outlive the generation: its graphs go with it (run_model drops both).
+  LlamaModel model(*file, plan, gpu);
+  auto kv = gpu.create_kv_cache(model.kv_config(300, KvType::F32));
+  GenerateParams gp;
+  gp.n_predict = 8;
+  gp.sampling.temperature = 0.0f;
   const std::vector<int32_t> prompt = {1, 17, 5, 88};
-  (void)run_model(*file, plan, gpu, prompt, 8);
+  (void)generate(model, *kv, prompt, gp, nullptr);
   const KernelTrace t = gpu.trace_decode_step(4);
   EXPECT_EQ(t.steps, 4);
   EXPECT_GE(t.launches, 4 * 2 * 4) << "fewer than 4 kernels per layer and step";

@@ -260,7 +260,7 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   }
 }
 
-// max_tokens 300: decode steps fall in the 256 bucket, which runs 2 attention splits.
+// max_tokens 300: decode steps fall in the 256 bucket, which runs 8 attention splits.
 // head_dim 72 (two int4 groups and a short one); nvfp4 needs whole 16-blocks: 80.
 KvCacheConfig kv_config(KvType t) { return {2, 2, t == KvType::NVFP4 ? 80 : 72, 300, 16, t}; }
 
@@ -325,6 +325,49 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
               << (values ? "V" : "K") << " block " << blk << " of layer " << layer;
         }
       }
+    }
+  }
+}
+
+// The decode kernel's other shapes: GQA groups past one block's 8 heads (two and three
+// subgroups), MHA, head_dim 256 and one that is not a multiple of 4 (the per-element
+// path), with contexts of several 32-key tiles per split (prefill: one split of 287 keys;
+// decode at 288–290 in the 300 bucket: 8 splits of ~37 keys).
+TEST(CudaForwardOps, DecodeAttentionGroupsHeadDimsAndTilesMatchCpu) {
+  IMP_SKIP_WITHOUT_GPU();
+  struct Case {
+    int64_t n_head, n_kv, hd;
+    KvType type;
+  };
+  for (const Case& cs : {Case{32, 2, 128, KvType::F16}, Case{20, 1, 256, KvType::BF16}, Case{3, 3, 70, KvType::F32},
+                         Case{8, 2, 64, KvType::FP8_E4M3}}) {
+    SCOPED_TRACE(fmt::format("{} heads, {} kv heads, head_dim {}, {}", cs.n_head, cs.n_kv, cs.hd, kv_type_name(cs.type)));
+    CudaBackend b(exact_mode());
+    CpuBackend cpu(CpuOpsPath::kReference, 1);
+    const KvCacheConfig kc{1, cs.n_kv, cs.hd, 300, 16, cs.type};
+    auto dkv = b.create_kv_cache(kc);
+    auto hkv = cpu.create_kv_cache(kc);
+    int64_t pos = 0;
+    for (int64_t n_tok : {287, 1, 1, 1}) {
+      const uint64_t seed = uint64_t(pos + cs.hd);
+      const auto q = random_floats(size_t(n_tok * cs.n_head * cs.hd), 1100 + seed);
+      const auto k = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1200 + seed, 2.0f);
+      const auto v = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1300 + seed, 0.5f);
+      std::vector<float> ref(q.size());
+      cpu.begin_step(*hkv, pos, n_tok);
+      cpu.kv_write(*hkv, 0, k.data(), v.data(), n_tok);
+      cpu.attention(q.data(), n_tok, cs.n_head, *hkv, 0, 0, 0.0f, ref.data());
+      cpu.end_step();
+      float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
+      b.begin_step(*dkv, pos, n_tok);
+      b.kv_write(*dkv, 0, dk, dv, n_tok);
+      b.attention(dq, n_tok, cs.n_head, *dkv, 0, 0, 0.0f, dout);
+      b.end_step();
+      EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << n_tok << " tokens at " << pos;
+      for (float* p : {dq, dk, dv, dout}) b.release(p);
+      pos += n_tok;
+      hkv->set_n_tokens(pos);
+      dkv->set_n_tokens(pos);
     }
   }
 }

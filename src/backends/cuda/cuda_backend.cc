@@ -25,10 +25,10 @@ namespace {
 
 constexpr int64_t kGemmChunkElems = int64_t(32) << 20;  // weight elements dequantized per cuBLAS call (64 MB BF16:
                                                          // 4096-wide layers in 1–2 GEMMs of ≥ 8k rows)
-// Decode attention is latency-bound (each warp walks its keys one dependent load chain at a
-// time), so the keys are split finely: ~16 keys per (head, split) block, up to 64 splits
-// (measured on an H100, llama3.2-1b at 600 tokens: 8 splits took 100 µs per layer).
-constexpr int32_t kMaxSplits = 64;
+// Decode attention (attention.cu) walks each split's keys in tiles of 32, one memory round
+// trip per tile, so a split of ~32 keys is one round trip: bucket / 32 splits, at most 128
+// (the combine's limit). llama3.1-8b at 640 tokens: 32 splits × 8 kv heads = 256 blocks.
+constexpr int32_t kMaxSplits = 128;
 
 bool repacks(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
 
@@ -38,7 +38,7 @@ int64_t bucket_for(int64_t ctx, int64_t max_tokens) {
   while (b < ctx) b *= 2;
   return std::min(b, std::max<int64_t>(max_tokens, 1));
 }
-int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 16, 1, kMaxSplits)); }
+int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 32, 1, kMaxSplits)); }
 
 RopeArgs rope_args(const RopeParams& p) {
   return {p.style == RopeStyle::kHalfSplit ? 1 : 0, p.theta, p.freq_scale};
