@@ -290,8 +290,8 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
       if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
     }
   }
-  // x → f16 in shared memory while the first weights are in flight; stage_x_f16 waits for
-  // the previous kernels (x and y are theirs; the weights above are not).
+  pdl_wait();  // x and y belong to the previous kernels; the weights above do not
+  // x → f16 in shared memory while the first weights are in flight.
   __shared__ float warp_ss[kMmaWarps];
   stage_x_f16<kMmaThreads>(job, a, x16, warp_ss, tid, [] { __syncthreads(); });
   float acc[kRows];

@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
   }
 
   // The consumers: x (and the norm) once, then every stage of every tile of this CTA.
-  // stage_x_f16 waits for the previous kernels: x and y are theirs.
+  pdl_wait();  // x and y belong to the previous kernels
   stage_x_f16<kBulkWarps * 32>(job, job.part[0], x16, warp_ss, tid, [] { consumers_sync(); });
   const int g = lane >> 2, c = lane & 3;
   int slot = 0, tile_parity = 0;

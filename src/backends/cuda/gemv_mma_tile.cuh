@@ -12,7 +12,6 @@
 #include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/gemv_mma_ops.cuh"
 #include "backends/cuda/kv_codec.cuh"
-#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/rope.cuh"
 
 namespace imp::cuda::detail {
@@ -181,41 +180,19 @@ __device__ __forceinline__ int64_t tile_row(const MmaJob& job, const KernelArgs&
 // with job.norm_gain, x is first scaled by 1/sqrt(mean(x²) + eps) and the gain
 // (rmsnorm_kernel's formula). warp_ss: kThreads / 32 floats of shared memory; sync() is a
 // barrier of the kThreads threads. Ends with sync().
-// It waits for the previous kernel itself (pdl_wait: x is that kernel's output), after
-// issuing the loads of the gain — a weight, constant, so its latency hides behind the wait.
-// Each thread keeps its first kHeld float4 of x (and of the gain) in registers from the Σx²
-// pass to the scaling pass: one dependent round trip to memory instead of two (columns past
-// kHeld · 4 · kThreads are read again, as before). Same operations in the same order as the
-// two-pass form, so the same bits.
 template <int kThreads, class Sync>
 __device__ __forceinline__ void stage_x_f16(const MmaJob& job, const KernelArgs& a, uint2* x16, float* warp_ss, int tid,
                                             Sync sync) {
-  constexpr int kWarps = kThreads / 32, kHeld = 4;
+  constexpr int kWarps = kThreads / 32;
   const int cols4 = int(a.cols / 4);
   const float4* x4 = reinterpret_cast<const float4*>(a.x);
-  const float4* g4 = reinterpret_cast<const float4*>(job.norm_gain);
-  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  float4 gain[kHeld], xv[kHeld];
-#pragma unroll
-  for (int j = 0; j < kHeld; ++j) {
-    const int i = tid + j * kThreads;
-    gain[j] = g4 && i < cols4 ? __ldg(g4 + i) : zero;
-  }
-  pdl_wait();
-#pragma unroll
-  for (int j = 0; j < kHeld; ++j) {
-    const int i = tid + j * kThreads;
-    xv[j] = i < cols4 ? __ldg(x4 + i) : zero;
-  }
   float norm_scale = 1.0f;
-  if (g4) {
+  if (job.norm_gain) {
     float ss = 0.0f;
-    const auto add_sq = [&ss](float4 v) { ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss)))); };
-#pragma unroll
-    for (int j = 0; j < kHeld; ++j) {
-      if (tid + j * kThreads < cols4) add_sq(xv[j]);
+    for (int i = tid; i < cols4; i += kThreads) {
+      const float4 v = __ldg(x4 + i);
+      ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
     }
-    for (int i = tid + kHeld * kThreads; i < cols4; i += kThreads) add_sq(__ldg(x4 + i));
     ss = warp_sum(ss);
     if ((tid & 31) == 0) warp_ss[tid >> 5] = ss;
     sync();
@@ -224,16 +201,14 @@ __device__ __forceinline__ void stage_x_f16(const MmaJob& job, const KernelArgs&
     for (int w = 0; w < kWarps; ++w) total += warp_ss[w];
     norm_scale = 1.0f / sqrtf(total / float(a.cols) + job.norm_eps);
   }
-  const auto put = [&](int i, float4 v, float4 gn) {
-    if (g4) v = make_float4(v.x * norm_scale * gn.x, v.y * norm_scale * gn.y, v.z * norm_scale * gn.z, v.w * norm_scale * gn.w);
+  for (int i = tid; i < cols4; i += kThreads) {
+    float4 v = __ldg(x4 + i);
+    if (job.norm_gain) {
+      const float4 gn = __ldg(reinterpret_cast<const float4*>(job.norm_gain) + i);
+      v = make_float4(v.x * norm_scale * gn.x, v.y * norm_scale * gn.y, v.z * norm_scale * gn.z, v.w * norm_scale * gn.w);
+    }
     x16[i] = make_uint2(f16x2_sat(v.x, v.y), f16x2_sat(v.z, v.w));
-  };
-#pragma unroll
-  for (int j = 0; j < kHeld; ++j) {
-    const int i = tid + j * kThreads;
-    if (i < cols4) put(i, xv[j], gain[j]);
   }
-  for (int i = tid + kHeld * kThreads; i < cols4; i += kThreads) put(i, __ldg(x4 + i), g4 ? __ldg(g4 + i) : zero);
   sync();
 }
 
