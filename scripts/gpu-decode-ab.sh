@@ -6,6 +6,9 @@
 #   IMP_AB_VARIANTS="base IMP_CUDA_ATTN_COMBINE=kernel"    (env assignments joined by ',';
 #                                                           'base' = no extra environment)
 #   IMP_AB_ROUNDS=2, IMP_AB_ARGS="-p 512 -n 128"
+#   IMP_AB_TRACE=1: per variant also `imp bench --trace-kernels 20` (same arguments), its decode-step
+#                   table printed after the A/B table
+#   IMP_AB_KEEP=1:  keep the synthesized models in build-gpu/synth for a later call
 # Builds only `imp` into build-gpu/ (configured as scripts/gpu-check.sh does; carry .gpu-deps).
 # Prints a table last: decode tok/s, device step, fraction of the ceiling, prefill tok/s.
 set -uo pipefail
@@ -39,9 +42,13 @@ for spec in ${IMP_AB_MODELS:-llama3.1-8b:q4_0}; do
       j="$OUT/ab-$preset-$type-${v//[^A-Za-z0-9_=.-]/_}-r$r.json"
       env "${envs[@]}" timeout 150 "$BUILD/imp" bench -m "$f" --device cuda "${args[@]}" --json > "$j" \
         2> "${j%.json}.log" || { echo "bench $spec [$v] failed"; tail -5 "${j%.json}.log"; rc=1; }
+      if [ "$r" = 1 ] && [ "${IMP_AB_TRACE:-0}" = 1 ]; then
+        env "${envs[@]}" timeout 150 "$BUILD/imp" bench -m "$f" --device cuda "${args[@]}" --trace-kernels 20 \
+          > "${j%-r1.json}.trace" 2>&1 || { echo "trace $spec [$v] failed"; tail -5 "${j%-r1.json}.trace"; }
+      fi
     done
   done
-  rm -rf "$f"  # disk: an 8B BF16 file is 16 GB
+  [ "${IMP_AB_KEEP:-0}" = 1 ] || rm -rf "$f"  # disk: an 8B BF16 file is 16 GB
 done
 
 python3 - "$OUT" <<'PY'
@@ -61,4 +68,8 @@ for name, r, f in rows:
     print(f"{name:<58}{r:>6}{f['gen_tokens_per_s']:>14.1f}{step:>9.3f}{f['fraction_of_ceiling']:>10.3f}"
           f"{f['prompt_tokens_per_s']:>15.0f}")
 PY
+for t in "$OUT"/ab-*.trace; do
+  [ -f "$t" ] || continue
+  echo; echo "== $(basename "$t" .trace)"; sed -n '/^decode step, kernel by kernel/,/^prefill/p' "$t" | sed '$d'
+done
 exit $rc
