@@ -3,7 +3,7 @@
 # build. Each model is synthesized once and benchmarked once per variant, alternating
 # variants over IMP_AB_ROUNDS rounds so clock drift hits every variant alike.
 #   IMP_AB_MODELS="llama3.1-8b:q4_0 llama3.1-8b:q8_0"     (preset:type, as in gpu-check.sh)
-#   IMP_AB_VARIANTS="base IMP_CUDA_ATTN_COMBINE=kernel"    (env assignments joined by ',';
+#   IMP_AB_VARIANTS="base IMP_CUDA_PDL=0"              (env assignments joined by ',';
 #                                                           'base' = no extra environment)
 #   IMP_AB_ROUNDS=2, IMP_AB_ARGS="-p 512 -n 128"
 #   IMP_AB_TRACE=1: per variant also `imp bench --trace-kernels 20` (same arguments), its decode-step

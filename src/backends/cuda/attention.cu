@@ -5,9 +5,9 @@
 // query heads of one kv head together (GQA: up to kMaxGroup heads), so each K/V row is
 // read and decoded once for all of them. Its keys are walked in tiles of kTile = 32:
 //   1. rows: 32 threads look up the tile's block-table entries → row pointers (smem);
-//   2. load: each thread fetches its quads (4 elements) of the tile's K and V rows into
-//      registers with independent (vector, where the type allows) loads, then decodes them
-//      to FP32 in shared memory: the tile costs one memory round trip, not one per key;
+//   2. load: all threads decode the tile's K and V rows to FP32 in shared memory with
+//      independent (vector, where the type allows) loads, so the tile costs one memory
+//      round trip rather than one per key;
 //   3. scores: warp w takes heads w, w+4, …; lane j scores key j against the head's q
 //      (smem), then the warp updates the head's running (max, sum) — online softmax, FP32;
 //   4. P·V: thread i owns output elements i, i+128, … of the subgroup's heads, rescales
@@ -15,10 +15,11 @@
 // Why: a warp per key chain (the previous kernel) left each block waiting on a dependent
 // load chain per key; a llama3.1-8b decode step spent 1.2 ms of 3.3 in attention at
 // 640 tokens (imp bench --trace-kernels, 2026-12-03).
-// With one split the block writes acc / l; else (max, sum, acc) partials per head, and the
-// last split of (token, kv head, subgroup) to finish merges them (combine_head_warp), counted
-// in `counters`. Key counts come from StepParams in device memory, so a captured decode
-// graph stays valid as the context grows (within its split count).
+// With one split the block writes acc / l; else (max, sum, acc) partials per head that
+// combine_kernel merges. (Merging in the last split's block instead, counted by atomics,
+// saved the launch but cost more: Q4_0 8B decode step 3.00 vs 2.67 ms, 2026-12-03.)
+// Key counts come from StepParams in device memory, so a captured decode graph stays valid
+// as the context grows (within its split count).
 #include <cmath>
 
 #include "backends/cuda/check.h"
@@ -36,7 +37,6 @@ constexpr int kMaxGroup = 8;       // query heads per block (larger GQA groups: 
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxAcc = kMaxGroup * kMaxHeadDim / kThreads;  // output elements per thread
 constexpr int kMaxCombineSplits = 128;
-constexpr int kBatch = 8;         // quads of K (and of V) a thread has in flight
 
 // Shared memory of one block, in floats after the row pointers: q [group][hd],
 // k [kTile][hd + 1] (odd stride: lane j reads row j, conflict-free), v [kTile][hd],
@@ -50,161 +50,89 @@ struct AttnSmem {
   }
 };
 
-// The bytes that elements e .. e+3 of a row decode from (e % 4 == 0), fetched with
-// independent loads so that a thread's quads of a tile are all in flight at once:
-//   f32: 16 B; f16/bf16: 8 B; fp8/int8: 4 B (the row scale comes from the row step);
-//   int4: the 2 code bytes and the group's f16 scale; nvfp4: the 2 code bytes and the
-//   block's E4M3 scale (the row's F32 scale comes from the row step).
-// `vec`: head_dim % 4 == 0, so the vector loads are aligned (row sizes are multiples of 4,
-// 8, 16 then). Otherwise (an f32/f16/bf16/fp8/int8 head_dim that is not) nothing is fetched
-// and decode_quad reads the elements one by one.
-struct RawQuad {
-  uint32_t w[4];
-};
-__device__ __forceinline__ RawQuad load_quad(int32_t dtype, const uint8_t* row, int e, int hd, bool vec) {
-  RawQuad r{};
-  if (!vec) return r;
-  switch (dtype) {
-    case kvc::kF32: {
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(row + 4 * e));
-      r.w[0] = v.x, r.w[1] = v.y, r.w[2] = v.z, r.w[3] = v.w;
-      break;
-    }
-    case kvc::kF16:
-    case kvc::kBF16: {
-      const uint2 v = __ldg(reinterpret_cast<const uint2*>(row + 2 * e));
-      r.w[0] = v.x, r.w[1] = v.y;
-      break;
-    }
-    case kvc::kFP8:
-    case kvc::kINT8: r.w[0] = __ldg(reinterpret_cast<const unsigned*>(row + 4 + e)); break;
-    case kvc::kINT4: {
-      const uint8_t* codes = row + 2 * kvc::int4_groups(hd) + e / 2;
-      const uint8_t* d = row + 2 * (e / kvc::kInt4Group);
-      r.w[0] = uint32_t(__ldg(codes)) | (uint32_t(__ldg(codes + 1)) << 8);
-      r.w[1] = uint32_t(__ldg(d)) | (uint32_t(__ldg(d + 1)) << 8);
-      break;
-    }
-    case kvc::kNVFP4: {
-      const uint8_t* codes = row + 4 + hd / kvc::kNvfp4Block + e / 2;
-      r.w[0] = uint32_t(__ldg(codes)) | (uint32_t(__ldg(codes + 1)) << 8);
-      r.w[1] = __ldg(row + 4 + e / kvc::kNvfp4Block);
-      break;
-    }
-    default: break;
-  }
-  return r;
-}
-
-// decode_elem's values of elements e .. e+3, bit for bit, from load_quad's bytes. `scale`:
-// the row's F32 scale (fp8, int8, nvfp4; unused otherwise).
-__device__ __forceinline__ void decode_quad(int32_t dtype, const RawQuad& r, const uint8_t* row, int e, int hd,
-                                            float scale, bool vec, float out[4]) {
-  if (!vec) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) out[i] = e + i < hd ? kvc::decode_elem(dtype, row, e + i, hd, scale) : 0.0f;
-    return;
-  }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const uint16_t h16 = uint16_t(r.w[i / 2] >> (16 * (i & 1)));
-    const uint8_t b8 = uint8_t(r.w[0] >> (8 * i));
-    const uint32_t nib = (r.w[0] >> (4 * i)) & 0xF;
+// Elements e .. e+3 of a row (decode_elem's values, bit for bit). `vec`: head_dim % 4 == 0,
+// so the 4-, 8- and 16-byte loads below are aligned (row sizes are multiples of 4, 8, 16).
+__device__ __forceinline__ void decode_quad(int32_t dtype, const uint8_t* row, int e, int hd, float scale, bool vec,
+                                            float out[4]) {
+  if (vec) {
     switch (dtype) {
-      case kvc::kF32: out[i] = __uint_as_float(r.w[i]); break;
-      case kvc::kF16: out[i] = kvc::f16_to_f32(h16); break;
-      case kvc::kBF16: out[i] = kvc::bf16_to_f32(h16); break;
-      case kvc::kFP8: out[i] = __fmul_rn(kvc::e4m3_to_f32(b8), scale); break;
-      case kvc::kINT8: out[i] = __fmul_rn(float(int8_t(b8)), scale); break;
-      case kvc::kINT4: {
-        float d = kvc::f16_to_f32(uint16_t(r.w[1]));
-        if (!(d > 0.0f)) d = 1.0f;
-        out[i] = __fmul_rn(float(int(nib) - 8), d);
-        break;
+      case kvc::kF32: {
+        const float4 v = *reinterpret_cast<const float4*>(row + 4 * e);
+        out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+        return;
       }
-      case kvc::kNVFP4: {
-        const float d = __fmul_rn(kvc::e4m3_to_f32(uint8_t(r.w[1])), scale);
-        out[i] = __fmul_rn(kvc::e2m1_to_f32(nib), d);
-        break;
+      case kvc::kF16:
+      case kvc::kBF16: {
+        const uint2 v = *reinterpret_cast<const uint2*>(row + 2 * e);
+        const uint16_t h[4] = {uint16_t(v.x), uint16_t(v.x >> 16), uint16_t(v.y), uint16_t(v.y >> 16)};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) out[i] = dtype == kvc::kF16 ? kvc::f16_to_f32(h[i]) : kvc::bf16_to_f32(h[i]);
+        return;
       }
-      default: out[i] = 0.0f;
+      case kvc::kFP8:
+      case kvc::kINT8: {
+        const uint32_t v = *reinterpret_cast<const uint32_t*>(row + 4 + e);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const uint8_t b = uint8_t(v >> (8 * i));
+          out[i] = __fmul_rn(dtype == kvc::kFP8 ? kvc::e4m3_to_f32(b) : float(int8_t(b)), scale);
+        }
+        return;
+      }
+      default: break;
     }
   }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) out[i] = e + i < hd ? kvc::decode_elem(dtype, row, e + i, hd, scale) : 0.0f;
 }
 
-// The row's F32 scale: fp8 and int8 rows (kvc::row_scale) and nvfp4 rows (the global scale).
-__device__ __forceinline__ float row_f32_scale(int32_t dtype, const uint8_t* row) {
-  return dtype == kvc::kNVFP4 ? kvc::load_f32(row) : kvc::row_scale(dtype, row);
-}
-
-// Merges the n_split partials of (query t, head h) into out with one warp. load(p) reads a
-// partial. Lane i reads the (max, sum) of splits i, i+32, …; the weights stay in registers
-// and reach the other lanes by shuffles, so the element loop is independent loads only.
-template <class Load>
-__device__ __forceinline__ void combine_head_warp(const float* partials, int n_head, int n_split, int hd, float* out,
-                                                  int h, int t, Load load) {
-  constexpr int kPerLane = kMaxCombineSplits / 32, kElems = kMaxHeadDim / 32;
-  const int lane = threadIdx.x & 31;
-  const float* base = partials + (int64_t(t) * n_head + h) * n_split * (hd + 2);
-  float w[kPerLane], ls[kPerLane];
-  float M = -INFINITY;
-#pragma unroll
-  for (int k = 0; k < kPerLane; ++k) {
-    const int s = lane + 32 * k;
-    w[k] = -INFINITY;
-    ls[k] = 0.0f;
-    if (s < n_split) {
-      ls[k] = load(base + s * (hd + 2) + 1);
-      if (ls[k] > 0.0f) w[k] = load(base + s * (hd + 2));  // empty splits (no keys) weigh nothing
-    }
-    M = fmaxf(M, w[k]);
-  }
-  for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xFFFFFFFFu, M, o));
-  float L = 0.0f;
-#pragma unroll
-  for (int k = 0; k < kPerLane; ++k) {
-    w[k] = w[k] == -INFINITY ? 0.0f : expf(w[k] - M);
-    L += ls[k] * w[k];
-  }
-  for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xFFFFFFFFu, L, o);
-  float a[kElems];
-#pragma unroll
-  for (int i = 0; i < kElems; ++i) a[i] = 0.0f;
-  for (int s = 0; s < n_split; ++s) {
-    float ws = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kPerLane; ++k) {
-      const float v = __shfl_sync(0xFFFFFFFFu, w[k], s & 31);
-      if ((s >> 5) == k) ws = v;
-    }
-    const float* ps = base + s * (hd + 2) + 2;
-#pragma unroll
-    for (int i = 0; i < kElems; ++i) {
-      const int e = lane + 32 * i;
-      if (e < hd) a[i] = fmaf(load(ps + e), ws, a[i]);
-    }
-  }
-#pragma unroll
-  for (int i = 0; i < kElems; ++i) {
-    const int e = lane + 32 * i;
-    if (e < hd) out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? a[i] / L : 0.0f;
-  }
-}
-
-// grid (ceil(n_head / 4), n_tok), 128 threads, a warp per head: the separate combine
-// (IMP_CUDA_ATTN_COMBINE=kernel).
+// grid (n_head, n_tok), 128 threads: merges the n_split partials of one (query, head). The splits' (max, sum) pairs are read in parallel into
+// shared memory and turned into one weight per split, so the per-element loop below is a
+// chain of independent loads rather than three dependent passes over the partials.
 __global__ void combine_kernel(const float* partials, int n_head, int n_split, int hd, float* out) {
   pdl_wait();
   pdl_trigger();
-  const int h = blockIdx.x * 4 + (threadIdx.x >> 5);
-  if (h < n_head) combine_head_warp(partials, n_head, n_split, hd, out, h, blockIdx.y, [](const float* p) { return *p; });
+  const int h = blockIdx.x, t = blockIdx.y;
+  const float* base = partials + (int64_t(t) * n_head + h) * n_split * (hd + 2);
+  __shared__ float w[kMaxCombineSplits];
+  __shared__ float red[32];
+  float m = -INFINITY;
+  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
+    const float ms = base[s * (hd + 2)], ls = base[s * (hd + 2) + 1];
+    w[s] = ls > 0.0f ? ms : -INFINITY;  // empty splits (no keys) weigh nothing
+    m = fmaxf(m, w[s]);
+  }
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  float M = -INFINITY;
+  for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) M = fmaxf(M, red[i]);
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
+    const float ls = base[s * (hd + 2) + 1];
+    const float e = w[s] == -INFINITY ? 0.0f : expf(w[s] - M);
+    w[s] = e;
+    l += ls * e;
+  }
+  __syncthreads();  // red[] is reused below, w[] complete
+  for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = l;
+  __syncthreads();
+  float L = 0.0f;
+  for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) L += red[i];
+  for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+    float a = 0.0f;
+#pragma unroll 8
+    for (int s = 0; s < n_split; ++s) a = fmaf(base[s * (hd + 2) + 2 + e], w[s], a);
+    out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? a / L : 0.0f;
+  }
 }
 
 // grid (n_kv_head · n_sub, n_split, n_tok); `group` heads per block (the last subgroup of a
 // kv head may have fewer: n_head / n_kv_head − sub · group).
 __global__ void __launch_bounds__(kThreads) attention_kernel(const float* q, int n_head, KvView kv, int window,
                                                              float scale, int group, float* partials,
-                                                             unsigned* counters, float* out, const StepParams* step) {
+                                                             float* out, const StepParams* step) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
   const int n_sub = (G + group - 1) / group;
@@ -254,41 +182,26 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* q, int
       if (tid < n_keys) {
         kr = kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, base + tid, g);
         vr = kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, base + tid, g);
-        k_scale[tid] = row_f32_scale(kv.dtype, kr);
-        v_scale[tid] = row_f32_scale(kv.dtype, vr);
+        k_scale[tid] = kvc::row_scale(kv.dtype, kr);
+        v_scale[tid] = kvc::row_scale(kv.dtype, vr);
       }
       k_rows[tid] = kr;
       v_rows[tid] = vr;
     }
     __syncthreads();
     // K and V of the tile, FP32; keys past the tile's end are zeros (p = 0 must not meet NaN).
-    // Each thread fetches up to kBatch quads of K and of V before decoding any, so a tile
-    // is one memory round trip (two for head_dim 256).
-    for (int i0 = 0; i0 < kTile * quads; i0 += kBatch * kThreads) {
-      RawQuad rk[kBatch], rv[kBatch];
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int i = i0 + tid + b * kThreads, j = i / quads, e = (i - j * quads) * 4;
-        if (i < kTile * quads && j < n_keys) {
-          rk[b] = load_quad(kv.dtype, k_rows[j], e, hd, vec);
-          rv[b] = load_quad(kv.dtype, v_rows[j], e, hd, vec);
-        }
+    for (int i = tid; i < kTile * quads; i += kThreads) {
+      const int j = i / quads, e = (i - j * quads) * 4;
+      float kq[4] = {0.0f, 0.0f, 0.0f, 0.0f}, vq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (j < n_keys) {
+        decode_quad(kv.dtype, k_rows[j], e, hd, k_scale[j], vec, kq);
+        decode_quad(kv.dtype, v_rows[j], e, hd, v_scale[j], vec, vq);
       }
 #pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int i = i0 + tid + b * kThreads, j = i / quads, e = (i - j * quads) * 4;
-        if (i >= kTile * quads) break;
-        float kq[4] = {0.0f, 0.0f, 0.0f, 0.0f}, vq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        if (j < n_keys) {
-          decode_quad(kv.dtype, rk[b], k_rows[j], e, hd, k_scale[j], vec, kq);
-          decode_quad(kv.dtype, rv[b], v_rows[j], e, hd, v_scale[j], vec, vq);
-        }
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          if (e + c < hd) {
-            k_s[j * L.k_stride() + e + c] = kq[c];
-            v_s[j * hd + e + c] = vq[c];
-          }
+      for (int c = 0; c < 4; ++c) {
+        if (e + c < hd) {
+          k_s[j * L.k_stride() + e + c] = kq[c];
+          v_s[j * hd + e + c] = vq[c];
         }
       }
     }
@@ -353,21 +266,6 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* q, int
     partials[((row0 + tid) * n_split + s) * (hd + 2)] = m_s[tid];
     partials[((row0 + tid) * n_split + s) * (hd + 2) + 1] = l_s[tid];
   }
-  if (!counters) return;  // combine_kernel merges
-  // The last split of (t, kv head, subgroup) to finish merges them all (threadFenceReduction):
-  // one launch fewer per layer. Its reads skip L1 (__ldcg): other SMs wrote the partials.
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  unsigned* const count = counters + int64_t(t) * gridDim.x + blockIdx.x;
-  if (tid == 0) last = atomicAdd(count, 1u) == unsigned(n_split - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int gi = warp; gi < n_g; gi += kWarps) {
-    combine_head_warp(partials, n_head, n_split, hd, out, h0 + gi, t, [](const float* p) { return __ldcg(p); });
-  }
-  if (tid == 0) *count = 0;  // zero again for the next step (and graph replay)
 }
 
 void check_args(int64_t n_tok, int64_t n_head, const KvView& kv, int32_t n_split, const char* op) {
@@ -386,8 +284,7 @@ void check_args(int64_t n_tok, int64_t n_head, const KvView& kv, int32_t n_split
 }  // namespace
 
 void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                      int32_t n_split, float* partials, unsigned* counters, float* out, const StepParams* step,
-                      cudaStream_t stream) {
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
   check_args(n_tok, n_head, kv, n_split, "attention_decode");
   if (n_split > 1 && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
   if (n_split > kMaxCombineSplits) ::imp::fail("CUDA attention_decode: {} splits (at most {})", n_split, kMaxCombineSplits);
@@ -405,16 +302,16 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
     attr_set = true;
   }
   launch_pdl(attention_kernel, dim3(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok)),
-             dim3(kThreads), smem, stream, q, int(n_head), kv, w, sc, group, partials, counters, out, step);
-  if (n_split > 1 && !counters) {
-    launch_pdl(combine_kernel, dim3(unsigned((n_head + 3) / 4), unsigned(n_tok)), dim3(128), 0, stream, partials, int(n_head),
+             dim3(kThreads), smem, stream, q, int(n_head), kv, w, sc, group, partials, out, step);
+  if (n_split > 1) {
+    launch_pdl(combine_kernel, dim3(unsigned(n_head), unsigned(n_tok)), dim3(128), 0, stream, partials, int(n_head),
                n_split, int(kv.head_dim), out);
   }
 }
 
 void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
                        float* out, const StepParams* step, cudaStream_t stream) {
-  attention_decode(q, n_tok, n_head, kv, window, scale, 1, nullptr, nullptr, out, step, stream);
+  attention_decode(q, n_tok, n_head, kv, window, scale, 1, nullptr, out, step, stream);
 }
 
 }  // namespace imp::cuda

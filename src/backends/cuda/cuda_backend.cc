@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/check.h"
@@ -27,7 +26,7 @@ constexpr int64_t kGemmChunkElems = int64_t(32) << 20;  // weight elements dequa
                                                          // 4096-wide layers in 1–2 GEMMs of ≥ 8k rows)
 // Decode attention (attention.cu) walks each split's keys in tiles of 32, one memory round
 // trip per tile, so a split of ~32 keys is one round trip: bucket / 32 splits, at most 128
-// (the combine's limit). llama3.1-8b at 640 tokens: 32 splits × 8 kv heads = 256 blocks.
+// (the combine's limit). llama3.1-8b in a 1024 bucket: 32 splits × 8 kv heads = 256 blocks.
 constexpr int32_t kMaxSplits = 128;
 
 bool repacks(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
@@ -66,7 +65,7 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   e.workspace_bytes = 4 * width * (n_batch + 1)                      // prefill + decode activations
                       + kGemmChunkElems * 8                          // f32 + two bf16 weight chunks
                       + 2 * n_batch * max_cols                       // bf16 activations
-                      + 4 * c.n_head * kMaxSplits * (c.head_dim + 2) + 256 + 4 * c.n_head;  // attention partials, counters
+                      + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
   // FP8 W8A8 prefill: cuBLASLt workspace + E4M3 activations + D scratch (gemm_fp8.h).
   int64_t fp8_rows = 0;
   for (const StoragePlanRow& r : plan.rows) {
@@ -702,27 +701,16 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
     return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
   }
   float* partials = nullptr;
-  unsigned* counters = nullptr;
   if (n_split_ > 1) {
-    // One buffer: the per-head split counters (zeroed here once; the kernel leaves them
-    // zero), then the partials.
-    const int64_t counter_bytes = (n_head * 4 + 255) / 256 * 256;
-    const int64_t need = counter_bytes + n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;
+    const int64_t need = n_head * int64_t(kMaxSplits) * (view.head_dim + 2) * 4;
     if (partials_bytes_ < need) {
       if (mode_ == Mode::kCapture) fail("CUDA backend: attention partials not allocated before capture");
       drop_graphs();  // graphs of other buckets point at the old buffer
       ensure_device(partials_, partials_bytes_, need, "attention partials");
-      IMP_CUDA_CHECK(cudaMemsetAsync(partials_, 0, size_t(counter_bytes), stream_));
     }
-    partials = reinterpret_cast<float*>(static_cast<uint8_t*>(partials_) + counter_bytes);
-    // IMP_CUDA_ATTN_COMBINE=kernel: the splits merged by a second kernel (for A/Bs).
-    static const bool separate = [] {
-      const char* e = std::getenv("IMP_CUDA_ATTN_COMBINE");
-      return e && std::strcmp(e, "kernel") == 0;
-    }();
-    if (!separate) counters = static_cast<unsigned*>(partials_);
+    partials = static_cast<float*>(partials_);
   }
-  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, counters, out, step_dev_, stream_);
+  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_);
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {

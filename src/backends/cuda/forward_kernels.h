@@ -68,12 +68,9 @@ void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_
 // (window ≤ 0: all). Scores · scale (0: 1/sqrt(head_dim)), FP32 online softmax.
 // Decode (split-K): n_split ≥ 1 splits of the visible keys; with n_split > 1 the splits
 // write (max, sum, acc) partials to `partials` (n_tok · n_head · n_split · (head_dim + 2)
-// floats) and the last split of each (token, head) to finish combines them, counted in
-// `counters` (n_tok · n_head, zero before the call and left zero); counters == nullptr:
-// a second kernel combines instead. head_dim ≤ 256.
+// floats) and a second kernel combines them. head_dim ≤ 256.
 void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                      int32_t n_split, float* partials, unsigned* counters, float* out, const StepParams* step,
-                      cudaStream_t stream);
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream);
 // Prefill, exact: the same FP32 kernel with one split per (query, head) block, n_tok blocks
 // deep (each block streams its keys from global memory). The exact mode's path.
 void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
