@@ -7,6 +7,7 @@
 #include "common/error.h"
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/attention_typed.h"
 #include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "runtime/kv_cache.h"
@@ -260,6 +261,19 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   }
 }
 
+// Runs body once with attention.cu's generic decode kernel and once with the typed one
+// (attention_typed.h), restoring the process-wide choice after.
+template <class Body>
+void for_each_attention_kernel(Body body) {
+  const bool before = attention_typed_enabled();
+  for (bool typed : {false, true}) {
+    SCOPED_TRACE(typed ? "typed attention kernel" : "generic attention kernel");
+    set_attention_typed(typed);
+    body();
+  }
+  set_attention_typed(before);
+}
+
 // max_tokens 300: decode steps fall in the 256 bucket, which runs 8 attention splits.
 // head_dim 72 (two int4 groups and a short one); nvfp4 needs whole 16-blocks: 80.
 KvCacheConfig kv_config(KvType t) { return {2, 2, t == KvType::NVFP4 ? 80 : 72, 300, 16, t}; }
@@ -276,57 +290,59 @@ CudaBackendOptions exact_mode() {
 // within accumulation error of attention_ref over the same bytes.
 TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
   IMP_SKIP_WITHOUT_GPU();
-  for (KvType t : kAllKvTypes) {
-    SCOPED_TRACE(std::string(kv_type_name(t)));
-    CudaBackend b(exact_mode());
-    CpuBackend cpu(CpuOpsPath::kReference, 1);
-    const KvCacheConfig kc = kv_config(t);
-    auto dkv = b.create_kv_cache(kc);
-    auto hkv = cpu.create_kv_cache(kc);
-    const int64_t H = 6, hd = kc.head_dim, nkv = kc.n_kv_head;
-    int64_t pos = 0;
-    for (int64_t n_tok : {37, 1, 1, 3, 1}) {
-      for (int64_t layer = 0; layer < kc.n_layer; ++layer) {
-        const uint64_t seed = uint64_t(pos * 10 + layer);
-        const auto q = random_floats(size_t(n_tok * H * hd), 100 + seed);
-        const auto k = random_floats(size_t(n_tok * nkv * hd), 200 + seed, 2.0f);
-        const auto v = random_floats(size_t(n_tok * nkv * hd), 300 + seed, 0.5f);
-        std::vector<float> ref(q.size());
-        cpu.begin_step(*hkv, pos, n_tok);
-        cpu.kv_write(*hkv, layer, k.data(), v.data(), n_tok);
-        cpu.attention(q.data(), n_tok, H, *hkv, layer, 0, 0.0f, ref.data());
-        cpu.end_step();
-        float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
-        b.begin_step(*dkv, pos, n_tok);
-        b.kv_write(*dkv, layer, dk, dv, n_tok);
-        b.attention(dq, n_tok, H, *dkv, layer, 0, 0.0f, dout);
-        b.end_step();
-        EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << "attention at " << pos << ", " << n_tok
-                                                                       << " tokens, layer " << layer;
-        for (float* p : {dq, dk, dv, dout}) b.release(p);
+  for_each_attention_kernel([&] {
+    for (KvType t : kAllKvTypes) {
+      SCOPED_TRACE(std::string(kv_type_name(t)));
+      CudaBackend b(exact_mode());
+      CpuBackend cpu(CpuOpsPath::kReference, 1);
+      const KvCacheConfig kc = kv_config(t);
+      auto dkv = b.create_kv_cache(kc);
+      auto hkv = cpu.create_kv_cache(kc);
+      const int64_t H = 6, hd = kc.head_dim, nkv = kc.n_kv_head;
+      int64_t pos = 0;
+      for (int64_t n_tok : {37, 1, 1, 3, 1}) {
+        for (int64_t layer = 0; layer < kc.n_layer; ++layer) {
+          const uint64_t seed = uint64_t(pos * 10 + layer);
+          const auto q = random_floats(size_t(n_tok * H * hd), 100 + seed);
+          const auto k = random_floats(size_t(n_tok * nkv * hd), 200 + seed, 2.0f);
+          const auto v = random_floats(size_t(n_tok * nkv * hd), 300 + seed, 0.5f);
+          std::vector<float> ref(q.size());
+          cpu.begin_step(*hkv, pos, n_tok);
+          cpu.kv_write(*hkv, layer, k.data(), v.data(), n_tok);
+          cpu.attention(q.data(), n_tok, H, *hkv, layer, 0, 0.0f, ref.data());
+          cpu.end_step();
+          float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
+          b.begin_step(*dkv, pos, n_tok);
+          b.kv_write(*dkv, layer, dk, dv, n_tok);
+          b.attention(dq, n_tok, H, *dkv, layer, 0, 0.0f, dout);
+          b.end_step();
+          EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << "attention at " << pos << ", " << n_tok
+                                                                         << " tokens, layer " << layer;
+          for (float* p : {dq, dk, dv, dout}) b.release(p);
+        }
+        pos += n_tok;
+        hkv->set_n_tokens(pos);
+        dkv->set_n_tokens(pos);
       }
-      pos += n_tok;
-      hkv->set_n_tokens(pos);
-      dkv->set_n_tokens(pos);
-    }
-    // Every written block byte for byte (the last block only up to `pos`).
-    auto& dev = static_cast<CudaKvCache&>(*dkv);
-    auto& host = static_cast<KvCache&>(*hkv);
-    const int64_t row = dev.row_bytes(), block_bytes = kc.block_tokens * nkv * row;
-    std::vector<uint8_t> got(static_cast<size_t>(block_bytes));
-    for (int64_t layer = 0; layer < kc.n_layer; ++layer) {
-      const KvLayerView hv = host.layer_view(layer);
-      for (bool values : {false, true}) {
-        for (int64_t blk = 0; blk * kc.block_tokens < pos; ++blk) {
-          dev.copy_block_to_host(layer, blk, values, got.data());
-          const uint8_t* want = (values ? hv.v_blocks : hv.k_blocks)[size_t(blk)];
-          const int64_t tokens = std::min(kc.block_tokens, pos - blk * kc.block_tokens);
-          EXPECT_EQ(std::memcmp(got.data(), want, size_t(tokens * nkv * row)), 0)
-              << (values ? "V" : "K") << " block " << blk << " of layer " << layer;
+      // Every written block byte for byte (the last block only up to `pos`).
+      auto& dev = static_cast<CudaKvCache&>(*dkv);
+      auto& host = static_cast<KvCache&>(*hkv);
+      const int64_t row = dev.row_bytes(), block_bytes = kc.block_tokens * nkv * row;
+      std::vector<uint8_t> got(static_cast<size_t>(block_bytes));
+      for (int64_t layer = 0; layer < kc.n_layer; ++layer) {
+        const KvLayerView hv = host.layer_view(layer);
+        for (bool values : {false, true}) {
+          for (int64_t blk = 0; blk * kc.block_tokens < pos; ++blk) {
+            dev.copy_block_to_host(layer, blk, values, got.data());
+            const uint8_t* want = (values ? hv.v_blocks : hv.k_blocks)[size_t(blk)];
+            const int64_t tokens = std::min(kc.block_tokens, pos - blk * kc.block_tokens);
+            EXPECT_EQ(std::memcmp(got.data(), want, size_t(tokens * nkv * row)), 0)
+                << (values ? "V" : "K") << " block " << blk << " of layer " << layer;
+          }
         }
       }
     }
-  }
+  });
 }
 
 // The decode kernel's other shapes: GQA groups past one block's 8 heads (two and three
@@ -335,75 +351,79 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
 // decode at 288–290 in the 300 bucket: 8 splits of ~37 keys).
 TEST(CudaForwardOps, DecodeAttentionGroupsHeadDimsAndTilesMatchCpu) {
   IMP_SKIP_WITHOUT_GPU();
-  struct Case {
-    int64_t n_head, n_kv, hd;
-    KvType type;
-  };
-  for (const Case& cs : {Case{32, 2, 128, KvType::F16}, Case{20, 1, 256, KvType::BF16}, Case{3, 3, 70, KvType::F32},
-                         Case{8, 2, 64, KvType::FP8_E4M3}}) {
-    SCOPED_TRACE(fmt::format("{} heads, {} kv heads, head_dim {}, {}", cs.n_head, cs.n_kv, cs.hd, kv_type_name(cs.type)));
+  for_each_attention_kernel([&] {
+    struct Case {
+      int64_t n_head, n_kv, hd;
+      KvType type;
+    };
+    for (const Case& cs : {Case{32, 2, 128, KvType::F16}, Case{20, 1, 256, KvType::BF16}, Case{3, 3, 70, KvType::F32},
+                           Case{8, 2, 64, KvType::FP8_E4M3}}) {
+      SCOPED_TRACE(fmt::format("{} heads, {} kv heads, head_dim {}, {}", cs.n_head, cs.n_kv, cs.hd, kv_type_name(cs.type)));
+      CudaBackend b(exact_mode());
+      CpuBackend cpu(CpuOpsPath::kReference, 1);
+      const KvCacheConfig kc{1, cs.n_kv, cs.hd, 300, 16, cs.type};
+      auto dkv = b.create_kv_cache(kc);
+      auto hkv = cpu.create_kv_cache(kc);
+      int64_t pos = 0;
+      for (int64_t n_tok : {287, 1, 1, 1}) {
+        const uint64_t seed = uint64_t(pos + cs.hd);
+        const auto q = random_floats(size_t(n_tok * cs.n_head * cs.hd), 1100 + seed);
+        const auto k = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1200 + seed, 2.0f);
+        const auto v = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1300 + seed, 0.5f);
+        std::vector<float> ref(q.size());
+        cpu.begin_step(*hkv, pos, n_tok);
+        cpu.kv_write(*hkv, 0, k.data(), v.data(), n_tok);
+        cpu.attention(q.data(), n_tok, cs.n_head, *hkv, 0, 0, 0.0f, ref.data());
+        cpu.end_step();
+        float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
+        b.begin_step(*dkv, pos, n_tok);
+        b.kv_write(*dkv, 0, dk, dv, n_tok);
+        b.attention(dq, n_tok, cs.n_head, *dkv, 0, 0, 0.0f, dout);
+        b.end_step();
+        EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << n_tok << " tokens at " << pos;
+        for (float* p : {dq, dk, dv, dout}) b.release(p);
+        pos += n_tok;
+        hkv->set_n_tokens(pos);
+        dkv->set_n_tokens(pos);
+      }
+    }
+  });
+}
+
+TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
+  IMP_SKIP_WITHOUT_GPU();
+  for_each_attention_kernel([&] {
     CudaBackend b(exact_mode());
     CpuBackend cpu(CpuOpsPath::kReference, 1);
-    const KvCacheConfig kc{1, cs.n_kv, cs.hd, 300, 16, cs.type};
+    const KvCacheConfig kc = kv_config(KvType::F16);
     auto dkv = b.create_kv_cache(kc);
     auto hkv = cpu.create_kv_cache(kc);
+    const int64_t H = 4, hd = kc.head_dim, nkv = kc.n_kv_head, window = 7;
+    const float scale = 0.3f;  // gemma 3's query_pre_attn_scalar^-½ path, not 1/sqrt(head_dim)
     int64_t pos = 0;
-    for (int64_t n_tok : {287, 1, 1, 1}) {
-      const uint64_t seed = uint64_t(pos + cs.hd);
-      const auto q = random_floats(size_t(n_tok * cs.n_head * cs.hd), 1100 + seed);
-      const auto k = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1200 + seed, 2.0f);
-      const auto v = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1300 + seed, 0.5f);
-      std::vector<float> ref(q.size());
+    for (int64_t n_tok : {29, 1, 5, 1}) {
+      const auto q = random_floats(size_t(n_tok * H * hd), 500 + uint64_t(pos));
+      const auto k = random_floats(size_t(n_tok * nkv * hd), 600 + uint64_t(pos));
+      const auto v = random_floats(size_t(n_tok * nkv * hd), 700 + uint64_t(pos));
       cpu.begin_step(*hkv, pos, n_tok);
       cpu.kv_write(*hkv, 0, k.data(), v.data(), n_tok);
-      cpu.attention(q.data(), n_tok, cs.n_head, *hkv, 0, 0, 0.0f, ref.data());
+      cpu.end_step();
+      std::vector<float> ref(q.size());
+      cpu.begin_step(*hkv, pos, n_tok);
+      cpu.attention(q.data(), n_tok, H, *hkv, 0, window, scale, ref.data());
       cpu.end_step();
       float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
       b.begin_step(*dkv, pos, n_tok);
       b.kv_write(*dkv, 0, dk, dv, n_tok);
-      b.attention(dq, n_tok, cs.n_head, *dkv, 0, 0, 0.0f, dout);
+      b.attention(dq, n_tok, H, *dkv, 0, window, scale, dout);
       b.end_step();
-      EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << n_tok << " tokens at " << pos;
+      EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << "window " << window << " at " << pos;
       for (float* p : {dq, dk, dv, dout}) b.release(p);
       pos += n_tok;
       hkv->set_n_tokens(pos);
       dkv->set_n_tokens(pos);
     }
-  }
-}
-
-TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
-  IMP_SKIP_WITHOUT_GPU();
-  CudaBackend b(exact_mode());
-  CpuBackend cpu(CpuOpsPath::kReference, 1);
-  const KvCacheConfig kc = kv_config(KvType::F16);
-  auto dkv = b.create_kv_cache(kc);
-  auto hkv = cpu.create_kv_cache(kc);
-  const int64_t H = 4, hd = kc.head_dim, nkv = kc.n_kv_head, window = 7;
-  const float scale = 0.3f;  // gemma 3's query_pre_attn_scalar^-½ path, not 1/sqrt(head_dim)
-  int64_t pos = 0;
-  for (int64_t n_tok : {29, 1, 5, 1}) {
-    const auto q = random_floats(size_t(n_tok * H * hd), 500 + uint64_t(pos));
-    const auto k = random_floats(size_t(n_tok * nkv * hd), 600 + uint64_t(pos));
-    const auto v = random_floats(size_t(n_tok * nkv * hd), 700 + uint64_t(pos));
-    cpu.begin_step(*hkv, pos, n_tok);
-    cpu.kv_write(*hkv, 0, k.data(), v.data(), n_tok);
-    cpu.end_step();
-    std::vector<float> ref(q.size());
-    cpu.begin_step(*hkv, pos, n_tok);
-    cpu.attention(q.data(), n_tok, H, *hkv, 0, window, scale, ref.data());
-    cpu.end_step();
-    float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *dout = b.alloc(int64_t(q.size()));
-    b.begin_step(*dkv, pos, n_tok);
-    b.kv_write(*dkv, 0, dk, dv, n_tok);
-    b.attention(dq, n_tok, H, *dkv, 0, window, scale, dout);
-    b.end_step();
-    EXPECT_LT(rel_error(download(b, dout, ref.size()), ref), 1e-4) << "window " << window << " at " << pos;
-    for (float* p : {dq, dk, dv, dout}) b.release(p);
-    pos += n_tok;
-    hkv->set_n_tokens(pos);
-    dkv->set_n_tokens(pos);
-  }
+  });
 }
 
 // Every KV type has a device codec now; a head_dim the type cannot hold is refused by name.

@@ -22,6 +22,7 @@
 // as the context grows (within its split count).
 #include <cmath>
 
+#include "backends/cuda/attention_typed.h"
 #include "backends/cuda/check.h"
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/kv_codec.cuh"
@@ -295,14 +296,18 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
   const int n_sub = (G + kMaxGroup - 1) / kMaxGroup;
   const int group = (G + n_sub - 1) / n_sub;
   const size_t smem = AttnSmem{kv.head_dim, group}.bytes();
-  static bool attr_set = false;  // the largest (hd 256, 8 heads) needs ~84 KB
+  static bool attr_set = false;  // the largest (hd 256, 8 heads) needs ~76 KB
   if (!attr_set) {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(AttnSmem{kMaxHeadDim, kMaxGroup}.bytes())));
     attr_set = true;
   }
-  launch_pdl(attention_kernel, dim3(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok)),
-             dim3(kThreads), smem, stream, q, int(n_head), kv, w, sc, group, partials, out, step);
+  if (attention_typed_enabled()) {
+    launch_attention_typed(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream);
+  } else {
+    launch_pdl(attention_kernel, dim3(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok)),
+               dim3(kThreads), smem, stream, q, int(n_head), kv, w, sc, group, partials, out, step);
+  }
   if (n_split > 1) {
     launch_pdl(combine_kernel, dim3(unsigned(n_head), unsigned(n_tok)), dim3(128), 0, stream, partials, int(n_head),
                n_split, int(kv.head_dim), out);

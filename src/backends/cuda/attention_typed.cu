@@ -1,0 +1,331 @@
+// The compact decode attention kernel (attention_typed.h): attention.cu's tile algorithm,
+// one instantiation per (KV type, output columns per thread), every loop short and rolled.
+//
+// Block (kv head g, subgroup of ≤ 4 query heads, split s, query t), 128 threads; keys in
+// tiles of 32:
+//   rows:   threads 0..31 turn the tile's positions into K/V row pointers and row scales;
+//   load:   each thread decodes quads (4 elements) of K and V to FP32 in shared memory,
+//           4 quads in flight (K rows padded to an odd number of quads: the score loop's
+//           16-byte reads of 8 lanes then hit 8 distinct bank quads);
+//   scores: warp w scores head w of the subgroup, lane j key j; online softmax in FP32;
+//   P·V:    thread i owns elements i (and i + 128 for head_dim > 128) of all 4 heads; the
+//           probabilities of a key are one 16-byte broadcast read.
+// Partials and their merge are attention.cu's.
+#include "backends/cuda/attention_typed.h"
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string_view>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/pdl.cuh"
+#include "common/env_switch.h"
+
+namespace imp::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kTile = 32;
+constexpr int kGroup = 4;  // query heads per block: one per warp in the score step
+
+// Shared memory after the row pointers and scales, in floats: q [kGroup][cols4],
+// k [kTile][k_cols4], v [kTile][cols4], p [kTile][kGroup], max / sum / correction [kGroup].
+struct TypedSmem {
+  int quads;  // ceil(head_dim / 4)
+  __host__ __device__ int cols4() const { return 4 * quads; }
+  __host__ __device__ int k_cols4() const { return 4 * (quads | 1); }
+  __host__ __device__ size_t head_bytes() const { return 2 * kTile * sizeof(void*) + 2 * kTile * sizeof(float); }
+  __host__ __device__ size_t bytes() const {
+    return head_bytes() + sizeof(float) * (size_t(kGroup) * cols4() + size_t(kTile) * k_cols4() + size_t(kTile) * cols4() +
+                                           kTile * kGroup + 3 * kGroup);
+  }
+};
+
+// The hardware conversions: exact for every finite f16 / E4M3 value (both widen), so the
+// same values as kvc::f16_to_f32 / kvc::e4m3_to_f32 in a few instructions instead of their
+// branches. Two elements each, the lower bits first.
+__device__ __forceinline__ float2 f16x2_to_f32x2(uint32_t v) {
+  __half2_raw r;
+  r.x = uint16_t(v);
+  r.y = uint16_t(v >> 16);
+  return __half22float2(__half2(r));
+}
+__device__ __forceinline__ float2 e4m3x2_to_f32x2(uint32_t v) {
+  return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v & 0xFFFFu), __NV_E4M3)));
+}
+
+template <int D>
+__device__ __forceinline__ float row_scale_of(const uint8_t* row) {
+  return (D == kvc::kFP8 || D == kvc::kINT8 || D == kvc::kNVFP4) ? kvc::load_f32(row) : 1.0f;
+}
+
+// Elements e .. e+3 (e % 4 == 0) of a row, decode_elem's values bit for bit; zeros past hd.
+// vec: hd % 4 == 0, so the vector loads are aligned.
+template <int D>
+__device__ __forceinline__ float4 load_quad(const uint8_t* row, int e, int hd, float scale, bool vec) {
+  float o[4];
+  if (D == kvc::kINT4) {  // hd even, groups of 32: a quad lies in one group
+    const uint8_t* codes = row + 2 * kvc::int4_groups(hd) + e / 2;
+    float d = f16x2_to_f32x2(kvc::load_u16(row + 2 * (e / kvc::kInt4Group))).x;
+    if (!(d > 0.0f)) d = 1.0f;
+    const uint32_t c = uint32_t(__ldg(codes)) | (e + 2 < hd ? uint32_t(__ldg(codes + 1)) << 8 : 0u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = e + i < hd ? __fmul_rn(float(int((c >> (4 * i)) & 0xF) - 8), d) : 0.0f;
+  } else if (D == kvc::kNVFP4) {  // hd % 16 == 0
+    const uint8_t* codes = row + 4 + hd / kvc::kNvfp4Block + e / 2;
+    const float d = __fmul_rn(e4m3x2_to_f32x2(__ldg(row + 4 + e / kvc::kNvfp4Block)).x, scale);
+    const uint32_t c = uint32_t(__ldg(codes)) | (uint32_t(__ldg(codes + 1)) << 8);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = __fmul_rn(kvc::e2m1_to_f32((c >> (4 * i)) & 0xF), d);
+  } else if (vec && D == kvc::kF32) {
+    return __ldg(reinterpret_cast<const float4*>(row + 4 * e));
+  } else if (vec && D == kvc::kF16) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(row + 2 * e));
+    const float2 a = f16x2_to_f32x2(v.x), b = f16x2_to_f32x2(v.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+  } else if (vec && D == kvc::kBF16) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(row + 2 * e));
+    return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xFFFF0000u), __uint_as_float(v.y << 16),
+                       __uint_as_float(v.y & 0xFFFF0000u));
+  } else if (vec && D == kvc::kFP8) {
+    const uint32_t v = __ldg(reinterpret_cast<const unsigned*>(row + 4 + e));
+    const float2 a = e4m3x2_to_f32x2(v), b = e4m3x2_to_f32x2(v >> 16);
+    return make_float4(__fmul_rn(a.x, scale), __fmul_rn(a.y, scale), __fmul_rn(b.x, scale), __fmul_rn(b.y, scale));
+  } else if (vec && D == kvc::kINT8) {
+    const uint32_t v = __ldg(reinterpret_cast<const unsigned*>(row + 4 + e));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = __fmul_rn(float(int8_t(uint8_t(v >> (8 * i)))), scale);
+  } else {  // a head_dim that is not a multiple of 4: element by element
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = e + i < hd ? kvc::decode_elem(D, row, e + i, hd, scale) : 0.0f;
+  }
+  return make_float4(o[0], o[1], o[2], o[3]);
+}
+
+// grid (n_kv_head · n_sub, n_split, n_tok); kCols: output columns per thread (head_dim ≤ 128 · kCols).
+template <int D, int kCols>
+__global__ void __launch_bounds__(kThreads) attention_typed_kernel(const float* q, int n_head, KvView kv, int window,
+                                                                   float scale, float* partials, float* out,
+                                                                   const StepParams* step) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
+  const int n_sub = (G + kGroup - 1) / kGroup;
+  const int g = blockIdx.x / n_sub, sub = blockIdx.x % n_sub;
+  const int h0 = g * G + sub * kGroup, n_g = min(kGroup, G - sub * kGroup);
+  const int s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const TypedSmem L{(hd + 3) / 4};
+  const int quads = L.quads, cols4 = L.cols4(), k_cols4 = L.k_cols4();
+  const uint8_t** k_rows = reinterpret_cast<const uint8_t**>(smem_raw);
+  const uint8_t** v_rows = k_rows + kTile;
+  float* k_scale = reinterpret_cast<float*>(v_rows + kTile);
+  float* v_scale = k_scale + kTile;
+  float* q_s = v_scale + kTile;
+  float* k_s = q_s + kGroup * cols4;
+  float* v_s = k_s + kTile * k_cols4;
+  float* p_s = v_s + kTile * cols4;
+  float* m_s = p_s + kTile * kGroup;
+  float* l_s = m_s + kGroup;
+  float* c_s = l_s + kGroup;
+
+  const int pos = step->pos0 + t;  // StepParams was written before the step's first kernel
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int len = pos - lo + 1;
+  const int chunk = (len + n_split - 1) / n_split;
+  const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
+
+  pdl_wait();  // q and this step's cache rows come from the kernels before (pdl.cuh)
+  pdl_trigger();
+  for (int i = tid; i < kGroup * cols4; i += kThreads) {
+    const int gi = i / cols4, e = i - gi * cols4;
+    q_s[i] = gi < n_g && e < hd ? q[(int64_t(t) * n_head + h0 + gi) * hd + e] : 0.0f;
+  }
+  if (tid < kGroup) {
+    m_s[tid] = -INFINITY;
+    l_s[tid] = 0.0f;
+  }
+  const bool vec = (hd & 3) == 0;
+  // This thread's first quad of a tile and its stride, as (row, quad) with carry.
+  const int step_rows = kThreads / quads, step_quads = kThreads % quads;
+  float acc[kCols][kGroup];
+#pragma unroll
+  for (int r = 0; r < kCols; ++r) {
+#pragma unroll
+    for (int gi = 0; gi < kGroup; ++gi) acc[r][gi] = 0.0f;
+  }
+
+  for (int base = j0; base < j1; base += kTile) {
+    const int n_keys = min(kTile, j1 - base);
+    __syncthreads();  // the previous tile is consumed (and q_s, m_s are written)
+    if (tid < kTile) {
+      const uint8_t* kr = nullptr;
+      const uint8_t* vr = nullptr;
+      if (tid < n_keys) {
+        kr = kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, base + tid, g);
+        vr = kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, base + tid, g);
+        k_scale[tid] = row_scale_of<D>(kr);
+        v_scale[tid] = row_scale_of<D>(vr);
+      }
+      k_rows[tid] = kr;
+      v_rows[tid] = vr;
+    }
+    __syncthreads();
+    int j = tid / quads, c = tid - j * quads;
+#pragma unroll 4
+    for (; j < kTile; j += step_rows, c += step_quads) {
+      if (c >= quads) {
+        c -= quads;
+        ++j;
+        if (j >= kTile) break;
+      }
+      float4 kq = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vq = kq;
+      if (j < n_keys) {  // keys past the tile's end stay zero: p = 0 must not meet NaN
+        kq = load_quad<D>(k_rows[j], 4 * c, hd, k_scale[j], vec);
+        vq = load_quad<D>(v_rows[j], 4 * c, hd, v_scale[j], vec);
+      }
+      *reinterpret_cast<float4*>(k_s + j * k_cols4 + 4 * c) = kq;
+      *reinterpret_cast<float4*>(v_s + j * cols4 + 4 * c) = vq;
+    }
+    __syncthreads();
+    // Scores and the online softmax: warp = head of the subgroup, lane = key.
+    {
+      float p = 0.0f;
+      if (warp < n_g) {
+        const float4* q4 = reinterpret_cast<const float4*>(q_s + warp * cols4);
+        const float4* k4 = reinterpret_cast<const float4*>(k_s + lane * k_cols4);
+        float dx = 0.0f, dy = 0.0f, dz = 0.0f, dw = 0.0f;
+#pragma unroll 4
+        for (int i = 0; i < quads; ++i) {
+          const float4 a = q4[i], b = k4[i];
+          dx = fmaf(a.x, b.x, dx);
+          dy = fmaf(a.y, b.y, dy);
+          dz = fmaf(a.z, b.z, dz);
+          dw = fmaf(a.w, b.w, dw);
+        }
+        const bool valid = lane < n_keys;
+        const float sc = valid ? ((dx + dy) + (dz + dw)) * scale : -INFINITY;
+        float mt = sc;
+        for (int o = 16; o > 0; o >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xFFFFFFFFu, mt, o));
+        const float m_old = m_s[warp];
+        const float m_new = fmaxf(m_old, mt);  // finite: the tile has at least one key
+        p = valid ? expf(sc - m_new) : 0.0f;
+        float sum = p;
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+        if (lane == 0) {
+          const float corr = expf(m_old - m_new);  // 0 on the first tile (m_old = −inf)
+          c_s[warp] = corr;
+          l_s[warp] = l_s[warp] * corr + sum;
+          m_s[warp] = m_new;
+        }
+      } else if (lane == 0) {
+        c_s[warp] = 1.0f;  // heads past the subgroup: p = 0, acc stays 0
+      }
+      p_s[lane * kGroup + warp] = p;
+    }
+    __syncthreads();
+    // P·V: columns e = tid + 128 r of the 4 heads.
+    float corr[kGroup];
+#pragma unroll
+    for (int gi = 0; gi < kGroup; ++gi) corr[gi] = c_s[gi];
+#pragma unroll
+    for (int r = 0; r < kCols; ++r) {
+#pragma unroll
+      for (int gi = 0; gi < kGroup; ++gi) acc[r][gi] *= corr[gi];
+    }
+#pragma unroll 4
+    for (int jj = 0; jj < kTile; ++jj) {
+      const float4 p4 = *reinterpret_cast<const float4*>(p_s + jj * kGroup);
+#pragma unroll
+      for (int r = 0; r < kCols; ++r) {
+        const int e = tid + r * kThreads;
+        const float v = e < cols4 ? v_s[jj * cols4 + e] : 0.0f;
+        acc[r][0] = fmaf(p4.x, v, acc[r][0]);
+        acc[r][1] = fmaf(p4.y, v, acc[r][1]);
+        acc[r][2] = fmaf(p4.z, v, acc[r][2]);
+        acc[r][3] = fmaf(p4.w, v, acc[r][3]);
+      }
+    }
+  }
+  __syncthreads();  // m_s / l_s final (a block with no keys keeps −inf / 0)
+
+  const int64_t row0 = int64_t(t) * n_head + h0;
+#pragma unroll
+  for (int r = 0; r < kCols; ++r) {
+    const int e = tid + r * kThreads;
+    if (e >= hd) continue;
+#pragma unroll
+    for (int gi = 0; gi < kGroup; ++gi) {
+      if (gi >= n_g) break;
+      if (n_split == 1) {
+        const float l = l_s[gi];
+        out[(row0 + gi) * hd + e] = l > 0.0f ? acc[r][gi] / l : 0.0f;
+      } else {
+        partials[((row0 + gi) * n_split + s) * (hd + 2) + 2 + e] = acc[r][gi];
+      }
+    }
+  }
+  if (n_split > 1 && tid < n_g) {
+    partials[((row0 + tid) * n_split + s) * (hd + 2)] = m_s[tid];
+    partials[((row0 + tid) * n_split + s) * (hd + 2) + 1] = l_s[tid];
+  }
+}
+
+template <int D, int kCols>
+void launch_typed(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
+                  float scale, float* partials, float* out, const StepParams* step) {
+  static bool attr_set = false;  // head_dim 256: ~51 KB
+  if (!attr_set) {
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_typed_kernel<D, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(TypedSmem{64}.bytes())));
+    attr_set = true;
+  }
+  launch_pdl(attention_typed_kernel<D, kCols>, grid, dim3(kThreads), smem, stream, q, n_head, kv, window, scale, partials,
+             out, step);
+}
+
+template <int kCols>
+void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
+                 const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step) {
+  switch (dtype) {
+    case kvc::kF32: return launch_typed<kvc::kF32, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    case kvc::kF16: return launch_typed<kvc::kF16, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    case kvc::kBF16: return launch_typed<kvc::kBF16, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    case kvc::kFP8: return launch_typed<kvc::kFP8, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    case kvc::kINT8: return launch_typed<kvc::kINT8, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    case kvc::kINT4: return launch_typed<kvc::kINT4, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    case kvc::kNVFP4: return launch_typed<kvc::kNVFP4, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step);
+    default: ::imp::fail("CUDA attention: KV type {} has no typed kernel", dtype);
+  }
+}
+
+bool& typed_flag() {
+  static bool on = [] {
+    const char* e = std::getenv("IMP_CUDA_ATTN");
+    return e && std::string_view(e) == "typed";
+  }();
+  return on;
+}
+
+}  // namespace
+
+bool attention_typed_enabled() { return typed_flag(); }
+void set_attention_typed(bool on) { typed_flag() = on; }
+
+void launch_attention_typed(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
+                            int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
+  const int G = int(n_head / kv.n_kv_head);
+  const int n_sub = (G + kGroup - 1) / kGroup;
+  const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
+  const size_t smem = TypedSmem{(kv.head_dim + 3) / 4}.bytes();
+  if (kv.head_dim <= kThreads) {
+    launch_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+  } else {
+    launch_cols<2>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+  }
+}
+
+}  // namespace imp::cuda
