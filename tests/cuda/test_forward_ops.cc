@@ -56,8 +56,8 @@ TEST(CudaForwardOps, AddRmsNormMatchesAddThenReference) {
   }
 }
 
-// A prefill GEMM over more rows than one BF16 weight chunk (32M elements: 262144 rows of
-// 128): the chunks alternate the two buffers, dequantized on the side stream while the other
+// A prefill GEMM over more rows than one BF16 weight chunk (64M elements: 262144 rows of
+// 256): the chunks alternate the two buffers, dequantized on the side stream while the other
 // is multiplied; then matrices of one chunk each reuse the buffers in turn, interleaved with
 // a format that takes the serial path through buffer 0 — every result against the reference.
 TEST(CudaForwardOps, PipelinedPrefillGemmOverManyChunks) {
@@ -66,7 +66,7 @@ TEST(CudaForwardOps, PipelinedPrefillGemmOverManyChunks) {
   struct M { FormatId f; int64_t rows; };
   const M mats[] = {{FormatId::Q4_0, 290000}, {FormatId::Q4_K, 300}, {FormatId::Q6_K, 200},
                     {FormatId::Q8_0, 129}, {FormatId::Q4_0, 77}};
-  const int64_t cols = 256, n_tok = 3;  // Q4_0 at 256 columns: 131072 rows per chunk, 3 chunks
+  const int64_t cols = 256, n_tok = 3;  // Q4_0 at 256 columns: 262144 rows per chunk, 2 chunks
   std::vector<OwnedQuantMatrix> ws;
   std::vector<MatrixHandle> hs;
   for (const M& m : mats) {

@@ -22,8 +22,10 @@
 namespace imp::cuda {
 namespace {
 
-constexpr int64_t kGemmChunkElems = int64_t(32) << 20;  // weight elements dequantized per cuBLAS call (64 MB BF16:
-                                                         // 4096-wide layers in 1–2 GEMMs of ≥ 8k rows)
+// Weight elements dequantized per cuBLAS call (128 MB BF16): an 8B model's largest
+// matrices (14336 × 4096) are one GEMM each, so no GEMM has the few output tiles of a
+// 2340-row remainder (that cut ran cuBLAS's sm80 kernel at ~1/3 the rate of the others).
+constexpr int64_t kGemmChunkElems = int64_t(64) << 20;
 // Decode attention (attention.cu) walks each split's keys in tiles of 32, one memory round
 // trip per tile, so a split of ~32 keys is one round trip: bucket / 32 splits, at most 128
 // (the combine's limit). llama3.1-8b in a 1024 bucket: 32 splits × 8 kv heads = 256 blocks.
@@ -468,7 +470,13 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
     return;
   }
   const int64_t rows = w.m.rows, cols = w.m.cols;
-  const int64_t chunk = std::min(rows, std::max<int64_t>(1, kGemmChunkElems / cols));
+  // Chunks of a multiple of 128 rows where they can be (whole output tiles). With 32M-element
+  // chunks a 14336-column down projection was cut at 2340 rows; its two GEMMs ran cuBLAS's
+  // sm80 "align2" kernel, 8.2 of a 35 ms Q4_0 8B prefill (imp bench --trace-kernels,
+  // 2026-12-03; the fix is not yet measured).
+  int64_t chunk = std::max<int64_t>(1, kGemmChunkElems / cols);
+  if (chunk >= 128) chunk = chunk / 128 * 128;
+  chunk = std::min(rows, chunk);
   const bool bf16 = options_.gemm == CudaGemmPrecision::kBF16;
   const void* b_ptr = x;
   if (bf16) {
