@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 BUILD=build-gpu
 OUT=${OUT:-$BUILD/out}
 mkdir -p "$OUT"
-rm -f "$OUT"/trace-*.txt  # printed at the end: this run's only
+rm -f "$OUT"/trace-*.txt "$OUT/attention.log"  # printed at the end: this run's only
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
@@ -18,10 +18,10 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=
   -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" \
   -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" \
   > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "CONFIGURE FAILED"; exit 1; }
-timeout 420 ninja -C "$BUILD" -j16 imp imp_cuda_tests imp_bench_cuda_gemv > "$OUT/build.log" 2>&1 \
+timeout 420 ninja -C "$BUILD" -j16 imp imp_cuda_tests imp_bench_cuda_gemv imp_bench_cuda_attention > "$OUT/build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "BUILD FAILED"; exit 1; }
 
-# IMP_GPU_SKIP="tests gemv": a second call on a warm machine (build-gpu/ kept) that only
+# IMP_GPU_SKIP="tests gemv attn": a second call on a warm machine (build-gpu/ kept) that only
 # benchmarks more models (IMP_GPU_MODELS="preset:type …").
 SKIP=" ${IMP_GPU_SKIP:-} "
 test_rc=0; bench_rc=0
@@ -38,6 +38,13 @@ if [[ "$SKIP" != *" gemv "* ]]; then
 # IMP_CUDA_PDL=0: each GEMV measured alone, not overlapped with the next (pdl.cuh).
 IMP_CUDA_PDL=0 timeout 240 "$BUILD/bench/imp_bench_cuda_gemv" --json "$OUT/gemv.json" ${IMP_GPU_GEMV_FORMATS:+--formats "$IMP_GPU_GEMV_FORMATS"} 2>&1 | tee "$OUT/bench.log"
 bench_rc=${PIPESTATUS[0]}
+fi
+
+# Decode attention alone (generic and typed kernels; IMP_GPU_SKIP="attn" leaves it out).
+attn_rc=0
+if [[ "$SKIP" != *" attn "* ]]; then
+timeout 120 "$BUILD/bench/imp_bench_cuda_attention" ${IMP_GPU_ATTN_ARGS:-} > "$OUT/attention.log" 2>&1
+attn_rc=$?
 fi
 
 # CUDA forward pass end to end: the CudaForwardE2E tests ran above (tiny random llama vs
@@ -132,6 +139,7 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
     except Exception as e:
         print(f"{name:<24} no result ({e})")
 PY
+[ -f "$OUT/attention.log" ] && { echo; cat "$OUT/attention.log"; echo "(attention bench exit $attn_rc)"; }
 for t in "$OUT"/trace-*.txt; do
   [ -f "$t" ] || continue
   echo; echo "== $(basename "$t" .txt)"; sed -n '/^decode step, kernel by kernel/,$p' "$t"

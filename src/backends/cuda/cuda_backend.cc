@@ -48,6 +48,8 @@ RopeArgs rope_args(const RopeParams& p) {
 }  // namespace
 
 
+int32_t decode_attention_splits(int64_t ctx, int64_t max_tokens) { return splits_for(bucket_for(ctx, max_tokens)); }
+
 CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConfig& c, int64_t n_ctx, KvType kv_type,
                                         int64_t n_batch) {
   CudaMemoryEstimate e;

@@ -71,6 +71,9 @@ void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_
 // floats) and a second kernel combines them. head_dim ≤ 256.
 void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
                       int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream);
+// The splits CudaBackend gives a decode step at context ctx in a cache of max_tokens (the
+// step's graph bucket decides them; cuda_backend.cc). For benchmarks.
+int32_t decode_attention_splits(int64_t ctx, int64_t max_tokens);
 // Prefill, exact: the same FP32 kernel with one split per (query, head) block, n_tok blocks
 // deep (each block streams its keys from global memory). The exact mode's path.
 void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
