@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kThreads) attention_typed_kernel(const float* 
 template <int D, int kCols>
 void launch_typed(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
                   float scale, float* partials, float* out, const StepParams* step) {
-  static bool attr_set = false;  // head_dim 256: ~51 KB
+  static bool attr_set = false;  // head_dim 256: ~71 KB
   if (!attr_set) {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_typed_kernel<D, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(TypedSmem{64}.bytes())));
