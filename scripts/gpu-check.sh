@@ -7,19 +7,11 @@
 # (the bench runs 16 more GEMVs for the dp4a fallbacks; still well inside its timeout).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=build-gpu
-OUT=${OUT:-$BUILD/out}
-mkdir -p "$OUT"
+source scripts/gpu-build.sh  # BUILD=build-gpu, OUT (default $BUILD/out), gpu_build
 rm -f "$OUT"/trace-*.txt "$OUT/attention.log"  # printed at the end: this run's only
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" \
-  -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" \
-  > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "CONFIGURE FAILED"; exit 1; }
-timeout 420 ninja -C "$BUILD" -j16 imp imp_cuda_tests imp_bench_cuda_gemv imp_bench_cuda_attention > "$OUT/build.log" 2>&1 \
-  || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "BUILD FAILED"; exit 1; }
+gpu_build check imp imp_cuda_tests imp_bench_cuda_gemv imp_bench_cuda_attention || exit 1
 
 # IMP_GPU_SKIP="tests gemv attn": a second call on a warm machine (build-gpu/ kept) that only
 # benchmarks more models (IMP_GPU_MODELS="preset:type …").

@@ -13,18 +13,8 @@
 # Prints a table last: decode tok/s, device step, fraction of the ceiling, prefill tok/s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=build-gpu
-OUT=${OUT:-$BUILD/out}
-mkdir -p "$OUT"
-if [ ! -f "$BUILD/build.ninja" ]; then
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" \
-    -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" > "$OUT/ab-configure.log" 2>&1 \
-    || { tail -30 "$OUT/ab-configure.log"; echo "CONFIGURE FAILED"; exit 1; }
-fi
-timeout 420 ninja -C "$BUILD" -j16 imp > "$OUT/ab-build.log" 2>&1 \
-  || { grep -E "error|FAILED" "$OUT/ab-build.log" | head -40; echo "BUILD FAILED"; exit 1; }
+source scripts/gpu-build.sh  # BUILD=build-gpu, OUT (default $BUILD/out), gpu_build
+gpu_build ab imp || exit 1
 
 SYNTH=$BUILD/synth
 mkdir -p "$SYNTH"

@@ -6,15 +6,9 @@
 # Falls back to Nsight Compute's per-kernel durations when nsys is absent.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=build-gpu
-OUT=${OUT:-$BUILD/out}
-mkdir -p "$OUT" "$BUILD/synth"
-if [ ! -x "$BUILD/imp" ]; then
-  [ -f "$BUILD/build.ninja" ] || cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" \
-    -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" > "$OUT/configure.log" 2>&1
-  ninja -C "$BUILD" -j16 imp > "$OUT/build.log" 2>&1 || { grep error "$OUT/build.log" | head; exit 1; }
-fi
+source scripts/gpu-build.sh  # BUILD=build-gpu, OUT (default $BUILD/out), gpu_build
+mkdir -p "$BUILD/synth"
+gpu_build profile-decode imp || exit 1
 spec=${IMP_PROFILE_MODEL:-llama3.1-8b:q4_0}
 preset=${spec%%:*}; type=${spec##*:}
 case "$type" in nvfp4|fp8*) m="$BUILD/synth/$preset-$type" ;; *) m="$BUILD/synth/$preset-$type.gguf" ;; esac

@@ -5,16 +5,8 @@
 # Prints time, DRAM throughput, issue-slot use, occupancy and the warp stall breakdown.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=build-gpu
-OUT=${OUT:-$BUILD/out}
-mkdir -p "$OUT"
-if [ ! -f "$BUILD/build.ninja" ]; then
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIMP_GPU_CHECK_ONLY=ON -DIMP_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DIMP_EXTRA_INCLUDE="$PWD/.gpu-deps/include" \
-    -DIMP_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest" -DIMP_PCRE2_DIR="$PWD/.gpu-deps/pcre2" > "$OUT/configure.log" 2>&1 \
-    || { tail -20 "$OUT/configure.log"; exit 1; }
-fi
-ninja -C "$BUILD" -j16 imp_bench_cuda_gemv > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head; exit 1; }
+source scripts/gpu-build.sh  # BUILD=build-gpu, OUT (default $BUILD/out), gpu_build
+gpu_build profile imp_bench_cuda_gemv || exit 1
 for fmt in ${IMP_PROFILE_FORMATS:-q4_0}; do
   for shape in ${IMP_PROFILE_SHAPES:-4096x14336}; do
     echo "=== $fmt $shape"

@@ -24,6 +24,7 @@
 #include "backends/cuda/check.h"
 #include "backends/cuda/device.h"
 #include "backends/cuda/forward_kernels.h"
+#include "bench_device.h"
 #include "formats/kv_type.h"
 
 namespace {
@@ -51,26 +52,6 @@ std::vector<std::string> split_list(const std::string& s) {
     a = b + 1;
   }
   return out;
-}
-
-double median_us_per_layer(cudaGraphExec_t exec, cudaStream_t stream, int runs, int layers) {
-  cudaEvent_t start, stop;
-  IMP_CUDA_CHECK(cudaEventCreate(&start));
-  IMP_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> samples;
-  for (int it = 0; it < runs + 5; ++it) {
-    IMP_CUDA_CHECK(cudaEventRecord(start, stream));
-    IMP_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    IMP_CUDA_CHECK(cudaEventRecord(stop, stream));
-    IMP_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (it >= 5) samples.push_back(ms / float(layers));
-  }
-  IMP_CUDA_CHECK(cudaEventDestroy(start));
-  IMP_CUDA_CHECK(cudaEventDestroy(stop));
-  std::sort(samples.begin(), samples.end());
-  return double(samples[samples.size() / 2]) * 1e3;
 }
 
 // One (KV type, context): builds the layers, prints a row per kernel.
@@ -133,7 +114,7 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
     }
     IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
     IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    const double us = median_us_per_layer(exec, stream, runs, layers);
+    const double us = median_graph_us(exec, stream, runs, layers);
     IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
     IMP_CUDA_CHECK(cudaGraphDestroy(graph));
     const double gbps = kv_bytes / us / 1e3;
@@ -166,14 +147,9 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    if (device_count() == 0) {
-      std::fprintf(stderr, "imp_bench_cuda_attention: no CUDA device visible\n");
-      return 1;
-    }
+    const double copy_bw = print_device_and_copy_bandwidth("imp_bench_cuda_attention");  // GB/s
+    if (copy_bw <= 0) return 1;
     const DeviceInfo dev = device_info(0);
-    const double copy_bw = measure_copy_bandwidth();
-    std::printf("device: %s (sm_%d%d, %d SMs, L2 %.0f MB)\ncopy bandwidth (read+write): %.1f GB/s\n", dev.name.c_str(),
-                dev.sm_major, dev.sm_minor, dev.multiprocessors, double(dev.l2_bytes) / 1e6, copy_bw);
     std::printf("decode attention, %d heads / %d KV heads / head_dim %d; µs per layer (median of %d), GB/s of K+V\n",
                 kHeads, kKvHeads, kHeadDim, runs);
     std::printf("%-10s %7s %7s %-8s %7s %9s %9s %8s %10s\n", "kv", "ctx", "splits", "kernel", "layers", "us/layer",

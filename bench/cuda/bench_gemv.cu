@@ -37,6 +37,7 @@
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemv.h"
 #include "backends/cuda/pdl.cuh"
+#include "bench_device.h"
 #include "formats/traits.h"
 
 namespace {
@@ -73,28 +74,6 @@ struct Result {
   double us_pdl = 0, fraction_pdl = 0;  // in a PDL stream (see bench_one)
 };
 
-// Median over `runs` samples (after 5 warm-up launches) of one launch of `exec`, in µs per
-// `per_launch` operations.
-double time_graph(cudaGraphExec_t exec, cudaStream_t stream, int runs, int per_launch) {
-  cudaEvent_t start, stop;
-  IMP_CUDA_CHECK(cudaEventCreate(&start));
-  IMP_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> samples;
-  for (int it = 0; it < runs + 5; ++it) {
-    IMP_CUDA_CHECK(cudaEventRecord(start, stream));
-    IMP_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    IMP_CUDA_CHECK(cudaEventRecord(stop, stream));
-    IMP_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (it >= 5) samples.push_back(ms / float(per_launch));  // first 5 warm up
-  }
-  IMP_CUDA_CHECK(cudaEventDestroy(start));
-  IMP_CUDA_CHECK(cudaEventDestroy(stop));
-  std::sort(samples.begin(), samples.end());
-  return double(samples[samples.size() / 2]) * 1e3;
-}
-
 // The x-quantizer a dp4a kernel of format f runs, alone: 64 back-to-back launches.
 double time_xquant(FormatId f, const float* x, int64_t cols, cudaStream_t stream, int runs) {
   const bool k_quant = f == FormatId::Q4_K || f == FormatId::Q6_K;
@@ -116,7 +95,7 @@ double time_xquant(FormatId f, const float* x, int64_t cols, cudaStream_t stream
   }
   IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  const double us = time_graph(exec, stream, runs, kLaunches);
+  const double us = median_graph_us(exec, stream, runs, kLaunches);
   IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
   IMP_CUDA_CHECK(cudaGraphDestroy(graph));
   IMP_CUDA_CHECK(cudaFree(buf));
@@ -201,7 +180,7 @@ std::optional<Result> bench_one(FormatId f, int64_t rows, int64_t cols, int64_t 
     for (int c = 0; c < copies; ++c) k.launch(matrix(c), x, y, stream, GemvOut::kStore);
     IMP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
     IMP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    const double t = time_graph(exec, stream, runs, copies);
+    const double t = median_graph_us(exec, stream, runs, copies);
     IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
     IMP_CUDA_CHECK(cudaGraphDestroy(graph));
     return t;
@@ -251,15 +230,11 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    if (device_count() == 0) {
-      std::fprintf(stderr, "imp_bench_cuda_gemv: no CUDA device visible\n");
-      return 1;
-    }
+    const double copy_gbps = print_device_and_copy_bandwidth("imp_bench_cuda_gemv");
+    if (copy_gbps <= 0) return 1;
+    const double copy_bw = copy_gbps * 1e9;
     const DeviceInfo dev = device_info(0);
-    const double copy_bw = measure_copy_bandwidth();
-    std::printf("device: %s (sm_%d%d, %d SMs, L2 %.0f MB)\n", dev.name.c_str(), dev.sm_major, dev.sm_minor,
-                dev.multiprocessors, double(dev.l2_bytes) / 1e6);
-    std::printf("copy bandwidth (read+write): %.1f GB/s\n\n", copy_bw / 1e9);
+    std::printf("\n");
     std::printf("%-17s %-13s %-22s %10s %9s %9s %7s %9s %7s %7s\n", "format", "rows x cols", "kernel", "MB", "us", "GB/s",
                 "of copy", "us (pdl)", "of copy", "xq us");
     std::vector<std::array<int64_t, 2>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
