@@ -7,7 +7,7 @@
 #include "common/error.h"
 
 #include "backends/cpu/cpu_backend.h"
-#include "backends/cuda/attention_typed.h"
+#include "backends/cuda/attention_decode_kernel.h"
 #include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "runtime/kv_cache.h"
@@ -261,20 +261,19 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   }
 }
 
-// Runs body once with attention.cu's generic decode kernel and once with the typed one
-// (attention_typed.h), restoring the process-wide choice after.
+// Runs body once with the decode splits merged in their thread-block cluster and once by
+// combine_kernel (attention_decode_kernel.h), restoring the process-wide choice after.
 template <class Body>
-void for_each_attention_kernel(Body body) {
-  const bool before = attention_typed_enabled();
-  for (bool typed : {false, true}) {
-    SCOPED_TRACE(typed ? "typed attention kernel" : "generic attention kernel");
-    set_attention_typed(typed);
+void for_each_split_merge(Body body) {
+  for (bool cluster : {true, false}) {
+    SCOPED_TRACE(cluster ? "splits merged in the cluster" : "splits merged by combine_kernel");
+    set_attention_cluster(cluster);
     body();
   }
-  set_attention_typed(before);
+  set_attention_cluster(true);
 }
 
-// max_tokens 300: decode steps fall in the 256 bucket, which runs 8 attention splits.
+// max_tokens 300: decode steps fall in the 256 or the 300 bucket, 4 attention splits.
 // head_dim 72 (two int4 groups and a short one); nvfp4 needs whole 16-blocks: 80.
 KvCacheConfig kv_config(KvType t) { return {2, 2, t == KvType::NVFP4 ? 80 : 72, 300, 16, t}; }
 
@@ -290,7 +289,7 @@ CudaBackendOptions exact_mode() {
 // within accumulation error of attention_ref over the same bytes.
 TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
   IMP_SKIP_WITHOUT_GPU();
-  for_each_attention_kernel([&] {
+  for_each_split_merge([&] {
     for (KvType t : kAllKvTypes) {
       SCOPED_TRACE(std::string(kv_type_name(t)));
       CudaBackend b(exact_mode());
@@ -348,24 +347,27 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
 // The decode kernel's other shapes: GQA groups past one block's 8 heads (two and three
 // subgroups), MHA, head_dim 256 and one that is not a multiple of 4 (the per-element
 // path), with contexts of several 32-key tiles per split (prefill: one split of 287 keys;
-// decode at 288–290 in the 300 bucket: 8 splits of ~37 keys).
+// decode at 288–290 in the 300 bucket: 4 splits of ~72 keys), and the largest cluster: 700
+// keys in the 1024 bucket, 16 splits of 44.
 TEST(CudaForwardOps, DecodeAttentionGroupsHeadDimsAndTilesMatchCpu) {
   IMP_SKIP_WITHOUT_GPU();
-  for_each_attention_kernel([&] {
+  for_each_split_merge([&] {
     struct Case {
       int64_t n_head, n_kv, hd;
       KvType type;
+      int64_t prompt = 287, max_tokens = 300;
     };
     for (const Case& cs : {Case{32, 2, 128, KvType::F16}, Case{20, 1, 256, KvType::BF16}, Case{3, 3, 70, KvType::F32},
-                           Case{8, 2, 64, KvType::FP8_E4M3}}) {
-      SCOPED_TRACE(fmt::format("{} heads, {} kv heads, head_dim {}, {}", cs.n_head, cs.n_kv, cs.hd, kv_type_name(cs.type)));
+                           Case{8, 2, 64, KvType::FP8_E4M3}, Case{32, 8, 128, KvType::F16, 700, 1100}}) {
+      SCOPED_TRACE(fmt::format("{} heads, {} kv heads, head_dim {}, {}, {} keys", cs.n_head, cs.n_kv, cs.hd,
+                               kv_type_name(cs.type), cs.prompt));
       CudaBackend b(exact_mode());
       CpuBackend cpu(CpuOpsPath::kReference, 1);
-      const KvCacheConfig kc{1, cs.n_kv, cs.hd, 300, 16, cs.type};
+      const KvCacheConfig kc{1, cs.n_kv, cs.hd, cs.max_tokens, 16, cs.type};
       auto dkv = b.create_kv_cache(kc);
       auto hkv = cpu.create_kv_cache(kc);
       int64_t pos = 0;
-      for (int64_t n_tok : {287, 1, 1, 1}) {
+      for (int64_t n_tok : {cs.prompt, int64_t(1), int64_t(1), int64_t(1)}) {
         const uint64_t seed = uint64_t(pos + cs.hd);
         const auto q = random_floats(size_t(n_tok * cs.n_head * cs.hd), 1100 + seed);
         const auto k = random_floats(size_t(n_tok * cs.n_kv * cs.hd), 1200 + seed, 2.0f);
@@ -392,7 +394,7 @@ TEST(CudaForwardOps, DecodeAttentionGroupsHeadDimsAndTilesMatchCpu) {
 
 TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
   IMP_SKIP_WITHOUT_GPU();
-  for_each_attention_kernel([&] {
+  for_each_split_merge([&] {
     CudaBackend b(exact_mode());
     CpuBackend cpu(CpuOpsPath::kReference, 1);
     const KvCacheConfig kc = kv_config(KvType::F16);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/check.h"
@@ -26,9 +27,11 @@ namespace {
 // matrices (14336 × 4096) are one GEMM each, so no GEMM has the few output tiles of a
 // 2340-row remainder (that cut ran cuBLAS's sm80 kernel at ~1/3 the rate of the others).
 constexpr int64_t kGemmChunkElems = int64_t(64) << 20;
-// Decode attention (attention.cu) walks each split's keys in tiles of 32, one memory round
-// trip per tile, so a split of ~32 keys is one round trip: bucket / 32 splits, at most 128
-// (the combine's limit). llama3.1-8b in a 1024 bucket: 32 splits × 8 kv heads = 256 blocks.
+// Decode attention (attention.cu) walks each split's keys in tiles of 32 whose rows it has
+// prefetched into L2 before its PDL wait: bucket / 64 splits (two tiles each), at most 128
+// (the combine's limit). Up to a 1024 bucket that is ≤ 16 splits, which merge inside their
+// thread-block cluster (no combine launch); llama3.1-8b there: 16 splits × 8 kv heads = 128
+// blocks.
 constexpr int32_t kMaxSplits = 128;
 
 bool repacks(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
@@ -39,7 +42,7 @@ int64_t bucket_for(int64_t ctx, int64_t max_tokens) {
   while (b < ctx) b *= 2;
   return std::min(b, std::max<int64_t>(max_tokens, 1));
 }
-int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 32, 1, kMaxSplits)); }
+int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 64, 1, kMaxSplits)); }
 
 RopeArgs rope_args(const RopeParams& p) {
   return {p.style == RopeStyle::kHalfSplit ? 1 : 0, p.theta, p.freq_scale};
@@ -464,10 +467,10 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out)
   fail("CUDA matmul: no GEMV kernel for {} {}×{}{}", format_name(w.format), w.rows, w.cols, reasons);
 }
 
-void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y) {
+void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate) {
   // FP8 tiers in the BF16 mode: W8A8 on the FP8 tensor cores; shapes it cannot run (counted
   // in stats() with the reason) take the dequantize + BF16 path below.
-  if (options_.gemm == CudaGemmPrecision::kBF16 && is_fp8_weight(w.m.format) &&
+  if (!accumulate && options_.gemm == CudaGemmPrecision::kBF16 && is_fp8_weight(w.m.format) &&
       fp8_gemm_->run(w.m, x, n_tok, y, stream_).ran) {
     return;
   }
@@ -492,15 +495,16 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
     b_ptr = x_bf16_;
   }
   const cudaDataType_t ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-  const float one = 1.0f, zero = 0.0f;
+  // accumulate: y += W·x in the GEMM's epilogue (β = 1), the residual add of matmul_add.
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   if (bf16 && w.m.format == FormatId::BF16 && w.m.layout == WeightLayout::kNative) {
     // BF16 weights are cuBLAS's A as they are: one GEMM over all rows, no decode pass.
     IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n_tok), int(cols), &one, w.m.data,
-                                  CUDA_R_16BF, int(cols), b_ptr, CUDA_R_16BF, int(cols), &zero, y, CUDA_R_32F, int(rows),
+                                  CUDA_R_16BF, int(cols), b_ptr, CUDA_R_16BF, int(cols), &beta, y, CUDA_R_32F, int(rows),
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return;
   }
-  if (bf16 && w.m.layout == WeightLayout::kMma) return gemm_mma_pipelined(w, b_ptr, n_tok, chunk, y);
+  if (bf16 && w.m.layout == WeightLayout::kMma) return gemm_mma_pipelined(w, b_ptr, n_tok, chunk, y, beta);
   if (bf16) ensure_device(gemm_bf16_[0], gemm_bf16_bytes_[0], chunk * cols * 2, "the GEMM weight chunk (bf16)");
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, rows - r0);
@@ -514,7 +518,7 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y)
     }
     // Column-major view: Yᵀ[r0:r0+rc, :] (rc × n_tok, ld rows) = W_chunk (cols × rc)ᵀ · Xᵀ (cols × n_tok).
     IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rc), int(n_tok), int(cols), &one, a_ptr,
-                                  ab_type, int(cols), b_ptr, ab_type, int(cols), &zero, y + r0, CUDA_R_32F, int(rows),
+                                  ab_type, int(cols), b_ptr, ab_type, int(cols), &beta, y + r0, CUDA_R_32F, int(rows),
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
   // Buffer 0 was just read on stream_: a later pipelined dequantization into it must wait.
@@ -536,12 +540,22 @@ DeviceMatrix CudaBackend::row_slice(const DeviceMatrix& m, int64_t r0, int64_t r
 // The weights are constant, so the dequantization needs nothing else from stream_; when
 // ensure_device syncs stream_ before growing a buffer, every dequantization issued so far
 // has a GEMM after it on stream_, so it is finished too.
-void CudaBackend::gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y) {
+void CudaBackend::gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y,
+                                     float beta) {
   const int64_t rows = w.m.rows, cols = w.m.cols;
   for (int i = 0; i < 2; ++i) {
     ensure_device(gemm_bf16_[i], gemm_bf16_bytes_[i], chunk * cols * 2, "the GEMM weight chunks (bf16)");
   }
-  const float one = 1.0f, zero = 0.0f;
+  // IMP_CUDA_GEMM_SMS=N (A/B knob, unset = all SMs): cuBLAS plans these GEMMs for N SMs, so
+  // the next matrix's dequantization has SMs of its own instead of queueing behind the
+  // GEMM's persistent CTAs (the Q4_0 8B prefill trace of 2026-12-07 showed the two running
+  // one after the other: dequantization 8.6 of 28 ms).
+  static const int sm_target = [] {
+    const char* e = std::getenv("IMP_CUDA_GEMM_SMS");
+    return e ? std::max(0, std::atoi(e)) : 0;
+  }();
+  if (sm_target) IMP_CUBLAS_CHECK(cublasSetSmCountTarget(cublas_, sm_target));
+  const float one = 1.0f;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, rows - r0);
     const int b = int(chunk_seq_++ & 1);
@@ -553,10 +567,11 @@ void CudaBackend::gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_
     IMP_CUDA_CHECK(cudaEventRecord(chunk_ready_[b], dequant_stream_));
     IMP_CUDA_CHECK(cudaStreamWaitEvent(stream_, chunk_ready_[b], 0));
     IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rc), int(n_tok), int(cols), &one, buf,
-                                  CUDA_R_16BF, int(cols), x_bf16, CUDA_R_16BF, int(cols), &zero, y + r0, CUDA_R_32F,
+                                  CUDA_R_16BF, int(cols), x_bf16, CUDA_R_16BF, int(cols), &beta, y + r0, CUDA_R_32F,
                                   int(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     IMP_CUDA_CHECK(cudaEventRecord(chunk_free_[b], stream_));
   }
+  if (sm_target) IMP_CUBLAS_CHECK(cublasSetSmCountTarget(cublas_, 0));
 }
 
 void CudaBackend::matmul(MatrixHandle h, const float* x, int64_t n_tok, float* y) {
@@ -612,6 +627,14 @@ void CudaBackend::matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int6
     if (options_.decode_x == CudaDecodeActivations::kF16 && gemv_mma_fused(&m, 1, x, y, stream_, f)) return;
     gemv(matrix(w), x, residual, GemvOut::kAdd);
     return;
+  }
+  // Prefill: the GEMM adds into the residual (β = 1) — no scratch round trip, no add kernel
+  // (64 launches, 0.8 ms of a Q4_0 8B 512-token prefill on an H100, 2026-12-07). The FP8
+  // W8A8 path writes its own output and keeps the composition.
+  const Matrix& m = matrix(w);
+  if (!skip() && mode_ != Mode::kCapture && !is_fp8_weight(m.m.format) && m.m.rows == n_out &&
+      n_tok <= 0x7FFFFFFF && m.m.rows <= 0x7FFFFFFF) {
+    return gemm(m, x, n_tok, residual, /*accumulate=*/true);
   }
   Backend::matmul_add(w, x, n_tok, n_out, residual, scratch);
 }

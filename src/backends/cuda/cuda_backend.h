@@ -170,10 +170,11 @@ class CudaBackend final : public Backend {
   void abort_capture();
   bool skip() const { return mode_ == Mode::kReplay; }
   void gemv(const Matrix& w, const float* x, float* y, GemvOut out = GemvOut::kStore);
-  void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y);
+  // y = W·x, or y += W·x (accumulate) for the prefill's residual adds.
+  void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
   // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
   Matrix upload(const QuantMatrix& w, std::string_view name);
-  void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y);
+  void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y, float beta);
   static DeviceMatrix row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc);
 
   CudaBackendOptions options_;

@@ -1,4 +1,5 @@
-// Elementwise forward ops (forward_kernels.h): grid-stride loops, one element per thread step.
+// Elementwise forward ops (forward_kernels.h): grid-stride loops, one element per thread step
+// (four for the aligned SwiGLU, add and BF16 conversion).
 #include <cmath>
 
 #include <cstdint>
@@ -23,6 +24,26 @@ __global__ void swiglu_kernel(const float* gate, const float* up, int64_t n, flo
     out[i] = g / (1.0f + expf(-g)) * up[i];
   }
 }
+
+// Four elements per thread (16-byte loads and stores) where the buffers allow: the prefill's
+// SwiGLU over (tokens × n_ff) ran at ~0.6 of copy bandwidth one float at a time (46 µs per
+// layer for 88 MB, Q4_0 8B at 512 tokens on an H100, 2026-12-07). out may alias gate.
+__global__ void swiglu_x4_kernel(const float4* gate, const float4* up, int64_t n4, float4* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 g = gate[i], u = up[i];
+    out[i] = make_float4(g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
+                         g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w);
+  }
+}
+
+__global__ void add_x4_kernel(float4* y, const float4* x, int64_t n4) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 a = y[i], b = x[i];
+    y[i] = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 __global__ void gelu_kernel(const float* x, int64_t n, float* out) {
   const float k = 0.7978845608028654f;  // sqrt(2/pi)
@@ -81,6 +102,13 @@ void check_n(int64_t n, const char* op) {
 
 void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
   check_n(n, "swiglu");
+  if (n % 4 == 0 && aligned16(gate) && aligned16(up) && aligned16(out)) {
+    swiglu_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(reinterpret_cast<const float4*>(gate),
+                                                                 reinterpret_cast<const float4*>(up), n / 4,
+                                                                 reinterpret_cast<float4*>(out));
+    IMP_CUDA_CHECK_LAUNCH();
+    return;
+  }
   swiglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
@@ -93,6 +121,12 @@ void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream) {
 
 void add(float* y, const float* x, int64_t n, cudaStream_t stream) {
   check_n(n, "add");
+  if (n % 4 == 0 && aligned16(y) && aligned16(x)) {
+    add_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(reinterpret_cast<float4*>(y),
+                                                              reinterpret_cast<const float4*>(x), n / 4);
+    IMP_CUDA_CHECK_LAUNCH();
+    return;
+  }
   add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, x, n);
   IMP_CUDA_CHECK_LAUNCH();
 }

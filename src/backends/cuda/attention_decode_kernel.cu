@@ -1,0 +1,485 @@
+// The decode attention kernel (attention_decode_kernel.h), one instantiation per (KV type,
+// output columns per thread, cluster merge), every loop short and rolled.
+//
+// Block (kv head g, subgroup of ≤ 4 query heads, split s, query t), 128 threads; keys in
+// tiles of 32:
+//   prologue (before pdl_wait, overlapping the QKV GEMV's tail): the split's K and V rows
+//           are located through the block tables — written before the step, constant during
+//           it — and prefetched into L2. L2 is the device's point of coherence, so a
+//           prefetch cannot hand out stale data; the loads after pdl_wait then find the rows
+//           there (~2× faster than from HBM) instead of starting the round trip.
+//   rows:   threads 0..31 turn the tile's positions into K/V row pointers and row scales;
+//   load:   each thread decodes quads (4 elements) of K and V to FP32 in shared memory, all
+//           of its quads of the tile loaded before any is stored (K rows padded to an odd
+//           number of quads: the score loop's 16-byte reads of 8 lanes then hit 8 distinct
+//           bank quads);
+//   scores: warp w scores head w of the subgroup, lane j key j; online softmax in FP32;
+//   P·V:    thread i owns elements i (and i + 128 for head_dim > 128) of all 4 heads; the
+//           probabilities of a key are one 16-byte broadcast read.
+//   merge:  n_split == 1 writes acc / l. A cluster of the n_split blocks of a (kv head,
+//           subgroup, query) — kCluster — puts each block's (max, sum, acc) in its shared
+//           memory and, after a cluster barrier, block s merges outputs s, s + n_split·128, …
+//           reading its peers' shared memory (as combine_kernel: weights exp(m_s − M), empty
+//           splits weigh nothing), so a step has no partials and no combine launch. Else the
+//           partials go to global memory for combine_kernel (attention.cu).
+// Why the cluster: the merge launch cost ~6 µs per layer of a Q4_0 8B decode step on an H100
+// (kernel trace, 2026-12-07): its wait for the attention grid plus its own ramp.
+#include "backends/cuda/attention_decode_kernel.h"
+
+#include <cooperative_groups.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/pdl.cuh"
+#include "common/env_switch.h"
+
+namespace imp::cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kThreads = 128;
+constexpr int kTile = 32;
+constexpr int kGroup = 4;  // query heads per block: one per warp in the score step
+
+// Shared memory after the row pointers and scales, in floats: q [kGroup][cols4],
+// k [kTile][k_cols4], v [kTile][cols4], p [kTile][kGroup], max / sum / correction [kGroup].
+struct TypedSmem {
+  int quads;  // ceil(head_dim / 4)
+  __host__ __device__ int cols4() const { return 4 * quads; }
+  __host__ __device__ int k_cols4() const { return 4 * (quads | 1); }
+  __host__ __device__ size_t head_bytes() const { return 2 * kTile * sizeof(void*) + 2 * kTile * sizeof(float); }
+  __host__ __device__ size_t bytes() const {
+    return head_bytes() + sizeof(float) * (size_t(kGroup) * cols4() + size_t(kTile) * k_cols4() + size_t(kTile) * cols4() +
+                                           kTile * kGroup + 3 * kGroup);
+  }
+};
+
+// The hardware conversions: exact for every finite f16 / E4M3 value (both widen), so the
+// same values as kvc::f16_to_f32 / kvc::e4m3_to_f32 in a few instructions instead of their
+// branches. Two elements each, the lower bits first.
+__device__ __forceinline__ float2 f16x2_to_f32x2(uint32_t v) {
+  __half2_raw r;
+  r.x = uint16_t(v);
+  r.y = uint16_t(v >> 16);
+  return __half22float2(__half2(r));
+}
+__device__ __forceinline__ float2 e4m3x2_to_f32x2(uint32_t v) {
+  return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v & 0xFFFFu), __NV_E4M3)));
+}
+
+template <int D>
+__device__ __forceinline__ float row_scale_of(const uint8_t* row) {
+  return (D == kvc::kFP8 || D == kvc::kINT8 || D == kvc::kNVFP4) ? kvc::load_f32(row) : 1.0f;
+}
+
+// Elements e .. e+3 (e % 4 == 0) of a row, decode_elem's values bit for bit; zeros past hd.
+// vec: hd % 4 == 0, so the vector loads are aligned.
+template <int D>
+__device__ __forceinline__ float4 load_quad(const uint8_t* row, int e, int hd, float scale, bool vec) {
+  float o[4];
+  if (D == kvc::kINT4) {  // hd even, groups of 32: a quad lies in one group
+    const uint8_t* codes = row + 2 * kvc::int4_groups(hd) + e / 2;
+    float d = f16x2_to_f32x2(kvc::load_u16(row + 2 * (e / kvc::kInt4Group))).x;
+    if (!(d > 0.0f)) d = 1.0f;
+    const uint32_t c = uint32_t(__ldg(codes)) | (e + 2 < hd ? uint32_t(__ldg(codes + 1)) << 8 : 0u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = e + i < hd ? __fmul_rn(float(int((c >> (4 * i)) & 0xF) - 8), d) : 0.0f;
+  } else if (D == kvc::kNVFP4) {  // hd % 16 == 0
+    const uint8_t* codes = row + 4 + hd / kvc::kNvfp4Block + e / 2;
+    const float d = __fmul_rn(e4m3x2_to_f32x2(__ldg(row + 4 + e / kvc::kNvfp4Block)).x, scale);
+    const uint32_t c = uint32_t(__ldg(codes)) | (uint32_t(__ldg(codes + 1)) << 8);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = __fmul_rn(kvc::e2m1_to_f32((c >> (4 * i)) & 0xF), d);
+  } else if (vec && D == kvc::kF32) {
+    return __ldg(reinterpret_cast<const float4*>(row + 4 * e));
+  } else if (vec && D == kvc::kF16) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(row + 2 * e));
+    const float2 a = f16x2_to_f32x2(v.x), b = f16x2_to_f32x2(v.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+  } else if (vec && D == kvc::kBF16) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(row + 2 * e));
+    return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xFFFF0000u), __uint_as_float(v.y << 16),
+                       __uint_as_float(v.y & 0xFFFF0000u));
+  } else if (vec && D == kvc::kFP8) {
+    const uint32_t v = __ldg(reinterpret_cast<const unsigned*>(row + 4 + e));
+    const float2 a = e4m3x2_to_f32x2(v), b = e4m3x2_to_f32x2(v >> 16);
+    return make_float4(__fmul_rn(a.x, scale), __fmul_rn(a.y, scale), __fmul_rn(b.x, scale), __fmul_rn(b.y, scale));
+  } else if (vec && D == kvc::kINT8) {
+    const uint32_t v = __ldg(reinterpret_cast<const unsigned*>(row + 4 + e));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = __fmul_rn(float(int8_t(uint8_t(v >> (8 * i)))), scale);
+  } else {  // a head_dim that is not a multiple of 4: element by element
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = e + i < hd ? kvc::decode_elem(D, row, e + i, hd, scale) : 0.0f;
+  }
+  return make_float4(o[0], o[1], o[2], o[3]);
+}
+
+// grid (n_kv_head · n_sub, n_split, n_tok); kCols: output columns per thread (head_dim ≤ 128 · kCols).
+// Keys whose rows a block prefetches into L2 before pdl_wait (the rest load from HBM).
+constexpr int kPrefetchKeys = 256;
+
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+// grid (n_kv_head · n_sub, n_split, n_tok); kCols: output columns per thread (head_dim ≤
+// 128 · kCols); kCluster: the launch's cluster is (1, n_split, 1) and merges the splits.
+template <int D, int kCols, bool kCluster>
+__global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float* q, int n_head, KvView kv, int window,
+                                                                    float scale, float* partials, float* out,
+                                                                    const StepParams* step) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
+  const int n_sub = (G + kGroup - 1) / kGroup;
+  const int g = blockIdx.x / n_sub, sub = blockIdx.x % n_sub;
+  const int h0 = g * G + sub * kGroup, n_g = min(kGroup, G - sub * kGroup);
+  const int s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const TypedSmem L{(hd + 3) / 4};
+  const int quads = L.quads, cols4 = L.cols4(), k_cols4 = L.k_cols4();
+  const uint8_t** k_rows = reinterpret_cast<const uint8_t**>(smem_raw);
+  const uint8_t** v_rows = k_rows + kTile;
+  float* k_scale = reinterpret_cast<float*>(v_rows + kTile);
+  float* v_scale = k_scale + kTile;
+  float* q_s = v_scale + kTile;
+  float* k_s = q_s + kGroup * cols4;
+  float* v_s = k_s + kTile * k_cols4;
+  float* p_s = v_s + kTile * cols4;
+  float* m_s = p_s + kTile * kGroup;
+  float* l_s = m_s + kGroup;
+  float* c_s = l_s + kGroup;
+
+  const int pos = step->pos0 + t;  // StepParams was written before the step's first kernel
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int len = pos - lo + 1;
+  const int chunk = (len + n_split - 1) / n_split;
+  const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
+
+  // The prologue: rows 2i (K) and 2i + 1 (V) of key j0 + i, one 128-byte line at a time.
+  {
+    const int n_pref = max(0, min(j1 - j0, kPrefetchKeys));
+    for (int i = tid; i < 2 * n_pref; i += kThreads) {
+      const int j = j0 + (i >> 1);
+      const uint8_t* row = (i & 1) ? kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g)
+                                   : kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
+      for (int b = 0; b < kv.row_bytes; b += 128) prefetch_l2(row + b);
+      prefetch_l2(row + kv.row_bytes - 1);
+    }
+  }
+
+  pdl_wait();  // q and this step's cache rows come from the kernels before (pdl.cuh)
+  pdl_trigger();
+  if ((hd & 3) == 0 && (reinterpret_cast<uintptr_t>(q) & 15) == 0) {
+    for (int i = tid; i < kGroup * quads; i += kThreads) {
+      const int gi = i / quads, c = i - gi * quads;
+      const float4 v = gi < n_g ? __ldg(reinterpret_cast<const float4*>(q + (int64_t(t) * n_head + h0 + gi) * hd) + c)
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      *reinterpret_cast<float4*>(q_s + gi * cols4 + 4 * c) = v;
+    }
+  } else {
+    for (int i = tid; i < kGroup * cols4; i += kThreads) {
+      const int gi = i / cols4, e = i - gi * cols4;
+      q_s[i] = gi < n_g && e < hd ? q[(int64_t(t) * n_head + h0 + gi) * hd + e] : 0.0f;
+    }
+  }
+  if (tid < kGroup) {
+    m_s[tid] = -INFINITY;
+    l_s[tid] = 0.0f;
+  }
+  const bool vec = (hd & 3) == 0;
+  // Quads per tile and thread when kThreads is a multiple of the row's quads (head_dim 16,
+  // 32, 64, 128, 256: each thread keeps one quad column): all loaded before any is stored.
+  constexpr int kMaxIt = 8 * kCols;
+  const bool fixed_col = kThreads % quads == 0 && kThreads / quads <= kTile && kTile * quads <= kMaxIt * kThreads;
+  const int step_rows = kThreads / quads, step_quads = kThreads % quads;
+  float acc[kCols][kGroup];
+#pragma unroll
+  for (int r = 0; r < kCols; ++r) {
+#pragma unroll
+    for (int gi = 0; gi < kGroup; ++gi) acc[r][gi] = 0.0f;
+  }
+
+  for (int base = j0; base < j1; base += kTile) {
+    const int n_keys = min(kTile, j1 - base);
+    __syncthreads();  // the previous tile is consumed (and q_s, m_s are written)
+    if (tid < kTile) {
+      const uint8_t* kr = nullptr;
+      const uint8_t* vr = nullptr;
+      if (tid < n_keys) {
+        kr = kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, base + tid, g);
+        vr = kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, base + tid, g);
+        k_scale[tid] = row_scale_of<D>(kr);
+        v_scale[tid] = row_scale_of<D>(vr);
+      }
+      k_rows[tid] = kr;
+      v_rows[tid] = vr;
+    }
+    __syncthreads();
+    if (fixed_col) {
+      const int c = tid % quads, jt = tid / quads, n_it = kTile / step_rows;
+      float4 kq[kMaxIt], vq[kMaxIt];
+#pragma unroll
+      for (int it = 0; it < kMaxIt; ++it) {
+        const int j = jt + it * step_rows;
+        kq[it] = vq[it] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (it < n_it && j < n_keys) {  // keys past the tile's end stay zero: p = 0 must not meet NaN
+          kq[it] = load_quad<D>(k_rows[j], 4 * c, hd, k_scale[j], vec);
+          vq[it] = load_quad<D>(v_rows[j], 4 * c, hd, v_scale[j], vec);
+        }
+      }
+#pragma unroll
+      for (int it = 0; it < kMaxIt; ++it) {
+        const int j = jt + it * step_rows;
+        if (it < n_it) {
+          *reinterpret_cast<float4*>(k_s + j * k_cols4 + 4 * c) = kq[it];
+          *reinterpret_cast<float4*>(v_s + j * cols4 + 4 * c) = vq[it];
+        }
+      }
+    } else {
+      int j = tid / quads, c = tid - j * quads;
+#pragma unroll 4
+      for (; j < kTile; j += step_rows, c += step_quads) {
+        if (c >= quads) {
+          c -= quads;
+          ++j;
+          if (j >= kTile) break;
+        }
+        float4 kq = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vq = kq;
+        if (j < n_keys) {
+          kq = load_quad<D>(k_rows[j], 4 * c, hd, k_scale[j], vec);
+          vq = load_quad<D>(v_rows[j], 4 * c, hd, v_scale[j], vec);
+        }
+        *reinterpret_cast<float4*>(k_s + j * k_cols4 + 4 * c) = kq;
+        *reinterpret_cast<float4*>(v_s + j * cols4 + 4 * c) = vq;
+      }
+    }
+    __syncthreads();
+    // Scores and the online softmax: warp = head of the subgroup, lane = key.
+    {
+      float p = 0.0f;
+      if (warp < n_g) {
+        const float4* q4 = reinterpret_cast<const float4*>(q_s + warp * cols4);
+        const float4* k4 = reinterpret_cast<const float4*>(k_s + lane * k_cols4);
+        float dx = 0.0f, dy = 0.0f, dz = 0.0f, dw = 0.0f;
+#pragma unroll 4
+        for (int i = 0; i < quads; ++i) {
+          const float4 a = q4[i], b = k4[i];
+          dx = fmaf(a.x, b.x, dx);
+          dy = fmaf(a.y, b.y, dy);
+          dz = fmaf(a.z, b.z, dz);
+          dw = fmaf(a.w, b.w, dw);
+        }
+        const bool valid = lane < n_keys;
+        const float sc = valid ? ((dx + dy) + (dz + dw)) * scale : -INFINITY;
+        float mt = sc;
+        for (int o = 16; o > 0; o >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xFFFFFFFFu, mt, o));
+        const float m_old = m_s[warp];
+        const float m_new = fmaxf(m_old, mt);  // finite: the tile has at least one key
+        p = valid ? expf(sc - m_new) : 0.0f;
+        float sum = p;
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+        if (lane == 0) {
+          const float corr = expf(m_old - m_new);  // 0 on the first tile (m_old = −inf)
+          c_s[warp] = corr;
+          l_s[warp] = l_s[warp] * corr + sum;
+          m_s[warp] = m_new;
+        }
+      } else if (lane == 0) {
+        c_s[warp] = 1.0f;  // heads past the subgroup: p = 0, acc stays 0
+      }
+      p_s[lane * kGroup + warp] = p;
+    }
+    __syncthreads();
+    // P·V: columns e = tid + 128 r of the 4 heads, over the tile's keys.
+    float corr[kGroup];
+#pragma unroll
+    for (int gi = 0; gi < kGroup; ++gi) corr[gi] = c_s[gi];
+#pragma unroll
+    for (int r = 0; r < kCols; ++r) {
+#pragma unroll
+      for (int gi = 0; gi < kGroup; ++gi) acc[r][gi] *= corr[gi];
+    }
+#pragma unroll 4
+    for (int jj = 0; jj < n_keys; ++jj) {
+      const float4 p4 = *reinterpret_cast<const float4*>(p_s + jj * kGroup);
+#pragma unroll
+      for (int r = 0; r < kCols; ++r) {
+        const int e = tid + r * kThreads;
+        const float v = e < cols4 ? v_s[jj * cols4 + e] : 0.0f;
+        acc[r][0] = fmaf(p4.x, v, acc[r][0]);
+        acc[r][1] = fmaf(p4.y, v, acc[r][1]);
+        acc[r][2] = fmaf(p4.z, v, acc[r][2]);
+        acc[r][3] = fmaf(p4.w, v, acc[r][3]);
+      }
+    }
+  }
+  __syncthreads();  // m_s / l_s final (a block with no keys keeps −inf / 0), k_s free
+
+  const int64_t row0 = int64_t(t) * n_head + h0;
+  if constexpr (kCluster) {
+    // acc → o_s [kGroup][cols4] in the K tile's space; then block s merges outputs
+    // s·128 + tid, + n_split·128, … of the subgroup from every block's shared memory.
+    float* o_s = k_s;
+#pragma unroll
+    for (int r = 0; r < kCols; ++r) {
+      const int e = tid + r * kThreads;
+#pragma unroll
+      for (int gi = 0; gi < kGroup; ++gi) {
+        if (e < cols4) o_s[gi * cols4 + e] = acc[r][gi];
+      }
+    }
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every block's m_s, l_s, o_s written and visible to the cluster
+    const int rank = int(cluster.block_rank());  // = s: the cluster spans the grid's y
+    for (int idx = rank * kThreads + tid; idx < n_g * hd; idx += n_split * kThreads) {
+      const int gi = idx / hd, e = idx - gi * hd;
+      float M = -INFINITY;
+      for (int r = 0; r < n_split; ++r) {
+        const float ms = *cluster.map_shared_rank(m_s + gi, r), ls = *cluster.map_shared_rank(l_s + gi, r);
+        M = fmaxf(M, ls > 0.0f ? ms : -INFINITY);  // empty splits (no keys) weigh nothing
+      }
+      float l = 0.0f, a = 0.0f;
+      for (int r = 0; r < n_split; ++r) {
+        const float ms = *cluster.map_shared_rank(m_s + gi, r), ls = *cluster.map_shared_rank(l_s + gi, r);
+        const float w = ls > 0.0f ? expf(ms - M) : 0.0f;
+        l += ls * w;
+        a = fmaf(*cluster.map_shared_rank(o_s + gi * cols4 + e, r), w, a);
+      }
+      out[(row0 + gi) * hd + e] = l > 0.0f ? a / l : 0.0f;
+    }
+    cluster.sync();  // peers' shared memory stays in place until every block has read it
+    return;
+  }
+#pragma unroll
+  for (int r = 0; r < kCols; ++r) {
+    const int e = tid + r * kThreads;
+    if (e >= hd) continue;
+#pragma unroll
+    for (int gi = 0; gi < kGroup; ++gi) {
+      if (gi >= n_g) break;
+      if (n_split == 1) {
+        const float l = l_s[gi];
+        out[(row0 + gi) * hd + e] = l > 0.0f ? acc[r][gi] / l : 0.0f;
+      } else {
+        partials[((row0 + gi) * n_split + s) * (hd + 2) + 2 + e] = acc[r][gi];
+      }
+    }
+  }
+  if (n_split > 1 && tid < n_g) {
+    partials[((row0 + tid) * n_split + s) * (hd + 2)] = m_s[tid];
+    partials[((row0 + tid) * n_split + s) * (hd + 2) + 1] = l_s[tid];
+  }
+}
+
+// kernel<<<grid, 128, smem, stream>>> with PDL, and with a (1, n_split, 1) cluster when kCluster.
+template <int D, int kCols, bool kCluster>
+void launch_typed(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
+                  float scale, float* partials, float* out, const StepParams* step) {
+  auto* kernel = attention_decode_kernel<D, kCols, kCluster>;
+  static bool attr_set = false;  // head_dim 256: ~71 KB
+  if (!attr_set) {
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(TypedSmem{64}.bytes())));
+    if (kCluster) IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    attr_set = true;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[2];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = 1;
+  attr[1].val.clusterDim.y = grid.y;
+  attr[1].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = kCluster ? 2 : 1;
+  IMP_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, n_head, kv, window, scale, partials, out, step));
+}
+
+template <int kCols, bool kCluster>
+void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
+                 const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step) {
+#define IMP_ATTN_CASE(T) \
+  case T: return launch_typed<T, kCols, kCluster>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step)
+  switch (dtype) {
+    IMP_ATTN_CASE(kvc::kF32);
+    IMP_ATTN_CASE(kvc::kF16);
+    IMP_ATTN_CASE(kvc::kBF16);
+    IMP_ATTN_CASE(kvc::kFP8);
+    IMP_ATTN_CASE(kvc::kINT8);
+    IMP_ATTN_CASE(kvc::kINT4);
+    IMP_ATTN_CASE(kvc::kNVFP4);
+    default: ::imp::fail("CUDA attention: KV type {} has no decode kernel", dtype);
+  }
+#undef IMP_ATTN_CASE
+}
+
+bool& cluster_flag() {
+  static bool on = env_switch_on("IMP_CUDA_ATTN_CLUSTER");
+  return on;
+}
+
+// Whether a cluster of n blocks of this kernel (smem bytes each) can be resident at all:
+// cudaOccupancyMaxActiveClusters on the f16 instantiation (all types share the block shape
+// and shared memory), once per (n, smem).
+bool cluster_fits(int n, size_t smem) {
+  static int known[kClusterMergeMaxSplits + 1][2] = {};  // [n][kCols-1]: 0 unknown, 1 no, 2 yes
+  const int cols = smem > TypedSmem{32}.bytes() ? 2 : 1;
+  int& k = known[n][cols - 1];
+  if (k == 0) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, unsigned(n), 1);
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = unsigned(n);
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    auto* kernel = cols == 1 ? attention_decode_kernel<kvc::kF16, 1, true> : attention_decode_kernel<kvc::kF16, 2, true>;
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(TypedSmem{64}.bytes())));
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    k = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0 ? 2 : 1;
+    (void)cudaGetLastError();  // a refused query is an answer (no), not a sticky error
+  }
+  return k == 2;
+}
+
+}  // namespace
+
+bool attention_cluster_merges(int32_t n_split, int64_t head_dim) {
+  if (!cluster_flag() || n_split <= 1 || n_split > kClusterMergeMaxSplits) return false;
+  return cluster_fits(n_split, TypedSmem{int((head_dim + 3) / 4)}.bytes());
+}
+void set_attention_cluster(bool on) { cluster_flag() = on; }
+
+void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
+                                    int32_t n_split, float* partials, float* out, const StepParams* step,
+                                    cudaStream_t stream) {
+  const int G = int(n_head / kv.n_kv_head);
+  const int n_sub = (G + kGroup - 1) / kGroup;
+  const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
+  const size_t smem = TypedSmem{(kv.head_dim + 3) / 4}.bytes();
+  const bool cluster = attention_cluster_merges(n_split, kv.head_dim);
+  if (kv.head_dim <= kThreads) {
+    if (cluster) return launch_cols<1, true>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+    return launch_cols<1, false>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+  }
+  if (cluster) return launch_cols<2, true>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+  launch_cols<2, false>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+}
+
+}  // namespace imp::cuda

@@ -1,0 +1,37 @@
+// The decode attention kernel (attention_decode_kernel.cu), launched by attention_decode
+// (attention.cu): one instantiation per KV type, short rolled loops, and the splits of a
+// (kv head, head subgroup) merged inside a thread-block cluster where they fit in one.
+// Why per type: the kernel runs once per layer from a cold instruction cache with one warp
+// per scheduler; Nsight Compute on llama3.2-1b decode (2026-12-03) showed 60 % of the stall
+// cycles of the generic kernel (6.5k SASS instructions, the KV-type switch inside its loops)
+// waiting on instruction fetch. Per type it is 1.6k–2.8k instructions; on an H100
+// (2026-12-07, imp_bench_cuda_attention) it took 13.5 against 18.6 µs per layer at 512
+// keys, and the Q4_0 8B decode step went 3.05 → 2.79 ms.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/forward_kernels.h"
+
+namespace imp::cuda {
+
+// Splits one cluster can merge (thread-block cluster of n_split blocks, distributed shared
+// memory; 16 is Hopper's non-portable maximum).
+constexpr int32_t kClusterMergeMaxSplits = 16;
+
+// Whether n_split splits are merged in their cluster (no partials, no combine launch):
+// 1 < n_split ≤ kClusterMergeMaxSplits, the device can schedule the cluster, and
+// IMP_CUDA_ATTN_CLUSTER is not 0 (set_attention_cluster for tests and benchmarks).
+bool attention_cluster_merges(int32_t n_split, int64_t head_dim);
+void set_attention_cluster(bool on);
+
+// Launches the kernel: grid (n_kv_head · subgroups, n_split, n_tok). Writes out directly when
+// n_split == 1 or the cluster merges; else the partials (attention_decode's layout) for
+// combine_kernel. Arguments checked by attention_decode.
+void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
+                                    int32_t n_split, float* partials, float* out, const StepParams* step,
+                                    cudaStream_t stream);
+
+}  // namespace imp::cuda
