@@ -9,8 +9,7 @@
 // per layer of --runs samples after warm-up. The splits are the backend's for a cache of
 // exactly ctx positions (decode_attention_splits). GB/s counts the K and V bytes of the
 // ctx positions; the ceiling is the measured device copy bandwidth (bytes read + written).
-// Split merge: "cluster" (the splits of a kv head merge in their thread-block cluster, up to
-// 16 splits) and "combine" (partials in global memory, combine_kernel); both where they apply.
+// Each case runs with and without the kernel's L2 prologue (IMP_CUDA_ATTN_PREFETCH).
 //
 // Usage: imp_bench_cuda_attention [--runs N] [--ctx 512,4096,…] [--kv f16,fp8_e4m3,…]
 #include <cuda_runtime.h>
@@ -102,11 +101,8 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
   IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
   const int32_t splits = decode_attention_splits(ctx, ctx);
   const double kv_bytes = 2.0 * double(ctx) * kKvHeads * row;
-  set_attention_cluster(true);
-  const bool can_cluster = attention_cluster_merges(splits, kHeadDim);
-  for (bool cluster : {true, false}) {
-    if (!cluster && !can_cluster) break;  // the first row was the combine already
-    set_attention_cluster(cluster);
+  for (bool prefetch : {true, false}) {
+    set_attention_prefetch(prefetch);
     // Once outside the capture: the first launch of a kernel sets its shared-memory limit.
     attention_decode(q, 1, kHeads, view(0), 0, 0.0f, splits, partials, out, step, stream);
     IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -123,7 +119,7 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
     IMP_CUDA_CHECK(cudaGraphDestroy(graph));
     const double gbps = kv_bytes / us / 1e3;
     std::printf("%-10s %7lld %7d %-8s %7d %9.2f %9.1f %8.3f %10.1f\n", std::string(imp::kv_type_name(type)).c_str(), (long long)ctx,
-                splits, cluster && can_cluster ? "cluster" : "combine", layers, us, gbps, gbps / copy_bw,
+                splits, prefetch ? "on" : "off", layers, us, gbps, gbps / copy_bw,
                 32 * us);
   }
   for (void* p : {static_cast<void*>(k_pool), static_cast<void*>(v_pool), static_cast<void*>(table),
@@ -131,7 +127,7 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
                   static_cast<void*>(step)}) {
     IMP_CUDA_CHECK(cudaFree(p));
   }
-  set_attention_cluster(true);
+  set_attention_prefetch(true);
 }
 
 }  // namespace
@@ -158,7 +154,7 @@ int main(int argc, char** argv) {
     const DeviceInfo dev = device_info(0);
     std::printf("decode attention, %d heads / %d KV heads / head_dim %d; µs per layer (median of %d), GB/s of K+V\n",
                 kHeads, kKvHeads, kHeadDim, runs);
-    std::printf("%-10s %7s %7s %-8s %7s %9s %9s %8s %10s\n", "kv", "ctx", "splits", "merge", "layers", "us/layer",
+    std::printf("%-10s %7s %7s %-8s %7s %9s %9s %8s %10s\n", "kv", "ctx", "splits", "prefetch", "layers", "us/layer",
                 "GB/s", "of copy", "us/32 lay");
     cudaStream_t stream;
     IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));

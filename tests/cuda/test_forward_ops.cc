@@ -261,19 +261,19 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   }
 }
 
-// Runs body once with the decode splits merged in their thread-block cluster and once by
-// combine_kernel (attention_decode_kernel.h), restoring the process-wide choice after.
+// Runs body with and without the decode attention kernel's L2 prologue
+// (attention_decode_kernel.h), restoring the process-wide choice after.
 template <class Body>
-void for_each_split_merge(Body body) {
-  for (bool cluster : {true, false}) {
-    SCOPED_TRACE(cluster ? "splits merged in the cluster" : "splits merged by combine_kernel");
-    set_attention_cluster(cluster);
+void with_and_without_prefetch(Body body) {
+  for (bool prefetch : {true, false}) {
+    SCOPED_TRACE(prefetch ? "rows prefetched into L2" : "no prefetch");
+    set_attention_prefetch(prefetch);
     body();
   }
-  set_attention_cluster(true);
+  set_attention_prefetch(true);
 }
 
-// max_tokens 300: decode steps fall in the 256 or the 300 bucket, 4 attention splits.
+// max_tokens 300: decode steps fall in the 256 or the 300 bucket, 8 or 9 attention splits.
 // head_dim 72 (two int4 groups and a short one); nvfp4 needs whole 16-blocks: 80.
 KvCacheConfig kv_config(KvType t) { return {2, 2, t == KvType::NVFP4 ? 80 : 72, 300, 16, t}; }
 
@@ -289,7 +289,7 @@ CudaBackendOptions exact_mode() {
 // within accumulation error of attention_ref over the same bytes.
 TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
   IMP_SKIP_WITHOUT_GPU();
-  for_each_split_merge([&] {
+  with_and_without_prefetch([&] {
     for (KvType t : kAllKvTypes) {
       SCOPED_TRACE(std::string(kv_type_name(t)));
       CudaBackend b(exact_mode());
@@ -347,11 +347,11 @@ TEST(CudaForwardOps, KvWriteAndAttentionMatchCpuPerType) {
 // The decode kernel's other shapes: GQA groups past one block's 8 heads (two and three
 // subgroups), MHA, head_dim 256 and one that is not a multiple of 4 (the per-element
 // path), with contexts of several 32-key tiles per split (prefill: one split of 287 keys;
-// decode at 288–290 in the 300 bucket: 4 splits of ~72 keys), and the largest cluster: 700
-// keys in the 1024 bucket, 16 splits of 44.
+// decode at 288–290 in the 300 bucket: 9 splits of ~32 keys), and 700 keys in the 1024
+// bucket: 32 splits of ~22.
 TEST(CudaForwardOps, DecodeAttentionGroupsHeadDimsAndTilesMatchCpu) {
   IMP_SKIP_WITHOUT_GPU();
-  for_each_split_merge([&] {
+  with_and_without_prefetch([&] {
     struct Case {
       int64_t n_head, n_kv, hd;
       KvType type;
@@ -394,7 +394,7 @@ TEST(CudaForwardOps, DecodeAttentionGroupsHeadDimsAndTilesMatchCpu) {
 
 TEST(CudaForwardOps, SlidingWindowScaledAttentionMatchesCpuReference) {
   IMP_SKIP_WITHOUT_GPU();
-  for_each_split_merge([&] {
+  with_and_without_prefetch([&] {
     CudaBackend b(exact_mode());
     CpuBackend cpu(CpuOpsPath::kReference, 1);
     const KvCacheConfig kc = kv_config(KvType::F16);

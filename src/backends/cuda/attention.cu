@@ -3,11 +3,12 @@
 // (attention_decode_kernel.cu: a block per (kv head, ≤ 4 query heads, split, query), keys
 // in tiles of 32 decoded to shared memory, online softmax in FP32).
 //
-// Splits: each split of a query's keys is one block; with 1 < n_split ≤ 16 the splits of a
-// (kv head, subgroup) form a thread-block cluster and merge in distributed shared memory;
-// with more, each writes (max, sum, acc) partials that combine_kernel below merges. (Merging
-// in the last split's block instead, counted by atomics, saved the launch but cost more:
-// Q4_0 8B decode step 3.00 vs 2.67 ms on an H200, 2026-12-03.)
+// With one split the block writes the output; else (max, sum, acc) partials per head that
+// combine_kernel below merges. (Measured and dropped, Q4_0 8B decode: merging in the last
+// split's block, counted by atomics — step 3.00 vs 2.67 ms on an H200, 2026-12-03 — and
+// merging the ≤ 16 splits of a kv head inside a thread-block cluster through distributed
+// shared memory — attention 665 µs per step against 499 + 109 for kernel + combine on an
+// H100, 2026-12-07.)
 // Key counts come from StepParams in device memory, so a captured decode graph stays valid
 // as the context grows (within its split count).
 #include <cmath>
@@ -23,45 +24,76 @@ namespace {
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxCombineSplits = 128;
 
-// grid (n_head, n_tok), 128 threads: merges the n_split partials of one (query, head). The
-// splits' (max, sum) pairs are read in parallel into shared memory and turned into one weight per split, so the per-element loop below is a
-// chain of independent loads rather than three dependent passes over the partials.
-__global__ void combine_kernel(const float* partials, int n_head, int n_split, int hd, float* out) {
+constexpr int kCombineThreads = 128;  // ≥ kMaxCombineSplits: one split's (max, sum) per thread
+constexpr int kCombineWarps = kCombineThreads / 32;
+static_assert(kCombineThreads >= kMaxCombineSplits, "one split per thread in the weight step");
+
+// grid (n_head, n_tok), 128 threads: merges the n_split partials of one (query, head).
+// 1. thread s reads split s's (max, sum): the block's max M, the weights exp(m_s − M) (empty
+//    splits weigh nothing) and L = Σ sum_s · weight_s;
+// 2. warp w sums splits w, w + 4, … of each element pair its lanes own (8-byte loads, eight
+//    splits in flight), into shared memory; the four warps' sums are added in warp order.
+// Why: the previous form had each thread walk all splits of one element (one 4-byte load per
+// split and thread, eight in flight): ~6 µs per layer of a Q4_0 8B decode step (H100 trace,
+// 2026-12-07), the attention kernel's ~12.
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(const float* partials, int n_head, int n_split, int hd,
+                                                                  float* out) {
   pdl_wait();
   pdl_trigger();
-  const int h = blockIdx.x, t = blockIdx.y;
-  const float* base = partials + (int64_t(t) * n_head + h) * n_split * (hd + 2);
+  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int stride = hd + 2;
+  const float* base = partials + (int64_t(t) * n_head + h) * n_split * stride;
   __shared__ float w[kMaxCombineSplits];
-  __shared__ float red[32];
-  float m = -INFINITY;
-  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
-    const float ms = base[s * (hd + 2)], ls = base[s * (hd + 2) + 1];
-    w[s] = ls > 0.0f ? ms : -INFINITY;  // empty splits (no keys) weigh nothing
-    m = fmaxf(m, w[s]);
+  __shared__ float red[2][kCombineWarps];
+  __shared__ float sums[kCombineWarps][kMaxHeadDim];
+  float ms = -INFINITY, ls = 0.0f;
+  if (tid < n_split) {
+    ms = base[tid * stride];
+    ls = base[tid * stride + 1];
+    if (!(ls > 0.0f)) ms = -INFINITY, ls = 0.0f;
   }
+  float m = ms;
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  if (lane == 0) red[0][warp] = m;
   __syncthreads();
-  float M = -INFINITY;
-  for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) M = fmaxf(M, red[i]);
-  float l = 0.0f;
-  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
-    const float ls = base[s * (hd + 2) + 1];
-    const float e = w[s] == -INFINITY ? 0.0f : expf(w[s] - M);
-    w[s] = e;
-    l += ls * e;
-  }
-  __syncthreads();  // red[] is reused below, w[] complete
+  float M = red[0][0];
+#pragma unroll
+  for (int i = 1; i < kCombineWarps; ++i) M = fmaxf(M, red[0][i]);
+  const float e = ms == -INFINITY ? 0.0f : expf(ms - M);
+  if (tid < n_split) w[tid] = e;
+  float l = ls * e;
   for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = l;
-  __syncthreads();
+  if (lane == 0) red[1][warp] = l;
+  __syncthreads();  // w[] and red[1] complete
   float L = 0.0f;
-  for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) L += red[i];
-  for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-    float a = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kCombineWarps; ++i) L += red[1][i];
+  if ((hd & 1) == 0) {  // element pairs: 8-byte aligned (the row stride hd + 2 is even)
+    for (int c = lane; c < hd / 2; c += 32) {
+      float ax = 0.0f, ay = 0.0f;
 #pragma unroll 8
-    for (int s = 0; s < n_split; ++s) a = fmaf(base[s * (hd + 2) + 2 + e], w[s], a);
-    out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? a / L : 0.0f;
+      for (int s = warp; s < n_split; s += kCombineWarps) {
+        const float2 v = *reinterpret_cast<const float2*>(base + s * stride + 2 + 2 * c);
+        ax = fmaf(v.x, w[s], ax);
+        ay = fmaf(v.y, w[s], ay);
+      }
+      sums[warp][2 * c] = ax;
+      sums[warp][2 * c + 1] = ay;
+    }
+  } else {
+    for (int c = lane; c < hd; c += 32) {
+      float a = 0.0f;
+#pragma unroll 8
+      for (int s = warp; s < n_split; s += kCombineWarps) a = fmaf(base[s * stride + 2 + c], w[s], a);
+      sums[warp][c] = a;
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < hd; i += kCombineThreads) {
+    float a = sums[0][i];
+#pragma unroll
+    for (int k = 1; k < kCombineWarps; ++k) a += sums[k][i];
+    out[(int64_t(t) * n_head + h) * hd + i] = L > 0.0f ? a / L : 0.0f;
   }
 }
 
@@ -84,13 +116,13 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
                       int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
   check_args(n_tok, n_head, kv, n_split, "attention_decode");
   if (n_split > kMaxCombineSplits) ::imp::fail("CUDA attention_decode: {} splits (at most {})", n_split, kMaxCombineSplits);
-  const bool combine = n_split > 1 && !attention_cluster_merges(n_split, kv.head_dim);
+  const bool combine = n_split > 1;
   if (combine && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
   const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
   launch_attention_decode_kernel(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream);
   if (combine) {
-    launch_pdl(combine_kernel, dim3(unsigned(n_head), unsigned(n_tok)), dim3(128), 0, stream, partials, int(n_head),
+    launch_pdl(combine_kernel, dim3(unsigned(n_head), unsigned(n_tok)), dim3(kCombineThreads), 0, stream, partials, int(n_head),
                n_split, int(kv.head_dim), out);
   }
 }

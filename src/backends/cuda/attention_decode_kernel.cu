@@ -1,5 +1,5 @@
 // The decode attention kernel (attention_decode_kernel.h), one instantiation per (KV type,
-// output columns per thread, cluster merge), every loop short and rolled.
+// output columns per thread), every loop short and rolled.
 //
 // Block (kv head g, subgroup of ≤ 4 query heads, split s, query t), 128 threads; keys in
 // tiles of 32:
@@ -16,17 +16,10 @@
 //   scores: warp w scores head w of the subgroup, lane j key j; online softmax in FP32;
 //   P·V:    thread i owns elements i (and i + 128 for head_dim > 128) of all 4 heads; the
 //           probabilities of a key are one 16-byte broadcast read.
-//   merge:  n_split == 1 writes acc / l. A cluster of the n_split blocks of a (kv head,
-//           subgroup, query) — kCluster — puts each block's (max, sum, acc) in its shared
-//           memory and, after a cluster barrier, block s merges outputs s, s + n_split·128, …
-//           reading its peers' shared memory (as combine_kernel: weights exp(m_s − M), empty
-//           splits weigh nothing), so a step has no partials and no combine launch. Else the
-//           partials go to global memory for combine_kernel (attention.cu).
-// Why the cluster: the merge launch cost ~6 µs per layer of a Q4_0 8B decode step on an H100
-// (kernel trace, 2026-12-07): its wait for the attention grid plus its own ramp.
+// With one split the block writes acc / l; else (max, sum, acc) partials that combine_kernel
+// (attention.cu) merges.
 #include "backends/cuda/attention_decode_kernel.h"
 
-#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -40,8 +33,6 @@
 
 namespace imp::cuda {
 namespace {
-
-namespace cg = cooperative_groups;
 
 constexpr int kThreads = 128;
 constexpr int kTile = 32;
@@ -130,11 +121,11 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 }
 
 // grid (n_kv_head · n_sub, n_split, n_tok); kCols: output columns per thread (head_dim ≤
-// 128 · kCols); kCluster: the launch's cluster is (1, n_split, 1) and merges the splits.
-template <int D, int kCols, bool kCluster>
+// 128 · kCols); prefetch: the L2 prologue (IMP_CUDA_ATTN_PREFETCH=0 leaves it out).
+template <int D, int kCols>
 __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float* q, int n_head, KvView kv, int window,
                                                                     float scale, float* partials, float* out,
-                                                                    const StepParams* step) {
+                                                                    const StepParams* step, bool prefetch) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
   const int n_sub = (G + kGroup - 1) / kGroup;
@@ -163,7 +154,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
   const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
 
   // The prologue: rows 2i (K) and 2i + 1 (V) of key j0 + i, one 128-byte line at a time.
-  {
+  if (prefetch) {
     const int n_pref = max(0, min(j1 - j0, kPrefetchKeys));
     for (int i = tid; i < 2 * n_pref; i += kThreads) {
       const int j = j0 + (i >> 1);
@@ -320,43 +311,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
       }
     }
   }
-  __syncthreads();  // m_s / l_s final (a block with no keys keeps −inf / 0), k_s free
+  __syncthreads();  // m_s / l_s final (a block with no keys keeps −inf / 0)
 
   const int64_t row0 = int64_t(t) * n_head + h0;
-  if constexpr (kCluster) {
-    // acc → o_s [kGroup][cols4] in the K tile's space; then block s merges outputs
-    // s·128 + tid, + n_split·128, … of the subgroup from every block's shared memory.
-    float* o_s = k_s;
-#pragma unroll
-    for (int r = 0; r < kCols; ++r) {
-      const int e = tid + r * kThreads;
-#pragma unroll
-      for (int gi = 0; gi < kGroup; ++gi) {
-        if (e < cols4) o_s[gi * cols4 + e] = acc[r][gi];
-      }
-    }
-    cg::cluster_group cluster = cg::this_cluster();
-    cluster.sync();  // every block's m_s, l_s, o_s written and visible to the cluster
-    const int rank = int(cluster.block_rank());  // = s: the cluster spans the grid's y
-    for (int idx = rank * kThreads + tid; idx < n_g * hd; idx += n_split * kThreads) {
-      const int gi = idx / hd, e = idx - gi * hd;
-      float M = -INFINITY;
-      for (int r = 0; r < n_split; ++r) {
-        const float ms = *cluster.map_shared_rank(m_s + gi, r), ls = *cluster.map_shared_rank(l_s + gi, r);
-        M = fmaxf(M, ls > 0.0f ? ms : -INFINITY);  // empty splits (no keys) weigh nothing
-      }
-      float l = 0.0f, a = 0.0f;
-      for (int r = 0; r < n_split; ++r) {
-        const float ms = *cluster.map_shared_rank(m_s + gi, r), ls = *cluster.map_shared_rank(l_s + gi, r);
-        const float w = ls > 0.0f ? expf(ms - M) : 0.0f;
-        l += ls * w;
-        a = fmaf(*cluster.map_shared_rank(o_s + gi * cols4 + e, r), w, a);
-      }
-      out[(row0 + gi) * hd + e] = l > 0.0f ? a / l : 0.0f;
-    }
-    cluster.sync();  // peers' shared memory stays in place until every block has read it
-    return;
-  }
 #pragma unroll
   for (int r = 0; r < kCols; ++r) {
     const int e = tid + r * kThreads;
@@ -378,39 +335,24 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
   }
 }
 
-// kernel<<<grid, 128, smem, stream>>> with PDL, and with a (1, n_split, 1) cluster when kCluster.
-template <int D, int kCols, bool kCluster>
+template <int D, int kCols>
 void launch_typed(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
                   float scale, float* partials, float* out, const StepParams* step) {
-  auto* kernel = attention_decode_kernel<D, kCols, kCluster>;
   static bool attr_set = false;  // head_dim 256: ~71 KB
   if (!attr_set) {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(TypedSmem{64}.bytes())));
-    if (kCluster) IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<D, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(TypedSmem{64}.bytes())));
     attr_set = true;
   }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
-  attr[1].id = cudaLaunchAttributeClusterDimension;
-  attr[1].val.clusterDim.x = 1;
-  attr[1].val.clusterDim.y = grid.y;
-  attr[1].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = kCluster ? 2 : 1;
-  IMP_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, n_head, kv, window, scale, partials, out, step));
+  launch_pdl(attention_decode_kernel<D, kCols>, grid, dim3(kThreads), smem, stream, q, n_head, kv, window, scale, partials,
+             out, step, attention_prefetch_enabled());
 }
 
-template <int kCols, bool kCluster>
+template <int kCols>
 void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
                  const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step) {
 #define IMP_ATTN_CASE(T) \
-  case T: return launch_typed<T, kCols, kCluster>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step)
+  case T: return launch_typed<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step)
   switch (dtype) {
     IMP_ATTN_CASE(kvc::kF32);
     IMP_ATTN_CASE(kvc::kF16);
@@ -424,47 +366,15 @@ void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, con
 #undef IMP_ATTN_CASE
 }
 
-bool& cluster_flag() {
-  static bool on = env_switch_on("IMP_CUDA_ATTN_CLUSTER");
+bool& prefetch_flag() {
+  static bool on = env_switch_on("IMP_CUDA_ATTN_PREFETCH");
   return on;
-}
-
-// Whether a cluster of n blocks of this kernel (smem bytes each) can be resident at all:
-// cudaOccupancyMaxActiveClusters on the f16 instantiation (all types share the block shape
-// and shared memory), once per (n, smem).
-bool cluster_fits(int n, size_t smem) {
-  static int known[kClusterMergeMaxSplits + 1][2] = {};  // [n][kCols-1]: 0 unknown, 1 no, 2 yes
-  const int cols = smem > TypedSmem{32}.bytes() ? 2 : 1;
-  int& k = known[n][cols - 1];
-  if (k == 0) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(1, unsigned(n), 1);
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 1;
-    attr[0].val.clusterDim.y = unsigned(n);
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    int clusters = 0;
-    auto* kernel = cols == 1 ? attention_decode_kernel<kvc::kF16, 1, true> : attention_decode_kernel<kvc::kF16, 2, true>;
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(TypedSmem{64}.bytes())));
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-    k = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0 ? 2 : 1;
-    (void)cudaGetLastError();  // a refused query is an answer (no), not a sticky error
-  }
-  return k == 2;
 }
 
 }  // namespace
 
-bool attention_cluster_merges(int32_t n_split, int64_t head_dim) {
-  if (!cluster_flag() || n_split <= 1 || n_split > kClusterMergeMaxSplits) return false;
-  return cluster_fits(n_split, TypedSmem{int((head_dim + 3) / 4)}.bytes());
-}
-void set_attention_cluster(bool on) { cluster_flag() = on; }
+bool attention_prefetch_enabled() { return prefetch_flag(); }
+void set_attention_prefetch(bool on) { prefetch_flag() = on; }
 
 void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
                                     int32_t n_split, float* partials, float* out, const StepParams* step,
@@ -473,13 +383,11 @@ void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_hea
   const int n_sub = (G + kGroup - 1) / kGroup;
   const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
   const size_t smem = TypedSmem{(kv.head_dim + 3) / 4}.bytes();
-  const bool cluster = attention_cluster_merges(n_split, kv.head_dim);
   if (kv.head_dim <= kThreads) {
-    if (cluster) return launch_cols<1, true>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
-    return launch_cols<1, false>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+    launch_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+  } else {
+    launch_cols<2>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
   }
-  if (cluster) return launch_cols<2, true>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
-  launch_cols<2, false>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
 }
 
 }  // namespace imp::cuda

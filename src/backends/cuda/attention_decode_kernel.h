@@ -1,6 +1,5 @@
 // The decode attention kernel (attention_decode_kernel.cu), launched by attention_decode
-// (attention.cu): one instantiation per KV type, short rolled loops, and the splits of a
-// (kv head, head subgroup) merged inside a thread-block cluster where they fit in one.
+// (attention.cu): one instantiation per KV type, short rolled loops.
 // Why per type: the kernel runs once per layer from a cold instruction cache with one warp
 // per scheduler; Nsight Compute on llama3.2-1b decode (2026-12-03) showed 60 % of the stall
 // cycles of the generic kernel (6.5k SASS instructions, the KV-type switch inside its loops)
@@ -17,19 +16,14 @@
 
 namespace imp::cuda {
 
-// Splits one cluster can merge (thread-block cluster of n_split blocks, distributed shared
-// memory; 16 is Hopper's non-portable maximum).
-constexpr int32_t kClusterMergeMaxSplits = 16;
-
-// Whether n_split splits are merged in their cluster (no partials, no combine launch):
-// 1 < n_split ≤ kClusterMergeMaxSplits, the device can schedule the cluster, and
-// IMP_CUDA_ATTN_CLUSTER is not 0 (set_attention_cluster for tests and benchmarks).
-bool attention_cluster_merges(int32_t n_split, int64_t head_dim);
-void set_attention_cluster(bool on);
+// Whether the kernel prefetches its split's K and V rows into L2 before its PDL wait:
+// IMP_CUDA_ATTN_PREFETCH (default on; set_attention_prefetch for benchmarks).
+bool attention_prefetch_enabled();
+void set_attention_prefetch(bool on);
 
 // Launches the kernel: grid (n_kv_head · subgroups, n_split, n_tok). Writes out directly when
-// n_split == 1 or the cluster merges; else the partials (attention_decode's layout) for
-// combine_kernel. Arguments checked by attention_decode.
+// n_split == 1, else the partials (attention_decode's layout) for combine_kernel. Arguments
+// checked by attention_decode.
 void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
                                     int32_t n_split, float* partials, float* out, const StepParams* step,
                                     cudaStream_t stream);

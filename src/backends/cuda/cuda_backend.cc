@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/check.h"
@@ -27,11 +26,11 @@ namespace {
 // matrices (14336 × 4096) are one GEMM each, so no GEMM has the few output tiles of a
 // 2340-row remainder (that cut ran cuBLAS's sm80 kernel at ~1/3 the rate of the others).
 constexpr int64_t kGemmChunkElems = int64_t(64) << 20;
-// Decode attention (attention.cu) walks each split's keys in tiles of 32 whose rows it has
-// prefetched into L2 before its PDL wait: bucket / 64 splits (two tiles each), at most 128
-// (the combine's limit). Up to a 1024 bucket that is ≤ 16 splits, which merge inside their
-// thread-block cluster (no combine launch); llama3.1-8b there: 16 splits × 8 kv heads = 128
-// blocks.
+// Decode attention (attention.cu) walks each split's keys in tiles of 32, one memory round
+// trip per tile, so a split of ~32 keys is one round trip: bucket / 32 splits, at most 128
+// (the combine's limit). llama3.1-8b in a 1024 bucket: 32 splits × 8 kv heads = 256 blocks.
+// (Two tiles per split — half the partials to merge — cost more than it saved: Q4_0 8B
+// attention + merge 499 + 109 against 382 + 189 µs per step, H100, 2026-12-07.)
 constexpr int32_t kMaxSplits = 128;
 
 bool repacks(FormatId f) { return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q6_K; }
@@ -42,7 +41,7 @@ int64_t bucket_for(int64_t ctx, int64_t max_tokens) {
   while (b < ctx) b *= 2;
   return std::min(b, std::max<int64_t>(max_tokens, 1));
 }
-int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 64, 1, kMaxSplits)); }
+int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 32, 1, kMaxSplits)); }
 
 RopeArgs rope_args(const RopeParams& p) {
   return {p.style == RopeStyle::kHalfSplit ? 1 : 0, p.theta, p.freq_scale};
@@ -546,15 +545,6 @@ void CudaBackend::gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_
   for (int i = 0; i < 2; ++i) {
     ensure_device(gemm_bf16_[i], gemm_bf16_bytes_[i], chunk * cols * 2, "the GEMM weight chunks (bf16)");
   }
-  // IMP_CUDA_GEMM_SMS=N (A/B knob, unset = all SMs): cuBLAS plans these GEMMs for N SMs, so
-  // the next matrix's dequantization has SMs of its own instead of queueing behind the
-  // GEMM's persistent CTAs (the Q4_0 8B prefill trace of 2026-12-07 showed the two running
-  // one after the other: dequantization 8.6 of 28 ms).
-  static const int sm_target = [] {
-    const char* e = std::getenv("IMP_CUDA_GEMM_SMS");
-    return e ? std::max(0, std::atoi(e)) : 0;
-  }();
-  if (sm_target) IMP_CUBLAS_CHECK(cublasSetSmCountTarget(cublas_, sm_target));
   const float one = 1.0f;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, rows - r0);
@@ -571,7 +561,6 @@ void CudaBackend::gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_
                                   int(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     IMP_CUDA_CHECK(cudaEventRecord(chunk_free_[b], stream_));
   }
-  if (sm_target) IMP_CUBLAS_CHECK(cublasSetSmCountTarget(cublas_, 0));
 }
 
 void CudaBackend::matmul(MatrixHandle h, const float* x, int64_t n_tok, float* y) {

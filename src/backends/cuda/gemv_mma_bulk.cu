@@ -71,8 +71,7 @@ constexpr int kBulkThreads = (kBulkWarps + 1) * 32;
 #endif
 constexpr int kMaxStages = 8;
 constexpr int kBarrierBytes = 2 * kMaxStages * 8;   // full[], empty[] (padded to 128 below)
-constexpr int kSmemBudget = IMP_MMA_BULK_SMEM_KB * 1024;  // dynamic: alignment slack, barriers, x, stages
-constexpr int kSmemMax = 200 * 1024;                       // rows too long for kSmemBudget
+constexpr int kSmemMax = 200 * 1024;  // rows too long for smem_budget()
 
 // 4-bit payloads (8 chunks = 128 weights per 64-byte unit row) are staged unit-major: their
 // consumers are issue-bound and the row-major stage costs each 16-byte load twice its shared-
@@ -133,7 +132,7 @@ __device__ __forceinline__ void consumers_sync() {
 }
 
 template <class Op, int kTiles, bool kSwiglu>
-__global__ void __launch_bounds__(kBulkThreads, kSwiglu ? 1 : 2)
+__global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
     gemv_mma_bulk_kernel(const __grid_constant__ MmaJob job, const __grid_constant__ BulkMaps maps, int64_t n_tiles,
                          int n_stages, bool early_trigger) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
@@ -316,35 +315,35 @@ bool colocate() {
   return on;
 }
 
-// Stages that fit beside x: plain GEMV forms in kSmemBudget (co-resident with the next
-// kernel) when at least two do, else — and the SwiGLU form always — in kSmemMax.
-template <class Op, int kTiles, bool kSwiglu>
+// Dynamic shared memory of a co-resident one-tile CTA (alignment slack, barriers, x, stages):
+// IMP_MMA_BULK_SMEM_KB, or IMP_CUDA_BULK_SMEM_KB at run time (A/B: a budget past ~113 KB no
+// longer lets two GEMV CTAs share an SM, but still lets the small attention blocks in).
+int smem_budget() {
+  static const int bytes = [] {
+    const char* e = std::getenv("IMP_CUDA_BULK_SMEM_KB");
+    const int kb = e ? std::atoi(e) : 0;
+    return (kb >= 32 && kb <= 200 ? kb : IMP_MMA_BULK_SMEM_KB) * 1024;
+  }();
+  return bytes;
+}
+
+// Stages that fit beside x: one-tile forms in smem_budget() (co-resident with the next
+// kernel) when at least two do, else — and the two-tile form always — in kSmemMax.
+template <class Op, int kTiles>
 int bulk_stages(int64_t cols) {
   const auto fit = [&](int64_t budget) {
     const int64_t avail = budget - 256 - x_bytes(cols);
     return int(std::min<int64_t>(kMaxStages, std::max<int64_t>(0, avail / BulkStage<Op, kTiles>::kBytes)));
   };
-  const int n = !kSwiglu && colocate() ? fit(kSmemBudget) : 0;
+  const int n = kTiles == 1 && colocate() ? fit(smem_budget()) : 0;
   return n >= 2 ? n : fit(kSmemMax);
-}
-
-// Plain GEMVs (no RoPE epilogue) in 32-row tiles (IMP_CUDA_BULK_TILES2=1): each x fragment
-// then feeds four rows' MMAs instead of two, as in the SwiGLU form, whose 4-bit GEMVs ran at
-// full bandwidth in the Q4_0 8B decode trace while the 16-row ones ran at half (H100,
-// 2026-12-07). Off by default until measured.
-bool two_tile_plain() {
-  static const bool on = [] {
-    const char* e = std::getenv("IMP_CUDA_BULK_TILES2");
-    return e && e[0] == '1';
-  }();
-  return on;
 }
 
 // False (nothing launched) when fewer than two stages fit beside x.
 template <class Op, int kTiles, bool kSwiglu>
 bool launch_bulk(MmaJob job, cudaStream_t stream) {
   static_assert(kBarrierBytes <= 128, "barriers precede x in the first 128 bytes");
-  const int stages = bulk_stages<Op, kTiles, kSwiglu>(job.part[0].cols);
+  const int stages = bulk_stages<Op, kTiles>(job.part[0].cols);
   if (stages < 2) return false;
   const int64_t tiles = assign_tiles(job, kTiles, kSwiglu);
   if (tiles == 0) return true;
@@ -365,8 +364,8 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
   // 128 bytes of alignment slack, 128 of barriers, x, the stages.
   const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
   const unsigned grid = unsigned(std::min<int64_t>(tiles, sm_count()));
-  // Early trigger only where the CTA leaves room beside it (plain GEMV, within the budget).
-  const bool early = !kSwiglu && colocate() && smem <= size_t(kSmemBudget);
+  // Early trigger only where the CTA leaves room beside it (one tile, within the budget).
+  const bool early = kTiles == 1 && colocate() && smem <= size_t(smem_budget());
   launch_pdl(gemv_mma_bulk_kernel<Op, kTiles, kSwiglu>, dim3(grid), dim3(kBulkThreads), smem, stream, job, maps, tiles,
              stages, early);
   IMP_CUDA_CHECK_LAUNCH();
@@ -377,11 +376,7 @@ template <class Op>
 void launch_one(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream, GemvOut out) {
   MmaJob job;
   job.part[0] = make_args(w, x, y, out);
-  if (two_tile_plain()) {
-    launch_bulk<Op, 2, false>(job, stream);
-  } else {
-    launch_bulk<Op, 1, false>(job, stream);  // check_bulk guaranteed the stages
-  }
+  launch_bulk<Op, 1, false>(job, stream);  // check_bulk guaranteed the stages
 }
 
 // Whole units, x in the shared buffer, tensor maps over the planes: 16-byte aligned bases and
@@ -390,7 +385,7 @@ template <class Op>
 KernelCheck check_bulk(const DeviceMatrix& w, const float* x, const float*) {
   constexpr int U = Op::kChunks * 16;
   if (w.cols > kSxMaxCols) return {false, "rows longer than the shared x buffer (32768 columns)"};
-  if (bulk_stages<Op, 2, true>(w.cols) < 2) return {false, "fewer than two pipeline stages fit beside x"};
+  if (bulk_stages<Op, 2>(w.cols) < 2) return {false, "fewer than two pipeline stages fit beside x"};
   const KernelArgs a = make_args(w, x, nullptr);
   KernelCheck shape = all_of({check_cols_multiple(w.cols, U, "the kMma layout's unit"),
                               check_aligned(w.data, 16, "payload"), check_aligned(x, 16, "x")});
@@ -420,9 +415,7 @@ const GemvKernel kBulkKernels[] = {
 
 template <class Op>
 bool launch_job(const MmaJob& job, bool swiglu, cudaStream_t stream) {
-  if (swiglu) return launch_bulk<Op, 2, true>(job, stream);
-  if (two_tile_plain() && !job.rope_kv) return launch_bulk<Op, 2, false>(job, stream);
-  return launch_bulk<Op, 1, false>(job, stream);
+  return swiglu ? launch_bulk<Op, 2, true>(job, stream) : launch_bulk<Op, 1, false>(job, stream);
 }
 
 }  // namespace
