@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cuda/attention_decode_kernel.h"
+#include "backends/cuda/check.h"
 #include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "runtime/kv_cache.h"
@@ -29,9 +30,19 @@ TEST(CudaForwardOps, RmsNormMatchesReference) {
     float* dout = b.alloc(rows * n);
     rmsnorm(dx, dg, rows, n, 1e-5f, dout, b.stream());
     EXPECT_LT(rel_error(download(b, dout, x.size()), ref), 1e-5) << "rmsnorm n=" << n;
+    // The BF16 form (prefill): the same bits as the FP32 norm rounded by f32_to_bf16.
+    float* d16 = b.alloc(rows * n);  // 2× the room the uint16_t pairs need
+    float* d16_ref = b.alloc(rows * n);
+    rmsnorm_bf16(dx, dg, rows, n, 1e-5f, reinterpret_cast<uint16_t*>(d16), b.stream());
+    f32_to_bf16(dout, rows * n, reinterpret_cast<uint16_t*>(d16_ref), b.stream());
+    std::vector<uint16_t> got(size_t(rows * n)), want(got.size());
+    IMP_CUDA_CHECK(cudaStreamSynchronize(b.stream()));
+    IMP_CUDA_CHECK(cudaMemcpy(got.data(), d16, got.size() * 2, cudaMemcpyDeviceToHost));
+    IMP_CUDA_CHECK(cudaMemcpy(want.data(), d16_ref, want.size() * 2, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(got, want) << "rmsnorm_bf16 n=" << n;
     rmsnorm(dx, dg, rows, n, 1e-5f, dx, b.stream());  // in place
     EXPECT_LT(rel_error(download(b, dx, x.size()), ref), 1e-5) << "rmsnorm in place n=" << n;
-    for (float* p : {dx, dg, dout}) b.release(p);
+    for (float* p : {dx, dg, dout, d16, d16_ref}) b.release(p);
   }
 }
 
@@ -112,34 +123,37 @@ TEST(CudaForwardOps, RopeBothStylesMatchReference) {
   }
 }
 
+// n = 1237: the one-element kernels; 1236: the 16-byte (float4) forms of SwiGLU and add.
 TEST(CudaForwardOps, ElementwiseMatchReference) {
   IMP_SKIP_WITHOUT_GPU();
-  CudaBackend b;
-  const int64_t n = 1237;
-  const auto g = random_floats(size_t(n), 31, 4.0f), u = random_floats(size_t(n), 32);
-  std::vector<float> ref(static_cast<size_t>(n));
-  float* dg = upload(b, g);
-  float* du = upload(b, u);
-  float* dout = b.alloc(n);
-  swiglu_ref(g.data(), u.data(), n, ref.data());
-  swiglu(dg, du, n, dout, b.stream());
-  EXPECT_LT(rel_error(download(b, dout, size_t(n)), ref), 1e-5) << "swiglu";
-  gelu_tanh_ref(g.data(), n, ref.data());
-  gelu_tanh(dg, n, dout, b.stream());
-  EXPECT_LT(rel_error(download(b, dout, size_t(n)), ref), 1e-5) << "gelu_tanh";
-  add(dg, du, n, b.stream());
-  for (int64_t i = 0; i < n; ++i) ref[size_t(i)] = g[size_t(i)] + u[size_t(i)];
-  EXPECT_EQ(download(b, dg, size_t(n)), ref) << "add";
-  // add_bias over rows of 1237 / 7 = 176.7 → use 7 rows of 171
-  const auto bias = random_floats(171, 33);
-  std::vector<float> xb(7 * 171);
-  std::copy_n(u.begin(), xb.size(), xb.begin());
-  float* dx = upload(b, xb);
-  float* dbias = upload(b, bias);
-  add_bias(dx, dbias, 7, 171, b.stream());
-  for (size_t i = 0; i < xb.size(); ++i) xb[i] += bias[i % 171];
-  EXPECT_EQ(download(b, dx, xb.size()), xb) << "add_bias";
-  for (float* p : {dg, du, dout, dx, dbias}) b.release(p);
+  for (const int64_t n : {int64_t(1237), int64_t(1236)}) {
+    SCOPED_TRACE(n);
+    CudaBackend b;
+    const auto g = random_floats(size_t(n), 31, 4.0f), u = random_floats(size_t(n), 32);
+    std::vector<float> ref(static_cast<size_t>(n));
+    float* dg = upload(b, g);
+    float* du = upload(b, u);
+    float* dout = b.alloc(n);
+    swiglu_ref(g.data(), u.data(), n, ref.data());
+    swiglu(dg, du, n, dout, b.stream());
+    EXPECT_LT(rel_error(download(b, dout, size_t(n)), ref), 1e-5) << "swiglu";
+    gelu_tanh_ref(g.data(), n, ref.data());
+    gelu_tanh(dg, n, dout, b.stream());
+    EXPECT_LT(rel_error(download(b, dout, size_t(n)), ref), 1e-5) << "gelu_tanh";
+    add(dg, du, n, b.stream());
+    for (int64_t i = 0; i < n; ++i) ref[size_t(i)] = g[size_t(i)] + u[size_t(i)];
+    EXPECT_EQ(download(b, dg, size_t(n)), ref) << "add";
+    // add_bias over rows of 1237 / 7 = 176.7 → use 7 rows of 171
+    const auto bias = random_floats(171, 33);
+    std::vector<float> xb(7 * 171);
+    std::copy_n(u.begin(), xb.size(), xb.begin());
+    float* dx = upload(b, xb);
+    float* dbias = upload(b, bias);
+    add_bias(dx, dbias, 7, 171, b.stream());
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] += bias[i % 171];
+    EXPECT_EQ(download(b, dx, xb.size()), xb) << "add_bias";
+    for (float* p : {dg, du, dout, dx, dbias}) b.release(p);
+  }
 }
 
 // GEMV (1 token) and the dequantize + cuBLAS GEMM (several tokens) against matmul_ref.

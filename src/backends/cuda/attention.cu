@@ -28,24 +28,29 @@ constexpr int kCombineThreads = 128;  // ≥ kMaxCombineSplits: one split's (max
 constexpr int kCombineWarps = kCombineThreads / 32;
 static_assert(kCombineThreads >= kMaxCombineSplits, "one split per thread in the weight step");
 
-// grid (n_head, n_tok), 128 threads: merges the n_split partials of one (query, head).
+constexpr int kCombineChunk = 32;  // output elements per block: one per lane
+
+// grid (n_head · ceil(hd / 32), n_tok), 128 threads: merges the n_split partials of 32
+// output elements of one (query, head).
 // 1. thread s reads split s's (max, sum): the block's max M, the weights exp(m_s − M) (empty
 //    splits weigh nothing) and L = Σ sum_s · weight_s;
-// 2. warp w sums splits w, w + 4, … of each element pair its lanes own (8-byte loads, eight
-//    splits in flight), into shared memory; the four warps' sums are added in warp order.
-// Why: the previous form had each thread walk all splits of one element (one 4-byte load per
-// split and thread, eight in flight): ~6 µs per layer of a Q4_0 8B decode step (H100 trace,
-// 2026-12-07), the attention kernel's ~12.
+// 2. warp w sums splits w, w + 4, … of the element its lane owns (each split's 32 elements
+//    one 128-byte read, eight splits in flight); the four warps' sums are added in warp order.
+// Why: one block per head left 32 blocks each reading every split of 128 elements; the merge
+// cost ~6 µs per layer of a Q4_0 8B decode step (H100 kernel trace, 2026-12-07) against the
+// attention kernel's ~9.
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(const float* partials, int n_head, int n_split, int hd,
                                                                   float* out) {
   pdl_wait();
   pdl_trigger();
-  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int chunks = (hd + kCombineChunk - 1) / kCombineChunk;
+  const int h = blockIdx.x / chunks, e = (blockIdx.x % chunks) * kCombineChunk + (threadIdx.x & 31);
+  const int t = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int stride = hd + 2;
   const float* base = partials + (int64_t(t) * n_head + h) * n_split * stride;
   __shared__ float w[kMaxCombineSplits];
   __shared__ float red[2][kCombineWarps];
-  __shared__ float sums[kCombineWarps][kMaxHeadDim];
+  __shared__ float sums[kCombineWarps][kCombineChunk];
   float ms = -INFINITY, ls = 0.0f;
   if (tid < n_split) {
     ms = base[tid * stride];
@@ -59,41 +64,27 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(const float* p
   float M = red[0][0];
 #pragma unroll
   for (int i = 1; i < kCombineWarps; ++i) M = fmaxf(M, red[0][i]);
-  const float e = ms == -INFINITY ? 0.0f : expf(ms - M);
-  if (tid < n_split) w[tid] = e;
-  float l = ls * e;
+  const float wt = ms == -INFINITY ? 0.0f : expf(ms - M);
+  if (tid < n_split) w[tid] = wt;
+  float l = ls * wt;
   for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);
   if (lane == 0) red[1][warp] = l;
   __syncthreads();  // w[] and red[1] complete
   float L = 0.0f;
 #pragma unroll
   for (int i = 0; i < kCombineWarps; ++i) L += red[1][i];
-  if ((hd & 1) == 0) {  // element pairs: 8-byte aligned (the row stride hd + 2 is even)
-    for (int c = lane; c < hd / 2; c += 32) {
-      float ax = 0.0f, ay = 0.0f;
+  float a = 0.0f;
+  if (e < hd) {
 #pragma unroll 8
-      for (int s = warp; s < n_split; s += kCombineWarps) {
-        const float2 v = *reinterpret_cast<const float2*>(base + s * stride + 2 + 2 * c);
-        ax = fmaf(v.x, w[s], ax);
-        ay = fmaf(v.y, w[s], ay);
-      }
-      sums[warp][2 * c] = ax;
-      sums[warp][2 * c + 1] = ay;
-    }
-  } else {
-    for (int c = lane; c < hd; c += 32) {
-      float a = 0.0f;
-#pragma unroll 8
-      for (int s = warp; s < n_split; s += kCombineWarps) a = fmaf(base[s * stride + 2 + c], w[s], a);
-      sums[warp][c] = a;
-    }
+    for (int s = warp; s < n_split; s += kCombineWarps) a = fmaf(base[s * stride + 2 + e], w[s], a);
   }
+  sums[warp][lane] = a;
   __syncthreads();
-  for (int i = tid; i < hd; i += kCombineThreads) {
-    float a = sums[0][i];
+  if (tid < kCombineChunk && e < hd) {
+    float total = sums[0][tid];
 #pragma unroll
-    for (int k = 1; k < kCombineWarps; ++k) a += sums[k][i];
-    out[(int64_t(t) * n_head + h) * hd + i] = L > 0.0f ? a / L : 0.0f;
+    for (int k = 1; k < kCombineWarps; ++k) total += sums[k][tid];
+    out[(int64_t(t) * n_head + h) * hd + e] = L > 0.0f ? total / L : 0.0f;
   }
 }
 
@@ -122,8 +113,9 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
   launch_attention_decode_kernel(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream);
   if (combine) {
-    launch_pdl(combine_kernel, dim3(unsigned(n_head), unsigned(n_tok)), dim3(kCombineThreads), 0, stream, partials, int(n_head),
-               n_split, int(kv.head_dim), out);
+    const int64_t chunks = (kv.head_dim + kCombineChunk - 1) / kCombineChunk;
+    launch_pdl(combine_kernel, dim3(unsigned(n_head * chunks), unsigned(n_tok)), dim3(kCombineThreads), 0, stream,
+               partials, int(n_head), n_split, int(kv.head_dim), out);
   }
 }
 

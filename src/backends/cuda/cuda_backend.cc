@@ -639,7 +639,29 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
     f.norm_eps = eps;
     if (w[0].cols == n && gemv_mma_fused(w, 3, x, y, stream_, f)) return;
   }
+  if (norm_to_bf16(x, gain, n_tok, n, eps, h, {wq, wk, wv})) {
+    SharedXState& sx = x_shared_;
+    const SharedX scope(sx);
+    sx.src = h;  // the GEMMs find h's BF16 form in place (h itself is left unwritten)
+    sx.n = n_tok * n;
+    return Backend::matmul_qkv(wq, wk, wv, h, n_tok, q, k, v);
+  }
   Backend::rmsnorm_matmul_qkv(x, gain, n_tok, n, eps, h, wq, wk, wv, q, k, v);
+}
+
+// Prefill in the BF16 mode: the norm writes its rows straight into the GEMMs' BF16
+// activation buffer (rmsnorm_bf16: the same bits as rmsnorm then f32_to_bf16), saving the
+// FP32 round trip and a conversion launch per matmul group. Not for FP8 weights, whose W8A8
+// path quantizes the FP32 h itself. False: nothing done.
+bool CudaBackend::norm_to_bf16(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                               std::initializer_list<MatrixHandle> ws) {
+  if (n_tok <= 1 || options_.gemm != CudaGemmPrecision::kBF16 || skip() || mode_ == Mode::kCapture || !h) return false;
+  for (MatrixHandle w : ws) {
+    if (is_fp8_weight(matrix(w).m.format) || matrix(w).m.cols != n) return false;
+  }
+  ensure_device(x_bf16_, x_bf16_bytes_, n_tok * n * 2, "the GEMM activations (bf16)");
+  rmsnorm_bf16(x, gain, n_tok, n, eps, static_cast<uint16_t*>(x_bf16_), stream_);
+  return true;
 }
 
 void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps,
@@ -653,6 +675,13 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
     f.norm_gain = gain;
     f.norm_eps = eps;
     if (gate.cols == n && gemv_mma_swiglu(gate, matrix(w_up).decode(), x, out, stream_, f)) return;
+  }
+  if (norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up})) {
+    SharedXState& sx = x_shared_;
+    const SharedX scope(sx);
+    sx.src = h;
+    sx.n = n_tok * n;
+    return Backend::ffn_gate_up_swiglu(w_gate, w_up, h, n_tok, n_ff, gate_scratch, up_scratch, out);
   }
   Backend::rmsnorm_ffn_gate_up_swiglu(x, gain, n_tok, n, eps, h, w_gate, w_up, n_ff, gate_scratch, up_scratch, out);
 }

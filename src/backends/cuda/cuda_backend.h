@@ -32,6 +32,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -174,6 +175,8 @@ class CudaBackend final : public Backend {
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
   // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
   Matrix upload(const QuantMatrix& w, std::string_view name);
+  bool norm_to_bf16(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                    std::initializer_list<MatrixHandle> ws);
   void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y, float beta);
   static DeviceMatrix row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc);
 

@@ -48,6 +48,9 @@ struct RopeArgs {
 
 // x, out (rows, n); gain (n): out = x · (1/sqrt(Σx²/n + eps)) · gain, FP32 sums. out may be x.
 void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float eps, float* out, cudaStream_t stream);
+// rmsnorm with the result rounded to BF16 (the prefill GEMMs' activation type).
+void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
+                  cudaStream_t stream);
 // x += delta (rows, n), then out = rmsnorm(x) · gain — the residual add and the next norm in
 // one launch (out must not alias x or delta).
 void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t rows, int64_t n, float eps, float* out,

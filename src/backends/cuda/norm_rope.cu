@@ -17,12 +17,17 @@ constexpr int kNormRegs = 8;  // x values a thread keeps in registers: rows up t
 // every thread issues all of its loads before using any (kNormRegs in flight) and keeps
 // them in registers for the scaling pass instead of reading x twice. kAdd: x += delta
 // first (written back: the residual stream), so the residual add costs no launch of its own.
-template <bool kAdd>
+// Out: float, or uint16_t for BF16 (round to nearest even, f32_to_bf16's bits) — the
+// prefill's norm feeding a BF16 GEMM directly instead of through a conversion pass.
+__device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_out(uint16_t* p, float v) { *p = kvc::f32_to_bf16(v); }
+
+template <bool kAdd, class Out = float>
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const float* delta, const float* gain,
-                                                               int64_t n, float eps, float* out) {
+                                                               int64_t n, float eps, Out* out) {
   float* xr = x + blockIdx.x * n;
   const float* dr = kAdd ? delta + blockIdx.x * n : nullptr;
-  float* outr = out + blockIdx.x * n;
+  Out* outr = out + blockIdx.x * n;
   float v[kNormRegs];
   float ss = 0.0f;
 #pragma unroll
@@ -58,9 +63,11 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
 #pragma unroll
   for (int j = 0; j < kNormRegs; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
-    if (i < n) outr[i] = v[j] * scale * gain[i];
+    if (i < n) store_out(outr + i, v[j] * scale * gain[i]);
   }
-  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) outr[i] = xr[i] * scale * gain[i];
+  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) {
+    store_out(outr + i, xr[i] * scale * gain[i]);
+  }
 }
 
 // Rotates one head row in shared memory `v` (head_dim floats) with the whole warp.
@@ -133,6 +140,14 @@ void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float e
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm: {} rows of {} is out of range", rows, n);
   // kAdd = false never writes x.
   rmsnorm_kernel<false><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n, eps, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
+                  cudaStream_t stream) {
+  if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm_bf16: {} rows of {} is out of range", rows, n);
+  rmsnorm_kernel<false, uint16_t><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n,
+                                                                               eps, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
