@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU machine check (no network, no -dev packages; cmake, ninja, nvcc, python3 present):
 # builds imp, imp_cuda_tests and imp_bench_cuda_gemv into build-gpu/ (IMP_GPU_CHECK_ONLY: no CPU-only tests),
-# runs the GPU tests and the GEMV benchmark, and prints a summary table LAST.
+# runs the GPU tests and the GEMV benchmark, prints a summary table, and LAST the issue's
+# speed targets met or not in this run (scripts/gpu_targets.py).
 # Missing fmt / nlohmann / GoogleTest come from .gpu-deps/ (scripts/prepare-gpu-deps.sh;
 # carry it with the run). Budget: about 2 min build on 16 cores + 1 min tests + 2 min bench
 # (the bench runs 16 more GEMVs for the dp4a fallbacks; still well inside its timeout).
@@ -136,4 +137,6 @@ for t in "$OUT"/trace-*.txt; do
   [ -f "$t" ] || continue
   echo; echo "== $(basename "$t" .txt)"; sed -n '/^decode step, kernel by kernel/,$p' "$t"
 done
+# The issue's speed targets against this run (decode, prefill, GEMV, load), the last table.
+python3 scripts/gpu_targets.py "$OUT"
 [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$fwd_rc" = 0 ]
