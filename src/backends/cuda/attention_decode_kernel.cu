@@ -40,7 +40,7 @@ constexpr int kGroup = 4;  // query heads per block: one per warp in the score s
 
 // Shared memory after the row pointers and scales, in floats: q [kGroup][cols4],
 // k [kTile][k_cols4], v [kTile][cols4], p [kTile][kGroup], max / sum / correction [kGroup].
-struct TypedSmem {
+struct AttnSmem {
   int quads;  // ceil(head_dim / 4)
   __host__ __device__ int cols4() const { return 4 * quads; }
   __host__ __device__ int k_cols4() const { return 4 * (quads | 1); }
@@ -112,7 +112,6 @@ __device__ __forceinline__ float4 load_quad(const uint8_t* row, int e, int hd, f
   return make_float4(o[0], o[1], o[2], o[3]);
 }
 
-// grid (n_kv_head · n_sub, n_split, n_tok); kCols: output columns per thread (head_dim ≤ 128 · kCols).
 // Keys whose rows a block prefetches into L2 before pdl_wait (the rest load from HBM).
 constexpr int kPrefetchKeys = 256;
 
@@ -133,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
   const int h0 = g * G + sub * kGroup, n_g = min(kGroup, G - sub * kGroup);
   const int s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const TypedSmem L{(hd + 3) / 4};
+  const AttnSmem L{(hd + 3) / 4};
   const int quads = L.quads, cols4 = L.cols4(), k_cols4 = L.k_cols4();
   const uint8_t** k_rows = reinterpret_cast<const uint8_t**>(smem_raw);
   const uint8_t** v_rows = k_rows + kTile;
@@ -336,12 +335,12 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
 }
 
 template <int D, int kCols>
-void launch_typed(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
+void launch_kernel(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
                   float scale, float* partials, float* out, const StepParams* step) {
   static bool attr_set = false;  // head_dim 256: ~71 KB
   if (!attr_set) {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<D, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(TypedSmem{64}.bytes())));
+                                        int(AttnSmem{64}.bytes())));
     attr_set = true;
   }
   launch_pdl(attention_decode_kernel<D, kCols>, grid, dim3(kThreads), smem, stream, q, n_head, kv, window, scale, partials,
@@ -352,7 +351,7 @@ template <int kCols>
 void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
                  const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step) {
 #define IMP_ATTN_CASE(T) \
-  case T: return launch_typed<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step)
+  case T: return launch_kernel<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step)
   switch (dtype) {
     IMP_ATTN_CASE(kvc::kF32);
     IMP_ATTN_CASE(kvc::kF16);
@@ -382,7 +381,7 @@ void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_hea
   const int G = int(n_head / kv.n_kv_head);
   const int n_sub = (G + kGroup - 1) / kGroup;
   const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
-  const size_t smem = TypedSmem{(kv.head_dim + 3) / 4}.bytes();
+  const size_t smem = AttnSmem{(kv.head_dim + 3) / 4}.bytes();
   if (kv.head_dim <= kThreads) {
     launch_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
   } else {
