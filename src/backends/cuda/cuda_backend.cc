@@ -640,10 +640,7 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
     if (w[0].cols == n && gemv_mma_fused(w, 3, x, y, stream_, f)) return;
   }
   if (norm_to_bf16(x, gain, n_tok, n, eps, h, {wq, wk, wv})) {
-    SharedXState& sx = x_shared_;
-    const SharedX scope(sx);
-    sx.src = h;  // the GEMMs find h's BF16 form in place (h itself is left unwritten)
-    sx.n = n_tok * n;
+    const SharedX scope(x_shared_, h, n_tok * n);  // h's BF16 form is in place (h itself is left unwritten)
     return Backend::matmul_qkv(wq, wk, wv, h, n_tok, q, k, v);
   }
   Backend::rmsnorm_matmul_qkv(x, gain, n_tok, n, eps, h, wq, wk, wv, q, k, v);
@@ -677,10 +674,7 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
     if (gate.cols == n && gemv_mma_swiglu(gate, matrix(w_up).decode(), x, out, stream_, f)) return;
   }
   if (norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up})) {
-    SharedXState& sx = x_shared_;
-    const SharedX scope(sx);
-    sx.src = h;
-    sx.n = n_tok * n;
+    const SharedX scope(x_shared_, h, n_tok * n);
     return Backend::ffn_gate_up_swiglu(w_gate, w_up, h, n_tok, n_ff, gate_scratch, up_scratch, out);
   }
   Backend::rmsnorm_ffn_gate_up_swiglu(x, gain, n_tok, n, eps, h, w_gate, w_up, n_ff, gate_scratch, up_scratch, out);

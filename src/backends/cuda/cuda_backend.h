@@ -215,8 +215,8 @@ class CudaBackend final : public Backend {
     const float* src = nullptr;
     int64_t n = 0;
   } x_shared_;
-  struct SharedX {  // scope of one fused hook
-    explicit SharedX(SharedXState& s) : s_(s) { s_ = {true, nullptr, 0}; }
+  struct SharedX {  // scope of one fused hook; src, n: x_bf16_ already holds that x (a fused norm wrote it)
+    explicit SharedX(SharedXState& s, const float* src = nullptr, int64_t n = 0) : s_(s) { s_ = {true, src, n}; }
     ~SharedX() { s_ = {}; }
     SharedX(const SharedX&) = delete;
     SharedX& operator=(const SharedX&) = delete;

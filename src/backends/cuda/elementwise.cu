@@ -151,7 +151,7 @@ void add_bias(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t
 
 void f32_to_bf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream) {
   check_n(n, "f32_to_bf16");
-  if (reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0 && n >= 4) {
+  if (aligned16(x) && reinterpret_cast<uintptr_t>(out) % 8 == 0 && n >= 4) {
     const int64_t n4 = n / 4;
     to_bf16_x4_kernel<<<blocks_for(n4), kThreads, 0, stream>>>(reinterpret_cast<const float4*>(x), n4,
                                                                  reinterpret_cast<uint2*>(out));
