@@ -139,18 +139,18 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
       backend_.rmsnorm(k, L.k_norm, n * KV, hd, eps, k);
     }
     if (!one_hook) backend_.rope_kv_write(q, k, v, n, H, hd, rope_, kv, l);
+    if (!observing) {  // the hooks may leave att, h and g unwritten
+      backend_.attention_matmul_add(q, n, H, kv, l, 0, 0.0f, att, L.wo, E, x, o);
+      backend_.rmsnorm_ffn_swiglu_add(x, L.ffn_norm, n, E, eps, h, L.w_gate, L.w_up, L.w_down, F, g, u, g, o);
+      continue;
+    }
     backend_.attention(q, n, H, kv, l, 0, 0.0f, att);
     observe(l, "attn_output", att, n, H * hd);
     backend_.matmul_add(L.wo, att, n, E, x, o);
-
-    if (observing) {
-      backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
-      observe(l, "ffn_gate", h, n, E);
-      observe(l, "ffn_up", h, n, E);
-      backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
-    } else {
-      backend_.rmsnorm_ffn_gate_up_swiglu(x, L.ffn_norm, n, E, eps, h, L.w_gate, L.w_up, F, g, u, g);
-    }
+    backend_.rmsnorm(x, L.ffn_norm, n, E, eps, h);
+    observe(l, "ffn_gate", h, n, E);
+    observe(l, "ffn_up", h, n, E);
+    backend_.ffn_gate_up_swiglu(L.w_gate, L.w_up, h, n, F, g, u, g);
     observe(l, "ffn_down", g, n, F);
     backend_.matmul_add(L.w_down, g, n, E, x, o);
   }

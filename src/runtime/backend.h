@@ -157,6 +157,24 @@ class Backend {
     rmsnorm(x, gain, n_tok, n, eps, h);
     ffn_gate_up_swiglu(w_gate, w_up, h, n_tok, n_ff, gate_scratch, up_scratch, out);
   }
+  // attention into att, then matmul_add of wo into residual: the attention block's output
+  // projection. A backend may hand the attention output to its GEMM in the GEMM's own
+  // activation type and leave att unwritten.
+  virtual void attention_matmul_add(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
+                                    int64_t window, float scale, float* att, MatrixHandle wo, int64_t n_out,
+                                    float* residual, float* scratch) {
+    attention(q, n_tok, n_head, kv, layer, window, scale, att);
+    matmul_add(wo, att, n_tok, n_out, residual, scratch);
+  }
+  // A SwiGLU FFN block: rmsnorm_ffn_gate_up_swiglu of x into act (n_tok, n_ff), then x += act ·
+  // W_downᵀ (matmul_add; scratch (n_tok, n)). act may alias gate_scratch; a backend may leave
+  // h and act unwritten (the down projection reading act in its own activation type).
+  virtual void rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                      MatrixHandle w_gate, MatrixHandle w_up, MatrixHandle w_down, int64_t n_ff,
+                                      float* gate_scratch, float* up_scratch, float* act, float* scratch) {
+    rmsnorm_ffn_gate_up_swiglu(x, gain, n_tok, n, eps, h, w_gate, w_up, n_ff, gate_scratch, up_scratch, act);
+    matmul_add(w_down, act, n_tok, n, x, scratch);
+  }
   // rmsnorm_matmul_qkv, then rope_kv_write: a decode step's whole attention input in one
   // hook (a backend may run it as one launch).
   virtual void rmsnorm_qkv_rope_kv_write(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backends/cpu/cpu_backend.h"
+#include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "runtime/kv_cache.h"
 
@@ -71,6 +72,9 @@ const std::vector<Case>& cases() {
       {80, 3, 1, 17, KvType::INT4, {65, 64}},    // padded, window shorter than a tile
       {64, 2, 1, 0, KvType::F32, {2, 129}},      // two-token prefill, then a longer one
       {128, 8, 2, 0, KvType::NVFP4, {100, 30}},   // nvfp4 rows decoded into the tile
+      {128, 8, 2, 0, KvType::F16, {300, 221}},    // 9 query tiles: the two-stage ring wraps, mid-cache chunk
+      {64, 4, 2, 100, KvType::F16, {330}},        // window across several tiles, f16 copies
+      {256, 4, 1, 0, KvType::BF16, {97, 70}},     // 32-key tiles over several stages
   };
   return c;
 }
@@ -84,6 +88,46 @@ TEST(CudaAttentionPrefill, TensorCoreKernelMatchesCpuReference) {
 TEST(CudaAttentionPrefill, ExactModeMatchesCpuReference) {
   IMP_SKIP_WITHOUT_GPU();
   for (const Case& c : cases()) run_case(c, CudaGemmPrecision::kF32, 1e-4);
+}
+
+// attention_matmul_add in the BF16 mode: the flash kernel writes the O projection's BF16
+// activations itself. Bits must equal attention (F32) then matmul_add on the same backend —
+// the conversion of the F32 output gives the same BF16 operand — and the result must match
+// the CPU reference within the BF16 GEMM tolerance.
+TEST(CudaAttentionPrefill, BlockWithOutputProjectionMatchesComposition) {
+  IMP_SKIP_WITHOUT_GPU();
+  const int64_t H = 8, nkv = 2, hd = 128, E = 320, n_tok = 150;
+  for (FormatId f : {FormatId::BF16, FormatId::Q4_0}) {
+    SCOPED_TRACE(format_name(f));
+    CudaBackend b;
+    CpuBackend cpu(CpuOpsPath::kReference, 1);
+    const OwnedQuantMatrix wo = quantize(f, random_floats(size_t(E * H * hd), 91, 0.05f), E, H * hd);
+    const MatrixHandle dwo = b.add_matrix(wo.view(), "wo"), cwo = cpu.add_matrix(wo.view(), "wo");
+    const KvCacheConfig kc{1, nkv, hd, n_tok, 16, KvType::F16};
+    auto dkv = b.create_kv_cache(kc);
+    auto hkv = cpu.create_kv_cache(kc);
+    const auto q = random_floats(size_t(n_tok * H * hd), 92), k = random_floats(size_t(n_tok * nkv * hd), 93, 2.0f),
+               v = random_floats(size_t(n_tok * nkv * hd), 94, 0.5f), x = random_floats(size_t(n_tok * E), 95);
+    float *dq = upload(b, q), *dk = upload(b, k), *dv = upload(b, v), *att = b.alloc(n_tok * H * hd);
+    float *x1 = upload(b, x), *x2 = upload(b, x), *o = b.alloc(n_tok * E);
+    b.begin_step(*dkv, 0, n_tok);
+    b.kv_write(*dkv, 0, dk, dv, n_tok);
+    b.attention_matmul_add(dq, n_tok, H, *dkv, 0, 0, 0.0f, att, dwo, E, x1, o);
+    b.attention(dq, n_tok, H, *dkv, 0, 0, 0.0f, att);
+    b.matmul_add(dwo, att, n_tok, E, x2, o);
+    b.end_step();
+    const auto got = download(b, x1, x.size());
+    EXPECT_EQ(got, download(b, x2, x.size()));
+    std::vector<float> cx = x, catt(q.size()), co(x.size());
+    cpu.begin_step(*hkv, 0, n_tok);
+    cpu.kv_write(*hkv, 0, k.data(), v.data(), n_tok);
+    cpu.attention_matmul_add(q.data(), n_tok, H, *hkv, 0, 0, 0.0f, catt.data(), cwo, E, cx.data(), co.data());
+    cpu.end_step();
+    std::vector<float> delta(x.size()), cdelta(x.size());
+    for (size_t i = 0; i < x.size(); ++i) delta[i] = got[i] - x[i], cdelta[i] = cx[i] - x[i];
+    EXPECT_LT(rel_error(delta, cdelta), 2e-2);
+    for (float* p : {dq, dk, dv, att, x1, x2, o}) b.release(p);
+  }
 }
 
 }  // namespace

@@ -137,6 +137,19 @@ TEST(CudaForwardOps, ElementwiseMatchReference) {
     swiglu_ref(g.data(), u.data(), n, ref.data());
     swiglu(dg, du, n, dout, b.stream());
     EXPECT_LT(rel_error(download(b, dout, size_t(n)), ref), 1e-5) << "swiglu";
+    {  // swiglu_bf16: the bits of swiglu then f32_to_bf16
+      float* d16 = b.alloc(n);
+      float* d16_ref = b.alloc(n);
+      swiglu_bf16(dg, du, n, reinterpret_cast<uint16_t*>(d16), b.stream());
+      f32_to_bf16(dout, n, reinterpret_cast<uint16_t*>(d16_ref), b.stream());
+      std::vector<uint16_t> got(static_cast<size_t>(n)), want(got.size());
+      IMP_CUDA_CHECK(cudaStreamSynchronize(b.stream()));
+      IMP_CUDA_CHECK(cudaMemcpy(got.data(), d16, got.size() * 2, cudaMemcpyDeviceToHost));
+      IMP_CUDA_CHECK(cudaMemcpy(want.data(), d16_ref, want.size() * 2, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(got, want) << "swiglu_bf16";
+      b.release(d16);
+      b.release(d16_ref);
+    }
     gelu_tanh_ref(g.data(), n, ref.data());
     gelu_tanh(dg, n, dout, b.stream());
     EXPECT_LT(rel_error(download(b, dout, size_t(n)), ref), 1e-5) << "gelu_tanh";
@@ -189,6 +202,45 @@ TEST(CudaForwardOps, MatmulMatchesReference) {
         b.release(dy);
       }
     }
+  }
+}
+
+// The prefill FFN block hook (rmsnorm_ffn_swiglu_add): in the BF16 mode SwiGLU writes the down
+// GEMM's BF16 activations itself; the result must be the composition's bits (the same BF16
+// operands reach the same cuBLAS calls). FP8 weights keep the composition. Also against the
+// CPU reference within the BF16 GEMM tolerance.
+TEST(CudaForwardOps, PrefillFfnBlockMatchesComposition) {
+  IMP_SKIP_WITHOUT_GPU();
+  const int64_t E = 256, F = 688, n_tok = 37;
+  for (FormatId f : {FormatId::BF16, FormatId::Q4_0, FormatId::Q8_0}) {
+    SCOPED_TRACE(format_name(f));
+    CudaBackend b;
+    CpuBackend cpu(CpuOpsPath::kReference, 1);
+    const OwnedQuantMatrix wg = quantize(f, random_floats(size_t(F * E), 81, 0.05f), F, E);
+    const OwnedQuantMatrix wu = quantize(f, random_floats(size_t(F * E), 82, 0.05f), F, E);
+    const OwnedQuantMatrix wd = quantize(f, random_floats(size_t(E * F), 83, 0.05f), E, F);
+    const MatrixHandle g = b.add_matrix(wg.view(), "gate"), u = b.add_matrix(wu.view(), "up"),
+                       d = b.add_matrix(wd.view(), "down");
+    const MatrixHandle cg = cpu.add_matrix(wg.view(), "gate"), cu = cpu.add_matrix(wu.view(), "up"),
+                       cd = cpu.add_matrix(wd.view(), "down");
+    const auto gain = random_floats(size_t(E), 84);
+    const auto x = random_floats(size_t(n_tok * E), 85, 2.0f);
+    const float* dgain = b.add_vector(gain.data(), E, "gain");
+    const float* cgain = cpu.add_vector(gain.data(), E, "gain");
+    float *x1 = upload(b, x), *x2 = upload(b, x), *h = b.alloc(n_tok * E), *gs = b.alloc(n_tok * F),
+          *us = b.alloc(n_tok * F), *o = b.alloc(n_tok * E);
+    b.rmsnorm_ffn_swiglu_add(x1, dgain, n_tok, E, 1e-5f, h, g, u, d, F, gs, us, gs, o);
+    b.rmsnorm_ffn_gate_up_swiglu(x2, dgain, n_tok, E, 1e-5f, h, g, u, F, gs, us, gs);
+    b.matmul_add(d, gs, n_tok, E, x2, o);
+    const auto got = download(b, x1, x.size());
+    EXPECT_EQ(got, download(b, x2, x.size()));
+    std::vector<float> cx = x, ch(x.size()), cgs(size_t(n_tok * F)), cus(cgs.size()), co(x.size());
+    cpu.rmsnorm_ffn_swiglu_add(cx.data(), cgain, n_tok, E, 1e-5f, ch.data(), cg, cu, cd, F, cgs.data(), cus.data(),
+                               cgs.data(), co.data());
+    std::vector<float> delta(x.size()), cdelta(x.size());
+    for (size_t i = 0; i < x.size(); ++i) delta[i] = got[i] - x[i], cdelta[i] = cx[i] - x[i];
+    EXPECT_LT(rel_error(delta, cdelta), 2e-2);
+    for (float* p : {x1, x2, h, gs, us, o}) b.release(p);
   }
 }
 

@@ -740,7 +740,7 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
     // The exact mode (FP32 GEMMs) keeps FP32 attention; the default BF16 mode runs the
     // tensor-core kernel (f16 q/k/v/p, FP32 softmax and sums).
     if (options_.gemm == CudaGemmPrecision::kBF16 &&
-        attention_prefill_mma(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_)) {
+        attention_prefill_mma(q, n_tok, n_head, view, window, scale, out, nullptr, step_dev_, stream_)) {
       return;
     }
     return attention_prefill(q, n_tok, n_head, view, window, scale, out, step_dev_, stream_);
@@ -756,6 +756,61 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
     partials = static_cast<float*>(partials_);
   }
   attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_);
+}
+
+// Prefill in the BF16 mode: the O projection's GEMM reads the attention output as the BF16
+// the flash kernel writes (att is left unwritten) — no F32 round trip, no conversion launch.
+void CudaBackend::attention_matmul_add(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer,
+                                       int64_t window, float scale, float* att, MatrixHandle wo, int64_t n_out,
+                                       float* residual, float* scratch) {
+  if (n_tok > 1) {
+    CudaKvCache& c = device_cache(kv);
+    const Matrix& m = matrix(wo);
+    const KvView view = c.layer(layer);
+    const int64_t n = n_tok * n_head * view.head_dim;
+    if (gemm_takes_bf16_from_producer(m, n_tok, n_head * view.head_dim) && m.m.rows == n_out) {
+      ensure_device(x_bf16_, x_bf16_bytes_, n * 2, "the GEMM activations (bf16)");
+      if (attention_prefill_mma(q, n_tok, n_head, view, window, scale, nullptr, static_cast<uint16_t*>(x_bf16_),
+                                step_dev_, stream_)) {
+        const SharedX scope(x_shared_, att, n);
+        return gemm(m, att, n_tok, residual, /*accumulate=*/true);
+      }
+    }
+  }
+  Backend::attention_matmul_add(q, n_tok, n_head, kv, layer, window, scale, att, wo, n_out, residual, scratch);
+}
+
+// Prefill in the BF16 mode: SwiGLU writes the down projection's BF16 activations directly
+// (swiglu_bf16; act is left unwritten) and the down GEMM adds into x (β = 1).
+void CudaBackend::rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                                         MatrixHandle w_gate, MatrixHandle w_up, MatrixHandle w_down, int64_t n_ff,
+                                         float* gate_scratch, float* up_scratch, float* act, float* scratch) {
+  const Matrix& d = matrix(w_down);
+  if (n_tok > 1 && gemm_takes_bf16_from_producer(d, n_tok, n_ff) && d.m.rows == n && matrix(w_gate).m.rows == n_ff &&
+      matrix(w_up).m.rows == n_ff && matrix(w_gate).m.cols == n && matrix(w_up).m.cols == n) {
+    ensure_device(x_bf16_, x_bf16_bytes_, n_tok * std::max(n, n_ff) * 2, "the GEMM activations (bf16)");
+    {
+      const bool normed = norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up});
+      if (!normed) rmsnorm(x, gain, n_tok, n, eps, h);  // FP8 gate/up: W8A8 quantizes the F32 h
+      const SharedX scope(x_shared_, normed ? h : nullptr, normed ? n_tok * n : 0);
+      gemm(matrix(w_gate), h, n_tok, gate_scratch);
+      gemm(matrix(w_up), h, n_tok, up_scratch);
+    }
+    swiglu_bf16(gate_scratch, up_scratch, n_tok * n_ff, static_cast<uint16_t*>(x_bf16_), stream_);
+    const SharedX scope(x_shared_, act, n_tok * n_ff);
+    return gemm(d, act, n_tok, x, /*accumulate=*/true);
+  }
+  Backend::rmsnorm_ffn_swiglu_add(x, gain, n_tok, n, eps, h, w_gate, w_up, w_down, n_ff, gate_scratch, up_scratch, act,
+                                  scratch);
+}
+
+// A prefill GEMM (n_tok > 1, eager) in the BF16 mode whose weight is not FP8 (W8A8 quantizes
+// F32 activations itself) reads BF16 activations: the kernel producing them may write that
+// form into x_bf16_ directly.
+bool CudaBackend::gemm_takes_bf16_from_producer(const Matrix& w, int64_t n_tok, int64_t cols) const {
+  return n_tok > 1 && n_tok <= 0x7FFFFFFF && !skip() && mode_ != Mode::kCapture &&
+         options_.gemm == CudaGemmPrecision::kBF16 && !is_fp8_weight(w.m.format) && w.m.cols == cols &&
+         w.m.rows <= 0x7FFFFFFF;
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {

@@ -134,6 +134,12 @@ class CudaBackend final : public Backend {
                      const RopeParams& p, KvStore& kv, int64_t layer) override;
   void attention(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer, int64_t window,
                  float scale, float* out) override;
+  void attention_matmul_add(const float* q, int64_t n_tok, int64_t n_head, KvStore& kv, int64_t layer, int64_t window,
+                            float scale, float* att, MatrixHandle wo, int64_t n_out, float* residual,
+                            float* scratch) override;
+  void rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                              MatrixHandle w_gate, MatrixHandle w_up, MatrixHandle w_down, int64_t n_ff,
+                              float* gate_scratch, float* up_scratch, float* act, float* scratch) override;
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
   void gelu_tanh(const float* x, int64_t n, float* out) override;
   void add(float* y, const float* x, int64_t n) override;
@@ -175,6 +181,7 @@ class CudaBackend final : public Backend {
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
   // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
   Matrix upload(const QuantMatrix& w, std::string_view name);
+  bool gemm_takes_bf16_from_producer(const Matrix& w, int64_t n_tok, int64_t cols) const;
   bool norm_to_bf16(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
                     std::initializer_list<MatrixHandle> ws);
   void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y, float beta);

@@ -36,6 +36,24 @@ __global__ void swiglu_x4_kernel(const float4* gate, const float4* up, int64_t n
   }
 }
 
+// swiglu_x4_kernel's values rounded to BF16: the down projection's GEMM activations.
+__global__ void swiglu_bf16_x4_kernel(const float4* gate, const float4* up, int64_t n4, uint2* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 g = gate[i], u = up[i];
+    const float a = g.x / (1.0f + expf(-g.x)) * u.x, b = g.y / (1.0f + expf(-g.y)) * u.y;
+    const float c = g.z / (1.0f + expf(-g.z)) * u.z, d = g.w / (1.0f + expf(-g.w)) * u.w;
+    out[i] = make_uint2(uint32_t(kvc::f32_to_bf16(a)) | (uint32_t(kvc::f32_to_bf16(b)) << 16),
+                        uint32_t(kvc::f32_to_bf16(c)) | (uint32_t(kvc::f32_to_bf16(d)) << 16));
+  }
+}
+
+__global__ void swiglu_bf16_kernel(const float* gate, const float* up, int64_t n, uint16_t* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    out[i] = kvc::f32_to_bf16(g / (1.0f + expf(-g)) * up[i]);
+  }
+}
+
 __global__ void add_x4_kernel(float4* y, const float4* x, int64_t n4) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     const float4 a = y[i], b = x[i];
@@ -110,6 +128,19 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStrea
     return;
   }
   swiglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, cudaStream_t stream) {
+  check_n(n, "swiglu_bf16");
+  // uint2 stores of 4 outputs want 8-byte alignment; the GEMM activation buffers have 256.
+  if (n % 4 == 0 && aligned16(gate) && aligned16(up) && reinterpret_cast<uintptr_t>(out) % 8 == 0) {
+    swiglu_bf16_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(
+        reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4, reinterpret_cast<uint2*>(out));
+    IMP_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  swiglu_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
 

@@ -83,13 +83,17 @@ void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv,
                        float* out, const StepParams* step, cudaStream_t stream);
 // Prefill on the tensor cores (attention_prefill.cu): 64-query × 64-key tiles, f16 q/k/v/p with
 // FP32 scores, softmax and accumulation; every KV dtype (rows decoded into shared memory).
-// False (nothing launched) when head_dim is odd or above 256.
+// Writes exactly one of out (F32) and out_bf16 (BF16, round to nearest even: the bits
+// f32_to_bf16 would make of out), both (n_tok, n_head, head_dim). False (nothing launched)
+// when head_dim is odd or above 256.
 bool attention_prefill_mma(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                           float* out, const StepParams* step, cudaStream_t stream);
+                           float* out, uint16_t* out_bf16, const StepParams* step, cudaStream_t stream);
 
 // Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s;
 // x (rows, n) += bias (n); out = bf16(x) (round to nearest even).
 void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+// swiglu rounded to BF16 (round to nearest even): the bits f32_to_bf16 would make of its output.
+void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, cudaStream_t stream);
 void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream);
 void add(float* y, const float* x, int64_t n, cudaStream_t stream);
 void mul(float* y, const float* x, int64_t n, cudaStream_t stream);
