@@ -231,6 +231,46 @@ TEST(CudaGemmFp8, BackendPrefillUsesW8A8InBf16ModeOnly) {
   }
 }
 
+// Through the backend's fused hooks: matmul_qkv quantizes its shared x once for three FP8
+// GEMMs (and again when the next hook brings new values in the same buffer — a stale
+// quantization would fail the second round), and matmul_add adds W·x̂ into the residual in
+// the GEMM (β = 1).
+TEST(CudaGemmFp8, BackendSharesQuantizedXAndAccumulates) {
+  IMP_SKIP_WITHOUT_GPU();
+  CudaBackend b;
+  for (FormatId f : {FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
+    SCOPED_TRACE(format_name(f));
+    const int64_t cols = 640, n_tok = 77, rows[3] = {384, 128, 128};
+    std::vector<OwnedQuantMatrix> ws;
+    MatrixHandle hs[3];
+    for (int i = 0; i < 3; ++i) {
+      ws.push_back(quantize(f, random_floats(size_t(rows[i] * cols), 300 + i + int(f), 0.05f), rows[i], cols));
+      hs[i] = b.add_matrix(ws.back().view(), "w");
+    }
+    float* dx = b.alloc(n_tok * cols);
+    float* dy[3] = {b.alloc(n_tok * rows[0]), b.alloc(n_tok * rows[1]), b.alloc(n_tok * rows[2])};
+    for (uint64_t round = 0; round < 2; ++round) {
+      const auto x = test_activations(n_tok, cols, 400 + round);
+      b.write(dx, x.data(), n_tok * cols);
+      b.matmul_qkv(hs[0], hs[1], hs[2], dx, n_tok, dy[0], dy[1], dy[2]);
+      for (int i = 0; i < 3; ++i) {
+        const auto ref = w8a8_reference(ws[size_t(i)], x, n_tok, act_group(f, cols));
+        EXPECT_LT(rel_error(download(b, dy[i], ref.size()), ref), kW8A8Tol) << "round " << round << " matrix " << i;
+      }
+    }
+    const auto x = test_activations(n_tok, cols, 500);
+    const auto r = random_floats(size_t(n_tok * rows[0]), 501);
+    b.write(dx, x.data(), n_tok * cols);
+    b.write(dy[0], r.data(), n_tok * rows[0]);
+    b.matmul_add(hs[0], dx, n_tok, rows[0], dy[0], dy[1]);
+    auto ref = w8a8_reference(ws[0], x, n_tok, act_group(f, cols));
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] += r[i];
+    EXPECT_LT(rel_error(download(b, dy[0], ref.size()), ref), kW8A8Tol) << "matmul_add";
+    for (float* p : {dx, dy[0], dy[1], dy[2]}) b.release(p);
+  }
+  EXPECT_NE(b.stats().find("; 0 fell back to BF16"), std::string::npos) << b.stats();
+}
+
 // End to end: `imp synth --preset tiny --type fp8` (FP8_E4M3_TENSOR weights, ModelOpt
 // folder), prompt logits of the CUDA backend (W8A8 prefill) against the CPU reference
 // backend (exact F32 activations). The gap is the E4M3 rounding of every linear layer's

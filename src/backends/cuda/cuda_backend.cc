@@ -468,10 +468,16 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out)
 
 void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate) {
   // FP8 tiers in the BF16 mode: W8A8 on the FP8 tensor cores; shapes it cannot run (counted
-  // in stats() with the reason) take the dequantize + BF16 path below.
-  if (!accumulate && options_.gemm == CudaGemmPrecision::kBF16 && is_fp8_weight(w.m.format) &&
-      fp8_gemm_->run(w.m, x, n_tok, y, stream_).ran) {
-    return;
+  // in stats() with the reason) take the dequantize + BF16 path below. Inside a fused hook
+  // (x_shared_) x is unchanged across its GEMMs, so its FP8 quantization is made once.
+  if (options_.gemm == CudaGemmPrecision::kBF16 && is_fp8_weight(w.m.format)) {
+    Fp8RunOptions o;
+    o.accumulate = accumulate;
+    o.x_unchanged = x_shared_.active && x_shared_.fp8_quantized;  // an earlier GEMM of this hook quantized it
+    if (fp8_gemm_->run(w.m, x, n_tok, y, stream_, o).ran) {
+      x_shared_.fp8_quantized = x_shared_.active;
+      return;
+    }
   }
   const int64_t rows = w.m.rows, cols = w.m.cols;
   // Chunks of a multiple of 128 rows where they can be (whole output tiles). With 32M-element
@@ -618,11 +624,10 @@ void CudaBackend::matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int6
     return;
   }
   // Prefill: the GEMM adds into the residual (β = 1) — no scratch round trip, no add kernel
-  // (64 launches, 0.8 ms of a Q4_0 8B 512-token prefill on an H100, 2026-12-07). The FP8
-  // W8A8 path writes its own output and keeps the composition.
+  // (64 launches, 0.8 ms of a Q4_0 8B 512-token prefill on an H100, 2026-12-07); FP8 W8A8
+  // likewise (cuBLASLt with C = D = the residual).
   const Matrix& m = matrix(w);
-  if (!skip() && mode_ != Mode::kCapture && !is_fp8_weight(m.m.format) && m.m.rows == n_out &&
-      n_tok <= 0x7FFFFFFF && m.m.rows <= 0x7FFFFFFF) {
+  if (!skip() && mode_ != Mode::kCapture && m.m.rows == n_out && n_tok <= 0x7FFFFFFF && m.m.rows <= 0x7FFFFFFF) {
     return gemm(m, x, n_tok, residual, /*accumulate=*/true);
   }
   Backend::matmul_add(w, x, n_tok, n_out, residual, scratch);

@@ -221,6 +221,7 @@ class CudaBackend final : public Backend {
     bool active = false;
     const float* src = nullptr;
     int64_t n = 0;
+    bool fp8_quantized = false;  // an FP8 GEMM of this scope quantized its x (Fp8Gemm keeps it)
   } x_shared_;
   struct SharedX {  // scope of one fused hook; src, n: x_bf16_ already holds that x (a fused norm wrote it)
     explicit SharedX(SharedXState& s, const float* src = nullptr, int64_t n = 0) : s_(s) { s_ = {true, src, n}; }

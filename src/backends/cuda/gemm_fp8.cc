@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -69,6 +70,7 @@ struct Problem {
   const void* b = nullptr;
   void* d = nullptr;
   cudaDataType_t d_type = CUDA_R_32F;
+  float beta = 0.0f;  // 1: D = (scaled product) + D (C is D)
   int64_t m = 0, n = 0, k = 0;
 };
 
@@ -142,8 +144,8 @@ std::unique_ptr<LtCall> prepare(cublasLtHandle_t lt, std::map<detail::Fp8LtKey, 
 bool launch(cublasLtHandle_t lt, std::map<detail::Fp8LtKey, detail::Fp8LtAlgo>& algos, const LtCall& c,
             void* workspace, cudaStream_t stream) {
   const Problem& p = c.p;
-  const float one = 1.0f, zero = 0.0f;
-  const cublasStatus_t st = cublasLtMatmul(lt, c.ds.op, &one, p.a, c.ds.a, p.b, c.ds.b, &zero, p.d, c.ds.d, p.d, c.ds.d,
+  const float one = 1.0f;
+  const cublasStatus_t st = cublasLtMatmul(lt, c.ds.op, &one, p.a, c.ds.a, p.b, c.ds.b, &p.beta, p.d, c.ds.d, p.d, c.ds.d,
                                            &c.algo.algo, c.algo.workspace > 0 ? workspace : nullptr,
                                            c.algo.workspace, stream);
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) {
@@ -183,12 +185,14 @@ Fp8Gemm::Fp8Gemm(bool allow_outer_vec) : allow_outer_vec_(allow_outer_vec) {
 
 Fp8Gemm::~Fp8Gemm() {
   for (Buffer* b : {&workspace_, &xq_, &xs_, &wscale_, &dscratch_}) cudaFree(b->p);
+  for (auto& [key, p] : tensor_scale_vectors_) cudaFree(p);
   if (lt_) cublasLtDestroy(lt_);
 }
 
 void* Fp8Gemm::ensure(Buffer& b, int64_t bytes, cudaStream_t stream) {
   if (b.bytes >= bytes) return b.p;
   IMP_CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier GEMMs may still read the old buffer
+  if (&b == &xq_ || &b == &xs_) quantized_ = {};   // the quantized x is gone with the buffer
   cudaFree(b.p);
   b.p = nullptr;
   b.bytes = 0;
@@ -201,7 +205,8 @@ void* Fp8Gemm::ensure(Buffer& b, int64_t bytes, cudaStream_t stream) {
   return b.p;
 }
 
-Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, float* y, cudaStream_t stream) {
+Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, float* y, cudaStream_t stream,
+                        Fp8RunOptions opt) {
   Fp8GemmRun r;
   const int64_t rows = w.rows, cols = w.cols;
   auto decline = [&](std::string why) {
@@ -239,13 +244,15 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
     a_scale = w.scales;
     if (kb_pad != kb) a_scale = wvec = static_cast<float*>(ensure(wscale_, 4 * tile_rows * kb_pad, stream));
   } else if (!row_scale && allow_outer_vec_) {
-    a_scale = wvec = static_cast<float*>(ensure(wscale_, 4 * rows, stream));
+    a_scale = tensor_scale_vector(w.tensor_scale, rows, stream);
   }
 
   std::vector<Fp8GemmPath> paths;
   if (block) paths = {Fp8GemmPath::kBlock128};
   else if (allow_outer_vec_) paths = {Fp8GemmPath::kOuterVec, Fp8GemmPath::kEpilogue};
   else paths = {Fp8GemmPath::kEpilogue};
+  if (opt.accumulate && !block) paths = {Fp8GemmPath::kOuterVec};  // the epilogue path rescales all of y
+  if (!allow_outer_vec_ && opt.accumulate && !block) return decline("accumulate needs the OUTER_VEC path");
   std::unique_ptr<LtCall> call;
   const std::vector<int64_t> token_counts = n_max == n_min ? std::vector<int64_t>{n_min} : std::vector<int64_t>{n_min, n_max};
   for (const Fp8GemmPath path : paths) {
@@ -268,9 +275,12 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
         p.b_scale = xs;
       }
       // D = F32 straight into y (scratch when padded), else D = BF16 into scratch.
+      // Accumulating: only F32 D in place, y being C as well.
       p.d_type = CUDA_R_32F;
+      if (opt.accumulate && n != n_tok) continue;
       p.d = n == n_tok ? static_cast<void*>(y) : scratch();
-      if (!(call = prepare(lt_, algos_, p))) {
+      p.beta = opt.accumulate ? 1.0f : 0.0f;
+      if (!(call = prepare(lt_, algos_, p)) && !opt.accumulate) {
         p.d_type = CUDA_R_16BF;
         p.d = scratch();
         call = prepare(lt_, algos_, p);
@@ -284,8 +294,13 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   }
   const int64_t n_pad = call->p.n;
   if (wvec && block) detail::fp8_pad_tile_scales(static_cast<const float*>(w.scales), tile_rows, kb, kb_pad, wvec, stream);
-  if (wvec && r.path == Fp8GemmPath::kOuterVec) detail::fp8_fill_f32(wvec, rows, w.tensor_scale, stream);
-  quantize_x_fp8(x, n_tok, n_pad, cols, group, xq, xs, stream);
+  const QuantizedX want{x, n_tok, n_pad, cols, group};
+  const QuantizedX& have = quantized_;
+  if (!(opt.x_unchanged && have.x == want.x && have.n_tok == want.n_tok && have.n_pad == want.n_pad &&
+        have.cols == want.cols && have.group == want.group)) {
+    quantize_x_fp8(x, n_tok, n_pad, cols, group, xq, xs, stream);
+    quantized_ = want;
+  }
   void* ws = call->algo.workspace > 0 ? ensure(workspace_, kLtWorkspaceBytes, stream) : nullptr;
   if (!launch(lt_, algos_, *call, ws, stream)) return decline("cublasLtMatmul refused the algorithm its heuristic chose");
 
@@ -301,6 +316,22 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   ++runs_[int(r.path)];
   if (r.bf16_d) ++bf16_d_runs_;
   return r;
+}
+
+const float* Fp8Gemm::tensor_scale_vector(float scale, int64_t rows, cudaStream_t stream) {
+  uint32_t bits;
+  std::memcpy(&bits, &scale, 4);
+  void*& p = tensor_scale_vectors_[{bits, rows}];
+  if (!p) {
+    const cudaError_t e = cudaMalloc(&p, size_t(4 * rows));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      p = nullptr;
+      fail("FP8 GEMM: cudaMalloc of a {}-row scale vector failed: {}", rows, cudaGetErrorString(e));
+    }
+    detail::fp8_fill_f32(static_cast<float*>(p), rows, scale, stream);
+  }
+  return static_cast<const float*>(p);
 }
 
 std::string Fp8Gemm::stats() const {

@@ -57,6 +57,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "backends/cuda/gemv.h"
 
@@ -84,6 +85,16 @@ void quantize_x_fp8(const float* x, int64_t n_tok, int64_t n_pad, int64_t cols, 
 enum class Fp8GemmPath : uint8_t { kOuterVec, kEpilogue, kBlock128 };
 const char* fp8_gemm_path_name(Fp8GemmPath p);
 
+struct Fp8RunOptions {
+  // y += W · x̂ᵀ (β = 1, C = D = y): only where cuBLASLt writes F32 D straight into y (no
+  // token padding, not the epilogue path); otherwise run() declines.
+  bool accumulate = false;
+  // The caller vouches that x has not changed since the previous run() quantized it: when
+  // that run's quantization is of this x (same pointer, tokens, columns and group) it is
+  // reused — the GEMMs of QKV and of gate·up share one activation pass.
+  bool x_unchanged = false;
+};
+
 struct Fp8GemmRun {
   bool ran = false;
   Fp8GemmPath path = Fp8GemmPath::kOuterVec;
@@ -109,7 +120,8 @@ class Fp8Gemm {
   // y = W · x̂ᵀ (see the top) on `stream`, asynchronous. w: an FP8 tier in the kNative layout;
   // x, y device memory. Leaves y untouched and returns ran = false with the reason when no
   // path applies. Not capturable in a CUDA graph (it may allocate scratch the first time).
-  Fp8GemmRun run(const DeviceMatrix& w, const float* x, int64_t n_tok, float* y, cudaStream_t stream);
+  Fp8GemmRun run(const DeviceMatrix& w, const float* x, int64_t n_tok, float* y, cudaStream_t stream,
+                 Fp8RunOptions opt = {});
 
   // "fp8 w8a8 GEMMs: 224 outer_vec; 0 fallbacks" (and the last fallback's reason).
   std::string stats() const;
@@ -120,6 +132,9 @@ class Fp8Gemm {
     int64_t bytes = 0;
   };
   void* ensure(Buffer& b, int64_t bytes, cudaStream_t stream);
+  // The per-tensor scale as the OUTER_VEC row vector cuBLASLt reads: filled once per (scale,
+  // rows) and kept (a few KB per matrix), not refilled before every GEMM.
+  const float* tensor_scale_vector(float scale, int64_t rows, cudaStream_t stream);
 
   bool allow_outer_vec_;
   cublasLtHandle_t lt_ = nullptr;
@@ -127,6 +142,12 @@ class Fp8Gemm {
   // The algorithm the heuristic chose per problem, or none (gemm_fp8.cc: the key is the
   // scale modes, D type, m, n, k and the operand alignments).
   std::map<detail::Fp8LtKey, detail::Fp8LtAlgo> algos_;
+  std::map<std::pair<uint32_t, int64_t>, void*> tensor_scale_vectors_;
+  // What xq_ / xs_ hold: the quantization of x (n_tok tokens padded to n_pad, cols, group).
+  struct QuantizedX {
+    const float* x = nullptr;
+    int64_t n_tok = 0, n_pad = 0, cols = 0, group = 0;
+  } quantized_;
   int64_t runs_[3] = {0, 0, 0};
   int64_t bf16_d_runs_ = 0, fallbacks_ = 0;
   std::string last_fallback_;
