@@ -139,6 +139,35 @@ TEST(CudaGemmFp8, ActivationQuantizationIsBitExact) {
   }
 }
 
+// The producers of quantized activations (rmsnorm_fp8, swiglu_fp8): the bytes and scales of
+// rmsnorm / swiglu followed by the quantization rule (quantize_host, which
+// ActivationQuantizationIsBitExact ties to quantize_x_fp8), padding rows included. Widths
+// past rmsnorm's 8192 register-held values, and odd ones.
+TEST(CudaGemmFp8, ProducersQuantizeLikeOpThenQuantize) {
+  IMP_SKIP_WITHOUT_GPU();
+  for (const int64_t n : {int64_t(640), int64_t(1237), int64_t(9000)}) {
+    SCOPED_TRACE(n);
+    const int64_t rows = 37, n_pad = 48;
+    auto x = test_activations(rows, n, 600 + uint64_t(n));
+    const auto gain = random_floats(size_t(n), 601);
+    const auto up = random_floats(size_t(rows * n), 602);
+    DeviceBuffer dx(x), dg(gain), du(up), df(size_t(rows * n) * 4), dq(size_t(n_pad * n)), ds(size_t(n_pad) * 4);
+    auto expect_rule = [&](const char* what) {  // dq, ds against the rule applied to df
+      IMP_CUDA_CHECK(cudaDeviceSynchronize());
+      const HostQuant want = quantize_host(df.download<float>(size_t(rows * n)), rows, n_pad, n, n);
+      EXPECT_EQ(dq.download<uint8_t>(want.q.size()), want.q) << what << " codes";
+      const auto s = ds.download<float>(want.s.size());
+      EXPECT_EQ(std::memcmp(s.data(), want.s.data(), s.size() * 4), 0) << what << " scales";
+    };
+    rmsnorm_fp8(dx.as<float>(), dg.as<float>(), rows, n, 1e-5f, n_pad, dq.as<uint8_t>(), ds.as<float>(), nullptr);
+    rmsnorm(dx.as<float>(), dg.as<float>(), rows, n, 1e-5f, df.as<float>(), nullptr);
+    expect_rule("rmsnorm_fp8");
+    swiglu_fp8(dx.as<float>(), du.as<float>(), rows, n, n_pad, dq.as<uint8_t>(), ds.as<float>(), nullptr);
+    swiglu(dx.as<float>(), du.as<float>(), rows * n, df.as<float>(), nullptr);
+    expect_rule("swiglu_fp8");
+  }
+}
+
 // Uploads a quantized matrix's planes as CudaBackend does for the kNative layout.
 struct DeviceWeight {
   DeviceBuffer data, scales;

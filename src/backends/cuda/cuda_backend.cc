@@ -648,6 +648,12 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
     const SharedX scope(x_shared_, h, n_tok * n);  // h's BF16 form is in place (h itself is left unwritten)
     return Backend::matmul_qkv(wq, wk, wv, h, n_tok, q, k, v);
   }
+  if (fp8_takes_produced_x({wq, wk, wv}, n_tok, n)) {  // the norm writes the W8A8 activations (h unwritten)
+    const Fp8Gemm::XSlot xs = fp8_gemm_->x_slot(h, n_tok, n, stream_);
+    rmsnorm_fp8(x, gain, n_tok, n, eps, xs.n_pad, xs.q, xs.s, stream_);
+    if (fp8_run_produced(h, n_tok, {{wq, q}, {wk, k}, {wv, v}})) return;
+    // A GEMM declined (counted in stats()): the composition below, from the unchanged x.
+  }
   Backend::rmsnorm_matmul_qkv(x, gain, n_tok, n, eps, h, wq, wk, wv, q, k, v);
 }
 
@@ -791,6 +797,22 @@ void CudaBackend::rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_
                                          MatrixHandle w_gate, MatrixHandle w_up, MatrixHandle w_down, int64_t n_ff,
                                          float* gate_scratch, float* up_scratch, float* act, float* scratch) {
   const Matrix& d = matrix(w_down);
+  if (fp8_takes_produced_x({w_gate, w_up}, n_tok, n) && fp8_takes_produced_x({w_down}, n_tok, n_ff) &&
+      d.m.rows == n && matrix(w_gate).m.rows == n_ff && matrix(w_up).m.rows == n_ff) {
+    // FP8 W8A8: the norm and SwiGLU write the GEMMs' quantized activations (h, act unwritten).
+    const Fp8Gemm::XSlot xs = fp8_gemm_->x_slot(h, n_tok, n, stream_);
+    rmsnorm_fp8(x, gain, n_tok, n, eps, xs.n_pad, xs.q, xs.s, stream_);
+    if (fp8_run_produced(h, n_tok, {{w_gate, gate_scratch}, {w_up, up_scratch}})) {
+      const Fp8Gemm::XSlot as = fp8_gemm_->x_slot(act, n_tok, n_ff, stream_);
+      swiglu_fp8(gate_scratch, up_scratch, n_tok, n_ff, as.n_pad, as.q, as.s, stream_);
+      Fp8RunOptions o;
+      o.accumulate = true;
+      o.x_unchanged = true;
+      if (fp8_gemm_->run(d.m, act, n_tok, x, stream_, o).ran) return;
+      swiglu(gate_scratch, up_scratch, n_tok * n_ff, act);  // the down GEMM declined: compose it
+      return matmul_add(w_down, act, n_tok, n, x, scratch);
+    }
+  }
   if (n_tok > 1 && gemm_takes_bf16_from_producer(d, n_tok, n_ff) && d.m.rows == n && matrix(w_gate).m.rows == n_ff &&
       matrix(w_up).m.rows == n_ff && matrix(w_gate).m.cols == n && matrix(w_up).m.cols == n) {
     ensure_device(x_bf16_, x_bf16_bytes_, n_tok * std::max(n, n_ff) * 2, "the GEMM activations (bf16)");
@@ -807,6 +829,35 @@ void CudaBackend::rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_
   }
   Backend::rmsnorm_ffn_swiglu_add(x, gain, n_tok, n, eps, h, w_gate, w_up, w_down, n_ff, gate_scratch, up_scratch, act,
                                   scratch);
+}
+
+// Prefill FP8 W8A8 GEMMs of the per-token tiers (tensor, channel scales) over `cols`
+// columns: a producer kernel (rmsnorm_fp8, swiglu_fp8) can write their quantized activations.
+bool CudaBackend::fp8_takes_produced_x(std::initializer_list<MatrixHandle> ws, int64_t n_tok, int64_t cols) const {
+  if (n_tok <= 1 || n_tok > 0x7FFFFFFF - 16 || skip() || mode_ == Mode::kCapture ||
+      options_.gemm != CudaGemmPrecision::kBF16) {
+    return false;
+  }
+  for (MatrixHandle w : ws) {
+    const DeviceMatrix& m = matrix(w).m;
+    if ((m.format != FormatId::FP8_E4M3_TENSOR && m.format != FormatId::FP8_E4M3_CHANNEL) ||
+        m.layout != WeightLayout::kNative || m.cols != cols) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The FP8 GEMMs y = W·x̂ of a producer's activations (recorded under key by x_slot); false as
+// soon as one declines.
+bool CudaBackend::fp8_run_produced(const float* key, int64_t n_tok,
+                                   std::initializer_list<std::pair<MatrixHandle, float*>> gemms) {
+  Fp8RunOptions o;
+  o.x_unchanged = true;
+  for (const auto& [w, y] : gemms) {
+    if (!fp8_gemm_->run(matrix(w).m, key, n_tok, y, stream_, o).ran) return false;
+  }
+  return true;
 }
 
 // A prefill GEMM (n_tok > 1, eager) in the BF16 mode whose weight is not FP8 (W8A8 quantizes

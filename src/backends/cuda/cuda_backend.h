@@ -181,6 +181,8 @@ class CudaBackend final : public Backend {
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
   // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
   Matrix upload(const QuantMatrix& w, std::string_view name);
+  bool fp8_takes_produced_x(std::initializer_list<MatrixHandle> ws, int64_t n_tok, int64_t cols) const;
+  bool fp8_run_produced(const float* key, int64_t n_tok, std::initializer_list<std::pair<MatrixHandle, float*>> gemms);
   bool gemm_takes_bf16_from_producer(const Matrix& w, int64_t n_tok, int64_t cols) const;
   bool norm_to_bf16(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
                     std::initializer_list<MatrixHandle> ws);

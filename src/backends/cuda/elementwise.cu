@@ -6,6 +6,7 @@
 
 #include "backends/cuda/check.h"
 #include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
 
 namespace imp::cuda {
@@ -52,6 +53,33 @@ __global__ void swiglu_bf16_kernel(const float* gate, const float* up, int64_t n
     const float g = gate[i];
     out[i] = kvc::f32_to_bf16(g / (1.0f + expf(-g)) * up[i]);
   }
+}
+
+// SwiGLU, then the FP8 GEMM's per-token quantization of each row (fp8_act.cuh): block t <
+// n_pad; the values are computed twice (amax pass, encoding pass), never stored as F32.
+// Rows t ≥ `rows` are padding: zero codes, scale 1.
+constexpr int kFp8RowThreads = 512;
+__global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_kernel(const float* gate, const float* up, int64_t rows,
+                                                                    int64_t n, uint8_t* q, float* s) {
+  const int64_t t = blockIdx.x;
+  uint8_t* qr = q + t * n;
+  if (t >= rows) {
+    for (int64_t i = threadIdx.x; i < n; i += kFp8RowThreads) qr[i] = 0;
+    if (threadIdx.x == 0) s[t] = 1.0f;
+    return;
+  }
+  const float *gr = gate + t * n, *ur = up + t * n;
+  float amax = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += kFp8RowThreads) {
+    const float g = gr[i];
+    amax = fmaxf(amax, fabsf(g / (1.0f + expf(-g)) * ur[i]));
+  }
+  const float sa = fp8act::scale_of(fp8act::block_max(amax));
+  for (int64_t i = threadIdx.x; i < n; i += kFp8RowThreads) {
+    const float g = gr[i];
+    qr[i] = fp8act::encode(g / (1.0f + expf(-g)) * ur[i], sa);
+  }
+  if (threadIdx.x == 0) s[t] = sa;
 }
 
 __global__ void add_x4_kernel(float4* y, const float4* x, int64_t n4) {
@@ -141,6 +169,15 @@ void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, c
     return;
   }
   swiglu_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_fp8(const float* gate, const float* up, int64_t rows, int64_t n, int64_t n_pad, uint8_t* q, float* s,
+                cudaStream_t stream) {
+  if (rows <= 0 || n_pad < rows || n_pad > 0x7FFFFFFF || n <= 0) {
+    ::imp::fail("CUDA swiglu_fp8: {} rows (padded to {}) of {} is out of range", rows, n_pad, n);
+  }
+  swiglu_fp8_kernel<<<unsigned(n_pad), kFp8RowThreads, 0, stream>>>(gate, up, rows, n, q, s);
   IMP_CUDA_CHECK_LAUNCH();
 }
 

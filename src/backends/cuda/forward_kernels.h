@@ -48,6 +48,11 @@ struct RopeArgs {
 
 // x, out (rows, n); gain (n): out = x · (1/sqrt(Σx²/n + eps)) · gain, FP32 sums. out may be x.
 void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float eps, float* out, cudaStream_t stream);
+// rmsnorm followed by the FP8 W8A8 GEMM's per-token activation quantization (gemm_fp8.h):
+// q (n_pad × n E4M3 codes), s (n_pad F32 scales); rows ≥ `rows` zero with scale 1. The bits
+// of rmsnorm then quantize_x_fp8 with group n; the F32 norm is never written.
+void rmsnorm_fp8(const float* x, const float* gain, int64_t rows, int64_t n, float eps, int64_t n_pad, uint8_t* q,
+                 float* s, cudaStream_t stream);
 // rmsnorm with the result rounded to BF16 (the prefill GEMMs' activation type).
 void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
                   cudaStream_t stream);
@@ -92,6 +97,9 @@ bool attention_prefill_mma(const float* q, int64_t n_tok, int64_t n_head, KvView
 // Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s;
 // x (rows, n) += bias (n); out = bf16(x) (round to nearest even).
 void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+// swiglu over rows × n, quantized per row for the FP8 W8A8 GEMM as rmsnorm_fp8 does.
+void swiglu_fp8(const float* gate, const float* up, int64_t rows, int64_t n, int64_t n_pad, uint8_t* q, float* s,
+                cudaStream_t stream);
 // swiglu rounded to BF16 (round to nearest even): the bits f32_to_bf16 would make of its output.
 void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, cudaStream_t stream);
 void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream);

@@ -296,8 +296,10 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   if (wvec && block) detail::fp8_pad_tile_scales(static_cast<const float*>(w.scales), tile_rows, kb, kb_pad, wvec, stream);
   const QuantizedX want{x, n_tok, n_pad, cols, group};
   const QuantizedX& have = quantized_;
-  if (!(opt.x_unchanged && have.x == want.x && have.n_tok == want.n_tok && have.n_pad == want.n_pad &&
-        have.cols == want.cols && have.group == want.group)) {
+  // One scale per token: a quantization padded further (x_slot) serves any n_pad below it.
+  const bool pad_ok = have.n_pad == want.n_pad || (group == cols && have.n_pad > want.n_pad);
+  if (!(opt.x_unchanged && have.x == want.x && have.n_tok == want.n_tok && pad_ok && have.cols == want.cols &&
+        have.group == want.group)) {
     quantize_x_fp8(x, n_tok, n_pad, cols, group, xq, xs, stream);
     quantized_ = want;
   }
@@ -315,6 +317,18 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   r.ran = true;
   ++runs_[int(r.path)];
   if (r.bf16_d) ++bf16_d_runs_;
+  return r;
+}
+
+Fp8Gemm::XSlot Fp8Gemm::x_slot(const void* key, int64_t n_tok, int64_t cols, cudaStream_t stream) {
+  if (n_tok < 1 || n_tok > std::numeric_limits<int32_t>::max() - 16 || cols < 1) {
+    fail("FP8 GEMM: activation slot of {} × {} out of range", n_tok, cols);
+  }
+  XSlot r;
+  r.n_pad = round_up(n_tok, 16);  // the larger of run()'s two token counts for these tiers
+  r.q = static_cast<uint8_t*>(ensure(xq_, r.n_pad * cols, stream));
+  r.s = static_cast<float*>(ensure(xs_, 4 * r.n_pad, stream));
+  quantized_ = {static_cast<const float*>(key), n_tok, r.n_pad, cols, cols};
   return r;
 }
 

@@ -123,6 +123,18 @@ class Fp8Gemm {
   Fp8GemmRun run(const DeviceMatrix& w, const float* x, int64_t n_tok, float* y, cudaStream_t stream,
                  Fp8RunOptions opt = {});
 
+  // For a kernel that produces the activations already quantized (rmsnorm_fp8, swiglu_fp8;
+  // tensor and channel tiers: one scale per token): the buffers a run() on n_tok × cols
+  // activations reads — q: n_pad × cols codes, s: n_pad scales, n_pad = n_tok rounded up to
+  // 16 (rows ≥ n_tok zero with scale 1) — recorded as holding the quantization of `key`. The
+  // producer must fill them; run(x = key, x_unchanged) then reuses them.
+  struct XSlot {
+    uint8_t* q = nullptr;
+    float* s = nullptr;
+    int64_t n_pad = 0;
+  };
+  XSlot x_slot(const void* key, int64_t n_tok, int64_t cols, cudaStream_t stream);
+
   // "fp8 w8a8 GEMMs: 224 outer_vec; 0 fallbacks" (and the last fallback's reason).
   std::string stats() const;
 

@@ -6,6 +6,7 @@
 #include "backends/cuda/check.h"
 #include "backends/cuda/gemm_fp8.h"
 #include "backends/cuda/gemm_fp8_kernels.h"
+#include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
 
 namespace imp::cuda {
@@ -13,26 +14,15 @@ namespace {
 
 constexpr int kRowThreads = 256;  // quantize_x_fp8_row: one block per token
 
-// The scale of a group with max |x| = amax: act_emulation_dynamic_scale(kFp8, amax).
-__device__ inline float fp8_act_scale(float amax) {
-  const float s = __fdiv_rn(amax, 448.0f);
-  return s > 0.0f ? s : 1.0f;
-}
+using fp8act::scale_of;
+using fp8act::warp_max;
 
 __device__ inline float amax4(float4 v) { return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))); }
 
 // Four codes of x / s, little-endian in one word (element c at byte c % 4).
 __device__ inline uint32_t encode4(float4 v, float s) {
-  return uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.x, s))) |
-         uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.y, s))) << 8 |
-         uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.z, s))) << 16 |
-         uint32_t(kvc::f32_to_e4m3_saturate(__fdiv_rn(v.w, s))) << 24;
-}
-
-__device__ inline float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
-  return v;
+  return uint32_t(fp8act::encode(v.x, s)) | uint32_t(fp8act::encode(v.y, s)) << 8 |
+         uint32_t(fp8act::encode(v.z, s)) << 16 | uint32_t(fp8act::encode(v.w, s)) << 24;
 }
 
 // One block per token row t < n_pad: amax over the row (block max, exact and order-free),
@@ -49,13 +39,7 @@ __global__ void quantize_x_fp8_row(const float* x, int64_t n_tok, int64_t cols, 
   const auto* xrow = reinterpret_cast<const float4*>(x + t * cols);
   float amax = 0.0f;
   for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) amax = fmaxf(amax, amax4(xrow[i]));
-  __shared__ float warp_amax[kRowThreads / 32];
-  amax = warp_max(amax);
-  if ((threadIdx.x & 31) == 0) warp_amax[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-  for (int w = 0; w < kRowThreads / 32; ++w) amax = fmaxf(amax, warp_amax[w]);
-  const float scale = fp8_act_scale(amax);
+  const float scale = scale_of(fp8act::block_max(amax));
   for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) qrow[i] = encode4(xrow[i], scale);
   if (threadIdx.x == 0) s[t] = scale;
 }
@@ -73,7 +57,7 @@ __global__ void quantize_x_fp8_group128(const float* x, int64_t n_tok, int64_t n
   const bool in = c < cols;  // cols % 4 == 0: a float4 is wholly in or out
   float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   if (in && t < n_tok) v = *reinterpret_cast<const float4*>(x + t * cols + c);
-  const float scale = t < n_tok ? fp8_act_scale(warp_max(amax4(v))) : 1.0f;
+  const float scale = t < n_tok ? scale_of(warp_max(amax4(v))) : 1.0f;
   if (in) *reinterpret_cast<uint32_t*>(q + t * cols + c) = t < n_tok ? encode4(v, scale) : 0u;
   if (lane == 0) s[g * n_pad + t] = scale;
 }

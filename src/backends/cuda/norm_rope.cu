@@ -3,6 +3,7 @@
 
 #include "backends/cuda/check.h"
 #include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/rope.cuh"
@@ -22,13 +23,11 @@ constexpr int kNormRegs = 8;  // x values a thread keeps in registers: rows up t
 __device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_out(uint16_t* p, float v) { *p = kvc::f32_to_bf16(v); }
 
-template <bool kAdd, class Out = float>
-__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const float* delta, const float* gain,
-                                                               int64_t n, float eps, Out* out) {
-  float* xr = x + blockIdx.x * n;
-  const float* dr = kAdd ? delta + blockIdx.x * n : nullptr;
-  Out* outr = out + blockIdx.x * n;
-  float v[kNormRegs];
+// Loads row xr (x += delta first when kAdd, written back), keeping this thread's first
+// kNormRegs values in v, and returns 1/sqrt(Σx²/n + eps) (block sum; every thread gets it).
+template <bool kAdd>
+__device__ __forceinline__ float rms_load_scale(float* xr, const float* dr, int64_t n, float eps,
+                                                float (&v)[kNormRegs]) {
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kNormRegs; ++j) {
@@ -59,7 +58,17 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
     if (threadIdx.x == 0) warp_sums[0] = w;
   }
   __syncthreads();
-  const float scale = 1.0f / sqrtf(warp_sums[0] / float(n) + eps);
+  return 1.0f / sqrtf(warp_sums[0] / float(n) + eps);
+}
+
+template <bool kAdd, class Out = float>
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const float* delta, const float* gain,
+                                                               int64_t n, float eps, Out* out) {
+  float* xr = x + blockIdx.x * n;
+  const float* dr = kAdd ? delta + blockIdx.x * n : nullptr;
+  Out* outr = out + blockIdx.x * n;
+  float v[kNormRegs];
+  const float scale = rms_load_scale<kAdd>(xr, dr, n, eps, v);
 #pragma unroll
   for (int j = 0; j < kNormRegs; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
@@ -68,6 +77,43 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
   for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) {
     store_out(outr + i, xr[i] * scale * gain[i]);
   }
+}
+
+// rmsnorm, then the FP8 GEMM's per-token quantization of the normed row (fp8_act.cuh): the
+// values are computed twice (the amax pass, then the encoding pass) from the registers /
+// the row, never stored as F32. Block t < n_pad; rows t ≥ `rows` are padding (zero codes,
+// scale 1), as quantize_x_fp8 writes them.
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_fp8_kernel(const float* x, const float* gain, int64_t rows,
+                                                                   int64_t n, float eps, uint8_t* q, float* s) {
+  const int64_t t = blockIdx.x;
+  uint8_t* qr = q + t * n;
+  if (t >= rows) {
+    for (int64_t i = threadIdx.x; i < n; i += kNormThreads) qr[i] = 0;
+    if (threadIdx.x == 0) s[t] = 1.0f;
+    return;
+  }
+  float* xr = const_cast<float*>(x) + t * n;  // kAdd = false never writes
+  float v[kNormRegs];
+  const float scale = rms_load_scale<false>(xr, nullptr, n, eps, v);
+  float amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kNormRegs; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
+    if (i < n) amax = fmaxf(amax, fabsf(v[j] * scale * gain[i]));
+  }
+  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) {
+    amax = fmaxf(amax, fabsf(xr[i] * scale * gain[i]));
+  }
+  const float sa = fp8act::scale_of(fp8act::block_max(amax));
+#pragma unroll
+  for (int j = 0; j < kNormRegs; ++j) {
+    const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
+    if (i < n) qr[i] = fp8act::encode(v[j] * scale * gain[i], sa);
+  }
+  for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) {
+    qr[i] = fp8act::encode(xr[i] * scale * gain[i], sa);
+  }
+  if (threadIdx.x == 0) s[t] = sa;
 }
 
 // Rotates one head row in shared memory `v` (head_dim floats) with the whole warp.
@@ -154,6 +200,15 @@ void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, fl
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm_bf16: {} rows of {} is out of range", rows, n);
   rmsnorm_kernel<false, uint16_t><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n,
                                                                                eps, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void rmsnorm_fp8(const float* x, const float* gain, int64_t rows, int64_t n, float eps, int64_t n_pad, uint8_t* q,
+                 float* s, cudaStream_t stream) {
+  if (rows <= 0 || n_pad < rows || n_pad > 0x7FFFFFFF || n <= 0) {
+    ::imp::fail("CUDA rmsnorm_fp8: {} rows (padded to {}) of {} is out of range", rows, n_pad, n);
+  }
+  rmsnorm_fp8_kernel<<<unsigned(n_pad), kNormThreads, 0, stream>>>(x, gain, rows, n, eps, q, s);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
