@@ -289,6 +289,7 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
     }
   }
   if (!call) {
+    if (opt.accumulate && n_min != n_tok) return decline("accumulating needs D in place, unpadded (tokens not a multiple of 4)");
     return decline(block ? "cuBLASLt has no BLK128x128 × VEC128 FP8 algorithm for this shape"
                          : "cuBLASLt has no FP8 algorithm for this shape (OUTER_VEC or unscaled)");
   }
