@@ -70,11 +70,7 @@ __global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_x4_kernel(const flo
                                                                        float* s) {
   const int64_t t = blockIdx.x;
   uint32_t* qr = q + t * n4;
-  if (t >= rows) {
-    for (int64_t i = threadIdx.x; i < n4; i += kFp8RowThreads) qr[i] = 0u;
-    if (threadIdx.x == 0) s[t] = 1.0f;
-    return;
-  }
+  if (t >= rows) return fp8act::write_padding_row(reinterpret_cast<uint8_t*>(qr), 4 * n4, s + t);
   const float4 *gr = gate + t * n4, *ur = up + t * n4;
   float4 v[kFp8RowVecs];
   float amax = 0.0f;
@@ -100,11 +96,7 @@ __global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_kernel(const float*
                                                                     int64_t n, uint8_t* q, float* s) {
   const int64_t t = blockIdx.x;
   uint8_t* qr = q + t * n;
-  if (t >= rows) {
-    for (int64_t i = threadIdx.x; i < n; i += kFp8RowThreads) qr[i] = 0;
-    if (threadIdx.x == 0) s[t] = 1.0f;
-    return;
-  }
+  if (t >= rows) return fp8act::write_padding_row(qr, n, s + t);
   const float *gr = gate + t * n, *ur = up + t * n;
   float amax = 0.0f;
   for (int64_t i = threadIdx.x; i < n; i += kFp8RowThreads) {

@@ -25,6 +25,12 @@ __device__ inline float warp_max(float v) {
   return v;
 }
 
+// A padding token row (t ≥ n_tok) of a block-per-row quantizer: n zero codes, scale 1.
+__device__ inline void write_padding_row(uint8_t* qr, int64_t n, float* s_t) {
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) qr[i] = 0;
+  if (threadIdx.x == 0) *s_t = 1.0f;
+}
+
 // Max of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
 // Contains __syncthreads: call from all threads.
 __device__ inline float block_max(float v) {

@@ -31,11 +31,7 @@ __global__ void quantize_x_fp8_row(const float* x, int64_t n_tok, int64_t cols, 
   const int64_t t = blockIdx.x;
   const int64_t n4 = cols / 4;
   auto* qrow = reinterpret_cast<uint32_t*>(q + t * cols);
-  if (t >= n_tok) {  // padding row: zero codes, scale 1
-    for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) qrow[i] = 0;
-    if (threadIdx.x == 0) s[t] = 1.0f;
-    return;
-  }
+  if (t >= n_tok) return fp8act::write_padding_row(q + t * cols, cols, s + t);
   const auto* xrow = reinterpret_cast<const float4*>(x + t * cols);
   float amax = 0.0f;
   for (int64_t i = threadIdx.x; i < n4; i += blockDim.x) amax = fmaxf(amax, amax4(xrow[i]));

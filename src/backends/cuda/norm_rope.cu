@@ -87,11 +87,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_fp8_kernel(const float* 
                                                                    int64_t n, float eps, uint8_t* q, float* s) {
   const int64_t t = blockIdx.x;
   uint8_t* qr = q + t * n;
-  if (t >= rows) {
-    for (int64_t i = threadIdx.x; i < n; i += kNormThreads) qr[i] = 0;
-    if (threadIdx.x == 0) s[t] = 1.0f;
-    return;
-  }
+  if (t >= rows) return fp8act::write_padding_row(qr, n, s + t);
   float* xr = const_cast<float*>(x) + t * n;  // kAdd = false never writes
   float v[kNormRegs];
   const float scale = rms_load_scale<false>(xr, nullptr, n, eps, v);
