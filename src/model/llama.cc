@@ -108,10 +108,12 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvStore& kv, bool all_
 
   backend_.begin_step(kv, pos0, n);
   backend_.embedding(token_embd_, tokens, x);
-  // The output projections add into the residual stream x (matmul_add) and each norm is
-  // fused with the matmuls that read it (rmsnorm_matmul_qkv, rmsnorm_ffn_gate_up_swiglu):
-  // a backend may run the norm inside the GEMVs and the add in their epilogue. An observer
-  // (imatrix) needs the normed h written, so it gets the separate ops.
+  // The output projections add into the residual stream x (matmul_add), each norm is fused
+  // with the matmuls that read it (rmsnorm_matmul_qkv, rmsnorm_ffn_gate_up_swiglu), and the
+  // attention output and the FFN block reach their projections through one hook each
+  // (attention_matmul_add, rmsnorm_ffn_swiglu_add): a backend may run the norm inside the
+  // GEMVs, the add in their epilogue, and hand each GEMM its input in the GEMM's own type.
+  // An observer (imatrix) needs h, att and g written, so it gets the separate ops.
   const bool observing = observer() != nullptr;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[size_t(l)];

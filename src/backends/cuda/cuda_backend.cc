@@ -73,13 +73,17 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
                       + 2 * n_batch * max_cols                       // bf16 activations
                       + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
   // FP8 W8A8 prefill: cuBLASLt workspace + E4M3 activations + D scratch (gemm_fp8.h).
-  int64_t fp8_rows = 0;
+  // Per-tensor tiers also keep their scale as an F32 vector of rows (Fp8Gemm: one per matrix,
+  // made on first use); rows ≤ elements / the narrowest width, a bound from above.
+  const int64_t min_cols = std::min({c.n_embd, c.n_ff, c.n_head * c.head_dim});
+  int64_t fp8_rows = 0, fp8_scale_vectors = 0;
   for (const StoragePlanRow& r : plan.rows) {
     if (r.op != WeightOp::kMatmul || !is_fp8_weight(r.held_format)) continue;
     const bool head = r.role == WeightRole::kLmHead || r.role == WeightRole::kTiedEmbeddingLmHead;
     fp8_rows = std::max(fp8_rows, head ? c.n_vocab : max_cols);
+    if (r.held_format == FormatId::FP8_E4M3_TENSOR && min_cols > 0) fp8_scale_vectors += 4 * (r.elements / min_cols + 1);
   }
-  if (fp8_rows > 0) e.workspace_bytes += Fp8Gemm::workspace_bytes(n_batch, fp8_rows, max_cols);
+  if (fp8_rows > 0) e.workspace_bytes += Fp8Gemm::workspace_bytes(n_batch, fp8_rows, max_cols) + fp8_scale_vectors;
   return e;
 }
 

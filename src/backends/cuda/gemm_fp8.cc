@@ -251,8 +251,10 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   if (block) paths = {Fp8GemmPath::kBlock128};
   else if (allow_outer_vec_) paths = {Fp8GemmPath::kOuterVec, Fp8GemmPath::kEpilogue};
   else paths = {Fp8GemmPath::kEpilogue};
-  if (opt.accumulate && !block) paths = {Fp8GemmPath::kOuterVec};  // the epilogue path rescales all of y
-  if (!allow_outer_vec_ && opt.accumulate && !block) return decline("accumulate needs the OUTER_VEC path");
+  if (opt.accumulate && !block) {  // the epilogue path rescales all of y: only OUTER_VEC can add into it
+    if (!allow_outer_vec_) return decline("accumulate needs the OUTER_VEC path");
+    paths = {Fp8GemmPath::kOuterVec};
+  }
   std::unique_ptr<LtCall> call;
   const std::vector<int64_t> token_counts = n_max == n_min ? std::vector<int64_t>{n_min} : std::vector<int64_t>{n_min, n_max};
   for (const Fp8GemmPath path : paths) {
