@@ -104,14 +104,15 @@ void check_args(int64_t n_tok, int64_t n_head, const KvView& kv, int32_t n_split
 }  // namespace
 
 void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream) {
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream,
+                      const L2Ranges& next_weights) {
   check_args(n_tok, n_head, kv, n_split, "attention_decode");
   if (n_split > kMaxCombineSplits) ::imp::fail("CUDA attention_decode: {} splits (at most {})", n_split, kMaxCombineSplits);
   const bool combine = n_split > 1;
   if (combine && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
   const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
-  launch_attention_decode_kernel(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream);
+  launch_attention_decode_kernel(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream, next_weights);
   if (combine) {
     const int64_t chunks = (kv.head_dim + kCombineChunk - 1) / kCombineChunk;
     launch_pdl(combine_kernel, dim3(unsigned(n_head * chunks), unsigned(n_tok)), dim3(kCombineThreads), 0, stream,
@@ -121,7 +122,7 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
 
 void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
                        float* out, const StepParams* step, cudaStream_t stream) {
-  attention_decode(q, n_tok, n_head, kv, window, scale, 1, nullptr, out, step, stream);
+  attention_decode(q, n_tok, n_head, kv, window, scale, 1, nullptr, out, step, stream, L2Ranges{});
 }
 
 }  // namespace imp::cuda

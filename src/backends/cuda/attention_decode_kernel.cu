@@ -19,6 +19,7 @@
 // With one split the block writes acc / l; else (max, sum, acc) partials that combine_kernel
 // (attention.cu) merges.
 #include "backends/cuda/attention_decode_kernel.h"
+#include "backends/cuda/l2_prefetch.cuh"
 
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -124,7 +125,8 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 template <int D, int kCols>
 __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float* q, int n_head, KvView kv, int window,
                                                                     float scale, float* partials, float* out,
-                                                                    const StepParams* step, bool prefetch) {
+                                                                    const StepParams* step, bool prefetch,
+                                                                    const __grid_constant__ L2Ranges next_weights) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
   const int n_sub = (G + kGroup - 1) / kGroup;
@@ -162,6 +164,12 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
       for (int b = 0; b < kv.row_bytes; b += 128) prefetch_l2(row + b);
       prefetch_l2(row + kv.row_bytes - 1);
     }
+  }
+
+  // The weights the step reads next (l2_prefetch.h): the last warp issues this block's slice.
+  if (next_weights.n > 0 && warp == kThreads / 32 - 1) {
+    l2_prefetch_slice(next_weights, blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),
+                      gridDim.x * gridDim.y * gridDim.z, lane);
   }
 
   pdl_wait();  // q and this step's cache rows come from the kernels before (pdl.cuh)
@@ -336,7 +344,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
 
 template <int D, int kCols>
 void launch_kernel(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
-                  float scale, float* partials, float* out, const StepParams* step) {
+                  float scale, float* partials, float* out, const StepParams* step, const L2Ranges& next_weights) {
   static bool attr_set = false;  // head_dim 256: ~71 KB
   if (!attr_set) {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<D, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -344,14 +352,16 @@ void launch_kernel(dim3 grid, size_t smem, cudaStream_t stream, const float* q, 
     attr_set = true;
   }
   launch_pdl(attention_decode_kernel<D, kCols>, grid, dim3(kThreads), smem, stream, q, n_head, kv, window, scale, partials,
-             out, step, attention_prefetch_enabled());
+             out, step, attention_prefetch_enabled(), next_weights);
 }
 
 template <int kCols>
 void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
-                 const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step) {
+                 const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step,
+                 const L2Ranges& next_weights) {
 #define IMP_ATTN_CASE(T) \
-  case T: return launch_kernel<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step)
+  case T:                \
+    return launch_kernel<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step, next_weights)
   switch (dtype) {
     IMP_ATTN_CASE(kvc::kF32);
     IMP_ATTN_CASE(kvc::kF16);
@@ -377,15 +387,15 @@ void set_attention_prefetch(bool on) { prefetch_flag() = on; }
 
 void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
                                     int32_t n_split, float* partials, float* out, const StepParams* step,
-                                    cudaStream_t stream) {
+                                    cudaStream_t stream, const L2Ranges& next_weights) {
   const int G = int(n_head / kv.n_kv_head);
   const int n_sub = (G + kGroup - 1) / kGroup;
   const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
   const size_t smem = AttnSmem{(kv.head_dim + 3) / 4}.bytes();
   if (kv.head_dim <= kThreads) {
-    launch_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+    launch_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step, next_weights);
   } else {
-    launch_cols<2>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step);
+    launch_cols<2>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step, next_weights);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "backends/cuda/forward_kernels.h"
+#include "backends/cuda/l2_prefetch.h"
 
 namespace imp::cuda {
 
@@ -23,9 +24,9 @@ void set_attention_prefetch(bool on);
 
 // Launches the kernel: grid (n_kv_head · subgroups, n_split, n_tok). Writes out directly when
 // n_split == 1, else the partials (attention_decode's layout) for combine_kernel. Arguments
-// checked by attention_decode.
+// checked by attention_decode. next_weights: prefetched into L2 before the PDL wait.
 void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
                                     int32_t n_split, float* partials, float* out, const StepParams* step,
-                                    cudaStream_t stream);
+                                    cudaStream_t stream, const L2Ranges& next_weights);
 
 }  // namespace imp::cuda

@@ -293,8 +293,9 @@ void CudaBackend::read(const float* src, int64_t n, float* host_dst) {
 }
 
 std::string CudaBackend::stats() const {
-  return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; {}", graphs_captured_, graph_replays_,
-                     graph_drops_, fp8_gemm_->stats());
+  return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; L2 weight prefetch {} MiB per decode "
+                     "attention; {}",
+                     graphs_captured_, graph_replays_, graph_drops_, l2_prefetch_budget() >> 20, fp8_gemm_->stats());
 }
 
 // The last decode step's graph, when one can be replayed now (else null). It rewrites the
@@ -359,6 +360,8 @@ void CudaBackend::drop_graphs() {
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   graphs_.clear();
   warmed_.clear();
+  decode_log_.clear();  // device pointers of matrices that may be gone
+  decode_log_prev_.clear();
 }
 
 void CudaBackend::abort_capture() {
@@ -402,10 +405,13 @@ void CudaBackend::begin_step(KvStore& kv, int64_t pos0, int64_t n_tok) {
       }
     }
   }
+  decode_log_.clear();
+  decode_attentions_ = 0;
   IMP_CUDA_CHECK(cudaMemcpyAsync(step_dev_, step_host_, sizeof(StepParams), cudaMemcpyHostToDevice, stream_));
 }
 
 void CudaBackend::end_step() {
+  if (step_n_tok_ == 1 && (mode_ == Mode::kEager || mode_ == Mode::kCapture)) decode_log_prev_.swap(decode_log_);
   switch (mode_) {
     case Mode::kCapture: {
       cudaGraph_t g = nullptr;
@@ -463,11 +469,19 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out)
     if (c.ok) {
       k.launch(w, x, y, stream_, out);
       IMP_CUDA_CHECK_LAUNCH();
+      logged(true, {w});
       return;
     }
     if (k.format == w.format) reasons += fmt::format("; {}: {}", k.name, c.reason);
   }
   fail("CUDA matmul: no GEMV kernel for {} {}×{}{}", format_name(w.format), w.rows, w.cols, reasons);
+}
+
+bool CudaBackend::logged(bool launched, std::initializer_list<DeviceMatrix> ws) {
+  if (!launched || step_n_tok_ != 1 || (mode_ != Mode::kEager && mode_ != Mode::kCapture)) return launched;
+  DecodeRead& e = decode_log_.emplace_back();
+  for (const DeviceMatrix& m : ws) append_matrix_planes(m, e.planes);
+  return true;
 }
 
 void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate) {
@@ -593,7 +607,7 @@ void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, 
     const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
     if (skip()) return;
     float* const y[3] = {q, k, v};
-    if (gemv_mma_fused(w, 3, x, y, stream_)) return;
+    if (logged(gemv_mma_fused(w, 3, x, y, stream_), {w[0], w[1], w[2]})) return;
   }
   const SharedX scope(x_shared_);
   Backend::matmul_qkv(wq, wk, wv, x, n_tok, q, k, v);
@@ -605,7 +619,8 @@ void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, con
     const DeviceMatrix& gate = matrix(w_gate).decode();
     if (gate.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", gate.rows, n_ff);
     if (skip()) return;
-    if (gemv_mma_swiglu(gate, matrix(w_up).decode(), x, out, stream_)) return;
+    const DeviceMatrix& up = matrix(w_up).decode();
+    if (logged(gemv_mma_swiglu(gate, up, x, out, stream_), {gate, up})) return;
   }
   const SharedX scope(x_shared_);
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
@@ -623,7 +638,7 @@ void CudaBackend::matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int6
     float* const y[1] = {residual};
     GemvFusion f;
     f.out = GemvOut::kAdd;
-    if (options_.decode_x == CudaDecodeActivations::kF16 && gemv_mma_fused(&m, 1, x, y, stream_, f)) return;
+    if (options_.decode_x == CudaDecodeActivations::kF16 && logged(gemv_mma_fused(&m, 1, x, y, stream_, f), {m})) return;
     gemv(matrix(w), x, residual, GemvOut::kAdd);
     return;
   }
@@ -646,7 +661,7 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
     GemvFusion f;
     f.norm_gain = gain;
     f.norm_eps = eps;
-    if (w[0].cols == n && gemv_mma_fused(w, 3, x, y, stream_, f)) return;
+    if (w[0].cols == n && logged(gemv_mma_fused(w, 3, x, y, stream_, f), {w[0], w[1], w[2]})) return;
   }
   if (norm_to_bf16(x, gain, n_tok, n, eps, h, {wq, wk, wv})) {
     const SharedX scope(x_shared_, h, n_tok * n);  // h's BF16 form is in place (h itself is left unwritten)
@@ -686,7 +701,8 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
     GemvFusion f;
     f.norm_gain = gain;
     f.norm_eps = eps;
-    if (gate.cols == n && gemv_mma_swiglu(gate, matrix(w_up).decode(), x, out, stream_, f)) return;
+    const DeviceMatrix& up = matrix(w_up).decode();
+    if (gate.cols == n && logged(gemv_mma_swiglu(gate, up, x, out, stream_, f), {gate, up})) return;
   }
   if (norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up})) {
     const SharedX scope(x_shared_, h, n_tok * n);
@@ -709,7 +725,8 @@ void CudaBackend::rmsnorm_qkv_rope_kv_write(const float* x, const float* gain, i
     f.norm_gain = gain;
     f.norm_eps = eps;
     if (head_dim == c.config().head_dim && w[0].cols == n && w[0].rows == n_head * head_dim &&
-        gemv_mma_qkv_rope_kv(w, x, q, k, v, rope_args(p), c.layer(layer), step_dev_, stream_, f)) {
+        logged(gemv_mma_qkv_rope_kv(w, x, q, k, v, rope_args(p), c.layer(layer), step_dev_, stream_, f),
+               {w[0], w[1], w[2]})) {
       return;
     }
   }
@@ -770,7 +787,12 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
     }
     partials = static_cast<float*>(partials_);
   }
-  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_);
+  // The weights the previous decode step read next at this point go to L2 while attention
+  // leaves HBM idle (l2_prefetch.h).
+  const L2Ranges next = plan_l2_prefetch(decode_log_prev_, decode_attentions_++, l2_prefetch_budget());
+  l2_planned_bytes_ += next.total();
+  if (mode_ == Mode::kEager || mode_ == Mode::kCapture) decode_log_.push_back({true, {}});
+  attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_, next);
 }
 
 // Prefill in the BF16 mode: the O projection's GEMM reads the attention output as the BF16

@@ -45,6 +45,7 @@
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/gemm_fp8.h"
 #include "backends/cuda/gemv.h"
+#include "backends/cuda/l2_prefetch.h"
 #include "io/model_config.h"
 #include "planner/device_caps.h"
 #include "planner/storage_plan.h"
@@ -94,6 +95,9 @@ class CudaBackend final : public Backend {
   uint64_t kernel_trace_mark() override;
   KernelTrace kernel_trace_since(uint64_t mark, int steps) override;
   int64_t graph_replays() const { return graph_replays_; }
+  // Bytes of weights the decode attention launches were given to prefetch into L2, summed
+  // over every eager or captured decode step so far (a replayed graph repeats its plan).
+  int64_t l2_prefetch_planned_bytes() const { return l2_planned_bytes_; }
 
   std::string name() const override;
   float* alloc(int64_t n_floats) override;
@@ -177,6 +181,8 @@ class CudaBackend final : public Backend {
   void abort_capture();
   bool skip() const { return mode_ == Mode::kReplay; }
   void gemv(const Matrix& w, const float* x, float* y, GemvOut out = GemvOut::kStore);
+  // Returns launched; when true in a decode step, logs the weights the launch read (l2_prefetch.h).
+  bool logged(bool launched, std::initializer_list<DeviceMatrix> ws);
   // y = W·x, or y += W·x (accumulate) for the prefill's residual adds.
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
   // Uploads w in the layout its GEMV reads (kMma / kSplit / native): m, data, scales set.
@@ -206,6 +212,11 @@ class CudaBackend final : public Backend {
   std::map<std::pair<uint64_t, int64_t>, cudaGraphExec_t> graphs_;
   std::set<std::pair<uint64_t, int64_t>> warmed_;
   int64_t graphs_captured_ = 0, graph_replays_ = 0, graph_drops_ = 0;
+  // The weight reads of this decode step in launch order, and of the last complete eager or
+  // captured one, from which each decode attention plans its L2 prefetch (l2_prefetch.h).
+  std::vector<DecodeRead> decode_log_, decode_log_prev_;
+  int64_t decode_attentions_ = 0;  // attention launches so far in this step
+  int64_t l2_planned_bytes_ = 0;
 
   // Pinned staging: decode embedding (fixed once allocated: graphs copy from it), prefill
   // embedding, logits.

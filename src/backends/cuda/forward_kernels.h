@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "backends/cuda/l2_prefetch.h"
+
 namespace imp::cuda {
 
 struct StepParams {
@@ -76,9 +78,11 @@ void rope_kv_write(float* q, float* k, const float* v, int64_t n_tok, int64_t n_
 // (window ≤ 0: all). Scores · scale (0: 1/sqrt(head_dim)), FP32 online softmax.
 // Decode (split-K): n_split ≥ 1 splits of the visible keys; with n_split > 1 the splits
 // write (max, sum, acc) partials to `partials` (n_tok · n_head · n_split · (head_dim + 2)
-// floats) and a second kernel combines them. head_dim ≤ 256.
+// floats) and a second kernel combines them. head_dim ≤ 256. next_weights: weights the step
+// reads next, prefetched into L2 by the kernel's blocks (l2_prefetch.h; a hint only).
 void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream);
+                      int32_t n_split, float* partials, float* out, const StepParams* step, cudaStream_t stream,
+                      const L2Ranges& next_weights = {});
 // The splits CudaBackend gives a decode step at context ctx in a cache of max_tokens (the
 // step's graph bucket decides them; cuda_backend.cc). For benchmarks.
 int32_t decode_attention_splits(int64_t ctx, int64_t max_tokens);
