@@ -157,19 +157,21 @@ TEST(CudaForwardE2E, DecodeStepTraceAddsUpToTheReplayedSteps) {
   EXPECT_LT(t.idle_us, t.window_us);
 }
 
-// The decode attention's L2 weight prefetch (l2_prefetch.h) is a hint: with none, a
-// fraction of a plane (a 4 KiB budget) or every next weight (64 MiB) the greedy tokens are
-// the same, and the plans were really made (and issued: a bad range would fault the launch).
+// The L2 weight prefetch of the decode attention and of the GEMV tails (l2_prefetch.h) is a
+// hint: with none, a fraction of a plane (4 KiB budgets) or every next weight (64 MiB) the
+// greedy tokens are the same, and the plans were really made (and issued: a bad range would
+// fault the launch).
 TEST(CudaForwardE2E, WeightPrefetchLeavesTheTokensUnchanged) {
   IMP_SKIP_WITHOUT_GPU();
   const auto file = tiny_llama();
   const StoragePlan plan = plan_storage(*file, cuda_device_caps());
   const std::vector<int32_t> prompt = {1, 17, 5, 88, 42, 3};
-  const int64_t saved = l2_prefetch_budget();
+  const int64_t saved = l2_prefetch_budget(), saved_tail = l2_tail_budget();
   std::vector<int32_t> first;
   for (int64_t budget : {int64_t(0), int64_t(4) << 10, int64_t(64) << 20}) {
     SCOPED_TRACE(budget);
     set_l2_prefetch_budget(budget);
+    set_l2_tail_budget(budget);
     CudaBackend gpu;
     const test::Run got = run_model(*file, plan, gpu, prompt, 24);
     if (budget == 0) {
@@ -182,6 +184,7 @@ TEST(CudaForwardE2E, WeightPrefetchLeavesTheTokensUnchanged) {
     }
   }
   set_l2_prefetch_budget(saved);
+  set_l2_tail_budget(saved_tail);
 }
 
 TEST(CudaForwardE2E, DemoModelMatchesCpu) {

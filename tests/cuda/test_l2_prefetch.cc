@@ -47,10 +47,17 @@ void expect_aligned_inside(const L2Ranges& r, const std::vector<DecodeRead>& log
   }
 }
 
+// Log positions of two_layers(): 0 QKV, 1 attention, 2 O, 3 gate·up, 4 down, 5 QKV, 6 attention, …
+L2Ranges plan_once(const std::vector<DecodeRead>& log, int64_t index, bool attention, int64_t budget) {
+  L2PrefetchPlanner p;
+  p.start(&log);
+  return p.plan(index, attention, budget);
+}
+
 TEST(L2PrefetchPlan, WholeOProjectionThenTheSameFractionOfEveryGateUpPlane) {
   const auto log = two_layers();
   const int64_t o = (4000 + 250) * 16, gate_up = 2 * (14000 + 875) * 16;
-  const L2Ranges r = plan_l2_prefetch(log, 0, o + gate_up / 4);
+  const L2Ranges r = plan_once(log, 1, true, o + gate_up / 4);
   ASSERT_EQ(r.n, 6);
   EXPECT_EQ(at(r, 0), 0x10200000u);
   EXPECT_EQ(r.bytes[0], 4000u * 16);
@@ -70,38 +77,70 @@ TEST(L2PrefetchPlan, WholeOProjectionThenTheSameFractionOfEveryGateUpPlane) {
 TEST(L2PrefetchPlan, StopsAtTheNextAttentionAndFindsLaterOnes) {
   const auto log = two_layers();
   // A budget past everything: layer 0's O, gate·up, down and layer 1's QKV (the next attention prefetches the rest).
-  const L2Ranges all = plan_l2_prefetch(log, 0, int64_t(1) << 40);
+  const L2Ranges all = plan_once(log, 1, true, int64_t(1) << 40);
   ASSERT_EQ(all.n, 10);
   EXPECT_EQ(at(all, 8), 0x20000000u);  // layer 1's QKV payload
   EXPECT_EQ(all.total(), (4000 + 250 + 2 * (14000 + 875) + 14000 + 875 + 6000 + 375) * 16);
   // The second attention's plan starts at layer 1's O projection; it is the last, so it ends with the log.
-  const L2Ranges second = plan_l2_prefetch(log, 1, int64_t(1) << 40);
+  const L2Ranges second = plan_once(log, 6, true, int64_t(1) << 40);
   ASSERT_EQ(second.n, 8);
   EXPECT_EQ(at(second, 0), 0x20200000u);
   expect_aligned_inside(all, log);
   expect_aligned_inside(second, log);
 }
 
-TEST(L2PrefetchPlan, NothingWithoutALogAnAttentionOrABudget) {
+TEST(L2PrefetchPlan, NothingWithoutALogAMatchingEntryOrABudget) {
   const auto log = two_layers();
-  EXPECT_EQ(plan_l2_prefetch({}, 0, 1 << 20).n, 0);
-  EXPECT_EQ(plan_l2_prefetch(log, 2, 1 << 20).n, 0);   // only two attentions
-  EXPECT_EQ(plan_l2_prefetch(log, -1, 1 << 20).n, 0);
-  EXPECT_EQ(plan_l2_prefetch(log, 0, 0).n, 0);
-  EXPECT_EQ(plan_l2_prefetch(log, 0, 15).n, 0);
+  EXPECT_EQ(plan_once({}, 1, true, 1 << 20).n, 0);
+  L2PrefetchPlanner none;
+  none.start(nullptr);
+  EXPECT_EQ(none.plan(1, true, 1 << 20).n, 0);
+  EXPECT_EQ(plan_once(log, int64_t(log.size()), false, 1 << 20).n, 0);  // past the log
+  EXPECT_EQ(plan_once(log, -1, true, 1 << 20).n, 0);
+  EXPECT_EQ(plan_once(log, 2, true, 1 << 20).n, 0);  // the step diverged: an attention where O was
+  EXPECT_EQ(plan_once(log, 1, false, 1 << 20).n, 0);
+  EXPECT_EQ(plan_once(log, 1, true, 0).n, 0);
+  EXPECT_EQ(plan_once(log, 1, true, 15).n, 0);
+  EXPECT_EQ(plan_once(log, 0, false, 1 << 20).n, 0);  // QKV is followed by attention: nothing to take
+}
+
+// Plans of one step continue where the last stopped: the attention takes O and part of
+// gate·up, O's tail the next slice of gate·up, gate·up's tail the start of down.
+TEST(L2PrefetchPlan, LaterPlansOfAStepContinueWhereEarlierOnesStopped) {
+  const auto log = two_layers();
+  const int64_t o = (4000 + 250) * 16, gate_up = 2 * (14000 + 875) * 16;
+  L2PrefetchPlanner p;
+  p.start(&log);
+  const L2Ranges a = p.plan(1, true, o + gate_up / 2);
+  ASSERT_EQ(a.n, 6);
+  const L2Ranges tail_o = p.plan(2, false, gate_up / 4);
+  ASSERT_EQ(tail_o.n, 4);  // the next quarter of each gate·up plane, from where the attention stopped
+  EXPECT_EQ(at(tail_o, 0), at(a, 2) + a.bytes[2]);
+  EXPECT_EQ(at(tail_o, 0), 0x10400000u + 14000 * 8);
+  EXPECT_EQ(tail_o.bytes[0], 14000u * 4);
+  const L2Ranges tail_gu = p.plan(3, false, 1 << 10);
+  ASSERT_EQ(tail_gu.n, 2);  // gate·up has a quarter left but is running: the next launch is down
+  EXPECT_EQ(at(tail_gu, 0), 0x10C00000u);
+  const L2Ranges more = p.plan(2, false, int64_t(1) << 30);  // what is left: gate·up's last quarter, down, QKV
+  EXPECT_EQ(at(more, 0), 0x10400000u + 14000 * 12);
+  expect_aligned_inside(tail_o, log);
+  expect_aligned_inside(more, log);
+  // A new step starts over.
+  p.start(&log);
+  EXPECT_EQ(at(p.plan(1, true, 1 << 20), 0), 0x10200000u);
 }
 
 TEST(L2PrefetchPlan, UnalignedPlanesShrinkInsideAndTheRangeCountIsCapped) {
   // Planes at odd addresses and lengths: the start rounds up, the end down, never past the plane.
   std::vector<DecodeRead> log = {attention(), launch({{addr(0x1003), 1000}, {addr(0x5008), 7}})};
-  L2Ranges r = plan_l2_prefetch(log, 0, 1 << 20);
+  L2Ranges r = plan_once(log, 0, true, 1 << 20);
   ASSERT_EQ(r.n, 1);  // the 7-byte plane holds no whole 16-byte unit
   EXPECT_EQ(at(r, 0), 0x1010u);
   EXPECT_EQ(r.bytes[0], (0x1003u + 1000) / 16 * 16 - 0x1010);
   // More planes than a launch can carry: the first kMax, in order.
   log = {attention()};
   for (int i = 0; i < 20; ++i) log.push_back(launch({{addr(0x100000 * uintptr_t(i + 1)), 4096}}));
-  r = plan_l2_prefetch(log, 0, 1 << 30);
+  r = plan_once(log, 0, true, 1 << 30);
   ASSERT_EQ(r.n, L2Ranges::kMax);
   for (int i = 0; i < r.n; ++i) EXPECT_EQ(at(r, i), 0x100000u * uintptr_t(i + 1));
 }

@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
   // The weights the step reads next (l2_prefetch.h): the last warp issues this block's slice.
   if (next_weights.n > 0 && warp == kThreads / 32 - 1) {
     l2_prefetch_slice(next_weights, blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),
-                      gridDim.x * gridDim.y * gridDim.z, lane);
+                      gridDim.x * gridDim.y * gridDim.z, lane, 32);
   }
 
   pdl_wait();  // q and this step's cache rows come from the kernels before (pdl.cuh)

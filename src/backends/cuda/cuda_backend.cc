@@ -406,7 +406,7 @@ void CudaBackend::begin_step(KvStore& kv, int64_t pos0, int64_t n_tok) {
     }
   }
   decode_log_.clear();
-  decode_attentions_ = 0;
+  l2_planner_.start(n_tok == 1 ? &decode_log_prev_ : nullptr);
   IMP_CUDA_CHECK(cudaMemcpyAsync(step_dev_, step_host_, sizeof(StepParams), cudaMemcpyHostToDevice, stream_));
 }
 
@@ -477,8 +477,16 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out)
   fail("CUDA matmul: no GEMV kernel for {} {}×{}{}", format_name(w.format), w.rows, w.cols, reasons);
 }
 
+L2Ranges CudaBackend::plan_l2(bool attention) {
+  if (!logging_decode()) return {};
+  const L2Ranges r =
+      l2_planner_.plan(int64_t(decode_log_.size()), attention, attention ? l2_prefetch_budget() : l2_tail_budget());
+  l2_planned_bytes_ += r.total();
+  return r;
+}
+
 bool CudaBackend::logged(bool launched, std::initializer_list<DeviceMatrix> ws) {
-  if (!launched || step_n_tok_ != 1 || (mode_ != Mode::kEager && mode_ != Mode::kCapture)) return launched;
+  if (!launched || !logging_decode()) return launched;
   DecodeRead& e = decode_log_.emplace_back();
   for (const DeviceMatrix& m : ws) append_matrix_planes(m, e.planes);
   return true;
@@ -607,7 +615,7 @@ void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, 
     const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
     if (skip()) return;
     float* const y[3] = {q, k, v};
-    if (logged(gemv_mma_fused(w, 3, x, y, stream_), {w[0], w[1], w[2]})) return;
+    if (logged(gemv_mma_fused(w, 3, x, y, stream_, tail_fusion()), {w[0], w[1], w[2]})) return;
   }
   const SharedX scope(x_shared_);
   Backend::matmul_qkv(wq, wk, wv, x, n_tok, q, k, v);
@@ -620,7 +628,7 @@ void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, con
     if (gate.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", gate.rows, n_ff);
     if (skip()) return;
     const DeviceMatrix& up = matrix(w_up).decode();
-    if (logged(gemv_mma_swiglu(gate, up, x, out, stream_), {gate, up})) return;
+    if (logged(gemv_mma_swiglu(gate, up, x, out, stream_, tail_fusion()), {gate, up})) return;
   }
   const SharedX scope(x_shared_);
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
@@ -636,7 +644,7 @@ void CudaBackend::matmul_add(MatrixHandle w, const float* x, int64_t n_tok, int6
     if (m.rows != n_out) fail("CUDA backend: matmul_add of {} rows into a residual of {}", m.rows, n_out);
     if (skip()) return;
     float* const y[1] = {residual};
-    GemvFusion f;
+    GemvFusion f = tail_fusion();
     f.out = GemvOut::kAdd;
     if (options_.decode_x == CudaDecodeActivations::kF16 && logged(gemv_mma_fused(&m, 1, x, y, stream_, f), {m})) return;
     gemv(matrix(w), x, residual, GemvOut::kAdd);
@@ -658,7 +666,7 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
     const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
     if (skip()) return;
     float* const y[3] = {q, k, v};
-    GemvFusion f;
+    GemvFusion f = tail_fusion();
     f.norm_gain = gain;
     f.norm_eps = eps;
     if (w[0].cols == n && logged(gemv_mma_fused(w, 3, x, y, stream_, f), {w[0], w[1], w[2]})) return;
@@ -698,7 +706,7 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
     const DeviceMatrix& gate = matrix(w_gate).decode();
     if (gate.rows != n_ff) fail("CUDA backend: gate has {} rows, n_ff is {}", gate.rows, n_ff);
     if (skip()) return;
-    GemvFusion f;
+    GemvFusion f = tail_fusion();
     f.norm_gain = gain;
     f.norm_eps = eps;
     const DeviceMatrix& up = matrix(w_up).decode();
@@ -721,7 +729,7 @@ void CudaBackend::rmsnorm_qkv_rope_kv_write(const float* x, const float* gain, i
     CudaKvCache& c = device_cache(kv);
     const DeviceMatrix w[3] = {matrix(wq).decode(), matrix(wk).decode(), matrix(wv).decode()};
     if (skip()) return;
-    GemvFusion f;
+    GemvFusion f = tail_fusion();
     f.norm_gain = gain;
     f.norm_eps = eps;
     if (head_dim == c.config().head_dim && w[0].cols == n && w[0].rows == n_head * head_dim &&
@@ -789,9 +797,8 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
   }
   // The weights the previous decode step read next at this point go to L2 while attention
   // leaves HBM idle (l2_prefetch.h).
-  const L2Ranges next = plan_l2_prefetch(decode_log_prev_, decode_attentions_++, l2_prefetch_budget());
-  l2_planned_bytes_ += next.total();
-  if (mode_ == Mode::kEager || mode_ == Mode::kCapture) decode_log_.push_back({true, {}});
+  const L2Ranges next = plan_l2(true);
+  if (logging_decode()) decode_log_.push_back({true, {}});
   attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_, next);
 }
 

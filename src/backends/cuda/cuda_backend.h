@@ -215,8 +215,12 @@ class CudaBackend final : public Backend {
   // The weight reads of this decode step in launch order, and of the last complete eager or
   // captured one, from which each decode attention plans its L2 prefetch (l2_prefetch.h).
   std::vector<DecodeRead> decode_log_, decode_log_prev_;
-  int64_t decode_attentions_ = 0;  // attention launches so far in this step
+  L2PrefetchPlanner l2_planner_;  // over decode_log_prev_, restarted by every decode step
   int64_t l2_planned_bytes_ = 0;
+  bool logging_decode() const { return step_n_tok_ == 1 && (mode_ == Mode::kEager || mode_ == Mode::kCapture); }
+  // The L2 prefetch of the launch about to be made (it will be decode_log_'s next entry).
+  L2Ranges plan_l2(bool attention);
+  GemvFusion tail_fusion() { GemvFusion f; f.next_weights = plan_l2(false); return f; }
 
   // Pinned staging: decode embedding (fixed once allocated: graphs copy from it), prefill
   // embedding, logits.

@@ -152,10 +152,13 @@ void repack_split(FormatId format, const void* native, int64_t rows, int64_t col
 // gain in FP32 as rmsnorm() does, inside every CTA (the decode step's norm kernels go away;
 // the shared-x form only: rows ≤ 32768, gain 16-byte aligned); out = kAdd → y += W·x
 // (gemv_mma_fused only).
+// next_weights: what the bulk-copy kernel's producers prefetch into L2 once they have issued
+// their last stage (the start of the next launch's weights, l2_prefetch.h; a hint only).
 struct GemvFusion {
   const float* norm_gain = nullptr;
   float norm_eps = 0.0f;
   GemvOut out = GemvOut::kStore;
+  L2Ranges next_weights;
 };
 bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* y, cudaStream_t stream,
                     const GemvFusion& fusion = {});

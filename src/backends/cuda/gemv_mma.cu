@@ -509,6 +509,7 @@ bool gemv_mma_fused(const DeviceMatrix* w, int n, const float* x, float* const* 
   job.n_parts = n;
   job.norm_gain = fusion.norm_gain;
   job.norm_eps = fusion.norm_eps;
+  job.next_weights = fusion.next_weights;
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) {
     job.part[i] = detail::make_args(w[i], x, y[i], fusion.out);
@@ -539,6 +540,7 @@ bool gemv_mma_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const flo
   job.swiglu_out = out;
   job.norm_gain = fusion.norm_gain;
   job.norm_eps = fusion.norm_eps;
+  job.next_weights = fusion.next_weights;
   if (form == detail::Fusable::kBulk && detail::launch_mma_bulk(gate.format, job, true, stream)) return true;
   const bool sx = form != detail::Fusable::kRegisterX;
   return detail::with_op(gate.format, [&](auto op) {
@@ -564,6 +566,7 @@ bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, 
   job.n_parts = 3;
   job.norm_gain = fusion.norm_gain;
   job.norm_eps = fusion.norm_eps;
+  job.next_weights = fusion.next_weights;
   job.rope_kv = 1;
   job.rope = rope;
   job.kv = kv;

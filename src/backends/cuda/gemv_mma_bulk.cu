@@ -36,6 +36,7 @@
 #include "common/env_switch.h"
 #include "backends/cuda/check.h"
 #include "backends/cuda/gemv_mma_tile.cuh"
+#include "backends/cuda/l2_prefetch.cuh"
 #include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda::detail {
@@ -197,6 +198,9 @@ __global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
           if (++slot == n_stages) slot = 0, phase ^= 1;
         }
       }
+      // Every stage is issued; while the consumers drain them, this CTA's slice of the next
+      // launch's first weights goes to L2 (l2_prefetch.h).
+      l2_prefetch_slice(job.next_weights, blockIdx.x, gridDim.x, 0, 1);
     }
     return;
   }

@@ -25,6 +25,7 @@ struct MmaJob {
   RopeArgs rope;
   KvView kv;
   const StepParams* step = nullptr;
+  L2Ranges next_weights;  // GemvFusion::next_weights (bulk-copy kernels only)
 };
 
 // Numbers the tiles of a job (16·kTiles rows each; a SwiGLU tile is 16 gate rows with the

@@ -26,38 +26,54 @@ bool add_range(L2Ranges& r, const void* p, int64_t bytes) {
   return true;
 }
 
+int64_t env_bytes(const char* name, int64_t fallback, int shift) {
+  const char* e = std::getenv(name);
+  const int64_t v = e && *e ? std::max<int64_t>(0, std::strtoll(e, nullptr, 10)) : fallback;
+  return std::min<int64_t>(v, int64_t(1) << (40 - shift)) << shift;
+}
 int64_t& budget_ref() {
-  static int64_t bytes = [] {
-    const char* e = std::getenv("IMP_CUDA_L2_PREFETCH_MB");
-    const int64_t mib = e && *e ? std::max<int64_t>(0, std::strtoll(e, nullptr, 10)) : kDefaultL2PrefetchMiB;
-    return mib << 20;
-  }();
+  static int64_t bytes = env_bytes("IMP_CUDA_L2_PREFETCH_MB", kDefaultL2PrefetchMiB, 20);
+  return bytes;
+}
+int64_t& tail_ref() {
+  static int64_t bytes = env_bytes("IMP_CUDA_L2_TAIL_KB", kDefaultL2TailKiB, 10);
   return bytes;
 }
 
 }  // namespace
 
-L2Ranges plan_l2_prefetch(const std::vector<DecodeRead>& log, int64_t attention_index, int64_t budget_bytes) {
+void L2PrefetchPlanner::start(const std::vector<DecodeRead>* log) {
+  log_ = log;
+  covered_.assign(log ? log->size() : 0, 0.0);
+}
+
+L2Ranges L2PrefetchPlanner::plan(int64_t index, bool attention, int64_t budget_bytes) {
   L2Ranges r;
-  if (budget_bytes < int64_t(kAlign) || attention_index < 0) return r;
-  size_t i = 0;
-  for (int64_t seen = -1; i < log.size(); ++i) {
-    if (log[i].attention && ++seen == attention_index) break;
+  if (!log_ || budget_bytes < int64_t(kAlign) || index < 0 || size_t(index) >= log_->size() ||
+      (*log_)[size_t(index)].attention != attention) {
+    return r;
   }
   int64_t left = budget_bytes;
-  for (++i; i < log.size() && left >= int64_t(kAlign); ++i) {
-    const DecodeRead& e = log[i];
-    if (e.attention) break;  // the next attention prefetches its own
+  for (size_t i = size_t(index) + 1; i < log_->size() && left >= int64_t(kAlign); ++i) {
+    const DecodeRead& e = (*log_)[i];
+    if (e.attention) break;  // the next attention plans its own
     int64_t bytes = 0;
     for (const PlaneRange& p : e.planes) bytes += p.bytes;
-    if (bytes <= 0) continue;
-    // The whole launch, or the leading fraction `left / bytes` of each of its planes.
-    const double f = std::min(1.0, double(left) / double(bytes));
+    const double f0 = covered_[i];
+    if (bytes <= 0 || f0 >= 1.0) continue;
+    // The same slice [f0, f1) of every plane (planes are read front to back at one pace), its
+    // ends at 16-byte multiples from the plane's start so that consecutive plans abut.
+    const double f1 = std::min(1.0, f0 + double(left) / double(bytes));
+    auto at = [](int64_t n, double f) { return f >= 1.0 ? n : int64_t(double(n) * f) / int64_t(kAlign) * int64_t(kAlign); };
+    int64_t taken = 0;
     for (const PlaneRange& p : e.planes) {
-      const int64_t take = f >= 1.0 ? p.bytes : int64_t(double(p.bytes) * f);
-      if (!add_range(r, p.p, take)) return r;
+      const int64_t a = at(p.bytes, f0), b = at(p.bytes, f1);
+      if (!add_range(r, static_cast<const uint8_t*>(p.p) + a, b - a)) return r;
+      taken += std::max<int64_t>(0, b - a);
     }
-    left -= std::min(left, bytes);
+    covered_[i] = f1;
+    if (f1 < 1.0) break;  // the budget ends inside this launch
+    left -= std::min(left, taken);
   }
   return r;
 }
@@ -70,5 +86,7 @@ void append_matrix_planes(const DeviceMatrix& m, std::vector<PlaneRange>& out) {
 
 int64_t l2_prefetch_budget() { return budget_ref(); }
 void set_l2_prefetch_budget(int64_t bytes) { budget_ref() = std::max<int64_t>(0, bytes); }
+int64_t l2_tail_budget() { return tail_ref(); }
+void set_l2_tail_budget(int64_t bytes) { tail_ref() = std::max<int64_t>(0, bytes); }
 
 }  // namespace imp::cuda

@@ -51,18 +51,34 @@ struct DecodeRead {
   std::vector<PlaneRange> planes;
 };
 
-// The ranges to prefetch at the attention_index-th attention of a step whose reads follow
-// `log` (the previous step's), at most budget_bytes in all; stops at the next attention.
-// Empty when the log has no such attention or the budget is below one 16-byte unit.
-L2Ranges plan_l2_prefetch(const std::vector<DecodeRead>& log, int64_t attention_index, int64_t budget_bytes);
+// The prefetch plans of one decode step. Each launch at position `index` of the step (its
+// place in the log, the order launches are made) may prefetch up to a budget of the bytes
+// the launches after it read, up to the next attention (which plans its own), that no
+// earlier plan of the step covered: per launch a covered fraction of every plane, so plans
+// continue where the last one stopped. A log entry of another kind at `index` (the step
+// diverged from the logged one) plans nothing.
+class L2PrefetchPlanner {
+ public:
+  void start(const std::vector<DecodeRead>* log);  // a new step; log may be null or empty
+  L2Ranges plan(int64_t index, bool attention, int64_t budget_bytes);
+
+ private:
+  const std::vector<DecodeRead>* log_ = nullptr;
+  std::vector<double> covered_;  // per log entry, the leading fraction already planned
+};
 
 // Appends the planes of m as a decode GEMV reads them (data, scales, zero points).
 void append_matrix_planes(const DeviceMatrix& m, std::vector<PlaneRange>& out);
 
-// The budget per attention launch: IMP_CUDA_L2_PREFETCH_MB (MiB; 0 turns the prefetch off),
-// default kDefaultL2PrefetchMiB; set_l2_prefetch_budget for benchmarks and tests.
+// Budgets, bytes per launch. Attention: IMP_CUDA_L2_PREFETCH_MB (MiB; 0 turns it off),
+// default kDefaultL2PrefetchMiB. The tail of a tensor-core GEMV (its producer, once it has
+// issued its last stage, prefetches the start of the next launch's weights while the CTA
+// drains): IMP_CUDA_L2_TAIL_KB (KiB), default kDefaultL2TailKiB. Setters for benchmarks and tests.
 constexpr int64_t kDefaultL2PrefetchMiB = 24;
+constexpr int64_t kDefaultL2TailKiB = 0;
 int64_t l2_prefetch_budget();
 void set_l2_prefetch_budget(int64_t bytes);
+int64_t l2_tail_budget();
+void set_l2_tail_budget(int64_t bytes);
 
 }  // namespace imp::cuda
