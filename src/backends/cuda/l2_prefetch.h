@@ -74,7 +74,10 @@ void append_matrix_planes(const DeviceMatrix& m, std::vector<PlaneRange>& out);
 // default kDefaultL2PrefetchMiB. The tail of a tensor-core GEMV (its producer, once it has
 // issued its last stage, prefetches the start of the next launch's weights while the CTA
 // drains): IMP_CUDA_L2_TAIL_KB (KiB), default kDefaultL2TailKiB. Setters for benchmarks and tests.
-constexpr int64_t kDefaultL2PrefetchMiB = 24;
+// Off by default until measured on a GPU (no device machine was lent the session that wrote
+// it); the A/B: scripts/gpu-decode-ab.sh with IMP_CUDA_L2_PREFETCH_MB=0 / 24 / 40 and
+// IMP_CUDA_L2_TAIL_KB=4096.
+constexpr int64_t kDefaultL2PrefetchMiB = 0;
 constexpr int64_t kDefaultL2TailKiB = 0;
 int64_t l2_prefetch_budget();
 void set_l2_prefetch_budget(int64_t bytes);
