@@ -113,12 +113,19 @@ TEST(L2PrefetchPlan, LaterPlansOfAStepContinueWhereEarlierOnesStopped) {
   p.start(&log);
   const L2Ranges a = p.plan(1, true, o + gate_up / 2);
   ASSERT_EQ(a.n, 6);
+  EXPECT_EQ(p.commit(), a.total());
+  // A plan whose launch declined (never committed) is made again by the fallback launch.
+  const L2Ranges declined = p.plan(2, false, gate_up / 4);
   const L2Ranges tail_o = p.plan(2, false, gate_up / 4);
+  ASSERT_EQ(declined.n, tail_o.n);
+  EXPECT_EQ(at(declined, 0), at(tail_o, 0));
+  EXPECT_EQ(p.commit(), tail_o.total());
   ASSERT_EQ(tail_o.n, 4);  // the next quarter of each gate·up plane, from where the attention stopped
   EXPECT_EQ(at(tail_o, 0), at(a, 2) + a.bytes[2]);
   EXPECT_EQ(at(tail_o, 0), 0x10400000u + 14000 * 8);
   EXPECT_EQ(tail_o.bytes[0], 14000u * 4);
   const L2Ranges tail_gu = p.plan(3, false, 1 << 10);
+  p.commit();
   ASSERT_EQ(tail_gu.n, 2);  // gate·up has a quarter left but is running: the next launch is down
   EXPECT_EQ(at(tail_gu, 0), 0x10C00000u);
   const L2Ranges more = p.plan(2, false, int64_t(1) << 30);  // what is left: gate·up's last quarter, down, QKV

@@ -469,6 +469,7 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out)
     if (c.ok) {
       k.launch(w, x, y, stream_, out);
       IMP_CUDA_CHECK_LAUNCH();
+      l2_planner_.discard();  // registry kernels take no prefetch plan (a declined fused launch's is void)
       logged(true, {w});
       return;
     }
@@ -479,14 +480,12 @@ void CudaBackend::gemv(const Matrix& mat, const float* x, float* y, GemvOut out)
 
 L2Ranges CudaBackend::plan_l2(bool attention) {
   if (!logging_decode()) return {};
-  const L2Ranges r =
-      l2_planner_.plan(int64_t(decode_log_.size()), attention, attention ? l2_prefetch_budget() : l2_tail_budget());
-  l2_planned_bytes_ += r.total();
-  return r;
+  return l2_planner_.plan(int64_t(decode_log_.size()), attention, attention ? l2_prefetch_budget() : l2_tail_budget());
 }
 
 bool CudaBackend::logged(bool launched, std::initializer_list<DeviceMatrix> ws) {
   if (!launched || !logging_decode()) return launched;
+  l2_planned_bytes_ += l2_planner_.commit();  // the plan made for this launch (if any) went with it
   DecodeRead& e = decode_log_.emplace_back();
   for (const DeviceMatrix& m : ws) append_matrix_planes(m, e.planes);
   return true;
@@ -798,7 +797,10 @@ void CudaBackend::attention(const float* q, int64_t n_tok, int64_t n_head, KvSto
   // The weights the previous decode step read next at this point go to L2 while attention
   // leaves HBM idle (l2_prefetch.h).
   const L2Ranges next = plan_l2(true);
-  if (logging_decode()) decode_log_.push_back({true, {}});
+  if (logging_decode()) {
+    l2_planned_bytes_ += l2_planner_.commit();
+    decode_log_.push_back({true, {}});
+  }
   attention_decode(q, 1, n_head, view, window, scale, n_split_, partials, out, step_dev_, stream_, next);
 }
 

@@ -95,8 +95,8 @@ class CudaBackend final : public Backend {
   uint64_t kernel_trace_mark() override;
   KernelTrace kernel_trace_since(uint64_t mark, int steps) override;
   int64_t graph_replays() const { return graph_replays_; }
-  // Bytes of weights the decode attention launches were given to prefetch into L2, summed
-  // over every eager or captured decode step so far (a replayed graph repeats its plan).
+  // Bytes of weights launches were given to prefetch into L2 (decode attention, GEMV tails),
+  // summed over every eager or captured decode step so far (a replayed graph repeats its plan).
   int64_t l2_prefetch_planned_bytes() const { return l2_planned_bytes_; }
 
   std::string name() const override;

@@ -45,10 +45,25 @@ int64_t& tail_ref() {
 void L2PrefetchPlanner::start(const std::vector<DecodeRead>* log) {
   log_ = log;
   covered_.assign(log ? log->size() : 0, 0.0);
+  discard();
+}
+
+int64_t L2PrefetchPlanner::commit() {
+  for (const auto& [i, f] : pending_) covered_[i] = f;
+  pending_.clear();
+  const int64_t bytes = pending_bytes_;
+  pending_bytes_ = 0;
+  return bytes;
+}
+
+void L2PrefetchPlanner::discard() {
+  pending_.clear();
+  pending_bytes_ = 0;
 }
 
 L2Ranges L2PrefetchPlanner::plan(int64_t index, bool attention, int64_t budget_bytes) {
   L2Ranges r;
+  discard();
   if (!log_ || budget_bytes < int64_t(kAlign) || index < 0 || size_t(index) >= log_->size() ||
       (*log_)[size_t(index)].attention != attention) {
     return r;
@@ -66,15 +81,18 @@ L2Ranges L2PrefetchPlanner::plan(int64_t index, bool attention, int64_t budget_b
     const double f1 = std::min(1.0, f0 + double(left) / double(bytes));
     auto at = [](int64_t n, double f) { return f >= 1.0 ? n : int64_t(double(n) * f) / int64_t(kAlign) * int64_t(kAlign); };
     int64_t taken = 0;
+    bool whole = true;
     for (const PlaneRange& p : e.planes) {
       const int64_t a = at(p.bytes, f0), b = at(p.bytes, f1);
-      if (!add_range(r, static_cast<const uint8_t*>(p.p) + a, b - a)) return r;
+      if (!(whole = add_range(r, static_cast<const uint8_t*>(p.p) + a, b - a))) break;
       taken += std::max<int64_t>(0, b - a);
     }
-    covered_[i] = f1;
+    if (!whole) break;  // the range cap cut this launch short: it stays uncovered for a later plan
+    pending_.emplace_back(i, f1);
     if (f1 < 1.0) break;  // the budget ends inside this launch
     left -= std::min(left, taken);
   }
+  pending_bytes_ = r.total();
   return r;
 }
 

@@ -17,7 +17,9 @@
 // plan costs bandwidth, never a wrong result.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace imp::cuda {
@@ -56,15 +58,20 @@ struct DecodeRead {
 // the launches after it read, up to the next attention (which plans its own), that no
 // earlier plan of the step covered: per launch a covered fraction of every plane, so plans
 // continue where the last one stopped. A log entry of another kind at `index` (the step
-// diverged from the logged one) plans nothing.
+// diverged from the logged one) plans nothing. A plan counts as covered only once commit()
+// says its launch was made (a fused GEMV may decline and its fallback plan again).
 class L2PrefetchPlanner {
  public:
   void start(const std::vector<DecodeRead>* log);  // a new step; log may be null or empty
-  L2Ranges plan(int64_t index, bool attention, int64_t budget_bytes);
+  L2Ranges plan(int64_t index, bool attention, int64_t budget_bytes);  // replaces an uncommitted plan
+  int64_t commit();  // the last plan was launched: its bytes (returned) are covered
+  void discard();    // the last plan was not launched
 
  private:
   const std::vector<DecodeRead>* log_ = nullptr;
-  std::vector<double> covered_;  // per log entry, the leading fraction already planned
+  std::vector<double> covered_;  // per log entry, the leading fraction already launched
+  std::vector<std::pair<std::size_t, double>> pending_;  // the last plan: entry, fraction it reaches
+  int64_t pending_bytes_ = 0;
 };
 
 // Appends the planes of m as a decode GEMV reads them (data, scales, zero points).
