@@ -12,9 +12,9 @@ source scripts/gpu-build.sh  # BUILD=build-gpu, OUT (default $BUILD/out), gpu_bu
 rm -f "$OUT"/trace-*.txt "$OUT/attention.log"  # printed at the end: this run's only
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
-gpu_build check imp imp_cuda_tests imp_bench_cuda_gemv imp_bench_cuda_attention || exit 1
+gpu_build check imp imp_cuda_tests imp_bench_cuda_gemv imp_bench_cuda_attention imp_bench_cuda_gemm || exit 1
 
-# IMP_GPU_SKIP="tests gemv attn": a second call on a warm machine (build-gpu/ kept) that only
+# IMP_GPU_SKIP="tests gemv attn gemm": a second call on a warm machine (build-gpu/ kept) that only
 # benchmarks more models (IMP_GPU_MODELS="preset:type …").
 SKIP=" ${IMP_GPU_SKIP:-} "
 test_rc=0; bench_rc=0
@@ -38,6 +38,15 @@ attn_rc=0
 if [[ "$SKIP" != *" attn "* ]]; then
 timeout 120 "$BUILD/bench/imp_bench_cuda_attention" ${IMP_GPU_ATTN_ARGS:-} > "$OUT/attention.log" 2>&1
 attn_rc=$?
+fi
+
+# Prefill GEMMs of the quantized tiers, each way (bf16 / dequantize + cuBLAS / fused wgmma);
+# IMP_GPU_SKIP="gemm" leaves it out, IMP_GPU_GEMM_ARGS passes options (--tokens, --formats).
+gemm_rc=0
+rm -f "$OUT/gemm.log"
+if [[ "$SKIP" != *" gemm "* ]]; then
+timeout 180 "$BUILD/bench/imp_bench_cuda_gemm" ${IMP_GPU_GEMM_ARGS:-} > "$OUT/gemm.log" 2>&1
+gemm_rc=$?
 fi
 
 # CUDA forward pass end to end: the CudaForwardE2E tests ran above (tiny random llama vs
@@ -133,6 +142,7 @@ for path in sorted(glob.glob(os.path.join(out_dir, "fwd-*.json"))):
         print(f"{name:<24} no result ({e})")
 PY
 [ -f "$OUT/attention.log" ] && { echo; cat "$OUT/attention.log"; echo "(attention bench exit $attn_rc)"; }
+[ -f "$OUT/gemm.log" ] && { echo; cat "$OUT/gemm.log"; echo "(gemm bench exit $gemm_rc)"; }
 for t in "$OUT"/trace-*.txt; do
   [ -f "$t" ] || continue
   echo; echo "== $(basename "$t" .txt)"; sed -n '/^decode step, kernel by kernel/,$p' "$t"

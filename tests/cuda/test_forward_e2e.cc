@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/gemm_dequant.h"
 #include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "io/model_file.h"
@@ -114,6 +115,18 @@ TEST(CudaForwardE2E, TinyRandomLlamaMatchesCpu) {
   const auto file = tiny_llama();
   const std::vector<int32_t> prompt = {1, 17, 5, 88, 42, 3, 64, 9, 95, 0, 31};
   compare(*file, prompt, CpuOpsPath::kReference);
+}
+
+// The fused-dequantization prefill GEMM (gemm_dequant.h) inside the forward pass: the tiny
+// llama's Q8_0 attention projections take it in the BF16 mode; logits and tokens as the CPU's.
+TEST(CudaForwardE2E, TinyRandomLlamaWithFusedDequantGemmMatchesCpu) {
+  IMP_SKIP_WITHOUT_GPU();
+  const bool saved = fused_dequant_gemm();
+  set_fused_dequant_gemm(true);
+  const auto file = tiny_llama();
+  const std::vector<int32_t> prompt = {1, 17, 5, 88, 42, 3, 64, 9, 95, 0, 31};
+  compare(*file, prompt, CpuOpsPath::kReference);
+  set_fused_dequant_gemm(saved);
 }
 
 // The GGUF→NVFP4 decode cache and the NVFP4 lm_head opt-in: prompts multiply the source

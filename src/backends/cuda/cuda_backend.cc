@@ -8,6 +8,7 @@
 #include "backends/cuda/check.h"
 #include "backends/cuda/cupti_tracer.h"
 #include "backends/cuda/device.h"
+#include "backends/cuda/gemm_dequant.h"
 #include "formats/traits.h"
 
 #define IMP_CUBLAS_CHECK(expr)                                                                     \
@@ -128,7 +129,7 @@ CudaBackend::~CudaBackend() {
   for (float* b : buffers_) cudaFree(b);
   for (PinnedBuffer* b : {&emb_decode_, &emb_prefill_, &readback_}) cudaFreeHost(b->p);
   if (dequant_stream_) cudaStreamSynchronize(dequant_stream_);
-  for (void* p : {partials_, gemm_f32_, gemm_bf16_[0], gemm_bf16_[1], x_bf16_, static_cast<void*>(step_dev_)}) {
+  for (void* p : {partials_, gemm_f32_, gemm_bf16_[0], gemm_bf16_[1], x_bf16_, x_mma_, static_cast<void*>(step_dev_)}) {
     cudaFree(p);
   }
   for (cudaEvent_t e : {chunk_ready_[0], chunk_ready_[1], chunk_free_[0], chunk_free_[1]}) {
@@ -294,8 +295,9 @@ void CudaBackend::read(const float* src, int64_t n, float* host_dst) {
 
 std::string CudaBackend::stats() const {
   return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; L2 weight prefetch {} MiB per decode "
-                     "attention; {}",
-                     graphs_captured_, graph_replays_, graph_drops_, l2_prefetch_budget() >> 20, fp8_gemm_->stats());
+                     "attention; fused-dequantization prefill GEMMs: {} ({}); {}",
+                     graphs_captured_, graph_replays_, graph_drops_, l2_prefetch_budget() >> 20, fused_gemms_,
+                     fused_dequant_gemm() ? "on" : "off, IMP_CUDA_FUSED_GEMM=1 turns it on", fp8_gemm_->stats());
 }
 
 // The last decode step's graph, when one can be replayed now (else null). It rewrites the
@@ -534,7 +536,21 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return;
   }
-  if (bf16 && w.m.layout == WeightLayout::kMma) return gemm_mma_pipelined(w, b_ptr, n_tok, chunk, y, beta);
+  if (bf16 && w.m.layout == WeightLayout::kMma) {
+    if (fused_dequant_gemm() && gemm_dequant_supported(w.m)) {
+      // The wgmma GEMM decodes the weights itself; x goes in the kMma column order (once
+      // per fused hook: its GEMMs share x_bf16_).
+      if (!(x_shared_.active && x_shared_.mma_columns)) {
+        ensure_device(x_mma_, x_mma_bytes_, n_tok * cols * 2, "the GEMM activations (bf16, kMma order)");
+        bf16_mma_columns(static_cast<const uint16_t*>(b_ptr), n_tok, cols, static_cast<uint16_t*>(x_mma_), stream_);
+        x_shared_.mma_columns = x_shared_.active;
+      }
+      gemm_dequant(w.m, static_cast<const uint16_t*>(x_mma_), n_tok, y, rows, accumulate, stream_);
+      ++fused_gemms_;
+      return;
+    }
+    return gemm_mma_pipelined(w, b_ptr, n_tok, chunk, y, beta);
+  }
   if (bf16) ensure_device(gemm_bf16_[0], gemm_bf16_bytes_[0], chunk * cols * 2, "the GEMM weight chunk (bf16)");
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, rows - r0);

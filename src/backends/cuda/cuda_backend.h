@@ -239,6 +239,7 @@ class CudaBackend final : public Backend {
     const float* src = nullptr;
     int64_t n = 0;
     bool fp8_quantized = false;  // an FP8 GEMM of this scope quantized its x (Fp8Gemm keeps it)
+    bool mma_columns = false;    // x_mma_ holds x_bf16_ in the kMma column order (gemm_dequant)
   } x_shared_;
   struct SharedX {  // scope of one fused hook; src, n: x_bf16_ already holds that x (a fused norm wrote it)
     explicit SharedX(SharedXState& s, const float* src = nullptr, int64_t n = 0) : s_(s) { s_ = {true, src, n}; }
@@ -255,6 +256,9 @@ class CudaBackend final : public Backend {
   uint64_t chunk_seq_ = 0;  // alternates the buffers across chunks and across matrices
   void* x_bf16_ = nullptr;
   int64_t x_bf16_bytes_ = 0;
+  void* x_mma_ = nullptr;  // x_bf16_ in the kMma column order (bf16_mma_columns)
+  int64_t x_mma_bytes_ = 0;
+  int64_t fused_gemms_ = 0;  // prefill GEMMs gemm_dequant ran
   // FP8 W8A8 prefill (gemm_fp8.h): cuBLASLt handle, workspace and scratch of its own.
   std::unique_ptr<Fp8Gemm> fp8_gemm_;
 };

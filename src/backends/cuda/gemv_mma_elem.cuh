@@ -45,4 +45,69 @@ struct MmaElem {
   }
 };
 
+// ---- one payload word's exact values, from the unit's scale bytes ----------------------
+// The scale bytes of unit u of a row start at unit_scale_offset(F, u) in the row's scale
+// plane and span unit_scale_bytes(F): Q4_0 four f16 d (one per 32-block), Q8_0 two, Q4_K
+// the superblock's 16-byte header (a unit is half a superblock), NVFP4 eight E4M3 (one per
+// 16-block; × the tensor scale), MXFP4 four E8M0.
+IMP_MMA_HD int unit_scale_bytes(FormatId f) {
+  switch (f) {
+    case FormatId::Q4_0: return 8;
+    case FormatId::Q8_0: return 4;
+    case FormatId::Q4_K: return 16;
+    case FormatId::NVFP4_CKPT: return 8;
+    case FormatId::MXFP4_CKPT: return 4;
+    default: return 0;
+  }
+}
+IMP_MMA_HD int64_t unit_scale_offset(FormatId f, int64_t u) {
+  return f == FormatId::Q4_K ? (u / 2) * 16 : u * unit_scale_bytes(f);
+}
+
+// v[h][t] = the value at chunk column 4c + t of chunk h of word w (thread c's slice) of
+// unit u: two chunks for 4-bit codes (2w, 2w+1), one for Q8_0 (w). us = the unit's scale
+// bytes (global or shared memory). A word never spans two Q4_0 / Q8_0 / MXFP4 blocks or two
+// Q4_K sub-blocks (NVFP4's two chunks are two 16-blocks), so each scale is read once per
+// word; the products are MmaElem::value's, in the same order, so the values are
+// bit-identical to the CPU dequantizer's.
+template <FormatId F>
+__device__ __forceinline__ void unit_word_values(const uint8_t* us, int u, int w, uint32_t word, float tensor_scale,
+                                                 float (&v)[2][4]) {
+  if constexpr (F == FormatId::Q8_0) {
+    const float d = f16_bits_to_f32(load_le16(us + 2 * (w / 2)));  // 64-column units: blocks of 2 words
+#pragma unroll
+    for (int t = 0; t < 4; ++t) v[0][t] = imp_fmul_rn(float(int8_t(uint8_t(word >> (8 * t)))), d);
+  } else {
+    float d = 0.0f, dmin = 0.0f;
+    int sc = 0, m = 0;
+    if constexpr (F == FormatId::Q4_0) {
+      d = f16_bits_to_f32(load_le16(us + 2 * w));
+    } else if constexpr (F == FormatId::Q4_K) {
+      q4_k_scale_min(us + 4, 4 * (u & 1) + w, sc, m);
+      d = f16_bits_to_f32(load_le16(us)), dmin = f16_bits_to_f32(load_le16(us + 2));
+    }
+#pragma unroll
+    for (int p = 0; p < 8; ++p) {
+      const uint32_t code = (word >> (4 * p)) & 0xFu;
+      const int h = p & 1;
+      if constexpr (F == FormatId::Q4_0 || F == FormatId::Q4_K) {
+        const int t = 2 * ((p >> 1) & 1) + (p >> 2);
+        if constexpr (F == FormatId::Q4_0) {
+          v[h][t] = imp_fmul_rn(float(int(code) - 8), d);
+        } else {
+          v[h][t] = imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), float(code)), imp_fmul_rn(dmin, float(m)));
+        }
+      } else {
+        const int t = ((p >> 1) & 1) + 2 * (p >> 2);
+        if constexpr (F == FormatId::NVFP4_CKPT) {
+          const float s = imp_fmul_rn(e4m3_bits_to_f32(us[2 * w + h]), tensor_scale);  // 16-block 2w + h of the unit
+          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), s);
+        } else {
+          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), e8m0_value(us[w]));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace imp::cuda::detail

@@ -11,46 +11,12 @@ namespace imp::cuda::detail {
 namespace {
 
 // The exact reference values of one 32-bit payload word (thread c, word w of unit u of row
-// r): v[h][t] = chunk column 4c + t of the word's chunk h (two chunks for 4-bit codes, one
-// for Q8_0). The scales are read once per word — a word never spans two Q4_0 / Q8_0 /
-// MXFP4 blocks or two Q4_K sub-blocks; NVFP4's two chunks are two 16-blocks — and the
-// products are MmaElem::value's, in the same order, so the values are bit-identical.
+// r): unit_word_values (gemv_mma_elem.cuh) on the row's scale bytes of unit u.
 template <FormatId F>
 __device__ __forceinline__ void word_values(const KernelArgs& a, int64_t r, int u, int w, uint32_t word,
                                             float (&v)[2][4]) {
-  const uint8_t* srow = a.scales + r * a.scale_row_bytes;
-  if constexpr (F == FormatId::Q8_0) {
-    const float d = f16_bits_to_f32(load_le16(srow + 2 * (2 * u + w / 2)));  // 64-column units: block 2u + w/2
-#pragma unroll
-    for (int t = 0; t < 4; ++t) v[0][t] = imp_fmul_rn(float(int8_t(uint8_t(word >> (8 * t)))), d);
-  } else {
-#pragma unroll
-    for (int p = 0; p < 8; ++p) {
-      const uint32_t code = (word >> (4 * p)) & 0xFu;
-      const int h = p & 1;
-      if constexpr (F == FormatId::Q4_0 || F == FormatId::Q4_K) {
-        const int t = 2 * ((p >> 1) & 1) + (p >> 2);
-        if constexpr (F == FormatId::Q4_0) {
-          const float d = f16_bits_to_f32(load_le16(srow + 2 * (4 * u + w)));
-          v[h][t] = imp_fmul_rn(float(int(code) - 8), d);
-        } else {
-          const uint8_t* hdr = srow + 16 * (u / 2);
-          int sc = 0, m = 0;
-          q4_k_scale_min(hdr + 4, 4 * (u & 1) + w, sc, m);
-          const float d = f16_bits_to_f32(load_le16(hdr)), dmin = f16_bits_to_f32(load_le16(hdr + 2));
-          v[h][t] = imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), float(code)), imp_fmul_rn(dmin, float(m)));
-        }
-      } else {
-        const int t = ((p >> 1) & 1) + 2 * (p >> 2);
-        if constexpr (F == FormatId::NVFP4_CKPT) {
-          const float s = imp_fmul_rn(e4m3_bits_to_f32(srow[8 * u + 2 * w + h]), a.tensor_scale);  // 16-block 8u+2w+h
-          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), s);
-        } else {
-          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), e8m0_value(srow[4 * u + w]));
-        }
-      }
-    }
-  }
+  const uint8_t* unit_scales = a.scales + r * a.scale_row_bytes + unit_scale_offset(F, u);
+  unit_word_values<F>(unit_scales, u, w, word, a.tensor_scale, v);
 }
 
 // Dequantization straight to BF16 for the prefill GEMM. Block (x: 256 words of a row,

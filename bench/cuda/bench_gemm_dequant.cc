@@ -1,0 +1,184 @@
+// imp_bench_cuda_gemm — prefill GEMM throughput of the quantized tiers on the Llama-3-8B
+// shapes, each way CudaBackend can run them, against the BF16 GEMM and the measured bf16
+// matrix rate (../shared/DESIGN.md, "What fast means here").
+//
+// For each format, shape (rows × cols) and token count: CudaBackend::matmul (a prefill GEMM
+// in the default BF16 mode) on copies of one random matrix — enough copies that together
+// they exceed 4× the L2, so no GEMM finds its weights in cache — one after another, timed
+// with CUDA events on the backend's stream; the time is the median of --runs samples of one
+// pass over the copies, divided by the copies. Ways:
+//   bf16    BF16 weights, cuBLAS directly (what the 4-bit tiers are held to: ≥ 0.9×);
+//   cublas  kMma weights dequantized to BF16 chunks, then cuBLAS (gemm_mma_pipelined);
+//   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in).
+// The matrices hold random codes with fixed, finite scales (the GEMM's time does not depend
+// on the values). Every row prints TFLOP/s, its fraction of the bf16 matrix rate, and the
+// ratio to the bf16 row of the same shape.
+//
+// Usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device.h"
+#include "backends/cuda/gemm_dequant.h"
+#include "backends/cuda/matrix_rate.h"
+#include "bench_device.h"
+#include "formats/quant_matrix.h"
+#include "formats/traits.h"
+
+namespace {
+
+using imp::FormatId;
+using namespace imp::cuda;
+
+struct Shape {
+  const char* name;
+  int64_t rows, cols;
+};
+constexpr Shape kShapes[] = {{"q/o 4096x4096", 4096, 4096},
+                             {"qkv 6144x4096", 6144, 4096},
+                             {"gate|up 14336x4096", 14336, 4096},
+                             {"down 4096x14336", 4096, 14336}};
+
+// Random native GGUF blocks whose scales are fixed finite values: d = dmin = 2^-8 (f16 0x1C00).
+imp::OwnedQuantMatrix random_matrix(FormatId f, int64_t rows, int64_t cols, uint64_t seed) {
+  imp::OwnedQuantMatrix m;
+  m.format = f;
+  m.rows = rows;
+  m.cols = cols;
+  m.data.resize(size_t(rows * imp::row_data_bytes(f, cols)));
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i + 8 <= m.data.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(&m.data[i], &v, 8);
+  }
+  if (f == FormatId::BF16) {
+    for (size_t i = 0; i + 1 < m.data.size(); i += 2) m.data[i + 1] = uint8_t(0x3C | (m.data[i + 1] & 0x80));  // |w| < 2^-6
+    return m;
+  }
+  const int block_bytes = f == FormatId::Q4_0 ? 18 : f == FormatId::Q8_0 ? 34 : 144;
+  const int scale_bytes = f == FormatId::Q4_K ? 4 : 2;
+  for (size_t b = 0; b < m.data.size(); b += size_t(block_bytes)) {
+    for (int i = 0; i < scale_bytes; i += 2) m.data[b + size_t(i)] = 0x00, m.data[b + size_t(i) + 1] = 0x1C;
+  }
+  return m;
+}
+
+FormatId parse_format(const std::string& s) {
+  if (s == "q4_0") return FormatId::Q4_0;
+  if (s == "q8_0") return FormatId::Q8_0;
+  if (s == "q4_k") return FormatId::Q4_K;
+  std::fprintf(stderr, "imp_bench_cuda_gemm: unknown format '%s' (q4_0, q8_0, q4_k)\n", s.c_str());
+  std::exit(2);
+}
+
+std::vector<std::string> split(const char* s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = s; *p; ++p) {
+    if (*p == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += *p;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// Median µs of one matmul over the copies, per copy.
+double time_matmuls(CudaBackend& b, const std::vector<imp::MatrixHandle>& hs, const float* x, int64_t n_tok, float* y,
+                    int runs) {
+  cudaEvent_t start, stop;
+  IMP_CUDA_CHECK(cudaEventCreate(&start));
+  IMP_CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> samples;
+  for (int it = 0; it < runs + 2; ++it) {
+    IMP_CUDA_CHECK(cudaEventRecord(start, b.stream()));
+    for (imp::MatrixHandle h : hs) b.matmul(h, x, n_tok, y);
+    IMP_CUDA_CHECK(cudaEventRecord(stop, b.stream()));
+    IMP_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (it >= 2) samples.push_back(ms * 1e3f / float(hs.size()));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 5;
+  std::vector<int64_t> tokens = {512, 2048};
+  std::vector<FormatId> formats = {FormatId::Q4_0, FormatId::Q8_0, FormatId::Q4_K};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) {
+      runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--tokens" && i + 1 < argc) {
+      tokens.clear();
+      for (const std::string& t : split(argv[++i])) tokens.push_back(std::max<int64_t>(2, std::atoll(t.c_str())));
+    } else if (a == "--formats" && i + 1 < argc) {
+      formats.clear();
+      for (const std::string& f : split(argv[++i])) formats.push_back(parse_format(f));
+    } else {
+      std::fprintf(stderr, "usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k]\n");
+      return 2;
+    }
+  }
+  if (print_device_and_copy_bandwidth("imp_bench_cuda_gemm") == 0.0) return 1;
+  const MatrixRates rates = measure_matrix_rates();
+  std::printf("bf16 matrix rate (cuBLASLt %lld^3): %.0f TFLOP/s\n\n", static_cast<long long>(rates.n), rates.bf16_tflops);
+  const int64_t l2 = device_info(0).l2_bytes;
+  const bool saved = fused_dequant_gemm();
+
+  std::printf("%-20s %6s %-8s %-7s %10s %9s %10s %8s\n", "shape", "tokens", "format", "way", "us", "TFLOP/s",
+              "of bf16 rate", "x bf16");
+  for (const Shape& s : kShapes) {
+    for (int64_t n_tok : tokens) {
+      double bf16_us = 0.0;
+      std::vector<float> xs(size_t(n_tok * s.cols));
+      std::mt19937 rng{uint32_t(n_tok)};
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      for (float& v : xs) v = nd(rng);
+      std::vector<FormatId> fs = {FormatId::BF16};
+      fs.insert(fs.end(), formats.begin(), formats.end());
+      for (FormatId f : fs) {
+        const imp::OwnedQuantMatrix m = random_matrix(f, s.rows, s.cols, uint64_t(s.rows * 7 + int(f)));
+        const int64_t bytes = int64_t(m.data.size());
+        const int copies = int(std::clamp<int64_t>(4 * l2 / std::max<int64_t>(bytes, 1) + 1, 2, 64));
+        for (const char* way : f == FormatId::BF16 ? std::vector<const char*>{"bf16"}
+                                                    : std::vector<const char*>{"cublas", "fused"}) {
+          set_fused_dequant_gemm(std::strcmp(way, "fused") == 0);
+          CudaBackend b;
+          std::vector<imp::MatrixHandle> hs;
+          for (int c = 0; c < copies; ++c) hs.push_back(b.add_matrix(m.view(), "w"));
+          float* x = b.alloc(n_tok * s.cols);
+          float* y = b.alloc(n_tok * s.rows);
+          b.write(x, xs.data(), n_tok * s.cols);  // random: all-zero operands would flatter the clocks
+          const double us = time_matmuls(b, hs, x, n_tok, y, runs);
+          const double tflops = 2.0 * double(s.rows) * double(s.cols) * double(n_tok) / (us * 1e-6) / 1e12;
+          if (f == FormatId::BF16) bf16_us = us;
+          std::printf("%-20s %6lld %-8s %-7s %10.1f %9.0f %10.3f %8.2f\n", s.name, static_cast<long long>(n_tok),
+                      std::string(imp::format_name(f)).c_str(), way, us, tflops, tflops / rates.bf16_tflops,
+                      bf16_us / us);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  set_fused_dequant_gemm(saved);
+  return 0;
+}

@@ -1,0 +1,293 @@
+// The fused-dequantization prefill GEMM (gemm_dequant.h) on wgmma. Built for sm_90a only
+// (cmake/Cuda.cmake: *_sm90a.cu files).
+//
+// CTA: 256 threads = two consumer warpgroups; tile = 128 weight rows (warpgroup i: rows
+// 64i … 64i+63) × 128 tokens. The K loop walks the kMma units (128 columns for the 4-bit
+// formats, 64 for Q8_0) through a 4-stage shared-memory ring filled by cp.async two units
+// ahead; a stage holds
+//   x: 128 tokens × the unit's columns, BF16, K-major, in 128-byte swizzle atoms of 64
+//      columns (wgmma B operand, desc_k_major_sw128);
+//   W: the unit's 64 payload bytes of each of the 128 rows (row-major, 64-byte rows: a warp's
+//      16-byte reads of 8 consecutive rows fill 512 contiguous bytes, no bank conflict);
+//   scales: the unit's scale bytes of each row (unit_scale_bytes).
+// Thread (warp w of its warpgroup, lane 4g + c) owns tile rows 16w + g and 16w + g + 8 — the
+// rows of its wgmma A fragments — and reads their 16-byte slice c of the unit: each payload
+// word is a chunk pair (4-bit) or one chunk (Q8_0) whose values (unit_word_values, the exact
+// reference) round to BF16 straight into the A registers. x was written in the kMma column
+// order (bf16_mma_columns), so the k-slots of A and B name the same columns.
+//
+// Ring discipline: at unit u every thread waits for its own copies of unit u, fences them
+// to the async proxy (wgmma reads shared memory through it) and meets the others at the
+// barrier; only then is unit u + 2 loaded, into the slot of unit u − 2, whose wgmmas both
+// warpgroups retired before reaching the barrier (each keeps at most one group in flight).
+// The A registers alternate between two sets for the same reason: the set being written was
+// last read by the group before the one still in flight.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backends/cuda/check.h"
+#include "backends/cuda/cp_async.cuh"
+#include "backends/cuda/gemm_dequant.h"
+#include "backends/cuda/gemv_kernel.cuh"
+#include "backends/cuda/gemv_mma_elem.cuh"
+#include "backends/cuda/gemv_mma_layout.h"
+#include "backends/cuda/wgmma.cuh"
+#include "formats/traits.h"
+
+namespace imp::cuda::detail {
+namespace {
+
+constexpr int kTileRows = 128;    // weight rows per CTA: two warpgroups × 64
+constexpr int kTileTokens = 128;  // tokens per CTA: the wgmma N
+constexpr int kThreads = 256;
+constexpr int kStages = 4;  // loads run kStages − 2 units ahead
+
+struct GemmDqArgs {
+  const uint8_t* data;    // kMma payload, data_row_bytes per row
+  const uint8_t* scales;  // scale plane, scale_row_bytes per row
+  const uint16_t* x;      // n_tok × cols BF16, kMma column order
+  float* y;               // n_tok × ldy
+  int64_t rows, cols, n_tok, ldy, data_row_bytes, scale_row_bytes;
+  float tensor_scale;
+  int accumulate;
+};
+
+template <FormatId F>
+struct DqLayout {
+  static constexpr int kUnitCols = mma_layout::unit_cols(F);  // 128 (4-bit) or 64 (Q8_0)
+  static constexpr int kAtoms = kUnitCols / 64;               // swizzle atoms of x per unit
+  static constexpr int kAtomBytes = kTileTokens * 128;
+  static constexpr int kXBytes = kAtoms * kAtomBytes;            // 32 or 16 KiB
+  static constexpr int kWBytes = kTileRows * mma_layout::kUnitBytes;  // 8 KiB
+  static constexpr int kScaleBytes = unit_scale_bytes(F);
+  static constexpr int kSBytes = 1024 * ((kTileRows * kScaleBytes + 1023) / 1024);
+  static constexpr int kStageBytes = kXBytes + kWBytes + kSBytes;  // a multiple of 1024
+  static constexpr int kSmemBytes = kStages * kStageBytes + 1024;  // + the alignment slack
+  static constexpr int kChunksPerWord = mma_layout::code_bits(F) == 4 ? 2 : 1;
+};
+
+// cp.async of N = 4, 8 or 16 bytes through L1 (the scales: a quad reads its row's bytes).
+template <int N>
+__device__ __forceinline__ void cp_async_ca(void* smem, const void* gmem) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(smem_addr(smem)), "l"(gmem), "n"(N) : "memory");
+}
+
+// Word i of a 16-byte slice (i a compile-time constant after unrolling).
+__device__ __forceinline__ uint32_t word_of(const uint4& r, int i) { return i == 0 ? r.x : i == 1 ? r.y : i == 2 ? r.z : r.w; }
+
+// Two floats → a BF16 pair (lo in the low half), each rounded to nearest even.
+__device__ __forceinline__ uint32_t bf16x2_rn(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+template <FormatId F>
+__device__ __forceinline__ void load_unit(const GemmDqArgs& g, uint8_t* stage, int u, int64_t m0, int64_t n0, int tid) {
+  using L = DqLayout<F>;
+  // x: 16-byte chunk j of token row n of atom a goes to chunk j ^ (n % 8) (the swizzle).
+#pragma unroll
+  for (int i = 0; i < L::kXBytes / 16 / kThreads; ++i) {
+    const int idx = tid + i * kThreads;
+    const int atom = idx / (kTileTokens * 8), n = (idx / 8) % kTileTokens, j = idx % 8;
+    const int64_t t = min(n0 + n, g.n_tok - 1);
+    cp_async16(stage + atom * L::kAtomBytes + n * 128 + ((j ^ (n & 7)) * 16),
+               g.x + t * g.cols + int64_t(u) * L::kUnitCols + atom * 64 + j * 8);
+  }
+  uint8_t* w = stage + L::kXBytes;
+#pragma unroll
+  for (int i = 0; i < L::kWBytes / 16 / kThreads; ++i) {
+    const int idx = tid + i * kThreads;
+    const int r = idx / 4, c = idx % 4;
+    const int64_t row = min(m0 + r, g.rows - 1);
+    cp_async16(w + r * mma_layout::kUnitBytes + c * 16,
+               g.data + row * g.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + c * 16);
+  }
+  if (tid < kTileRows) {
+    const int64_t row = min(m0 + tid, g.rows - 1);
+    cp_async_ca<L::kScaleBytes>(w + L::kWBytes + tid * L::kScaleBytes,
+                                g.scales + row * g.scale_row_bytes + unit_scale_offset(F, u));
+  }
+}
+
+template <FormatId F>
+__global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqArgs g) {
+  using L = DqLayout<F>;
+  extern __shared__ uint8_t smem_raw[];
+  // The swizzle atoms must sit on 1024-byte boundaries (the descriptors' base offset is 0).
+  uint8_t* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+  const int tid = int(threadIdx.x), wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+  const int gq = lane / 4, c = lane % 4;
+  const int64_t m0 = int64_t(blockIdx.x) * kTileRows, n0 = int64_t(blockIdx.y) * kTileTokens;
+  const int n_units = int(g.cols / L::kUnitCols);
+  const int ra = wg * 64 + warp * 16 + gq, rb = ra + 8;  // tile rows of this thread's A fragments
+
+#pragma unroll
+  for (int s = 0; s < kStages - 2; ++s) {
+    if (s < n_units) load_unit<F>(g, smem + s * L::kStageBytes, s, m0, n0, tid);
+    cp_async_commit();
+  }
+
+  float acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+  uint32_t a[2][L::kChunksPerWord][4];
+
+  for (int u = 0; u < n_units; ++u) {
+    cp_async_wait<kStages - 3>();  // this thread's copies of unit u are done
+    wgmma::fence_async_shared();
+    __syncthreads();
+    if (u + kStages - 2 < n_units) {
+      load_unit<F>(g, smem + ((u + kStages - 2) % kStages) * L::kStageBytes, u + kStages - 2, m0, n0, tid);
+    }
+    cp_async_commit();  // (empty at the end: the group count stays one per unit)
+
+    const uint8_t* st = smem + (u % kStages) * L::kStageBytes;
+    const uint32_t xs = smem_addr(st);
+    const uint4 qa = *reinterpret_cast<const uint4*>(st + L::kXBytes + ra * mma_layout::kUnitBytes + c * 16);
+    const uint4 qb = *reinterpret_cast<const uint4*>(st + L::kXBytes + rb * mma_layout::kUnitBytes + c * 16);
+    const uint8_t* sa = st + L::kXBytes + L::kWBytes + ra * L::kScaleBytes;
+    const uint8_t* sb = st + L::kXBytes + L::kWBytes + rb * L::kScaleBytes;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      float va[2][4], vb[2][4];
+      unit_word_values<F>(sa, u, w, word_of(qa, w), g.tensor_scale, va);
+      unit_word_values<F>(sb, u, w, word_of(qb, w), g.tensor_scale, vb);
+      uint32_t(&aw)[L::kChunksPerWord][4] = a[w & 1];
+#pragma unroll
+      for (int h = 0; h < L::kChunksPerWord; ++h) {
+        // k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots 2c+8, 2c+9 columns 4c+2, 4c+3.
+        aw[h][0] = bf16x2_rn(va[h][0], va[h][1]);
+        aw[h][1] = bf16x2_rn(vb[h][0], vb[h][1]);
+        aw[h][2] = bf16x2_rn(va[h][2], va[h][3]);
+        aw[h][3] = bf16x2_rn(vb[h][2], vb[h][3]);
+      }
+      wgmma::fence();
+#pragma unroll
+      for (int h = 0; h < L::kChunksPerWord; ++h) {
+        const int j = L::kChunksPerWord * w + h;  // chunk (k16 slice) of the unit
+        const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
+        wgmma::mma_m64n128k16_bf16_rs(acc, aw[h][0], aw[h][1], aw[h][2], aw[h][3], wgmma::desc_k_major_sw128(b));
+      }
+      wgmma::commit();
+      wgmma::wait<1>();
+    }
+  }
+  wgmma::wait<0>();
+
+  // acc[4j + e] = D[row 16·warp + g + 8·(e / 2)][token 8j + 2c + e % 2] of the warpgroup.
+  const int64_t r0 = m0 + wg * 64 + warp * 16 + gq;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t r = r0 + 8 * (e / 2), t = n0 + 8 * j + 2 * c + (e % 2);
+      if (r < g.rows && t < g.n_tok) {
+        float* p = g.y + t * g.ldy + r;
+        *p = g.accumulate ? *p + acc[4 * j + e] : acc[4 * j + e];
+      }
+    }
+  }
+}
+
+// One thread per 16 columns (32 bytes): BF16 pair i of the output's first half is input pair
+// 2i (columns 4i, 4i+1), of its second half input pair 2i + 1 (columns 4i+2, 4i+3).
+__global__ void bf16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* out) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 a = x[2 * i], b = x[2 * i + 1];
+    out[2 * i] = make_uint4(a.x, a.z, b.x, b.z);
+    out[2 * i + 1] = make_uint4(a.y, a.w, b.y, b.w);
+  }
+}
+
+template <FormatId F>
+void launch(const DeviceMatrix& w, const uint16_t* x, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
+            cudaStream_t stream) {
+  using L = DqLayout<F>;
+  static const bool attr = [] {
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemm_dequant_kernel<F>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        L::kSmemBytes));
+    return true;
+  }();
+  (void)attr;
+  const KernelArgs k = make_args(w, nullptr, nullptr);
+  const GemmDqArgs g{k.data, k.scales, x, y, w.rows, w.cols, n_tok, ldy, k.data_row_bytes, k.scale_row_bytes,
+                     w.tensor_scale, accumulate ? 1 : 0};
+  const dim3 grid(unsigned((w.rows + kTileRows - 1) / kTileRows), unsigned((n_tok + kTileTokens - 1) / kTileTokens));
+  gemm_dequant_kernel<F><<<grid, kThreads, L::kSmemBytes, stream>>>(g);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+bool is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) return false;
+  return major == 9 && minor == 0;
+}
+
+}  // namespace
+}  // namespace imp::cuda::detail
+
+namespace imp::cuda {
+
+bool gemm_dequant_supported(const DeviceMatrix& w, std::string* why) {
+  auto no = [&](const char* reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (w.layout != WeightLayout::kMma || detail::unit_scale_bytes(w.format) == 0) return no("not a kMma-layout weight");
+  if (!has_mma_layout(w.format, w.cols)) return no("row length is not whole kMma units");
+  if (reinterpret_cast<uintptr_t>(w.data) % 16 != 0) return no("payload not 16-byte aligned");
+  if (reinterpret_cast<uintptr_t>(w.scales) % detail::unit_scale_bytes(w.format) != 0) return no("scales misaligned");
+  static const bool sm90 = detail::is_sm90();
+  if (!sm90) return no("needs a compute capability 9.0 GPU (wgmma)");
+  return true;
+}
+
+void bf16_mma_columns(const uint16_t* x, int64_t n_tok, int64_t cols, uint16_t* out, cudaStream_t stream) {
+  if (cols % 16 != 0 || n_tok < 0) fail("bf16_mma_columns: {} columns is not a multiple of 16", cols);
+  const int64_t chunks = n_tok * cols / 16;
+  if (chunks == 0) return;
+  const int64_t blocks = std::min<int64_t>((chunks + 255) / 256, 8192);
+  detail::bf16_mma_columns_kernel<<<unsigned(blocks), 256, 0, stream>>>(reinterpret_cast<const uint4*>(x), chunks,
+                                                                        reinterpret_cast<uint4*>(out));
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+namespace {
+bool& fused_ref() {
+  static bool on = [] {
+    const char* e = std::getenv("IMP_CUDA_FUSED_GEMM");
+    return e && *e ? std::strcmp(e, "0") != 0 : kFusedDequantGemmDefault;
+  }();
+  return on;
+}
+}  // namespace
+
+bool fused_dequant_gemm() { return fused_ref(); }
+void set_fused_dequant_gemm(bool on) { fused_ref() = on; }
+
+void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
+                  cudaStream_t stream) {
+  std::string why;
+  if (!gemm_dequant_supported(w, &why)) fail("gemm_dequant({} {}×{}): {}", format_name(w.format), w.rows, w.cols, why);
+  if (n_tok <= 0) return;
+  if ((n_tok + detail::kTileTokens - 1) / detail::kTileTokens > 65535 || ldy < w.rows) {
+    fail("gemm_dequant: {} tokens with ldy {} for {} rows out of range", n_tok, ldy, w.rows);
+  }
+  switch (w.format) {
+    case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(w, x_mma, n_tok, y, ldy, accumulate, stream);
+    case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(w, x_mma, n_tok, y, ldy, accumulate, stream);
+    case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(w, x_mma, n_tok, y, ldy, accumulate, stream);
+    case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, stream);
+    case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, stream);
+    default: fail("gemm_dequant: {} has no kMma layout", format_name(w.format));
+  }
+}
+
+}  // namespace imp::cuda
