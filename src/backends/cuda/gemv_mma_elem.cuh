@@ -70,13 +70,29 @@ IMP_MMA_HD int64_t unit_scale_offset(FormatId f, int64_t u) {
 // Q4_K sub-blocks (NVFP4's two chunks are two 16-blocks), so each scale is read once per
 // word; the products are MmaElem::value's, in the same order, so the values are
 // bit-identical to the CPU dequantizer's.
+// The float of a small unsigned integer b < 2^23 without an I2F (a quarter-rate conversion on
+// sm_90; the fused prefill GEMM decodes 64 values per thread per unit): the float 2^23 + b has
+// b in its mantissa, and subtracting 2^23 + bias is exact, so the result is b − bias exactly.
+__device__ __forceinline__ float small_uint_minus(uint32_t b, float two23_plus_bias) {
+  return __uint_as_float(0x4B000000u | b) - two23_plus_bias;
+}
+
+// e2m1_bits_to_f32 (decode_scalar.cuh), the same values, through small_uint_minus.
+__device__ __forceinline__ float e2m1_value(uint32_t code) {
+  const float v = small_uint_minus((0xC8643210u >> (4 * (code & 7))) & 0xFu, 8388608.0f) * 0.5f;  // exact
+  return (code & 8) ? -v : v;
+}
+
 template <FormatId F>
 __device__ __forceinline__ void unit_word_values(const uint8_t* us, int u, int w, uint32_t word, float tensor_scale,
                                                  float (&v)[2][4]) {
   if constexpr (F == FormatId::Q8_0) {
     const float d = f16_bits_to_f32(load_le16(us + 2 * (w / 2)));  // 64-column units: blocks of 2 words
 #pragma unroll
-    for (int t = 0; t < 4; ++t) v[0][t] = imp_fmul_rn(float(int8_t(uint8_t(word >> (8 * t)))), d);
+    for (int t = 0; t < 4; ++t) {
+      const float q = small_uint_minus(((word >> (8 * t)) & 0xFFu) ^ 0x80u, 8388736.0f);  // int8: (b ^ 0x80) − 128
+      v[0][t] = imp_fmul_rn(q, d);
+    }
   } else {
     float d = 0.0f, dmin = 0.0f;
     int sc = 0, m = 0;
@@ -93,17 +109,18 @@ __device__ __forceinline__ void unit_word_values(const uint8_t* us, int u, int w
       if constexpr (F == FormatId::Q4_0 || F == FormatId::Q4_K) {
         const int t = 2 * ((p >> 1) & 1) + (p >> 2);
         if constexpr (F == FormatId::Q4_0) {
-          v[h][t] = imp_fmul_rn(float(int(code) - 8), d);
+          v[h][t] = imp_fmul_rn(small_uint_minus(code, 8388616.0f), d);  // code − 8
         } else {
-          v[h][t] = imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), float(code)), imp_fmul_rn(dmin, float(m)));
+          v[h][t] = imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), small_uint_minus(code, 8388608.0f)),
+                                imp_fmul_rn(dmin, float(m)));
         }
       } else {
         const int t = ((p >> 1) & 1) + 2 * (p >> 2);
         if constexpr (F == FormatId::NVFP4_CKPT) {
           const float s = imp_fmul_rn(e4m3_bits_to_f32(us[2 * w + h]), tensor_scale);  // 16-block 2w + h of the unit
-          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), s);
+          v[h][t] = imp_fmul_rn(e2m1_value(code), s);
         } else {
-          v[h][t] = imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), e8m0_value(us[w]));
+          v[h][t] = imp_fmul_rn(e2m1_value(code), e8m0_value(us[w]));
         }
       }
     }
