@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -19,6 +20,7 @@
 #include "backends/cuda/gemv.h"
 #include "common/error.h"
 #include "formats/bf16.h"
+#include "formats/f16.h"
 #include "formats/quant_matrix.h"
 #include "formats/traits.h"
 #include "forward_test_util.h"
@@ -26,8 +28,8 @@
 namespace imp::cuda::test {
 namespace {
 
-// |got − want| ≤ kTolerance · Σ_k |w_k·x_k| per output: both sides multiply the same BF16
-// weights and activations; only the FP32 accumulation order differs (≤ K·2^-24 relative to
+// |got − want| ≤ kTolerance · Σ_k |w_k·x_k| per output: both sides multiply the same f16
+// weights (the exact values rounded once) and activations (BF16, exact in f16); only the FP32 accumulation order differs (≤ K·2^-24 relative to
 // the absolute sum, K ≤ 4096 here → 2.4e-4 in the worst case; a decode or k-slot mistake
 // is of the order of the terms themselves).
 constexpr double kTolerance = 3e-4;
@@ -73,7 +75,7 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
 }
 
 // Runs gemm_dequant on (W, x) with n_tok tokens and checks it against the FP64 product of
-// the reference weights and activations, both rounded to BF16. accumulate: y starts at y0.
+// the reference weights rounded to f16 and the BF16 activations. accumulate: y starts at y0.
 void check_gemm(FormatId f, int64_t rows, int64_t cols, int64_t n_tok, bool accumulate) {
   SCOPED_TRACE(std::string(format_name(f)) + " " + std::to_string(rows) + "×" + std::to_string(cols) + ", " +
                std::to_string(n_tok) + " tokens" + (accumulate ? ", accumulate" : ""));
@@ -88,7 +90,7 @@ void check_gemm(FormatId f, int64_t rows, int64_t cols, int64_t n_tok, bool accu
   ASSERT_TRUE(gemm_dequant_supported(dw.m));
   Buf<uint16_t> dx(xb.data(), xb.size()), dxm(xb.size());
   Buf<float> dy(y0.data(), y0.size());
-  bf16_mma_columns(dx.p, n_tok, cols, dxm.p, nullptr);
+  f16_mma_columns(dx.p, n_tok, cols, dxm.p, nullptr);
   gemm_dequant(dw.m, dxm.p, n_tok, dy.p, rows, accumulate, nullptr);
   IMP_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<float> got = dy.get();
@@ -99,7 +101,7 @@ void check_gemm(FormatId f, int64_t rows, int64_t cols, int64_t n_tok, bool accu
     for (int64_t r = 0; r < rows; ++r) {
       double sum = 0.0, mag = 0.0;
       for (int64_t k = 0; k < cols; ++k) {
-        const double term = double(::imp::bf16_to_f32(::imp::f32_to_bf16(w[size_t(r * cols + k)]))) *
+        const double term = double(f16_to_f32(f32_to_f16(w[size_t(r * cols + k)]))) *
                             double(::imp::bf16_to_f32(xb[size_t(t * cols + k)]));
         sum += term;
         mag += std::fabs(term);
@@ -117,15 +119,19 @@ TEST(CudaGemmDequant, ColumnShuffleIsTheKmmaSlotOrder) {
   IMP_SKIP_WITHOUT_GPU();
   const int64_t n_tok = 3, cols = 48;
   std::vector<uint16_t> x(size_t(n_tok * cols));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = uint16_t(i * 2654435761u >> 16);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 100.0f);
+  for (uint16_t& v : x) v = ::imp::f32_to_bf16(nd(rng));
+  x[7] = ::imp::f32_to_bf16(1e6f), x[8] = ::imp::f32_to_bf16(-1e6f);  // beyond f16: saturate
   Buf<uint16_t> dx(x.data(), x.size()), out(x.size());
-  bf16_mma_columns(dx.p, n_tok, cols, out.p, nullptr);
+  f16_mma_columns(dx.p, n_tok, cols, out.p, nullptr);
   IMP_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<uint16_t> got = out.get();
   for (int64_t t = 0; t < n_tok; ++t) {
     for (int64_t e = 0; e < cols; ++e) {
       const int64_t s = e % 16, col = e - s + 4 * ((s % 8) / 2) + 2 * (s / 8) + s % 2;
-      ASSERT_EQ(got[size_t(t * cols + e)], x[size_t(t * cols + col)]) << "token " << t << " position " << e;
+      const float want = std::clamp(::imp::bf16_to_f32(x[size_t(t * cols + col)]), -65504.0f, 65504.0f);
+      ASSERT_EQ(got[size_t(t * cols + e)], f32_to_f16(want)) << "token " << t << " position " << e;
     }
   }
 }

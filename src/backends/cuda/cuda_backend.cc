@@ -541,8 +541,8 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
       // The wgmma GEMM decodes the weights itself; x goes in the kMma column order (once
       // per fused hook: its GEMMs share x_bf16_).
       if (!(x_shared_.active && x_shared_.mma_columns)) {
-        ensure_device(x_mma_, x_mma_bytes_, n_tok * cols * 2, "the GEMM activations (bf16, kMma order)");
-        bf16_mma_columns(static_cast<const uint16_t*>(b_ptr), n_tok, cols, static_cast<uint16_t*>(x_mma_), stream_);
+        ensure_device(x_mma_, x_mma_bytes_, n_tok * cols * 2, "the GEMM activations (f16, kMma order)");
+        f16_mma_columns(static_cast<const uint16_t*>(b_ptr), n_tok, cols, static_cast<uint16_t*>(x_mma_), stream_);
         x_shared_.mma_columns = x_shared_.active;
       }
       gemm_dequant(w.m, static_cast<const uint16_t*>(x_mma_), n_tok, y, rows, accumulate, stream_);

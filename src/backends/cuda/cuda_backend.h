@@ -256,7 +256,7 @@ class CudaBackend final : public Backend {
   uint64_t chunk_seq_ = 0;  // alternates the buffers across chunks and across matrices
   void* x_bf16_ = nullptr;
   int64_t x_bf16_bytes_ = 0;
-  void* x_mma_ = nullptr;  // x_bf16_ in the kMma column order (bf16_mma_columns)
+  void* x_mma_ = nullptr;  // x_bf16_ as f16 in the kMma column order (f16_mma_columns)
   int64_t x_mma_bytes_ = 0;
   int64_t fused_gemms_ = 0;  // prefill GEMMs gemm_dequant ran
   // FP8 W8A8 prefill (gemm_fp8.h): cuBLASLt handle, workspace and scratch of its own.

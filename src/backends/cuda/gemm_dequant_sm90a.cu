@@ -5,16 +5,16 @@
 // 64i … 64i+63) × 128 tokens. The K loop walks the kMma units (128 columns for the 4-bit
 // formats, 64 for Q8_0) through a 4-stage shared-memory ring filled by cp.async three
 // units ahead; a stage holds
-//   x: 128 tokens × the unit's columns, BF16, K-major, in 128-byte swizzle atoms of 64
+//   x: 128 tokens × the unit's columns, f16, K-major, in 128-byte swizzle atoms of 64
 //      columns (wgmma B operand, desc_k_major_sw128);
 //   W: the unit's 64 payload bytes of each of the 128 rows (row-major, 64-byte rows: a warp's
 //      16-byte reads of 8 consecutive rows fill 512 contiguous bytes, no bank conflict);
 //   scales: the unit's scale bytes of each row (unit_scale_bytes).
 // Thread (warp w of its warpgroup, lane 4g + c) owns tile rows 16w + g and 16w + g + 8 — the
 // rows of its wgmma A fragments — and reads their 16-byte slice c of the unit: each payload
-// word is a chunk pair (4-bit) or one chunk (Q8_0) whose values (unit_word_values, the exact
-// reference) round to BF16 straight into the A registers. x was written in the kMma column
-// order (bf16_mma_columns), so the k-slots of A and B name the same columns.
+// word is a chunk pair (4-bit) or one chunk (Q8_0) whose values round to f16 straight into
+// the A registers (decode_word_f16). x was written in the kMma column order as f16
+// (f16_mma_columns), so the k-slots of A and B name the same columns.
 //
 // Ring discipline (k_step): unit u's wgmmas go out as one group; while they run each thread
 // retires unit u − 1's group, waits for its own copies of unit u + 1, fences them to the
@@ -37,6 +37,7 @@
 #include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_elem.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
+#include "backends/cuda/gemv_mma_ops.cuh"
 #include "backends/cuda/wgmma.cuh"
 #include "formats/traits.h"
 
@@ -51,7 +52,7 @@ constexpr int kStages = 4;  // loads run kStages − 1 units ahead
 struct GemmDqArgs {
   const uint8_t* data;    // kMma payload, data_row_bytes per row
   const uint8_t* scales;  // scale plane, scale_row_bytes per row
-  const uint16_t* x;      // n_tok × cols BF16, kMma column order
+  const uint16_t* x;      // n_tok × cols f16, kMma column order
   float* y;               // n_tok × ldy
   int64_t rows, cols, n_tok, ldy, data_row_bytes, scale_row_bytes;
   float tensor_scale;
@@ -82,43 +83,94 @@ __device__ __forceinline__ void cp_async_ca(void* smem, const void* gmem) {
 // Word i of a 16-byte slice (i a compile-time constant after unrolling).
 __device__ __forceinline__ uint32_t word_of(const uint4& r, int i) { return i == 0 ? r.x : i == 1 ? r.y : i == 2 ? r.z : r.w; }
 
-// Two floats → a BF16 pair (lo in the low half), each rounded to nearest even.
-__device__ __forceinline__ uint32_t bf16x2_rn(float lo, float hi) {
-  uint32_t r;
-  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
+// This thread's share of every stage's copies, as unit-0 source pointers (a unit further
+// along adds u · its bytes) and stage offsets, computed once: 64-bit index math per copy per
+// unit was a fifth of the kernel's instructions.
+//   x: copy i takes 16-byte chunk j = tid % 8 of token row n = tid / 8 + 32·(i % 4) of atom
+//      i / 4 (i < kAtoms · 4), stored at chunk j ^ (n % 8) of that row (the swizzle; n % 8 is
+//      the same for every i);
+//   W: copies i = 0, 1 take slice tid % 4 of tile row tid / 4 + 64·i;
+//   scales: threads 0 … 127, tile row tid.
+template <FormatId F>
+struct LoadPlan {
+  using L = DqLayout<F>;
+  const uint16_t* x[4];
+  const uint8_t* w[2];
+  const uint8_t* s;
+  uint32_t x_off[4], w_off[2], s_off;  // byte offsets inside a stage
+
+  __device__ LoadPlan(const GemmDqArgs& g, int64_t m0, int64_t n0, int tid) {
+    const int j = tid % 8, n = tid / 8;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t t = min(n0 + n + 32 * i, g.n_tok - 1);
+      x[i] = g.x + t * g.cols + j * 8;
+      x_off[i] = uint32_t((n + 32 * i) * 128 + ((j ^ (n & 7)) * 16));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int r = tid / 4 + 64 * i;
+      w[i] = g.data + min(m0 + r, g.rows - 1) * g.data_row_bytes + (tid % 4) * 16;
+      w_off[i] = uint32_t(L::kXBytes + r * mma_layout::kUnitBytes + (tid % 4) * 16);
+    }
+    s = g.scales + min(m0 + tid % kTileRows, g.rows - 1) * g.scale_row_bytes;
+    s_off = uint32_t(L::kXBytes + L::kWBytes + (tid % kTileRows) * L::kScaleBytes);
+  }
+};
 
 template <FormatId F>
-__device__ __forceinline__ void load_unit(const GemmDqArgs& g, uint8_t* stage, int u, int64_t m0, int64_t n0, int tid) {
+__device__ __forceinline__ void load_unit(const LoadPlan<F>& lp, uint8_t* stage, int u, int tid) {
   using L = DqLayout<F>;
-  // x: 16-byte chunk j of token row n of atom a goes to chunk j ^ (n % 8) (the swizzle).
 #pragma unroll
-  for (int i = 0; i < L::kXBytes / 16 / kThreads; ++i) {
-    const int idx = tid + i * kThreads;
-    const int atom = idx / (kTileTokens * 8), n = (idx / 8) % kTileTokens, j = idx % 8;
-    const int64_t t = min(n0 + n, g.n_tok - 1);
-    cp_async16(stage + atom * L::kAtomBytes + n * 128 + ((j ^ (n & 7)) * 16),
-               g.x + t * g.cols + int64_t(u) * L::kUnitCols + atom * 64 + j * 8);
-  }
-  uint8_t* w = stage + L::kXBytes;
+  for (int a = 0; a < L::kAtoms; ++a) {
 #pragma unroll
-  for (int i = 0; i < L::kWBytes / 16 / kThreads; ++i) {
-    const int idx = tid + i * kThreads;
-    const int r = idx / 4, c = idx % 4;
-    const int64_t row = min(m0 + r, g.rows - 1);
-    cp_async16(w + r * mma_layout::kUnitBytes + c * 16,
-               g.data + row * g.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + c * 16);
+    for (int i = 0; i < 4; ++i) {
+      cp_async16(stage + a * L::kAtomBytes + lp.x_off[i], lp.x[i] + u * L::kUnitCols + a * 64);
+    }
   }
-  if (tid < kTileRows) {
-    const int64_t row = min(m0 + tid, g.rows - 1);
-    cp_async_ca<L::kScaleBytes>(w + L::kWBytes + tid * L::kScaleBytes,
-                                g.scales + row * g.scale_row_bytes + unit_scale_offset(F, u));
+#pragma unroll
+  for (int i = 0; i < 2; ++i) cp_async16(stage + lp.w_off[i], lp.w[i] + u * mma_layout::kUnitBytes);
+  if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(stage + lp.s_off, lp.s + unit_scale_offset(F, u));
+}
+
+// One payload word of one row → f16 pairs p[h][0] = chunk columns (4c, 4c+1), p[h][1] =
+// (4c+2, 4c+3) of the word's chunk h. Q4_0 and Q8_0 decode the codes to exact f16 integers
+// (gemv_mma_ops.cuh) and multiply by the f16 d in packed f16 (one rounding of the exact
+// product): ~1.5 instructions per weight, where the FP32 path below takes ~5.5 — with every
+// weight decoded once per 128 tokens, that FP32 path kept the kernel at 0.25–0.33 of the
+// tensor rate (H100, session 13 calls 1–2). The other formats go through the exact FP32
+// values (unit_word_values) rounded to f16 once. |w| > 65504 has no f16 (the FP32 path
+// saturates, the packed one overflows); real checkpoints stay far below.
+template <FormatId F>
+__device__ __forceinline__ void decode_word_f16(const uint8_t* us, int u, int w, uint32_t word, float tensor_scale,
+                                                uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
+  if constexpr (F == FormatId::Q4_0) {
+    decode_nibble_word<8>(word, p);
+    const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * w));
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      p[h][0] = h2_bits(__hmul2(bits_h2(p[h][0]), d));
+      p[h][1] = h2_bits(__hmul2(bits_h2(p[h][1]), d));
+    }
+  } else if constexpr (F == FormatId::Q8_0) {
+    Q8_0Mma::decode_word(word, p[0]);
+    const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * (w / 2)));
+    p[0][0] = h2_bits(__hmul2(bits_h2(p[0][0]), d));
+    p[0][1] = h2_bits(__hmul2(bits_h2(p[0][1]), d));
+  } else {
+    float v[2][4];
+    unit_word_values<F>(us, u, w, word, tensor_scale, v);
+#pragma unroll
+    for (int h = 0; h < DqLayout<F>::kChunksPerWord; ++h) {
+      p[h][0] = f16x2_sat(v[h][0], v[h][1]);
+      p[h][1] = f16x2_sat(v[h][2], v[h][3]);
+    }
   }
 }
 
 // The A fragments of one unit for this thread's two rows (tile rows ra, rb = ra + 8):
-// a[j] = chunk j's four registers, BF16 pairs of the exact values (unit_word_values).
+// a[j] = chunk j's four registers. k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots
+// 2c+8, 2c+9 columns 4c+2, 4c+3 (x follows: f16_mma_columns).
 template <FormatId F>
 __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra, int c, float tensor_scale,
                                             uint32_t (&a)[DqLayout<F>::kChunks][4]) {
@@ -130,17 +182,13 @@ __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra,
   const uint8_t* sb = stage + L::kXBytes + L::kWBytes + rb * L::kScaleBytes;
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
-    float va[2][4], vb[2][4];
-    unit_word_values<F>(sa, u, w, word_of(qa, w), tensor_scale, va);
-    unit_word_values<F>(sb, u, w, word_of(qb, w), tensor_scale, vb);
+    uint32_t pa[L::kChunksPerWord][2], pb[L::kChunksPerWord][2];
+    decode_word_f16<F>(sa, u, w, word_of(qa, w), tensor_scale, pa);
+    decode_word_f16<F>(sb, u, w, word_of(qb, w), tensor_scale, pb);
 #pragma unroll
     for (int h = 0; h < L::kChunksPerWord; ++h) {
-      // k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots 2c+8, 2c+9 columns 4c+2, 4c+3.
       uint32_t(&r)[4] = a[L::kChunksPerWord * w + h];
-      r[0] = bf16x2_rn(va[h][0], va[h][1]);
-      r[1] = bf16x2_rn(vb[h][0], vb[h][1]);
-      r[2] = bf16x2_rn(va[h][2], va[h][3]);
-      r[3] = bf16x2_rn(vb[h][2], vb[h][3]);
+      r[0] = pa[h][0], r[1] = pb[h][0], r[2] = pa[h][1], r[3] = pb[h][1];
     }
   }
 }
@@ -151,7 +199,7 @@ __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra,
 // warpgroup at the barrier, starts the copies of unit u + 3 into the slot of unit u − 1, and
 // decodes unit u + 1 into the other set (last read by unit u − 1's wgmmas, retired).
 template <FormatId F, int kBuf>
-__device__ __forceinline__ void k_step(const GemmDqArgs& g, uint8_t* smem, int u, int n_units, int64_t m0, int64_t n0,
+__device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F>& lp, uint8_t* smem, int u, int n_units,
                                        int tid, int ra, int c, float (&acc)[64],
                                        uint32_t (&a)[2][DqLayout<F>::kChunks][4]) {
   using L = DqLayout<F>;
@@ -160,7 +208,7 @@ __device__ __forceinline__ void k_step(const GemmDqArgs& g, uint8_t* smem, int u
 #pragma unroll
   for (int j = 0; j < L::kChunks; ++j) {
     const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
-    wgmma::mma_m64n128k16_bf16_rs(acc, a[kBuf][j][0], a[kBuf][j][1], a[kBuf][j][2], a[kBuf][j][3],
+    wgmma::mma_m64n128k16_f16_rs(acc, a[kBuf][j][0], a[kBuf][j][1], a[kBuf][j][2], a[kBuf][j][3],
                                   wgmma::desc_k_major_sw128(b));
   }
   wgmma::commit();
@@ -168,7 +216,7 @@ __device__ __forceinline__ void k_step(const GemmDqArgs& g, uint8_t* smem, int u
   cp_async_wait<1>();  // this thread's copies of unit u + 1 (groups: units 0 … u + 2 committed)
   wgmma::fence_async_shared();
   __syncthreads();
-  if (u + 3 < n_units) load_unit<F>(g, smem + ((u + 3) % kStages) * L::kStageBytes, u + 3, m0, n0, tid);
+  if (u + 3 < n_units) load_unit<F>(lp, smem + ((u + 3) % kStages) * L::kStageBytes, u + 3, tid);
   cp_async_commit();  // (empty at the end: one group per unit)
   if (u + 1 < n_units) {
     decode_unit<F>(smem + ((u + 1) % kStages) * L::kStageBytes, u + 1, ra, c, g.tensor_scale, a[1 - kBuf]);
@@ -187,9 +235,10 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqA
   const int n_units = int(g.cols / L::kUnitCols);
   const int ra = wg * 64 + warp * 16 + gq;  // tile row of this thread's A fragments (and ra + 8)
 
+  const LoadPlan<F> lp(g, m0, n0, tid);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < n_units) load_unit<F>(g, smem + s * L::kStageBytes, s, m0, n0, tid);
+    if (s < n_units) load_unit<F>(lp, smem + s * L::kStageBytes, s, tid);
     cp_async_commit();
   }
   float acc[64];
@@ -202,8 +251,8 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqA
   decode_unit<F>(smem, 0, ra, c, g.tensor_scale, a[0]);
 
   for (int u = 0; u < n_units; u += 2) {
-    k_step<F, 0>(g, smem, u, n_units, m0, n0, tid, ra, c, acc, a);
-    if (u + 1 < n_units) k_step<F, 1>(g, smem, u + 1, n_units, m0, n0, tid, ra, c, acc, a);
+    k_step<F, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
+    if (u + 1 < n_units) k_step<F, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
   }
   wgmma::wait<0>();
 
@@ -222,13 +271,17 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqA
   }
 }
 
-// One thread per 16 columns (32 bytes): BF16 pair i of the output's first half is input pair
-// 2i (columns 4i, 4i+1), of its second half input pair 2i + 1 (columns 4i+2, 4i+3).
-__global__ void bf16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* out) {
+// One thread per 16 columns (32 bytes): each BF16 pair becomes an f16 pair (round to nearest
+// even, saturating to ±65504); pair i of the output's first half is input pair 2i (columns
+// 4i, 4i+1), of its second half input pair 2i + 1 (columns 4i+2, 4i+3).
+__device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t v) {
+  return f16x2_sat(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
+}
+__global__ void f16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* out) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
     const uint4 a = x[2 * i], b = x[2 * i + 1];
-    out[2 * i] = make_uint4(a.x, a.z, b.x, b.z);
-    out[2 * i + 1] = make_uint4(a.y, a.w, b.y, b.w);
+    out[2 * i] = make_uint4(bf16x2_to_f16x2(a.x), bf16x2_to_f16x2(a.z), bf16x2_to_f16x2(b.x), bf16x2_to_f16x2(b.z));
+    out[2 * i + 1] = make_uint4(bf16x2_to_f16x2(a.y), bf16x2_to_f16x2(a.w), bf16x2_to_f16x2(b.y), bf16x2_to_f16x2(b.w));
   }
 }
 
@@ -277,12 +330,12 @@ bool gemm_dequant_supported(const DeviceMatrix& w, std::string* why) {
   return true;
 }
 
-void bf16_mma_columns(const uint16_t* x, int64_t n_tok, int64_t cols, uint16_t* out, cudaStream_t stream) {
-  if (cols % 16 != 0 || n_tok < 0) fail("bf16_mma_columns: {} columns is not a multiple of 16", cols);
+void f16_mma_columns(const uint16_t* x, int64_t n_tok, int64_t cols, uint16_t* out, cudaStream_t stream) {
+  if (cols % 16 != 0 || n_tok < 0) fail("f16_mma_columns: {} columns is not a multiple of 16", cols);
   const int64_t chunks = n_tok * cols / 16;
   if (chunks == 0) return;
   const int64_t blocks = std::min<int64_t>((chunks + 255) / 256, 8192);
-  detail::bf16_mma_columns_kernel<<<unsigned(blocks), 256, 0, stream>>>(reinterpret_cast<const uint4*>(x), chunks,
+  detail::f16_mma_columns_kernel<<<unsigned(blocks), 256, 0, stream>>>(reinterpret_cast<const uint4*>(x), chunks,
                                                                         reinterpret_cast<uint4*>(out));
   IMP_CUDA_CHECK_LAUNCH();
 }

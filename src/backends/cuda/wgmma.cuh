@@ -7,7 +7,7 @@
 
 namespace imp::cuda::wgmma {
 
-// Descriptor of a K-major bf16 tile in shared memory with the 128-byte swizzle: rows of
+// Descriptor of a K-major 16-bit (f16 / bf16) tile in shared memory with the 128-byte swizzle: rows of
 // 64 elements (128 bytes), 8-row groups 1024 bytes apart (the stride byte offset), the
 // tile 1024-byte aligned so the swizzle (16-byte chunk j of row r stored at chunk j ^ r % 8)
 // is the hardware's. A k16 slice further along the row starts 32 bytes later.
@@ -30,17 +30,17 @@ __device__ __forceinline__ void wait() {
 // each writing thread, after its writes completed and before the barrier.
 __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
-// d (64 × 128, f32) += A (64 × 16, bf16, registers) · B (16 × 128, bf16, K-major shared tile
+// d (64 × 128, f32) += A (64 × 16, f16, registers) · B (16 × 128, f16, K-major shared tile
 // of desc_b). Thread (warp w of the warpgroup, lane g·4 + c): a0 = A[16w+g][2c, 2c+1],
 // a1 = A[16w+g+8][2c, 2c+1], a2 = A[16w+g][2c+8, 2c+9], a3 = A[16w+g+8][2c+8, 2c+9] (low
 // half first); d[4j + e] = D[16w + g + 8·(e / 2)][8j + 2c + e % 2].
-__device__ __forceinline__ void mma_m64n128k16_bf16_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2,
+__device__ __forceinline__ void mma_m64n128k16_f16_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2,
                                                        uint32_t a3, uint64_t desc_b) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
       "setp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
       "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n"
       "}\n"
