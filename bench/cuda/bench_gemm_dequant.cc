@@ -9,7 +9,8 @@
 // pass over the copies, divided by the copies. Ways:
 //   bf16    BF16 weights, cuBLAS directly (what the 4-bit tiers are held to: ≥ 0.9×);
 //   cublas  kMma weights dequantized to BF16 chunks, then cuBLAS (gemm_mma_pipelined);
-//   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in).
+//   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in),
+//           128 tokens per CTA; fused256: 256.
 // The matrices hold random codes with fixed, finite scales (the GEMM's time does not depend
 // on the values). Every row prints TFLOP/s, its fraction of the bf16 matrix rate, and the
 // ratio to the bf16 row of the same shape.
@@ -144,7 +145,7 @@ int main(int argc, char** argv) {
   const int64_t l2 = device_info(0).l2_bytes;
   const bool saved = fused_dequant_gemm();
 
-  std::printf("%-20s %6s %-8s %-7s %10s %9s %10s %8s\n", "shape", "tokens", "format", "way", "us", "TFLOP/s",
+  std::printf("%-20s %6s %-8s %-8s %10s %9s %10s %8s\n", "shape", "tokens", "format", "way", "us", "TFLOP/s",
               "of bf16 rate", "x bf16");
   for (const Shape& s : kShapes) {
     for (int64_t n_tok : tokens) {
@@ -160,8 +161,9 @@ int main(int argc, char** argv) {
         const int64_t bytes = int64_t(m.data.size());
         const int copies = int(std::clamp<int64_t>(4 * l2 / std::max<int64_t>(bytes, 1) + 1, 2, 64));
         for (const char* way : f == FormatId::BF16 ? std::vector<const char*>{"bf16"}
-                                                    : std::vector<const char*>{"cublas", "fused"}) {
-          set_fused_dequant_gemm(std::strcmp(way, "fused") == 0);
+                                                    : std::vector<const char*>{"cublas", "fused", "fused256"}) {
+          set_fused_dequant_gemm(std::strncmp(way, "fused", 5) == 0);
+          set_fused_gemm_tile_tokens(std::strcmp(way, "fused256") == 0 ? 256 : 128);
           CudaBackend b;
           std::vector<imp::MatrixHandle> hs;
           for (int c = 0; c < copies; ++c) hs.push_back(b.add_matrix(m.view(), "w"));
@@ -171,7 +173,7 @@ int main(int argc, char** argv) {
           const double us = time_matmuls(b, hs, x, n_tok, y, runs);
           const double tflops = 2.0 * double(s.rows) * double(s.cols) * double(n_tok) / (us * 1e-6) / 1e12;
           if (f == FormatId::BF16) bf16_us = us;
-          std::printf("%-20s %6lld %-8s %-7s %10.1f %9.0f %10.3f %8.2f\n", s.name, static_cast<long long>(n_tok),
+          std::printf("%-20s %6lld %-8s %-8s %10.1f %9.0f %10.3f %8.2f\n", s.name, static_cast<long long>(n_tok),
                       std::string(imp::format_name(f)).c_str(), way, us, tflops, tflops / rates.bf16_tflops,
                       bf16_us / us);
           std::fflush(stdout);

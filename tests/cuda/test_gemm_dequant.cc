@@ -142,12 +142,18 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
                                1.0f, WeightLayout::kMma})) {
     GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
   }
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::Q4_K, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
-    const int64_t unit = f == FormatId::Q4_K ? 256 : f == FormatId::Q8_0 ? 64 : 128;
-    check_gemm(f, 200, unit * 3, 130, false);  // two row tiles (the second ragged), two token tiles
-    check_gemm(f, 37, unit, 5, true);          // one unit, one ragged tile each way, y +=
+  const int saved = fused_gemm_tile_tokens();
+  for (int tile : {128, 256}) {
+    SCOPED_TRACE(tile);
+    set_fused_gemm_tile_tokens(tile);
+    for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::Q4_K, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+      const int64_t unit = f == FormatId::Q4_K ? 256 : f == FormatId::Q8_0 ? 64 : 128;
+      check_gemm(f, 200, unit * 3, 300, false);  // two row tiles (the second ragged), ragged token tiles
+      check_gemm(f, 37, unit, 5, true);          // one unit, one ragged tile each way, y +=
+    }
+    check_gemm(FormatId::Q4_0, 256, 4096, 257, false);  // long K: the ring wraps many times
   }
-  check_gemm(FormatId::Q4_0, 256, 4096, 257, false);  // long K: the ring wraps many times
+  set_fused_gemm_tile_tokens(saved);
 }
 
 TEST(CudaGemmDequant, RefusesWhatItCannotRun) {

@@ -36,7 +36,8 @@ bool gemm_dequant_supported(const DeviceMatrix& w, std::string* why = nullptr);
 // GEMVs' f16 x does the same). cols % 16 == 0; 16-byte aligned buffers.
 void f16_mma_columns(const uint16_t* x_bf16, int64_t n_tok, int64_t cols, uint16_t* out, cudaStream_t stream);
 
-// y (n_tok × ldy) = or += W·xᵀ. Fails (imp::Error) on what gemm_dequant_supported refuses.
+// y (n_tok × ldy) = or += W·xᵀ, in tiles of 128 rows × fused_gemm_tile_tokens() tokens.
+// Fails (imp::Error) on what gemm_dequant_supported refuses.
 void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
                   cudaStream_t stream);
 
@@ -46,5 +47,9 @@ void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, f
 inline constexpr bool kFusedDequantGemmDefault = false;  // until an H100 run measures it
 bool fused_dequant_gemm();
 void set_fused_dequant_gemm(bool on);
+// Tokens per CTA of gemm_dequant: 128 (default) or 256 (IMP_CUDA_FUSED_GEMM_TOKENS=256: each
+// weight decoded once per 256 tokens, half the CTAs). Process-wide, for measurements.
+int fused_gemm_tile_tokens();
+void set_fused_gemm_tile_tokens(int n);
 
 }  // namespace imp::cuda

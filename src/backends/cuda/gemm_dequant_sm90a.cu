@@ -44,10 +44,8 @@
 namespace imp::cuda::detail {
 namespace {
 
-constexpr int kTileRows = 128;    // weight rows per CTA: two warpgroups × 64
-constexpr int kTileTokens = 128;  // tokens per CTA: the wgmma N
+constexpr int kTileRows = 128;  // weight rows per CTA: two warpgroups × 64
 constexpr int kThreads = 256;
-constexpr int kStages = 4;  // loads run kStages − 1 units ahead
 
 struct GemmDqArgs {
   const uint8_t* data;    // kMma payload, data_row_bytes per row
@@ -59,12 +57,15 @@ struct GemmDqArgs {
   int accumulate;
 };
 
-template <FormatId F>
+// kBN = tokens per CTA (the wgmma N): 128, or 256 (each weight decoded once per 256 tokens;
+// 3 stages then fill the shared memory).
+template <FormatId F, int kBN = 128>
 struct DqLayout {
+  static constexpr int kStages = kBN == 128 ? 4 : 3;  // loads run kStages − 1 units ahead
   static constexpr int kUnitCols = mma_layout::unit_cols(F);  // 128 (4-bit) or 64 (Q8_0)
   static constexpr int kAtoms = kUnitCols / 64;               // swizzle atoms of x per unit
-  static constexpr int kAtomBytes = kTileTokens * 128;
-  static constexpr int kXBytes = kAtoms * kAtomBytes;            // 32 or 16 KiB
+  static constexpr int kAtomBytes = kBN * 128;
+  static constexpr int kXBytes = kAtoms * kAtomBytes;            // 16 … 64 KiB
   static constexpr int kWBytes = kTileRows * mma_layout::kUnitBytes;  // 8 KiB
   static constexpr int kScaleBytes = unit_scale_bytes(F);
   static constexpr int kSBytes = 1024 * ((kTileRows * kScaleBytes + 1023) / 1024);
@@ -86,27 +87,29 @@ __device__ __forceinline__ uint32_t word_of(const uint4& r, int i) { return i ==
 // This thread's share of every stage's copies, as unit-0 source pointers (a unit further
 // along adds u · its bytes) and stage offsets, computed once: 64-bit index math per copy per
 // unit was a fifth of the kernel's instructions.
-//   x: copy i takes 16-byte chunk j = tid % 8 of token row n = tid / 8 + 32·(i % 4) of atom
-//      i / 4 (i < kAtoms · 4), stored at chunk j ^ (n % 8) of that row (the swizzle; n % 8 is
-//      the same for every i);
+//   x: copy (a, i) takes 16-byte chunk j = tid % 8 of token row n = tid / 8 + 32·i of atom a
+//      (i < kBN / 32), stored at chunk j ^ (n % 8) of that row (the swizzle; n % 8 is the
+//      same for every i), i.e. at x_off + 4096·i; the token rows as element offsets from x
+//      (the launcher keeps n_tok · cols < 2^31);
 //   W: copies i = 0, 1 take slice tid % 4 of tile row tid / 4 + 64·i;
 //   scales: threads 0 … 127, tile row tid.
-template <FormatId F>
+template <FormatId F, int kBN>
 struct LoadPlan {
-  using L = DqLayout<F>;
-  const uint16_t* x[4];
+  using L = DqLayout<F, kBN>;
+  static constexpr int kRows = kBN / 32;
+  uint32_t x[kRows];  // element offsets of the token rows (+ chunk j) from g.x
   const uint8_t* w[2];
   const uint8_t* s;
-  uint32_t x_off[4], w_off[2], s_off;  // byte offsets inside a stage
+  uint32_t x_off, w_off[2], s_off;  // byte offsets inside a stage
 
   __device__ LoadPlan(const GemmDqArgs& g, int64_t m0, int64_t n0, int tid) {
     const int j = tid % 8, n = tid / 8;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kRows; ++i) {
       const int64_t t = min(n0 + n + 32 * i, g.n_tok - 1);
-      x[i] = g.x + t * g.cols + j * 8;
-      x_off[i] = uint32_t((n + 32 * i) * 128 + ((j ^ (n & 7)) * 16));
+      x[i] = uint32_t(t * g.cols + j * 8);
     }
+    x_off = uint32_t(n * 128 + ((j ^ (n & 7)) * 16));
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int r = tid / 4 + 64 * i;
@@ -118,14 +121,16 @@ struct LoadPlan {
   }
 };
 
-template <FormatId F>
-__device__ __forceinline__ void load_unit(const LoadPlan<F>& lp, uint8_t* stage, int u, int tid) {
-  using L = DqLayout<F>;
+template <FormatId F, int kBN>
+__device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* stage, int u,
+                                          int tid) {
+  using L = DqLayout<F, kBN>;
+  const uint16_t* xu = g.x + u * L::kUnitCols;
 #pragma unroll
   for (int a = 0; a < L::kAtoms; ++a) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      cp_async16(stage + a * L::kAtomBytes + lp.x_off[i], lp.x[i] + u * L::kUnitCols + a * 64);
+    for (int i = 0; i < LoadPlan<F, kBN>::kRows; ++i) {
+      cp_async16(stage + a * L::kAtomBytes + lp.x_off + 4096 * i, xu + lp.x[i] + a * 64);
     }
   }
 #pragma unroll
@@ -171,10 +176,10 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, int u, int w,
 // The A fragments of one unit for this thread's two rows (tile rows ra, rb = ra + 8):
 // a[j] = chunk j's four registers. k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots
 // 2c+8, 2c+9 columns 4c+2, 4c+3 (x follows: f16_mma_columns).
-template <FormatId F>
+template <FormatId F, int kBN>
 __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra, int c, float tensor_scale,
                                             uint32_t (&a)[DqLayout<F>::kChunks][4]) {
-  using L = DqLayout<F>;
+  using L = DqLayout<F, kBN>;
   const int rb = ra + 8;
   const uint4 qa = *reinterpret_cast<const uint4*>(stage + L::kXBytes + ra * mma_layout::kUnitBytes + c * 16);
   const uint4 qb = *reinterpret_cast<const uint4*>(stage + L::kXBytes + rb * mma_layout::kUnitBytes + c * 16);
@@ -198,68 +203,70 @@ __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra,
 // while they run: retires unit u − 1's group, waits for unit u + 1's copies, meets the other
 // warpgroup at the barrier, starts the copies of unit u + 3 into the slot of unit u − 1, and
 // decodes unit u + 1 into the other set (last read by unit u − 1's wgmmas, retired).
-template <FormatId F, int kBuf>
-__device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F>& lp, uint8_t* smem, int u, int n_units,
-                                       int tid, int ra, int c, float (&acc)[64],
+template <FormatId F, int kBN, int kBuf>
+__device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* smem, int u,
+                                       int n_units, int tid, int ra, int c, float (&acc)[kBN / 2],
                                        uint32_t (&a)[2][DqLayout<F>::kChunks][4]) {
-  using L = DqLayout<F>;
-  const uint32_t xs = smem_addr(smem + (u % kStages) * L::kStageBytes);
+  using L = DqLayout<F, kBN>;
+  constexpr int S = L::kStages;
+  const uint32_t xs = smem_addr(smem + (u % S) * L::kStageBytes);
   wgmma::fence();
 #pragma unroll
   for (int j = 0; j < L::kChunks; ++j) {
     const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
-    wgmma::mma_m64n128k16_f16_rs(acc, a[kBuf][j][0], a[kBuf][j][1], a[kBuf][j][2], a[kBuf][j][3],
-                                  wgmma::desc_k_major_sw128(b));
+    wgmma::mma_m64nNk16_f16_rs(acc, a[kBuf][j][0], a[kBuf][j][1], a[kBuf][j][2], a[kBuf][j][3],
+                               wgmma::desc_k_major_sw128(b));
   }
   wgmma::commit();
   wgmma::wait<1>();
-  cp_async_wait<1>();  // this thread's copies of unit u + 1 (groups: units 0 … u + 2 committed)
+  cp_async_wait<S - 3>();  // this thread's copies of unit u + 1 (units 0 … u + S − 2 committed)
   wgmma::fence_async_shared();
   __syncthreads();
-  if (u + 3 < n_units) load_unit<F>(lp, smem + ((u + 3) % kStages) * L::kStageBytes, u + 3, tid);
+  if (u + S - 1 < n_units) load_unit<F, kBN>(g, lp, smem + ((u + S - 1) % S) * L::kStageBytes, u + S - 1, tid);
   cp_async_commit();  // (empty at the end: one group per unit)
   if (u + 1 < n_units) {
-    decode_unit<F>(smem + ((u + 1) % kStages) * L::kStageBytes, u + 1, ra, c, g.tensor_scale, a[1 - kBuf]);
+    decode_unit<F, kBN>(smem + ((u + 1) % S) * L::kStageBytes, u + 1, ra, c, g.tensor_scale, a[1 - kBuf]);
   }
 }
 
-template <FormatId F>
+template <FormatId F, int kBN>
 __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqArgs g) {
-  using L = DqLayout<F>;
+  using L = DqLayout<F, kBN>;
+  constexpr int S = L::kStages;
   extern __shared__ uint8_t smem_raw[];
   // The swizzle atoms must sit on 1024-byte boundaries (the descriptors' base offset is 0).
   uint8_t* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   const int tid = int(threadIdx.x), wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
   const int gq = lane / 4, c = lane % 4;
-  const int64_t m0 = int64_t(blockIdx.x) * kTileRows, n0 = int64_t(blockIdx.y) * kTileTokens;
+  const int64_t m0 = int64_t(blockIdx.x) * kTileRows, n0 = int64_t(blockIdx.y) * kBN;
   const int n_units = int(g.cols / L::kUnitCols);
   const int ra = wg * 64 + warp * 16 + gq;  // tile row of this thread's A fragments (and ra + 8)
 
-  const LoadPlan<F> lp(g, m0, n0, tid);
+  const LoadPlan<F, kBN> lp(g, m0, n0, tid);
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < n_units) load_unit<F>(lp, smem + s * L::kStageBytes, s, tid);
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < n_units) load_unit<F, kBN>(g, lp, smem + s * L::kStageBytes, s, tid);
     cp_async_commit();
   }
-  float acc[64];
+  float acc[kBN / 2];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
   uint32_t a[2][L::kChunks][4];
-  cp_async_wait<kStages - 2>();  // unit 0
+  cp_async_wait<S - 2>();  // unit 0
   wgmma::fence_async_shared();
   __syncthreads();
-  decode_unit<F>(smem, 0, ra, c, g.tensor_scale, a[0]);
+  decode_unit<F, kBN>(smem, 0, ra, c, g.tensor_scale, a[0]);
 
   for (int u = 0; u < n_units; u += 2) {
-    k_step<F, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
-    if (u + 1 < n_units) k_step<F, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
+    k_step<F, kBN, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
+    if (u + 1 < n_units) k_step<F, kBN, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
   }
   wgmma::wait<0>();
 
   // acc[4j + e] = D[row 16·warp + g + 8·(e / 2)][token 8j + 2c + e % 2] of the warpgroup.
   const int64_t r0 = m0 + wg * 64 + warp * 16 + gq;
 #pragma unroll
-  for (int j = 0; j < 16; ++j) {
+  for (int j = 0; j < kBN / 8; ++j) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int64_t r = r0 + 8 * (e / 2), t = n0 + 8 * j + 2 * c + (e % 2);
@@ -285,22 +292,35 @@ __global__ void f16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* ou
   }
 }
 
-template <FormatId F>
-void launch(const DeviceMatrix& w, const uint16_t* x, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
-            cudaStream_t stream) {
-  using L = DqLayout<F>;
+template <FormatId F, int kBN>
+void launch_tiles(const GemmDqArgs& g, cudaStream_t stream) {
+  using L = DqLayout<F, kBN>;
   static const bool attr = [] {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemm_dequant_kernel<F>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemm_dequant_kernel<F, kBN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         L::kSmemBytes));
     return true;
   }();
   (void)attr;
-  const KernelArgs k = make_args(w, nullptr, nullptr);
-  const GemmDqArgs g{k.data, k.scales, x, y, w.rows, w.cols, n_tok, ldy, k.data_row_bytes, k.scale_row_bytes,
-                     w.tensor_scale, accumulate ? 1 : 0};
-  const dim3 grid(unsigned((w.rows + kTileRows - 1) / kTileRows), unsigned((n_tok + kTileTokens - 1) / kTileTokens));
-  gemm_dequant_kernel<F><<<grid, kThreads, L::kSmemBytes, stream>>>(g);
+  const dim3 grid(unsigned((g.rows + kTileRows - 1) / kTileRows), unsigned((g.n_tok + kBN - 1) / kBN));
+  gemm_dequant_kernel<F, kBN><<<grid, kThreads, L::kSmemBytes, stream>>>(g);
   IMP_CUDA_CHECK_LAUNCH();
+}
+
+// Token slices of fewer than 2^31 x elements (LoadPlan keeps 32-bit offsets), each one launch.
+template <FormatId F>
+void launch(const DeviceMatrix& w, const uint16_t* x, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
+            int tile_tokens, cudaStream_t stream) {
+  const KernelArgs k = make_args(w, nullptr, nullptr);
+  const int64_t slice = std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / w.cols - 256);
+  for (int64_t t0 = 0; t0 < n_tok; t0 += slice) {
+    const GemmDqArgs g{k.data, k.scales, x + t0 * w.cols, y + t0 * ldy, w.rows, w.cols, std::min(slice, n_tok - t0),
+                       ldy, k.data_row_bytes, k.scale_row_bytes, w.tensor_scale, accumulate ? 1 : 0};
+    if (tile_tokens == 256) {
+      launch_tiles<F, 256>(g, stream);
+    } else {
+      launch_tiles<F, 128>(g, stream);
+    }
+  }
 }
 
 bool is_sm90() {
@@ -353,20 +373,34 @@ bool& fused_ref() {
 bool fused_dequant_gemm() { return fused_ref(); }
 void set_fused_dequant_gemm(bool on) { fused_ref() = on; }
 
+namespace {
+int& tile_tokens_ref() {
+  static int n = [] {
+    const char* e = std::getenv("IMP_CUDA_FUSED_GEMM_TOKENS");
+    return e && std::strcmp(e, "256") == 0 ? 256 : 128;
+  }();
+  return n;
+}
+}  // namespace
+
+int fused_gemm_tile_tokens() { return tile_tokens_ref(); }
+void set_fused_gemm_tile_tokens(int n) { tile_tokens_ref() = n == 256 ? 256 : 128; }
+
 void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
                   cudaStream_t stream) {
   std::string why;
   if (!gemm_dequant_supported(w, &why)) fail("gemm_dequant({} {}×{}): {}", format_name(w.format), w.rows, w.cols, why);
   if (n_tok <= 0) return;
-  if ((n_tok + detail::kTileTokens - 1) / detail::kTileTokens > 65535 || ldy < w.rows) {
+  if ((n_tok + 127) / 128 > 65535 || ldy < w.rows) {
     fail("gemm_dequant: {} tokens with ldy {} for {} rows out of range", n_tok, ldy, w.rows);
   }
+  const int bn = fused_gemm_tile_tokens();
   switch (w.format) {
-    case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(w, x_mma, n_tok, y, ldy, accumulate, stream);
-    case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(w, x_mma, n_tok, y, ldy, accumulate, stream);
-    case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(w, x_mma, n_tok, y, ldy, accumulate, stream);
-    case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, stream);
-    case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, stream);
+    case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
+    case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
+    case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
+    case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
+    case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
     default: fail("gemm_dequant: {} has no kMma layout", format_name(w.format));
   }
 }
