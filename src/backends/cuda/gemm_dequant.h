@@ -44,7 +44,9 @@ void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, f
 // Whether CudaBackend's prefill GEMMs of kMma weights take gemm_dequant rather than
 // dequantize_bf16 + cuBLAS: kFusedDequantGemmDefault, IMP_CUDA_FUSED_GEMM=0 / 1 overrides
 // it (read once), set_fused_dequant_gemm for tests and benchmarks. Process-wide.
-inline constexpr bool kFusedDequantGemmDefault = false;  // until an H100 run measures it
+// Off: the FP32-decode version ran at 0.25–0.33 of the bf16 rate, below dequantize + cuBLAS
+// at every 8B shape (H100, session 13); the packed-f16 decode is not yet measured.
+inline constexpr bool kFusedDequantGemmDefault = false;
 bool fused_dequant_gemm();
 void set_fused_dequant_gemm(bool on);
 // Tokens per CTA of gemm_dequant: 128 (default) or 256 (IMP_CUDA_FUSED_GEMM_TOKENS=256: each

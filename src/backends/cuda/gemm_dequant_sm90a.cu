@@ -21,9 +21,10 @@
 // async proxy (wgmma reads shared memory through it) and meets the other warpgroup at the
 // barrier; only then are unit u + 3's copies started, into the slot of unit u − 1, which
 // both warpgroups' retired groups no longer read; then unit u + 1 is decoded into the A
-// register set unit u − 1 used. So the tensor cores always have a unit of work queued while
-// the decode of the next one runs (one group per k16 slice left them idle: 0.28–0.33 of the
-// bf16 rate on an H100, session 13 call 1).
+// register set unit u − 1 used. So the tensor cores have a unit of work queued while the
+// decode of the next one runs. (One group per k16 slice, session 13 call 1, ran at the same
+// 0.25–0.33 of the bf16 rate as this did in call 2 with the FP32 decode: the decode's
+// instruction count, not the grouping, was the limit — hence decode_word_f16.)
 #include <cuda_runtime.h>
 
 #include <algorithm>
