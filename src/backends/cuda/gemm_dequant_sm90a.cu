@@ -24,7 +24,7 @@
 // register set unit u − 1 used. So the tensor cores have a unit of work queued while the
 // decode of the next one runs. (One group per k16 slice, session 13 call 1, ran at the same
 // 0.25–0.33 of the bf16 rate as this did in call 2 with the FP32 decode: the decode's
-// instruction count, not the grouping, was the limit — hence decode_word_f16.)
+// instruction count, not the grouping, is the likelier limit — hence decode_word_f16.)
 #include <cuda_runtime.h>
 
 #include <algorithm>
