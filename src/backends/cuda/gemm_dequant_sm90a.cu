@@ -139,17 +139,43 @@ __device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F,
   if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(stage + lp.s_off, lp.s + unit_scale_offset(F, u));
 }
 
+// An exact f16 pair × s in FP32, rounded to f16 (saturating) once.
+__device__ __forceinline__ uint32_t scaled_f16x2(uint32_t h2, float s) {
+  const float2 f = h2_to_f2(h2);
+  return f16x2_sat(__fmul_rn(f.x, s), __fmul_rn(f.y, s));
+}
+
+// Per-row state of one unit for the packed decode: Q4_K's four sub-block scales d·sc and
+// negated mins −dmin·m as f16 pairs (each product exact in FP32 — 11 × 6 bits — and rounded
+// to f16 once), from the superblock header in shared memory. Empty for the other formats.
+template <FormatId F>
+struct RowScales {
+  __device__ RowScales(const uint8_t*, int) {}
+};
+template <>
+struct RowScales<FormatId::Q4_K> {
+  __half2 ds[4], nmn[4];
+  __device__ RowScales(const uint8_t* us, int u) {
+    float sc[4], m[4], d = 0.0f, dmin = 0.0f;
+    Q4_KMma::scales_mins(*reinterpret_cast<const uint4*>(us), u & 1, sc, m, d, dmin);
+#pragma unroll
+    for (int t = 0; t < 4; ++t) ds[t] = __float2half2_rn(d * sc[t]), nmn[t] = __float2half2_rn(-(dmin * m[t]));
+  }
+};
+
 // One payload word of one row → f16 pairs p[h][0] = chunk columns (4c, 4c+1), p[h][1] =
 // (4c+2, 4c+3) of the word's chunk h. Q4_0 and Q8_0 decode the codes to exact f16 integers
 // (gemv_mma_ops.cuh) and multiply by the f16 d in packed f16 (one rounding of the exact
-// product): ~1.5 instructions per weight, where the FP32 path below takes ~5.5 — with every
-// weight decoded once per 128 tokens, that FP32 path kept the kernel at 0.25–0.33 of the
-// tensor rate (H100, session 13 calls 1–2). The other formats go through the exact FP32
-// values (unit_word_values) rounded to f16 once. |w| > 65504 has no f16 (the FP32 path
-// saturates, the packed one overflows); real checkpoints stay far below.
+// product); Q4_K takes q·(d·sc) − dmin·m in one HFMA2 from RowScales (three roundings, each
+// of f16 precision); NVFP4 / MXFP4 scale exact f16 E2M1 in FP32: ~1.5–2.5 instructions per
+// weight, where the exact FP32 values (unit_word_values) rounded to f16 took ~5.5 — with
+// every weight decoded once per 128 tokens, that kept the kernel at 0.25–0.33 of the tensor
+// rate (H100, session 13 calls 1–2; scripts/sass-gemm-loop.sh counts a K step per kernel).
+// |w| > 65504 has no f16 (the FP4 paths saturate, Q4_0 / Q8_0 / Q4_K overflow); real
+// checkpoints stay far below.
 template <FormatId F>
-__device__ __forceinline__ void decode_word_f16(const uint8_t* us, int u, int w, uint32_t word, float tensor_scale,
-                                                uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
+__device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScales<F>& rs, int u, int w, uint32_t word,
+                                                float tensor_scale, uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
   if constexpr (F == FormatId::Q4_0) {
     decode_nibble_word<8>(word, p);
     const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * w));
@@ -158,19 +184,35 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, int u, int w,
       p[h][0] = h2_bits(__hmul2(bits_h2(p[h][0]), d));
       p[h][1] = h2_bits(__hmul2(bits_h2(p[h][1]), d));
     }
+  } else if constexpr (F == FormatId::Q4_K) {
+    decode_nibble_word<0>(word, p);  // q, exact
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      p[h][0] = h2_bits(__hfma2(bits_h2(p[h][0]), rs.ds[w], rs.nmn[w]));
+      p[h][1] = h2_bits(__hfma2(bits_h2(p[h][1]), rs.ds[w], rs.nmn[w]));
+    }
+  } else if constexpr (F == FormatId::NVFP4_CKPT || F == FormatId::MXFP4_CKPT) {
+    // E2M1·2^-6 as exact f16 (gemv_mma_ops.cuh), × 64 × the block scale in FP32 — the same
+    // FP32 product as the reference's e2m1 × s — rounded to f16 once. Chunk 2w's low
+    // nibbles, chunk 2w + 1's high ones; NVFP4 has a scale per chunk, MXFP4 one per word.
+    uint32_t ev[2], od[2];
+    decode_e2m1_word(word, ev, od);
+    float s0, s1;
+    if constexpr (F == FormatId::NVFP4_CKPT) {
+      const float2 e = h2_to_f2(e4m3x2_to_h2(uint32_t(us[2 * w]) | (uint32_t(us[2 * w + 1]) << 8)));  // exact
+      s0 = __fmul_rn(__fmul_rn(e.x, tensor_scale), 64.0f), s1 = __fmul_rn(__fmul_rn(e.y, tensor_scale), 64.0f);
+    } else {
+      s0 = s1 = __fmul_rn(e8m0_value(us[w]), 64.0f);
+    }
+    p[0][0] = scaled_f16x2(ev[0], s0), p[0][1] = scaled_f16x2(ev[1], s0);
+    p[1][0] = scaled_f16x2(od[0], s1), p[1][1] = scaled_f16x2(od[1], s1);
   } else if constexpr (F == FormatId::Q8_0) {
     Q8_0Mma::decode_word(word, p[0]);
     const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * (w / 2)));
     p[0][0] = h2_bits(__hmul2(bits_h2(p[0][0]), d));
     p[0][1] = h2_bits(__hmul2(bits_h2(p[0][1]), d));
   } else {
-    float v[2][4];
-    unit_word_values<F>(us, u, w, word, tensor_scale, v);
-#pragma unroll
-    for (int h = 0; h < DqLayout<F>::kChunksPerWord; ++h) {
-      p[h][0] = f16x2_sat(v[h][0], v[h][1]);
-      p[h][1] = f16x2_sat(v[h][2], v[h][3]);
-    }
+    static_assert(mma_layout::unit_cols(F) == 0, "every kMma format has a packed decode above");
   }
 }
 
@@ -186,11 +228,12 @@ __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra,
   const uint4 qb = *reinterpret_cast<const uint4*>(stage + L::kXBytes + rb * mma_layout::kUnitBytes + c * 16);
   const uint8_t* sa = stage + L::kXBytes + L::kWBytes + ra * L::kScaleBytes;
   const uint8_t* sb = stage + L::kXBytes + L::kWBytes + rb * L::kScaleBytes;
+  const RowScales<F> rsa(sa, u), rsb(sb, u);
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     uint32_t pa[L::kChunksPerWord][2], pb[L::kChunksPerWord][2];
-    decode_word_f16<F>(sa, u, w, word_of(qa, w), tensor_scale, pa);
-    decode_word_f16<F>(sb, u, w, word_of(qb, w), tensor_scale, pb);
+    decode_word_f16<F>(sa, rsa, u, w, word_of(qa, w), tensor_scale, pa);
+    decode_word_f16<F>(sb, rsb, u, w, word_of(qb, w), tensor_scale, pb);
 #pragma unroll
     for (int h = 0; h < L::kChunksPerWord; ++h) {
       uint32_t(&r)[4] = a[L::kChunksPerWord * w + h];
