@@ -76,15 +76,6 @@ struct DqLayout {
   static constexpr int kChunks = 4 * kChunksPerWord;  // k16 slices per unit
 };
 
-// cp.async of N = 4, 8 or 16 bytes through L1 (the scales: a quad reads its row's bytes).
-template <int N>
-__device__ __forceinline__ void cp_async_ca(void* smem, const void* gmem) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(smem_addr(smem)), "l"(gmem), "n"(N) : "memory");
-}
-
-// Word i of a 16-byte slice (i a compile-time constant after unrolling).
-__device__ __forceinline__ uint32_t word_of(const uint4& r, int i) { return i == 0 ? r.x : i == 1 ? r.y : i == 2 ? r.z : r.w; }
-
 // This thread's share of every stage's copies, as unit-0 source pointers (a unit further
 // along adds u · its bytes) and stage offsets, computed once: 64-bit index math per copy per
 // unit was a fifth of the kernel's instructions.
@@ -232,8 +223,8 @@ __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra,
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     uint32_t pa[L::kChunksPerWord][2], pb[L::kChunksPerWord][2];
-    decode_word_f16<F>(sa, rsa, u, w, word_of(qa, w), tensor_scale, pa);
-    decode_word_f16<F>(sb, rsb, u, w, word_of(qb, w), tensor_scale, pb);
+    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), tensor_scale, pa);
+    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), tensor_scale, pb);
 #pragma unroll
     for (int h = 0; h < L::kChunksPerWord; ++h) {
       uint32_t(&r)[4] = a[L::kChunksPerWord * w + h];

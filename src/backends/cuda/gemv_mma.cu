@@ -275,7 +275,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
         cp_async16(ring_q + (slot * kRows + r) * 32 + lane, pq[r] + int64_t(u) * mma_layout::kUnitBytes);
 #pragma unroll
         for (int b = 0; b < Op::kScaleBytes; b += 4) {
-          cp_async4(reinterpret_cast<uint8_t*>(ring_s + (slot * kRows + r) * 32 + lane) + b,
+          cp_async_ca<4>(reinterpret_cast<uint8_t*>(ring_s + (slot * kRows + r) * 32 + lane) + b,
                     ps[r] + Op::scale_offset(u) + b);
         }
       }
