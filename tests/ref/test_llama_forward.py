@@ -89,7 +89,25 @@ def check_model(path: str, tokens: list[int], tmp_path: Path, n_greedy: int = N_
             assert (err <= tol).mean() >= 0.6 and (err <= Q8_FLIP_TOL).all(), f"{extra}: relative errors {err}"
             continue
         assert (err <= tol).all(), f"{ops} {extra} path: relative errors {err}"
-        assert imp_greedy(path, tokens, n_greedy, ops, *extra) == ref.greedy(tokens, n_greedy), (ops, extra)
+        assert_greedy_matches(ref, tokens, imp_greedy(path, tokens, n_greedy, ops, *extra), ref.greedy(tokens, n_greedy),
+                              tol, f"{ops} {extra}")
+
+
+def assert_greedy_matches(ref, tokens: list[int], got: list[int], want: list[int], tol: float, what: str):
+    """imp's greedy continuation is the reference's, up to a near-tie: a path within relative
+    error tol per position can swap two logits closer than 2·tol·‖logits‖, so at the first
+    step where the continuations part the reference's logits of both picks must be that
+    close — and the comparison ends there, the continuations after it legitimately differ.
+    (The fast path, ~1e-4 from the reference, parted at step 14 of a random toy model where
+    the two best logits were that close: seed 4096541558, llama tied.)"""
+    assert len(got) == len(want), f"{what}: {len(got)} tokens generated, {len(want)} expected"
+    i = next((k for k in range(len(want)) if got[k] != want[k]), None)
+    if i is None:
+        return
+    logits = ref.logits(tokens + want[:i], last_only=True)[-1]
+    gap = abs(float(logits[want[i]]) - float(logits[got[i]]))
+    bound = 2 * tol * float(np.linalg.norm(logits))
+    assert gap <= bound, f"{what}: greedy token {i} is {got[i]}, reference {want[i]}; logit gap {gap:.3e} > {bound:.3e}"
 
 
 # --- synthetic models --------------------------------------------------------------------
