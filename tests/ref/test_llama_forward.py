@@ -89,13 +89,14 @@ def check_model(path: str, tokens: list[int], tmp_path: Path, n_greedy: int = N_
             assert (err <= tol).mean() >= 0.6 and (err <= Q8_FLIP_TOL).all(), f"{extra}: relative errors {err}"
             continue
         assert (err <= tol).all(), f"{ops} {extra} path: relative errors {err}"
+        # The swap margin: the path's measured error on the prompt, ×4 for the decode steps.
         assert_greedy_matches(ref, tokens, imp_greedy(path, tokens, n_greedy, ops, *extra), ref.greedy(tokens, n_greedy),
-                              tol, f"{ops} {extra}")
+                              4 * float(err.max()), f"{ops} {extra}")
 
 
-def assert_greedy_matches(ref, tokens: list[int], got: list[int], want: list[int], tol: float, what: str):
+def assert_greedy_matches(ref, tokens: list[int], got: list[int], want: list[int], rel: float, what: str):
     """imp's greedy continuation is the reference's, up to a near-tie: a path within relative
-    error tol per position can swap two logits closer than 2·tol·‖logits‖, so at the first
+    error rel per position can swap two logits closer than 2·rel·‖logits‖, so at the first
     step where the continuations part the reference's logits of both picks must be that
     close — and the comparison ends there, the continuations after it legitimately differ.
     (The fast path, ~1e-4 from the reference, parted at step 14 of a random toy model where
@@ -106,7 +107,7 @@ def assert_greedy_matches(ref, tokens: list[int], got: list[int], want: list[int
         return
     logits = ref.logits(tokens + want[:i], last_only=True)[-1]
     gap = abs(float(logits[want[i]]) - float(logits[got[i]]))
-    bound = 2 * tol * float(np.linalg.norm(logits))
+    bound = 2 * rel * float(np.linalg.norm(logits))
     assert gap <= bound, f"{what}: greedy token {i} is {got[i]}, reference {want[i]}; logit gap {gap:.3e} > {bound:.3e}"
 
 
