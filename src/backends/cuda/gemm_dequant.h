@@ -12,7 +12,8 @@
 // x: n_tok × cols f16 in the kMma column order (f16_mma_columns below: a shuffle and
 // conversion per 16 columns of the BF16 activations the other GEMM paths take). y: n_tok rows of
 // ldy floats; row t gets y[t·ldy + r] for r < w.rows (= or += with accumulate). Tiles of
-// 128 weight rows × 128 tokens; a ragged edge re-reads the last row / token and drops it.
+// 128 weight rows × 128 or 256 tokens (fused_gemm_tile_tokens); a ragged edge re-reads the
+// last row / token and drops it.
 #pragma once
 
 #include <cstdint>

@@ -2,10 +2,10 @@
 // (cmake/Cuda.cmake: *_sm90a.cu files).
 //
 // CTA: 256 threads = two consumer warpgroups; tile = 128 weight rows (warpgroup i: rows
-// 64i … 64i+63) × 128 tokens. The K loop walks the kMma units (128 columns for the 4-bit
-// formats, 64 for Q8_0) through a 4-stage shared-memory ring filled by cp.async three
-// units ahead; a stage holds
-//   x: 128 tokens × the unit's columns, f16, K-major, in 128-byte swizzle atoms of 64
+// 64i … 64i+63) × BN = 128 or 256 tokens. The K loop walks the kMma units (128 columns for
+// the 4-bit formats, 64 for Q8_0) through a shared-memory ring of 4 stages (BN = 128) or 3
+// (BN = 256) filled by cp.async stages − 1 units ahead; a stage holds
+//   x: BN tokens × the unit's columns, f16, K-major, in 128-byte swizzle atoms of 64
 //      columns (wgmma B operand, desc_k_major_sw128);
 //   W: the unit's 64 payload bytes of each of the 128 rows (row-major, 64-byte rows: a warp's
 //      16-byte reads of 8 consecutive rows fill 512 contiguous bytes, no bank conflict);
@@ -19,7 +19,7 @@
 // Ring discipline (k_step): unit u's wgmmas go out as one group; while they run each thread
 // retires unit u − 1's group, waits for its own copies of unit u + 1, fences them to the
 // async proxy (wgmma reads shared memory through it) and meets the other warpgroup at the
-// barrier; only then are unit u + 3's copies started, into the slot of unit u − 1, which
+// barrier; only then are unit u + stages − 1's copies started, into the slot of unit u − 1, which
 // both warpgroups' retired groups no longer read; then unit u + 1 is decoded into the A
 // register set unit u − 1 used. So the tensor cores have a unit of work queued while the
 // decode of the next one runs. (One group per k16 slice, session 13 call 1, ran at the same
