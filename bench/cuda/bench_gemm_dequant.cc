@@ -2,15 +2,19 @@
 // shapes, each way CudaBackend can run them, against the BF16 GEMM and the measured bf16
 // matrix rate (../shared/DESIGN.md, "What fast means here").
 //
-// For each format, shape (rows × cols) and token count: CudaBackend::matmul (a prefill GEMM
-// in the default BF16 mode) on copies of one random matrix — enough copies that together
-// they exceed 4× the L2, so no GEMM finds its weights in cache — one after another, timed
-// with CUDA events on the backend's stream; the time is the median of --runs samples of one
-// pass over the copies, divided by the copies. Ways:
-//   bf16    BF16 weights, cuBLAS directly (what the 4-bit tiers are held to: ≥ 0.9×);
+// For each format, shape and token count: what a prefill layer runs for it in the default
+// BF16 mode — CudaBackend::matmul for one matrix, matmul_qkv for Q·K·V (4096 + 2 × 1024
+// rows), ffn_gate_up_swiglu for gate·up (2 × 14336 rows, SwiGLU included) — on copies of
+// the random matrices, enough copies that together they exceed 4× the L2, so no GEMM finds
+// its weights in cache, one after another, timed with CUDA events on the backend's stream;
+// the time is the median of --runs samples of one pass over the copies, divided by the
+// copies. Ways:
+//   bf16    BF16 weights, cuBLAS (what the 4-bit tiers are held to: ≥ 0.9×);
 //   cublas  kMma weights dequantized to BF16 chunks, then cuBLAS (gemm_mma_pipelined);
-//   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in),
-//           128 tokens per CTA; fused256: 256.
+//   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in; the
+//           hooks' matrices in one grouped launch), 128 tokens per CTA; fused256: 256;
+//   auto    the backend's default: by size (gemm_dequant.h, fused_gemm_takes and
+//           gemm_dequant_tile_tokens).
 // The matrices hold random codes with fixed, finite scales (the GEMM's time does not depend
 // on the values). Every row prints TFLOP/s, its fraction of the bf16 matrix rate, and the
 // ratio to the bf16 row of the same shape.
@@ -40,14 +44,21 @@ namespace {
 using imp::FormatId;
 using namespace imp::cuda;
 
+// A prefill layer's GEMM (one matrix) or fused hook (Q·K·V: three, gate·up: two).
 struct Shape {
   const char* name;
-  int64_t rows, cols;
+  std::vector<int64_t> rows;
+  int64_t cols;
+  int64_t total_rows() const {
+    int64_t n = 0;
+    for (int64_t r : rows) n += r;
+    return n;
+  }
 };
-constexpr Shape kShapes[] = {{"q/o 4096x4096", 4096, 4096},
-                             {"qkv 6144x4096", 6144, 4096},
-                             {"gate|up 14336x4096", 14336, 4096},
-                             {"down 4096x14336", 4096, 14336}};
+const Shape kShapes[] = {{"q/o 4096x4096", {4096}, 4096},
+                         {"qkv 4096+2x1024", {4096, 1024, 1024}, 4096},
+                         {"gate+up 2x14336", {14336, 14336}, 4096},
+                         {"down 4096x14336", {4096}, 14336}};
 
 // Random native GGUF blocks whose scales are fixed finite values: d = dmin = 2^-8 (f16 0x1C00).
 imp::OwnedQuantMatrix random_matrix(FormatId f, int64_t rows, int64_t cols, uint64_t seed) {
@@ -96,21 +107,30 @@ std::vector<std::string> split(const char* s) {
   return out;
 }
 
-// Median µs of one matmul over the copies, per copy.
-double time_matmuls(CudaBackend& b, const std::vector<imp::MatrixHandle>& hs, const float* x, int64_t n_tok, float* y,
-                    int runs) {
+// One copy's GEMMs as a prefill layer runs them (hs: the shape's matrices; y: room for all
+// their outputs).
+void run_shape(CudaBackend& b, const imp::MatrixHandle* hs, size_t n, const float* x, int64_t n_tok, float* y,
+               int64_t n_ff) {
+  if (n == 3) return b.matmul_qkv(hs[0], hs[1], hs[2], x, n_tok, y, y, y);  // outputs overwrite: only time counts
+  if (n == 2) return b.ffn_gate_up_swiglu(hs[0], hs[1], x, n_tok, n_ff, y, y + n_tok * n_ff, y);
+  b.matmul(hs[0], x, n_tok, y);
+}
+
+// Median µs of one pass over the copies (each hs.size() / per matrices), per copy.
+double time_matmuls(CudaBackend& b, const std::vector<imp::MatrixHandle>& hs, size_t per, const float* x,
+                    int64_t n_tok, float* y, int64_t n_ff, int runs) {
   cudaEvent_t start, stop;
   IMP_CUDA_CHECK(cudaEventCreate(&start));
   IMP_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<float> samples;
   for (int it = 0; it < runs + 2; ++it) {
     IMP_CUDA_CHECK(cudaEventRecord(start, b.stream()));
-    for (imp::MatrixHandle h : hs) b.matmul(h, x, n_tok, y);
+    for (size_t i = 0; i < hs.size(); i += per) run_shape(b, &hs[i], per, x, n_tok, y, n_ff);
     IMP_CUDA_CHECK(cudaEventRecord(stop, b.stream()));
     IMP_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
     IMP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (it >= 2) samples.push_back(ms * 1e3f / float(hs.size()));
+    if (it >= 2) samples.push_back(ms * 1e3f / float(hs.size() / per));
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
@@ -143,7 +163,8 @@ int main(int argc, char** argv) {
   const MatrixRates rates = measure_matrix_rates();
   std::printf("bf16 matrix rate (cuBLASLt %lld^3): %.0f TFLOP/s\n\n", static_cast<long long>(rates.n), rates.bf16_tflops);
   const int64_t l2 = device_info(0).l2_bytes;
-  const bool saved = fused_dequant_gemm();
+  const FusedGemm saved = fused_gemm_mode();
+  const int saved_tile = fused_gemm_tile_tokens();
 
   std::printf("%-20s %6s %-8s %-8s %10s %9s %10s %8s\n", "shape", "tokens", "format", "way", "us", "TFLOP/s",
               "of bf16 rate", "x bf16");
@@ -157,21 +178,29 @@ int main(int argc, char** argv) {
       std::vector<FormatId> fs = {FormatId::BF16};
       fs.insert(fs.end(), formats.begin(), formats.end());
       for (FormatId f : fs) {
-        const imp::OwnedQuantMatrix m = random_matrix(f, s.rows, s.cols, uint64_t(s.rows * 7 + int(f)));
-        const int64_t bytes = int64_t(m.data.size());
+        std::vector<imp::OwnedQuantMatrix> ms;
+        int64_t bytes = 0;
+        for (int64_t r : s.rows) {
+          ms.push_back(random_matrix(f, r, s.cols, uint64_t(r * 7 + int(f) + int64_t(ms.size()))));
+          bytes += int64_t(ms.back().data.size());
+        }
         const int copies = int(std::clamp<int64_t>(4 * l2 / std::max<int64_t>(bytes, 1) + 1, 2, 64));
-        for (const char* way : f == FormatId::BF16 ? std::vector<const char*>{"bf16"}
-                                                    : std::vector<const char*>{"cublas", "fused", "fused256"}) {
-          set_fused_dequant_gemm(std::strncmp(way, "fused", 5) == 0);
-          set_fused_gemm_tile_tokens(std::strcmp(way, "fused256") == 0 ? 256 : 128);
+        for (const char* way : f == FormatId::BF16
+                                   ? std::vector<const char*>{"bf16"}
+                                   : std::vector<const char*>{"cublas", "fused", "fused256", "auto"}) {
+          const bool fused = std::strncmp(way, "fused", 5) == 0;
+          set_fused_gemm_mode(fused ? FusedGemm::kOn : std::strcmp(way, "auto") == 0 ? FusedGemm::kBySize : FusedGemm::kOff);
+          set_fused_gemm_tile_tokens(!fused ? 0 : std::strcmp(way, "fused256") == 0 ? 256 : 128);
           CudaBackend b;
           std::vector<imp::MatrixHandle> hs;
-          for (int c = 0; c < copies; ++c) hs.push_back(b.add_matrix(m.view(), "w"));
+          for (int c = 0; c < copies; ++c) {
+            for (const imp::OwnedQuantMatrix& m : ms) hs.push_back(b.add_matrix(m.view(), "w"));
+          }
           float* x = b.alloc(n_tok * s.cols);
-          float* y = b.alloc(n_tok * s.rows);
+          float* y = b.alloc(n_tok * s.total_rows());
           b.write(x, xs.data(), n_tok * s.cols);  // random: all-zero operands would flatter the clocks
-          const double us = time_matmuls(b, hs, x, n_tok, y, runs);
-          const double tflops = 2.0 * double(s.rows) * double(s.cols) * double(n_tok) / (us * 1e-6) / 1e12;
+          const double us = time_matmuls(b, hs, ms.size(), x, n_tok, y, s.rows[0], runs);
+          const double tflops = 2.0 * double(s.total_rows()) * double(s.cols) * double(n_tok) / (us * 1e-6) / 1e12;
           if (f == FormatId::BF16) bf16_us = us;
           std::printf("%-20s %6lld %-8s %-8s %10.1f %9.0f %10.3f %8.2f\n", s.name, static_cast<long long>(n_tok),
                       std::string(imp::format_name(f)).c_str(), way, us, tflops, tflops / rates.bf16_tflops,
@@ -181,6 +210,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  set_fused_dequant_gemm(saved);
+  set_fused_gemm_mode(saved);
+  set_fused_gemm_tile_tokens(saved_tile);
   return 0;
 }

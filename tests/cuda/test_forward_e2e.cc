@@ -117,16 +117,18 @@ TEST(CudaForwardE2E, TinyRandomLlamaMatchesCpu) {
   compare(*file, prompt, CpuOpsPath::kReference);
 }
 
-// The fused-dequantization prefill GEMM (gemm_dequant.h) inside the forward pass: the tiny
-// llama's Q8_0 attention projections take it in the BF16 mode; logits and tokens as the CPU's.
-TEST(CudaForwardE2E, TinyRandomLlamaWithFusedDequantGemmMatchesCpu) {
+// The prefill GEMMs of kMma weights take the fused-dequantization kernel by default (short
+// prompts; the other tests here); this runs the tiny llama's Q8_0 attention projections
+// through the other path, dequantize to BF16 + cuBLAS (long prompts): logits and tokens as
+// the CPU's.
+TEST(CudaForwardE2E, TinyRandomLlamaWithDequantCublasGemmMatchesCpu) {
   IMP_SKIP_WITHOUT_GPU();
-  const bool saved = fused_dequant_gemm();
-  set_fused_dequant_gemm(true);
+  const FusedGemm saved = fused_gemm_mode();
+  set_fused_gemm_mode(FusedGemm::kOff);
   const auto file = tiny_llama();
   const std::vector<int32_t> prompt = {1, 17, 5, 88, 42, 3, 64, 9, 95, 0, 31};
   compare(*file, prompt, CpuOpsPath::kReference);
-  set_fused_dequant_gemm(saved);
+  set_fused_gemm_mode(saved);
 }
 
 // The GGUF→NVFP4 decode cache and the NVFP4 lm_head opt-in: prompts multiply the source

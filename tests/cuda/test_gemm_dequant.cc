@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -77,46 +78,85 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
   return h;
 }
 
-// Runs gemm_dequant on (W, x) with n_tok tokens and checks it against the FP64 product of
-// the reference weights rounded to f16 and the BF16 activations. accumulate: y starts at y0.
-void check_gemm(FormatId f, int64_t rows, int64_t cols, int64_t n_tok, bool accumulate) {
-  SCOPED_TRACE(std::string(format_name(f)) + " " + std::to_string(rows) + "×" + std::to_string(cols) + ", " +
-               std::to_string(n_tok) + " tokens" + (accumulate ? ", accumulate" : ""));
-  const auto wf = random_floats(size_t(rows * cols), uint64_t(rows * 131 + cols + int(f)), 0.05f);
-  const OwnedQuantMatrix q = quantize(f, wf, rows, cols);
-  const std::vector<float> w = dequantize(q.view());
+// One matrix of a check: its rows, the row stride of its output (≥ rows) and whether it adds.
+struct Part {
+  int64_t rows, ldy;
+  bool accumulate;
+};
+
+// Runs gemm_dequant (one part) or gemm_dequant_group (several, sharing x) with n_tok tokens
+// and checks every output against the FP64 product of the reference weights rounded to f16
+// and the BF16 activations; an accumulating part's y starts at random values, and the
+// padding of a wider ldy stays untouched.
+void check_gemm(FormatId f, const std::vector<Part>& parts, int64_t cols, int64_t n_tok) {
+  std::string what = std::string(format_name(f)) + " ×" + std::to_string(cols) + ", " + std::to_string(n_tok) + " tokens:";
+  for (const Part& p : parts) what += " " + std::to_string(p.rows) + (p.accumulate ? "+=" : "") + "/" + std::to_string(p.ldy);
+  SCOPED_TRACE(what);
   const auto x = random_floats(size_t(n_tok * cols), uint64_t(n_tok + 7 * cols));
   const std::vector<uint16_t> xb = to_bf16(x);
-  const auto y0 = random_floats(size_t(n_tok * rows), 99);
-
-  MmaWeights dw(q);
-  ASSERT_TRUE(gemm_dequant_supported(dw.m));
   Buf<uint16_t> dx(xb.data(), xb.size()), dxm(xb.size());
-  Buf<float> dy(y0.data(), y0.size());
   f16_mma_columns(dx.p, n_tok, cols, dxm.p, nullptr);
-  gemm_dequant(dw.m, dxm.p, n_tok, dy.p, rows, accumulate, nullptr);
+
+  std::vector<std::vector<float>> ws, y0s;
+  std::vector<std::unique_ptr<MmaWeights>> dws;
+  std::vector<std::unique_ptr<Buf<float>>> dys;
+  std::vector<GemmDequantOut> outs;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Part& p = parts[i];
+    const auto wf = random_floats(size_t(p.rows * cols), uint64_t(p.rows * 131 + cols + int(f) + 1000 * i), 0.05f);
+    const OwnedQuantMatrix q = quantize(f, wf, p.rows, cols);
+    ws.push_back(dequantize(q.view()));
+    y0s.push_back(random_floats(size_t(n_tok * p.ldy), 99 + i));
+    dws.push_back(std::make_unique<MmaWeights>(q));
+    ASSERT_TRUE(gemm_dequant_supported(dws.back()->m));
+    dys.push_back(std::make_unique<Buf<float>>(y0s.back().data(), y0s.back().size()));
+    outs.push_back({&dws.back()->m, dys.back()->p, p.ldy, p.accumulate});
+  }
+  if (outs.size() == 1) {
+    gemm_dequant(*outs[0].w, dxm.p, n_tok, outs[0].y, outs[0].ldy, outs[0].accumulate, nullptr);
+  } else {
+    gemm_dequant_group(outs.data(), int(outs.size()), dxm.p, n_tok, nullptr);
+  }
   IMP_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<float> got = dy.get();
 
   const double tol = f == FormatId::Q4_K ? kQ4KTolerance : kTolerance;
-  size_t bad = 0;
-  double worst = 0.0;
-  for (int64_t t = 0; t < n_tok; ++t) {
-    for (int64_t r = 0; r < rows; ++r) {
-      double sum = 0.0, mag = 0.0;
-      for (int64_t k = 0; k < cols; ++k) {
-        const double term = double(f16_to_f32(f32_to_f16(w[size_t(r * cols + k)]))) *
-                            double(::imp::bf16_to_f32(xb[size_t(t * cols + k)]));
-        sum += term;
-        mag += std::fabs(term);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Part& p = parts[i];
+    const std::vector<float> got = dys[i]->get();
+    const std::vector<float>& w = ws[i];
+    const std::vector<float>& y0 = y0s[i];
+    size_t bad = 0, padding_changed = 0;
+    double worst = 0.0;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      for (int64_t r = p.rows; r < p.ldy; ++r) padding_changed += got[size_t(t * p.ldy + r)] != y0[size_t(t * p.ldy + r)];
+      for (int64_t r = 0; r < p.rows; ++r) {
+        double sum = 0.0, mag = 0.0;
+        for (int64_t k = 0; k < cols; ++k) {
+          const double term = double(f16_to_f32(f32_to_f16(w[size_t(r * cols + k)]))) *
+                              double(::imp::bf16_to_f32(xb[size_t(t * cols + k)]));
+          sum += term;
+          mag += std::fabs(term);
+        }
+        const float y_in = y0[size_t(t * p.ldy + r)];
+        if (p.accumulate) sum += y_in, mag += std::fabs(y_in);
+        const double err = std::fabs(double(got[size_t(t * p.ldy + r)]) - sum) / std::max(mag, 1e-30);
+        worst = std::max(worst, err);
+        bad += !(err <= tol);
       }
-      if (accumulate) sum += y0[size_t(t * rows + r)], mag += std::fabs(y0[size_t(t * rows + r)]);
-      const double err = std::fabs(double(got[size_t(t * rows + r)]) - sum) / std::max(mag, 1e-30);
-      worst = std::max(worst, err);
-      bad += !(err <= tol);
     }
+    EXPECT_EQ(bad, 0u) << "part " << i << ": outputs off by more than " << tol << " of their absolute sum (worst "
+                       << worst << ")";
+    EXPECT_EQ(padding_changed, 0u) << "part " << i << " wrote beyond its rows";
   }
-  EXPECT_EQ(bad, 0u) << "outputs off by more than " << tol << " of their absolute sum (worst " << worst << ")";
+}
+
+void check_gemm(FormatId f, int64_t rows, int64_t cols, int64_t n_tok, bool accumulate) {
+  check_gemm(f, {{rows, rows, accumulate}}, cols, n_tok);
+}
+
+bool have_wgmma() {
+  return gemm_dequant_supported({FormatId::Q4_0, 16, 128, reinterpret_cast<void*>(256), reinterpret_cast<void*>(256),
+                                 1.0f, WeightLayout::kMma});
 }
 
 TEST(CudaGemmDequant, ColumnShuffleIsTheKmmaSlotOrder) {
@@ -142,10 +182,7 @@ TEST(CudaGemmDequant, ColumnShuffleIsTheKmmaSlotOrder) {
 
 TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
   IMP_SKIP_WITHOUT_GPU();
-  if (!gemm_dequant_supported({FormatId::Q4_0, 16, 128, reinterpret_cast<void*>(256), reinterpret_cast<void*>(256),
-                               1.0f, WeightLayout::kMma})) {
-    GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
-  }
+  if (!have_wgmma()) GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
   const int saved = fused_gemm_tile_tokens();
   for (int tile : {128, 256}) {
     SCOPED_TRACE(tile);
@@ -158,6 +195,34 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
     check_gemm(FormatId::Q4_0, 256, 4096, 257, false);  // long K: the ring wraps many times
   }
   set_fused_gemm_tile_tokens(saved);
+}
+
+// Several matrices in one launch (Q·K·V, gate·up): ragged row counts, so part boundaries
+// fall inside the CTA grid's row-tile sequence at uneven places; outputs with row strides
+// wider than their rows (untouched padding), one part accumulating; both tiles and the
+// by-size choice.
+TEST(CudaGemmDequant, GroupMatchesReferencePerPart) {
+  IMP_SKIP_WITHOUT_GPU();
+  if (!have_wgmma()) GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
+  const int saved = fused_gemm_tile_tokens();
+  for (int tile : {128, 256, 0}) {
+    SCOPED_TRACE(tile);
+    set_fused_gemm_tile_tokens(tile);
+    check_gemm(FormatId::Q4_0, {{200, 200, false}, {64, 72, false}, {37, 37, true}}, 384, 300);
+    check_gemm(FormatId::NVFP4_CKPT, {{130, 130, false}, {128, 160, true}}, 256, 129);
+    check_gemm(FormatId::Q4_K, {{96, 96, false}, {160, 160, false}, {8, 8, false}, {256, 300, false}}, 512, 40);
+  }
+  set_fused_gemm_tile_tokens(saved);
+}
+
+// The tile choice (host only, runs in CI): whole waves of one CTA per SM, 256-token CTAs
+// counted at their better rate — the 8B shapes on 132 SMs as the session-14 bench ranked them.
+TEST(CudaGemmDequant, TileTokensFollowTheWaves) {
+  EXPECT_EQ(gemm_dequant_tile_tokens(32, 512, 132), 128);   // 4096 rows: 128 CTAs, one wave
+  EXPECT_EQ(gemm_dequant_tile_tokens(48, 512, 132), 256);   // Q·K·V 6144: 192 CTAs of 128 = 2 waves
+  EXPECT_EQ(gemm_dequant_tile_tokens(224, 512, 132), 256);  // gate·up 2 × 14336
+  EXPECT_EQ(gemm_dequant_tile_tokens(32, 2048, 132), 256);  // many waves: the better rate wins
+  EXPECT_EQ(gemm_dequant_tile_tokens(1, 40, 132), 128);     // one CTA either way: the smaller tile
 }
 
 TEST(CudaGemmDequant, RefusesWhatItCannotRun) {
@@ -174,15 +239,17 @@ TEST(CudaGemmDequant, RefusesWhatItCannotRun) {
   EXPECT_FALSE(gemm_dequant_supported(odd, &why));
   EXPECT_NE(why.find("units"), std::string::npos) << why;
   EXPECT_THROW(gemm_dequant(q6, nullptr, 4, nullptr, 16, false, nullptr), Error);
+  EXPECT_THROW(gemm_dequant_group(nullptr, 0, nullptr, 4, nullptr), Error);
 }
 
 // The backend's prefill GEMM (matmul, n_tok > 1, BF16 mode) of kMma weights with the fused
-// kernel and with dequantize + cuBLAS: both match the FP32 reference as the BF16 GEMM must.
+// kernel forced off, forced on and by size: all match the FP32 reference as the BF16 GEMM
+// must; stats() counts what the fused kernel ran (33 tokens: by size takes it).
 TEST(CudaGemmDequant, BackendPrefillGemmTakesItWhenOn) {
   IMP_SKIP_WITHOUT_GPU();
-  const bool saved = fused_dequant_gemm();
-  for (bool on : {false, true}) {
-    set_fused_dequant_gemm(on);
+  const FusedGemm saved = fused_gemm_mode();
+  for (FusedGemm mode : {FusedGemm::kOff, FusedGemm::kOn, FusedGemm::kBySize}) {
+    set_fused_gemm_mode(mode);
     CudaBackend b;
     for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0}) {
       const int64_t rows = 300, cols = 512, n_tok = 33;
@@ -195,16 +262,58 @@ TEST(CudaGemmDequant, BackendPrefillGemmTakesItWhenOn) {
       float* dx = upload(b, x);
       float* dy = b.alloc(n_tok * rows);
       b.matmul(h, dx, n_tok, dy);
-      EXPECT_LT(rel_error(download(b, dy, ref.size()), ref), 1e-2) << format_name(f) << (on ? " fused" : " cuBLAS");
+      EXPECT_LT(rel_error(download(b, dy, ref.size()), ref), 1e-2) << format_name(f) << " mode " << int(mode);
       b.release(dx);
       b.release(dy);
     }
     const bool ran = b.stats().find("fused-dequantization prefill GEMMs: 0 ") == std::string::npos;
-    EXPECT_EQ(ran, on && gemm_dequant_supported({FormatId::Q4_0, 16, 128, reinterpret_cast<void*>(256),
-                                                 reinterpret_cast<void*>(256), 1.0f, WeightLayout::kMma}))
-        << b.stats();
+    EXPECT_EQ(ran, mode != FusedGemm::kOff && have_wgmma()) << b.stats();
   }
-  set_fused_dequant_gemm(saved);
+  set_fused_gemm_mode(saved);
+}
+
+// The fused hooks of a prefill group their GEMMs (gemm_group): Q and K (Q4_0) in one launch,
+// V (Q8_0, another format) on its own; gate and up (Q4_K) in one; every output as the FP32
+// reference's, and stats() counts the four grouped GEMMs plus V's.
+TEST(CudaGemmDequant, BackendHooksGroupTheirGemms) {
+  IMP_SKIP_WITHOUT_GPU();
+  const FusedGemm saved = fused_gemm_mode();
+  set_fused_gemm_mode(FusedGemm::kBySize);
+  CudaBackend b;
+  const int64_t cols = 512, n_tok = 70, n_ff = 384;
+  struct W {
+    FormatId f;
+    int64_t rows;
+    OwnedQuantMatrix q;
+    MatrixHandle h;
+  };
+  std::vector<W> ws = {{FormatId::Q4_0, 256, {}, 0}, {FormatId::Q4_0, 64, {}, 0}, {FormatId::Q8_0, 64, {}, 0},
+                       {FormatId::Q4_K, n_ff, {}, 0}, {FormatId::Q4_K, n_ff, {}, 0}};
+  for (size_t i = 0; i < ws.size(); ++i) {
+    ws[i].q = quantize(ws[i].f, random_floats(size_t(ws[i].rows * cols), 300 + i, 0.05f), ws[i].rows, cols);
+    ws[i].h = b.add_matrix(ws[i].q.view(), "w");
+  }
+  const auto x = random_floats(size_t(n_tok * cols), 53);
+  float* dx = upload(b, x);
+  std::vector<float*> dy;
+  for (const W& w : ws) dy.push_back(b.alloc(n_tok * w.rows));
+  float* act = b.alloc(n_tok * n_ff);
+  b.matmul_qkv(ws[0].h, ws[1].h, ws[2].h, dx, n_tok, dy[0], dy[1], dy[2]);
+  b.ffn_gate_up_swiglu(ws[3].h, ws[4].h, dx, n_tok, n_ff, dy[3], dy[4], act);
+  std::vector<std::vector<float>> ref(ws.size());
+  for (size_t i = 0; i < ws.size(); ++i) {
+    ref[i].resize(size_t(n_tok * ws[i].rows));
+    matmul_ref(ws[i].q.view(), x.data(), n_tok, ref[i].data());
+    if (i < 3) EXPECT_LT(rel_error(download(b, dy[i], ref[i].size()), ref[i]), 1e-2) << "matrix " << i;
+  }
+  std::vector<float> act_ref(size_t(n_tok * n_ff));
+  for (size_t e = 0; e < act_ref.size(); ++e) {
+    const float g = ref[3][e];
+    act_ref[e] = g / (1.0f + std::exp(-g)) * ref[4][e];
+  }
+  EXPECT_LT(rel_error(download(b, act, act_ref.size()), act_ref), 1e-2);
+  if (have_wgmma()) EXPECT_NE(b.stats().find("fused-dequantization prefill GEMMs: 5 "), std::string::npos) << b.stats();
+  set_fused_gemm_mode(saved);
 }
 
 }  // namespace

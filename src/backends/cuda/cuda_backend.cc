@@ -297,7 +297,9 @@ std::string CudaBackend::stats() const {
   return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; L2 weight prefetch {} MiB per decode "
                      "attention; fused-dequantization prefill GEMMs: {} ({}); {}",
                      graphs_captured_, graph_replays_, graph_drops_, l2_prefetch_budget() >> 20, fused_gemms_,
-                     fused_dequant_gemm() ? "on" : "off, IMP_CUDA_FUSED_GEMM=1 turns it on", fp8_gemm_->stats());
+                     fused_gemm_mode() == FusedGemm::kOn    ? "forced on"
+                     : fused_gemm_mode() == FusedGemm::kOff ? "off"
+                                                            : fmt::format("up to {} tokens", kFusedGemmMaxTokens), fp8_gemm_->stats());
 }
 
 // The last decode step's graph, when one can be replayed now (else null). It rewrites the
@@ -515,17 +517,7 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
   if (chunk >= 128) chunk = chunk / 128 * 128;
   chunk = std::min(rows, chunk);
   const bool bf16 = options_.gemm == CudaGemmPrecision::kBF16;
-  const void* b_ptr = x;
-  if (bf16) {
-    // Inside matmul_qkv / ffn_gate_up_swiglu the GEMMs share x: convert it once.
-    if (!(x_shared_.active && x_shared_.src == x && x_shared_.n == n_tok * cols)) {
-      ensure_device(x_bf16_, x_bf16_bytes_, n_tok * cols * 2, "the GEMM activations (bf16)");
-      f32_to_bf16(x, n_tok * cols, static_cast<uint16_t*>(x_bf16_), stream_);
-      x_shared_.src = x;
-      x_shared_.n = n_tok * cols;
-    }
-    b_ptr = x_bf16_;
-  }
+  const void* b_ptr = bf16 ? gemm_x_bf16(x, n_tok, cols) : x;
   const cudaDataType_t ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   // accumulate: y += W·x in the GEMM's epilogue (β = 1), the residual add of matmul_add.
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -537,15 +529,9 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
     return;
   }
   if (bf16 && w.m.layout == WeightLayout::kMma) {
-    if (fused_dequant_gemm() && gemm_dequant_supported(w.m)) {
-      // The wgmma GEMM decodes the weights itself; x goes in the kMma column order (once
-      // per fused hook: its GEMMs share x_bf16_).
-      if (!(x_shared_.active && x_shared_.mma_columns)) {
-        ensure_device(x_mma_, x_mma_bytes_, n_tok * cols * 2, "the GEMM activations (f16, kMma order)");
-        f16_mma_columns(static_cast<const uint16_t*>(b_ptr), n_tok, cols, static_cast<uint16_t*>(x_mma_), stream_);
-        x_shared_.mma_columns = x_shared_.active;
-      }
-      gemm_dequant(w.m, static_cast<const uint16_t*>(x_mma_), n_tok, y, rows, accumulate, stream_);
+    if (fused_gemm_takes(n_tok) && gemm_dequant_supported(w.m)) {
+      // The wgmma GEMM decodes the weights itself (no BF16 copy of W).
+      gemm_dequant(w.m, gemm_x_mma(n_tok, cols), n_tok, y, rows, accumulate, stream_);
       ++fused_gemms_;
       return;
     }
@@ -569,6 +555,54 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
   }
   // Buffer 0 was just read on stream_: a later pipelined dequantization into it must wait.
   if (bf16) IMP_CUDA_CHECK(cudaEventRecord(chunk_free_[0], stream_));
+}
+
+// Inside matmul_qkv / ffn_gate_up_swiglu the GEMMs share x: converted once.
+const void* CudaBackend::gemm_x_bf16(const float* x, int64_t n_tok, int64_t cols) {
+  if (!(x_shared_.active && x_shared_.src == x && x_shared_.n == n_tok * cols)) {
+    ensure_device(x_bf16_, x_bf16_bytes_, n_tok * cols * 2, "the GEMM activations (bf16)");
+    f32_to_bf16(x, n_tok * cols, static_cast<uint16_t*>(x_bf16_), stream_);
+    x_shared_.src = x;
+    x_shared_.n = n_tok * cols;
+    x_shared_.mma_columns = false;
+  }
+  return x_bf16_;
+}
+
+const uint16_t* CudaBackend::gemm_x_mma(int64_t n_tok, int64_t cols) {
+  if (!(x_shared_.active && x_shared_.mma_columns)) {
+    ensure_device(x_mma_, x_mma_bytes_, n_tok * cols * 2, "the GEMM activations (f16, kMma order)");
+    f16_mma_columns(static_cast<const uint16_t*>(x_bf16_), n_tok, cols, static_cast<uint16_t*>(x_mma_), stream_);
+    x_shared_.mma_columns = x_shared_.active;
+  }
+  return static_cast<const uint16_t*>(x_mma_);
+}
+
+void CudaBackend::gemm_group(std::initializer_list<std::pair<MatrixHandle, float*>> gemms, const float* x,
+                             int64_t n_tok) {
+  // The parts gemm_dequant can take with the first such part's format and width go as one
+  // launch (a Q4_K_M layer's Q6_K V projection, say, goes alone through cuBLAS).
+  GemmDequantOut parts[kGemmDequantMaxParts] = {};
+  int n = 0;
+  const bool fused = n_tok > 1 && n_tok <= 0x7FFFFFFF && options_.gemm == CudaGemmPrecision::kBF16 &&
+                     fused_gemm_takes(n_tok) && !skip() && mode_ != Mode::kCapture;
+  std::vector<std::pair<MatrixHandle, float*>> rest;
+  for (const auto& [h, y] : gemms) {
+    const DeviceMatrix& m = matrix(h).m;
+    if (fused && n < kGemmDequantMaxParts && m.layout == WeightLayout::kMma && m.rows <= 0x7FFFFFFF &&
+        (n == 0 || (m.format == parts[0].w->format && m.cols == parts[0].w->cols)) && gemm_dequant_supported(m)) {
+      parts[n++] = {&m, y, m.rows, false};
+    } else {
+      rest.emplace_back(h, y);
+    }
+  }
+  if (n > 0) {
+    const int64_t cols = parts[0].w->cols;
+    gemm_x_bf16(x, n_tok, cols);
+    gemm_dequant_group(parts, n, gemm_x_mma(n_tok, cols), n_tok, stream_);
+    fused_gemms_ += n;
+  }
+  for (const auto& [h, y] : rest) matmul(h, x, n_tok, y);
 }
 
 DeviceMatrix CudaBackend::row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc) {
@@ -633,6 +667,7 @@ void CudaBackend::matmul_qkv(MatrixHandle wq, MatrixHandle wk, MatrixHandle wv, 
     if (logged(gemv_mma_fused(w, 3, x, y, stream_, tail_fusion()), {w[0], w[1], w[2]})) return;
   }
   const SharedX scope(x_shared_);
+  if (n_tok > 1) return gemm_group({{wq, q}, {wk, k}, {wv, v}}, x, n_tok);
   Backend::matmul_qkv(wq, wk, wv, x, n_tok, q, k, v);
 }
 
@@ -646,6 +681,10 @@ void CudaBackend::ffn_gate_up_swiglu(MatrixHandle w_gate, MatrixHandle w_up, con
     if (logged(gemv_mma_swiglu(gate, up, x, out, stream_, tail_fusion()), {gate, up})) return;
   }
   const SharedX scope(x_shared_);
+  if (n_tok > 1) {
+    gemm_group({{w_gate, gate_scratch}, {w_up, up_scratch}}, x, n_tok);
+    return swiglu(gate_scratch, up_scratch, n_tok * n_ff, out);
+  }
   Backend::ffn_gate_up_swiglu(w_gate, w_up, x, n_tok, n_ff, gate_scratch, up_scratch, out);
 }
 
@@ -688,7 +727,7 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
   }
   if (norm_to_bf16(x, gain, n_tok, n, eps, h, {wq, wk, wv})) {
     const SharedX scope(x_shared_, h, n_tok * n);  // h's BF16 form is in place (h itself is left unwritten)
-    return Backend::matmul_qkv(wq, wk, wv, h, n_tok, q, k, v);
+    return gemm_group({{wq, q}, {wk, k}, {wv, v}}, h, n_tok);
   }
   if (fp8_takes_produced_x({wq, wk, wv}, n_tok, n)) {  // the norm writes the W8A8 activations (h unwritten)
     const Fp8Gemm::XSlot xs = fp8_gemm_->x_slot(h, n_tok, n, stream_);
@@ -729,7 +768,8 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
   }
   if (norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up})) {
     const SharedX scope(x_shared_, h, n_tok * n);
-    return Backend::ffn_gate_up_swiglu(w_gate, w_up, h, n_tok, n_ff, gate_scratch, up_scratch, out);
+    gemm_group({{w_gate, gate_scratch}, {w_up, up_scratch}}, h, n_tok);
+    return swiglu(gate_scratch, up_scratch, n_tok * n_ff, out);
   }
   Backend::rmsnorm_ffn_gate_up_swiglu(x, gain, n_tok, n, eps, h, w_gate, w_up, n_ff, gate_scratch, up_scratch, out);
 }
@@ -871,8 +911,7 @@ void CudaBackend::rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_
       const bool normed = norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up});
       if (!normed) rmsnorm(x, gain, n_tok, n, eps, h);  // FP8 gate/up: W8A8 quantizes the F32 h
       const SharedX scope(x_shared_, normed ? h : nullptr, normed ? n_tok * n : 0);
-      gemm(matrix(w_gate), h, n_tok, gate_scratch);
-      gemm(matrix(w_up), h, n_tok, up_scratch);
+      gemm_group({{w_gate, gate_scratch}, {w_up, up_scratch}}, h, n_tok);
     }
     swiglu_bf16(gate_scratch, up_scratch, n_tok * n_ff, static_cast<uint16_t*>(x_bf16_), stream_);
     const SharedX scope(x_shared_, act, n_tok * n_ff);

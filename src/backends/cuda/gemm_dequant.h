@@ -12,7 +12,7 @@
 // x: n_tok × cols f16 in the kMma column order (f16_mma_columns below: a shuffle and
 // conversion per 16 columns of the BF16 activations the other GEMM paths take). y: n_tok rows of
 // ldy floats; row t gets y[t·ldy + r] for r < w.rows (= or += with accumulate). Tiles of
-// 128 weight rows × 128 or 256 tokens (fused_gemm_tile_tokens); a ragged edge re-reads the
+// 128 weight rows × 128 or 256 tokens (gemm_dequant_tile_tokens); a ragged edge re-reads the
 // last row / token and drops it.
 #pragma once
 
@@ -37,22 +37,49 @@ bool gemm_dequant_supported(const DeviceMatrix& w, std::string* why = nullptr);
 // GEMVs' f16 x does the same). cols % 16 == 0; 16-byte aligned buffers.
 void f16_mma_columns(const uint16_t* x_bf16, int64_t n_tok, int64_t cols, uint16_t* out, cudaStream_t stream);
 
-// y (n_tok × ldy) = or += W·xᵀ, in tiles of 128 rows × fused_gemm_tile_tokens() tokens.
+// One output of a grouped launch: y (n_tok rows of ldy floats) = or += w·xᵀ.
+struct GemmDequantOut {
+  const DeviceMatrix* w;
+  float* y;
+  int64_t ldy;
+  bool accumulate;
+};
+inline constexpr int kGemmDequantMaxParts = 4;
+
+// y (n_tok × ldy) = or += W·xᵀ, in tiles of 128 rows × gemm_dequant_tile_tokens() tokens.
 // Fails (imp::Error) on what gemm_dequant_supported refuses.
 void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
                   cudaStream_t stream);
+// Up to kGemmDequantMaxParts matrices that share x — the same format and column count, e.g.
+// Q·K·V or gate·up — in one launch: the CTAs of every part form one grid, so the 1024-row K
+// and V projections of an 8B model (8 row tiles each) fill the SMs with Q's instead of
+// taking a wave each. Fails (imp::Error) on a part gemm_dequant would refuse or a mismatch.
+void gemm_dequant_group(const GemmDequantOut* parts, int n_parts, const uint16_t* x_mma, int64_t n_tok,
+                        cudaStream_t stream);
 
-// Whether CudaBackend's prefill GEMMs of kMma weights take gemm_dequant rather than
-// dequantize_bf16 + cuBLAS: kFusedDequantGemmDefault, IMP_CUDA_FUSED_GEMM=0 / 1 overrides
-// it (read once), set_fused_dequant_gemm for tests and benchmarks. Process-wide.
-// Off: the FP32-decode version ran at 0.25–0.33 of the bf16 rate, below dequantize + cuBLAS
-// at every 8B shape (H100, session 13); the packed-f16 decode is not yet measured.
-inline constexpr bool kFusedDequantGemmDefault = false;
-bool fused_dequant_gemm();
-void set_fused_dequant_gemm(bool on);
-// Tokens per CTA of gemm_dequant: 128 (default) or 256 (IMP_CUDA_FUSED_GEMM_TOKENS=256: each
-// weight decoded once per 256 tokens, half the CTAs). Process-wide, for measurements.
+// Which prefill GEMMs of kMma weights CudaBackend runs through gemm_dequant rather than
+// dequantize_bf16 + cuBLAS. kBySize (default): those of at most kFusedGemmMaxTokens tokens —
+// H100, session 14: at 512 tokens the fused GEMM ran 0.73–0.93× the BF16 cuBLAS GEMM of the
+// 8B shapes (Q4_0, the better tile) against 0.59–0.70× for dequantize + cuBLAS; at 2048
+// tokens dequantize + cuBLAS (0.84–0.90×) beat it (0.81–0.86×), the BF16 copy's cost spread
+// over 4× the tokens. IMP_CUDA_FUSED_GEMM=0 / 1 forces off / on (read once);
+// set_fused_gemm_mode for tests and benchmarks. Process-wide.
+enum class FusedGemm { kOff, kOn, kBySize };
+inline constexpr int64_t kFusedGemmMaxTokens = 1024;
+FusedGemm fused_gemm_mode();
+void set_fused_gemm_mode(FusedGemm mode);
+bool fused_gemm_takes(int64_t n_tok);
+
+// Tokens per CTA of gemm_dequant: 0 (default) = chosen per launch by
+// gemm_dequant_tile_tokens; 128 or 256 forced (IMP_CUDA_FUSED_GEMM_TOKENS, or
+// set_fused_gemm_tile_tokens for measurements). Process-wide.
 int fused_gemm_tile_tokens();
 void set_fused_gemm_tile_tokens(int n);
+// The tile a launch of row_tiles × 128 rows over n_tok tokens uses when not forced: the one
+// with fewer SM-time units, counting whole waves of CTAs (one CTA per SM) and a 256-token
+// CTA's better rate (H100, session 14, 2048 tokens where waves are nearly full: 0.86 vs 0.74
+// of the BF16 GEMM's rate for Q4_0) — so 4096-row GEMMs of 512 tokens (128 CTAs of 128
+// tokens: one wave) keep 128, 6144 and 14336 rows take 256.
+int gemm_dequant_tile_tokens(int64_t row_tiles, int64_t n_tok, int sm_count);
 
 }  // namespace imp::cuda

@@ -58,6 +58,27 @@ struct GemmDqArgs {
   int accumulate;
 };
 
+// A grouped launch (gemm_dequant_group): blockIdx.x counts the row tiles of every part in
+// turn; part i's start at tile_begin[i]. The parts share x, cols and n_tok.
+struct GemmDqGroup {
+  GemmDqArgs part[kGemmDequantMaxParts];
+  int tile_begin[kGemmDequantMaxParts];
+  int n_parts;
+};
+
+// This CTA's part and its first row within it. Constant indices only (an unrolled select),
+// so the arguments stay in the constant bank instead of a local copy of the array.
+__device__ __forceinline__ GemmDqArgs select_part(const GemmDqGroup& G, int bx, int64_t& m0) {
+  GemmDqArgs g = G.part[0];
+  int begin = 0;
+#pragma unroll
+  for (int i = 1; i < kGemmDequantMaxParts; ++i) {
+    if (i < G.n_parts && bx >= G.tile_begin[i]) g = G.part[i], begin = G.tile_begin[i];
+  }
+  m0 = int64_t(bx - begin) * kTileRows;
+  return g;
+}
+
 // kBN = tokens per CTA (the wgmma N): 128, or 256 (each weight decoded once per 256 tokens;
 // 3 stages then fill the shared memory).
 template <FormatId F, int kBN = 128>
@@ -265,7 +286,7 @@ __device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F, kB
 }
 
 template <FormatId F, int kBN>
-__global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqArgs g) {
+__global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqGroup G) {
   using L = DqLayout<F, kBN>;
   constexpr int S = L::kStages;
   extern __shared__ uint8_t smem_raw[];
@@ -273,7 +294,9 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqA
   uint8_t* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   const int tid = int(threadIdx.x), wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
   const int gq = lane / 4, c = lane % 4;
-  const int64_t m0 = int64_t(blockIdx.x) * kTileRows, n0 = int64_t(blockIdx.y) * kBN;
+  int64_t m0 = 0;
+  const GemmDqArgs g = select_part(G, int(blockIdx.x), m0);
+  const int64_t n0 = int64_t(blockIdx.y) * kBN;
   const int n_units = int(g.cols / L::kUnitCols);
   const int ra = wg * 64 + warp * 16 + gq;  // tile row of this thread's A fragments (and ra + 8)
 
@@ -328,7 +351,7 @@ __global__ void f16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* ou
 }
 
 template <FormatId F, int kBN>
-void launch_tiles(const GemmDqArgs& g, cudaStream_t stream) {
+void launch_tiles(const GemmDqGroup& G, int row_tiles, int64_t n_tok, cudaStream_t stream) {
   using L = DqLayout<F, kBN>;
   static const bool attr = [] {
     IMP_CUDA_CHECK(cudaFuncSetAttribute(gemm_dequant_kernel<F, kBN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -336,24 +359,54 @@ void launch_tiles(const GemmDqArgs& g, cudaStream_t stream) {
     return true;
   }();
   (void)attr;
-  const dim3 grid(unsigned((g.rows + kTileRows - 1) / kTileRows), unsigned((g.n_tok + kBN - 1) / kBN));
-  gemm_dequant_kernel<F, kBN><<<grid, kThreads, L::kSmemBytes, stream>>>(g);
+  const dim3 grid(unsigned(row_tiles), unsigned((n_tok + kBN - 1) / kBN));
+  gemm_dequant_kernel<F, kBN><<<grid, kThreads, L::kSmemBytes, stream>>>(G);
   IMP_CUDA_CHECK_LAUNCH();
+}
+
+int row_tiles(int64_t rows) { return int((rows + kTileRows - 1) / kTileRows); }
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      return 132;
+    }
+    return v;
+  }();
+  return n;
 }
 
 // Token slices of fewer than 2^31 x elements (LoadPlan keeps 32-bit offsets), each one launch.
 template <FormatId F>
-void launch(const DeviceMatrix& w, const uint16_t* x, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
-            int tile_tokens, cudaStream_t stream) {
-  const KernelArgs k = make_args(w, nullptr, nullptr);
-  const int64_t slice = std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / w.cols - 256);
+void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t n_tok, cudaStream_t stream) {
+  const int64_t cols = parts[0].w->cols;
+  GemmDqGroup G{};
+  G.n_parts = n_parts;
+  int tiles = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const DeviceMatrix& w = *parts[i].w;
+    const KernelArgs k = make_args(w, nullptr, nullptr);
+    G.part[i] = GemmDqArgs{k.data, k.scales, x, parts[i].y, w.rows, cols, n_tok, parts[i].ldy,
+                           k.data_row_bytes, k.scale_row_bytes, w.tensor_scale, parts[i].accumulate ? 1 : 0};
+    G.tile_begin[i] = tiles;
+    tiles += row_tiles(w.rows);
+  }
+  const int forced = fused_gemm_tile_tokens();
+  const int bn = forced ? forced : gemm_dequant_tile_tokens(tiles, n_tok, sm_count());
+  const int64_t slice = std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / cols - 256);
   for (int64_t t0 = 0; t0 < n_tok; t0 += slice) {
-    const GemmDqArgs g{k.data, k.scales, x + t0 * w.cols, y + t0 * ldy, w.rows, w.cols, std::min(slice, n_tok - t0),
-                       ldy, k.data_row_bytes, k.scale_row_bytes, w.tensor_scale, accumulate ? 1 : 0};
-    if (tile_tokens == 256) {
-      launch_tiles<F, 256>(g, stream);
+    const int64_t nt = std::min(slice, n_tok - t0);
+    GemmDqGroup S = G;
+    for (int i = 0; i < n_parts; ++i) {
+      S.part[i].x = x + t0 * cols;
+      S.part[i].y = parts[i].y + t0 * parts[i].ldy;
+      S.part[i].n_tok = nt;
+    }
+    if (bn == 256) {
+      launch_tiles<F, 256>(S, tiles, nt, stream);
     } else {
-      launch_tiles<F, 128>(g, stream);
+      launch_tiles<F, 128>(S, tiles, nt, stream);
     }
   }
 }
@@ -396,47 +449,75 @@ void f16_mma_columns(const uint16_t* x, int64_t n_tok, int64_t cols, uint16_t* o
 }
 
 namespace {
-bool& fused_ref() {
-  static bool on = [] {
+FusedGemm& mode_ref() {
+  static FusedGemm m = [] {
     const char* e = std::getenv("IMP_CUDA_FUSED_GEMM");
-    return e && *e ? std::strcmp(e, "0") != 0 : kFusedDequantGemmDefault;
+    if (!e || !*e) return FusedGemm::kBySize;
+    return std::strcmp(e, "0") == 0 ? FusedGemm::kOff : FusedGemm::kOn;
   }();
-  return on;
+  return m;
 }
-}  // namespace
-
-bool fused_dequant_gemm() { return fused_ref(); }
-void set_fused_dequant_gemm(bool on) { fused_ref() = on; }
-
-namespace {
 int& tile_tokens_ref() {
   static int n = [] {
     const char* e = std::getenv("IMP_CUDA_FUSED_GEMM_TOKENS");
-    return e && std::strcmp(e, "256") == 0 ? 256 : 128;
+    return e && std::strcmp(e, "256") == 0 ? 256 : e && std::strcmp(e, "128") == 0 ? 128 : 0;
   }();
   return n;
 }
 }  // namespace
 
+FusedGemm fused_gemm_mode() { return mode_ref(); }
+void set_fused_gemm_mode(FusedGemm mode) { mode_ref() = mode; }
+bool fused_gemm_takes(int64_t n_tok) {
+  return mode_ref() == FusedGemm::kOn || (mode_ref() == FusedGemm::kBySize && n_tok <= kFusedGemmMaxTokens);
+}
+
 int fused_gemm_tile_tokens() { return tile_tokens_ref(); }
-void set_fused_gemm_tile_tokens(int n) { tile_tokens_ref() = n == 256 ? 256 : 128; }
+void set_fused_gemm_tile_tokens(int n) { tile_tokens_ref() = n == 256 || n == 128 ? n : 0; }
+
+int gemm_dequant_tile_tokens(int64_t row_tiles, int64_t n_tok, int sm_count) {
+  // SM time ∝ waves × tokens per CTA ÷ relative rate (0.74 at 128, 0.86 at 256: see the header).
+  const int64_t sms = std::max(1, sm_count);
+  auto cost = [&](int bn, double rate) {
+    const int64_t ctas = row_tiles * ((n_tok + bn - 1) / bn);
+    return double((ctas + sms - 1) / sms) * bn / rate;
+  };
+  return cost(256, 0.86) < cost(128, 0.74) ? 256 : 128;
+}
 
 void gemm_dequant(const DeviceMatrix& w, const uint16_t* x_mma, int64_t n_tok, float* y, int64_t ldy, bool accumulate,
                   cudaStream_t stream) {
-  std::string why;
-  if (!gemm_dequant_supported(w, &why)) fail("gemm_dequant({} {}×{}): {}", format_name(w.format), w.rows, w.cols, why);
-  if (n_tok <= 0) return;
-  if ((n_tok + 127) / 128 > 65535 || ldy < w.rows) {
-    fail("gemm_dequant: {} tokens with ldy {} for {} rows out of range", n_tok, ldy, w.rows);
+  const GemmDequantOut part{&w, y, ldy, accumulate};
+  gemm_dequant_group(&part, 1, x_mma, n_tok, stream);
+}
+
+void gemm_dequant_group(const GemmDequantOut* parts, int n_parts, const uint16_t* x_mma, int64_t n_tok,
+                        cudaStream_t stream) {
+  if (n_parts < 1 || n_parts > kGemmDequantMaxParts) fail("gemm_dequant: {} parts (1 … {})", n_parts, kGemmDequantMaxParts);
+  const DeviceMatrix& w0 = *parts[0].w;
+  int64_t tiles = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const DeviceMatrix& w = *parts[i].w;
+    std::string why;
+    if (!gemm_dequant_supported(w, &why)) fail("gemm_dequant({} {}×{}): {}", format_name(w.format), w.rows, w.cols, why);
+    if (w.format != w0.format || w.cols != w0.cols) {
+      fail("gemm_dequant: a group of {} {}×{} and {} {}×{} (one format and column count only)", format_name(w0.format),
+           w0.rows, w0.cols, format_name(w.format), w.rows, w.cols);
+    }
+    if (parts[i].ldy < w.rows) fail("gemm_dequant: ldy {} for {} rows", parts[i].ldy, w.rows);
+    tiles += detail::row_tiles(w.rows);
   }
-  const int bn = fused_gemm_tile_tokens();
-  switch (w.format) {
-    case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
-    case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
-    case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
-    case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
-    case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(w, x_mma, n_tok, y, ldy, accumulate, bn, stream);
-    default: fail("gemm_dequant: {} has no kMma layout", format_name(w.format));
+  if (n_tok <= 0) return;
+  if ((n_tok + 127) / 128 > 65535 || tiles > 0x7FFFFFFF) {
+    fail("gemm_dequant: {} tokens × {} row tiles out of range", n_tok, tiles);
+  }
+  switch (w0.format) {
+    case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(parts, n_parts, x_mma, n_tok, stream);
+    case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(parts, n_parts, x_mma, n_tok, stream);
+    case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(parts, n_parts, x_mma, n_tok, stream);
+    case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(parts, n_parts, x_mma, n_tok, stream);
+    case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(parts, n_parts, x_mma, n_tok, stream);
+    default: fail("gemm_dequant: {} has no kMma layout", format_name(w0.format));
   }
 }
 
