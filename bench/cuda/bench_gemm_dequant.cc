@@ -19,7 +19,7 @@
 // on the values). Every row prints TFLOP/s, its fraction of the bf16 matrix rate, and the
 // ratio to the bf16 row of the same shape.
 //
-// Usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k]
+// Usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k,nvfp4,mxfp4]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -28,6 +28,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/cuda/check.h"
@@ -60,8 +61,17 @@ const Shape kShapes[] = {{"q/o 4096x4096", {4096}, 4096},
                          {"gate+up 2x14336", {14336, 14336}, 4096},
                          {"down 4096x14336", {4096}, 14336}};
 
-// Random native GGUF blocks whose scales are fixed finite values: d = dmin = 2^-8 (f16 0x1C00).
+// Random native GGUF blocks whose scales are fixed finite values: d = dmin = 2^-8 (f16 0x1C00);
+// NVFP4 / MXFP4 (scale planes of their own) through the reference quantizer from Gaussian
+// values, on all host threads.
 imp::OwnedQuantMatrix random_matrix(FormatId f, int64_t rows, int64_t cols, uint64_t seed) {
+  if (f == FormatId::NVFP4_CKPT || f == FormatId::MXFP4_CKPT) {
+    std::vector<float> v(size_t(rows * cols));
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    for (float& e : v) e = nd(rng);
+    return imp::quantize(f, v, rows, cols, 0, int(std::max(1u, std::thread::hardware_concurrency())));
+  }
   imp::OwnedQuantMatrix m;
   m.format = f;
   m.rows = rows;
@@ -88,7 +98,9 @@ FormatId parse_format(const std::string& s) {
   if (s == "q4_0") return FormatId::Q4_0;
   if (s == "q8_0") return FormatId::Q8_0;
   if (s == "q4_k") return FormatId::Q4_K;
-  std::fprintf(stderr, "imp_bench_cuda_gemm: unknown format '%s' (q4_0, q8_0, q4_k)\n", s.c_str());
+  if (s == "nvfp4") return FormatId::NVFP4_CKPT;
+  if (s == "mxfp4") return FormatId::MXFP4_CKPT;
+  std::fprintf(stderr, "imp_bench_cuda_gemm: unknown format '%s' (q4_0, q8_0, q4_k, nvfp4, mxfp4)\n", s.c_str());
   std::exit(2);
 }
 
@@ -155,7 +167,7 @@ int main(int argc, char** argv) {
       formats.clear();
       for (const std::string& f : split(argv[++i])) formats.push_back(parse_format(f));
     } else {
-      std::fprintf(stderr, "usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k]\n");
+      std::fprintf(stderr, "usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k,nvfp4,mxfp4]\n");
       return 2;
     }
   }

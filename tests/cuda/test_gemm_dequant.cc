@@ -30,7 +30,8 @@ namespace imp::cuda::test {
 namespace {
 
 // |got − want| ≤ kTolerance · Σ_k |w_k·x_k| per output: both sides multiply the same f16
-// weights (the exact values rounded once) and activations (BF16, exact in f16); only the FP32 accumulation order differs (≤ K·2^-24 relative to
+// weights (the exact values rounded once; NVFP4's E2M1 · E4M3 unrounded, its per-tensor
+// scale applied to the sums) and activations (BF16, exact in f16); only the FP32 accumulation order differs (≤ K·2^-24 relative to
 // the absolute sum, K ≤ 4096 here → 2.4e-4 in the worst case; a decode or k-slot mistake
 // is of the order of the terms themselves).
 constexpr double kTolerance = 3e-4;
@@ -88,7 +89,7 @@ struct Part {
 // and checks every output against the FP64 product of the reference weights rounded to f16
 // and the BF16 activations; an accumulating part's y starts at random values, and the
 // padding of a wider ldy stays untouched.
-void check_gemm(FormatId f, const std::vector<Part>& parts, int64_t cols, int64_t n_tok) {
+void check_gemm(FormatId f, const std::vector<Part>& parts, int64_t cols, int64_t n_tok, float amplitude = 0.05f) {
   std::string what = std::string(format_name(f)) + " ×" + std::to_string(cols) + ", " + std::to_string(n_tok) + " tokens:";
   for (const Part& p : parts) what += " " + std::to_string(p.rows) + (p.accumulate ? "+=" : "") + "/" + std::to_string(p.ldy);
   SCOPED_TRACE(what);
@@ -103,7 +104,7 @@ void check_gemm(FormatId f, const std::vector<Part>& parts, int64_t cols, int64_
   std::vector<GemmDequantOut> outs;
   for (size_t i = 0; i < parts.size(); ++i) {
     const Part& p = parts[i];
-    const auto wf = random_floats(size_t(p.rows * cols), uint64_t(p.rows * 131 + cols + int(f) + 1000 * i), 0.05f);
+    const auto wf = random_floats(size_t(p.rows * cols), uint64_t(p.rows * 131 + cols + int(f) + 1000 * i), amplitude);
     const OwnedQuantMatrix q = quantize(f, wf, p.rows, cols);
     ws.push_back(dequantize(q.view()));
     y0s.push_back(random_floats(size_t(n_tok * p.ldy), 99 + i));
@@ -132,7 +133,8 @@ void check_gemm(FormatId f, const std::vector<Part>& parts, int64_t cols, int64_
       for (int64_t r = 0; r < p.rows; ++r) {
         double sum = 0.0, mag = 0.0;
         for (int64_t k = 0; k < cols; ++k) {
-          const double term = double(f16_to_f32(f32_to_f16(w[size_t(r * cols + k)]))) *
+          const float wk = w[size_t(r * cols + k)];
+          const double term = double(f == FormatId::NVFP4_CKPT ? wk : f16_to_f32(f32_to_f16(wk))) *
                               double(::imp::bf16_to_f32(xb[size_t(t * cols + k)]));
           sum += term;
           mag += std::fabs(term);
@@ -193,6 +195,8 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
       check_gemm(f, 37, unit, 5, true);          // one unit, one ragged tile each way, y +=
     }
     check_gemm(FormatId::Q4_0, 256, 4096, 257, false);  // long K: the ring wraps many times
+    // MXFP4 block scales beyond 2^9 (weights ~3000): the FP32 scaling, not the exact f16 one.
+    check_gemm(FormatId::MXFP4_CKPT, {{70, 70, false}}, 256, 20, 3000.0f);
   }
   set_fused_gemm_tile_tokens(saved);
 }

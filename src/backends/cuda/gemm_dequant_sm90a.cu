@@ -159,7 +159,8 @@ __device__ __forceinline__ uint32_t scaled_f16x2(uint32_t h2, float s) {
 
 // Per-row state of one unit for the packed decode: Q4_K's four sub-block scales d·sc and
 // negated mins −dmin·m as f16 pairs (each product exact in FP32 — 11 × 6 bits — and rounded
-// to f16 once), from the superblock header in shared memory. Empty for the other formats.
+// to f16 once), from the superblock header in shared memory; NVFP4's eight block scales
+// (E4M3, exact in f16) × 64 as four f16 pairs, one per payload word. Empty for the others.
 template <FormatId F>
 struct RowScales {
   __device__ RowScales(const uint8_t*, int) {}
@@ -174,20 +175,33 @@ struct RowScales<FormatId::Q4_K> {
     for (int t = 0; t < 4; ++t) ds[t] = __float2half2_rn(d * sc[t]), nmn[t] = __float2half2_rn(-(dmin * m[t]));
   }
 };
+template <>
+struct RowScales<FormatId::NVFP4_CKPT> {
+  __half2 s64[4];  // (scale of chunk 2w, of chunk 2w + 1) · 64 for word w: exact (E4M3 · 2^6 ≤ 28672)
+  __device__ RowScales(const uint8_t* us, int) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(us);
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t two = (w < 2 ? raw.x : raw.y) >> (16 * (w & 1));
+      s64[w] = __hmul2(bits_h2(e4m3x2_to_h2(two)), __float2half2_rn(64.0f));
+    }
+  }
+};
 
 // One payload word of one row → f16 pairs p[h][0] = chunk columns (4c, 4c+1), p[h][1] =
 // (4c+2, 4c+3) of the word's chunk h. Q4_0 and Q8_0 decode the codes to exact f16 integers
 // (gemv_mma_ops.cuh) and multiply by the f16 d in packed f16 (one rounding of the exact
 // product); Q4_K takes q·(d·sc) − dmin·m in one HFMA2 from RowScales (three roundings, each
-// of f16 precision); NVFP4 / MXFP4 scale exact f16 E2M1 in FP32: ~1.5–2.5 instructions per
-// weight, where the exact FP32 values (unit_word_values) rounded to f16 took ~5.5 — with
+// of f16 precision); NVFP4 multiplies exact f16 E2M1 by its exact f16 block scale (the
+// per-tensor scale waits for the epilogue); MXFP4 by its power-of-two scale where that is
+// exact in f16: ~1.5–2.5 instructions per weight, where the exact FP32 values (unit_word_values) rounded to f16 took ~5.5 — with
 // every weight decoded once per 128 tokens, that kept the kernel at 0.25–0.33 of the tensor
 // rate (H100, session 13 calls 1–2; scripts/sass-gemm-loop.sh counts a K step per kernel).
-// |w| > 65504 has no f16 (the FP4 paths saturate, Q4_0 / Q8_0 / Q4_K overflow); real
-// checkpoints stay far below.
+// |w| > 65504 has no f16 (MXFP4 saturates, Q4_0 / Q8_0 / Q4_K overflow); real checkpoints
+// stay far below.
 template <FormatId F>
 __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScales<F>& rs, int u, int w, uint32_t word,
-                                                float tensor_scale, uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
+                                                uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
   if constexpr (F == FormatId::Q4_0) {
     decode_nibble_word<8>(word, p);
     const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * w));
@@ -203,21 +217,34 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScal
       p[h][0] = h2_bits(__hfma2(bits_h2(p[h][0]), rs.ds[w], rs.nmn[w]));
       p[h][1] = h2_bits(__hfma2(bits_h2(p[h][1]), rs.ds[w], rs.nmn[w]));
     }
-  } else if constexpr (F == FormatId::NVFP4_CKPT || F == FormatId::MXFP4_CKPT) {
-    // E2M1·2^-6 as exact f16 (gemv_mma_ops.cuh), × 64 × the block scale in FP32 — the same
-    // FP32 product as the reference's e2m1 × s — rounded to f16 once. Chunk 2w's low
-    // nibbles, chunk 2w + 1's high ones; NVFP4 has a scale per chunk, MXFP4 one per word.
+  } else if constexpr (F == FormatId::NVFP4_CKPT) {
+    // E2M1·2^-6 (exact f16, gemv_mma_ops.cuh) × E4M3·2^6 from RowScales: the product E2M1 ·
+    // E4M3 is exact in f16 (≤ 5 significant bits, 2^-10 … 2688), so the weights enter the
+    // tensor cores unrounded and the per-tensor FP32 scale multiplies the sums in the
+    // epilogue. Chunk 2w's low nibbles, chunk 2w + 1's high ones.
     uint32_t ev[2], od[2];
     decode_e2m1_word(word, ev, od);
-    float s0, s1;
-    if constexpr (F == FormatId::NVFP4_CKPT) {
-      const float2 e = h2_to_f2(e4m3x2_to_h2(uint32_t(us[2 * w]) | (uint32_t(us[2 * w + 1]) << 8)));  // exact
-      s0 = __fmul_rn(__fmul_rn(e.x, tensor_scale), 64.0f), s1 = __fmul_rn(__fmul_rn(e.y, tensor_scale), 64.0f);
+    const __half2 s0 = __low2half2(rs.s64[w]), s1 = __high2half2(rs.s64[w]);
+    p[0][0] = h2_bits(__hmul2(bits_h2(ev[0]), s0)), p[0][1] = h2_bits(__hmul2(bits_h2(ev[1]), s0));
+    p[1][0] = h2_bits(__hmul2(bits_h2(od[0]), s1)), p[1][1] = h2_bits(__hmul2(bits_h2(od[1]), s1));
+  } else if constexpr (F == FormatId::MXFP4_CKPT) {
+    // E2M1·2^-6 (exact f16) × 2^(e − 121) = E2M1 · 2^(e − 127), the exact weight: one HMUL2
+    // per pair when that power of two and every product are exact in f16 (e − 127 in
+    // [−23, 9]: real checkpoints' block scales are 2^-10 … 2^0); otherwise × 64 × the E8M0
+    // scale in FP32 — the reference's e2m1 × s — rounded to f16 once (saturating). One scale
+    // per word: chunk 2w's low nibbles, chunk 2w + 1's high ones.
+    uint32_t ev[2], od[2];
+    decode_e2m1_word(word, ev, od);
+    const uint32_t e = us[w];
+    if (e - 104u <= 32u) {
+      const __half2 s = __float2half2_rn(__uint_as_float((e + 6u) << 23));  // 2^(e − 121), exact
+      p[0][0] = h2_bits(__hmul2(bits_h2(ev[0]), s)), p[0][1] = h2_bits(__hmul2(bits_h2(ev[1]), s));
+      p[1][0] = h2_bits(__hmul2(bits_h2(od[0]), s)), p[1][1] = h2_bits(__hmul2(bits_h2(od[1]), s));
     } else {
-      s0 = s1 = __fmul_rn(e8m0_value(us[w]), 64.0f);
+      const float s = __fmul_rn(e8m0_value(uint8_t(e)), 64.0f);
+      p[0][0] = scaled_f16x2(ev[0], s), p[0][1] = scaled_f16x2(ev[1], s);
+      p[1][0] = scaled_f16x2(od[0], s), p[1][1] = scaled_f16x2(od[1], s);
     }
-    p[0][0] = scaled_f16x2(ev[0], s0), p[0][1] = scaled_f16x2(ev[1], s0);
-    p[1][0] = scaled_f16x2(od[0], s1), p[1][1] = scaled_f16x2(od[1], s1);
   } else if constexpr (F == FormatId::Q8_0) {
     Q8_0Mma::decode_word(word, p[0]);
     const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * (w / 2)));
@@ -232,7 +259,7 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScal
 // a[j] = chunk j's four registers. k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots
 // 2c+8, 2c+9 columns 4c+2, 4c+3 (x follows: f16_mma_columns).
 template <FormatId F, int kBN>
-__device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra, int c, float tensor_scale,
+__device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra, int c,
                                             uint32_t (&a)[DqLayout<F>::kChunks][4]) {
   using L = DqLayout<F, kBN>;
   const int rb = ra + 8;
@@ -244,8 +271,8 @@ __device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra,
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     uint32_t pa[L::kChunksPerWord][2], pb[L::kChunksPerWord][2];
-    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), tensor_scale, pa);
-    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), tensor_scale, pb);
+    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), pa);
+    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), pb);
 #pragma unroll
     for (int h = 0; h < L::kChunksPerWord; ++h) {
       uint32_t(&r)[4] = a[L::kChunksPerWord * w + h];
@@ -281,7 +308,7 @@ __device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F, kB
   if (u + S - 1 < n_units) load_unit<F, kBN>(g, lp, smem + ((u + S - 1) % S) * L::kStageBytes, u + S - 1, tid);
   cp_async_commit();  // (empty at the end: one group per unit)
   if (u + 1 < n_units) {
-    decode_unit<F, kBN>(smem + ((u + 1) % S) * L::kStageBytes, u + 1, ra, c, g.tensor_scale, a[1 - kBuf]);
+    decode_unit<F, kBN>(smem + ((u + 1) % S) * L::kStageBytes, u + 1, ra, c, a[1 - kBuf]);
   }
 }
 
@@ -313,7 +340,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
   cp_async_wait<S - 2>();  // unit 0
   wgmma::fence_async_shared();
   __syncthreads();
-  decode_unit<F, kBN>(smem, 0, ra, c, g.tensor_scale, a[0]);
+  decode_unit<F, kBN>(smem, 0, ra, c, a[0]);
 
   for (int u = 0; u < n_units; u += 2) {
     k_step<F, kBN, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
@@ -321,7 +348,9 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
   }
   wgmma::wait<0>();
 
-  // acc[4j + e] = D[row 16·warp + g + 8·(e / 2)][token 8j + 2c + e % 2] of the warpgroup.
+  // acc[4j + e] = D[row 16·warp + g + 8·(e / 2)][token 8j + 2c + e % 2] of the warpgroup;
+  // NVFP4's per-tensor scale applies here (its weights went in as E2M1 · E4M3).
+  const float out_scale = F == FormatId::NVFP4_CKPT ? g.tensor_scale : 1.0f;
   const int64_t r0 = m0 + wg * 64 + warp * 16 + gq;
 #pragma unroll
   for (int j = 0; j < kBN / 8; ++j) {
@@ -330,7 +359,8 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
       const int64_t r = r0 + 8 * (e / 2), t = n0 + 8 * j + 2 * c + (e % 2);
       if (r < g.rows && t < g.n_tok) {
         float* p = g.y + t * g.ldy + r;
-        *p = g.accumulate ? *p + acc[4 * j + e] : acc[4 * j + e];
+        const float v = F == FormatId::NVFP4_CKPT ? acc[4 * j + e] * out_scale : acc[4 * j + e];
+        *p = g.accumulate ? *p + v : v;
       }
     }
   }
