@@ -72,6 +72,7 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   e.workspace_bytes = 4 * width * (n_batch + 1)                      // prefill + decode activations
                       + kGemmChunkElems * 8                          // f32 + two bf16 weight chunks
                       + 2 * n_batch * max_cols                       // bf16 activations
+                      + 2 * n_batch * max_cols                       // their f16 kMma-order copy (gemm_dequant)
                       + 4 * c.n_head * kMaxSplits * (c.head_dim + 2);  // attention partials
   // FP8 W8A8 prefill: cuBLASLt workspace + E4M3 activations + D scratch (gemm_fp8.h).
   // Per-tensor tiers also keep their scale as an F32 vector of rows (Fp8Gemm: one per matrix,
