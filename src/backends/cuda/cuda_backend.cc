@@ -295,12 +295,14 @@ void CudaBackend::read(const float* src, int64_t n, float* host_dst) {
 }
 
 std::string CudaBackend::stats() const {
+  const FusedGemm fused = fused_gemm_mode();
+  const std::string fused_when = fused == FusedGemm::kOn    ? std::string("forced on")
+                                 : fused == FusedGemm::kOff ? std::string("off")
+                                                            : fmt::format("up to {} tokens", kFusedGemmMaxTokens);
   return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; L2 weight prefetch {} MiB per decode "
                      "attention; fused-dequantization prefill GEMMs: {} ({}); {}",
                      graphs_captured_, graph_replays_, graph_drops_, l2_prefetch_budget() >> 20, fused_gemms_,
-                     fused_gemm_mode() == FusedGemm::kOn    ? "forced on"
-                     : fused_gemm_mode() == FusedGemm::kOff ? "off"
-                                                            : fmt::format("up to {} tokens", kFusedGemmMaxTokens), fp8_gemm_->stats());
+                     fused_when, fp8_gemm_->stats());
 }
 
 // The last decode step's graph, when one can be replayed now (else null). It rewrites the

@@ -185,9 +185,9 @@ class CudaBackend final : public Backend {
   bool logged(bool launched, std::initializer_list<DeviceMatrix> ws);
   // y = W·x, or y += W·x (accumulate) for the prefill's residual adds.
   void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
-  // The GEMMs of one fused hook (Q·K·V, gate·up: each {matrix, y}, one x) as one grouped
-  // gemm_dequant launch when all of them take it (fused_gemm_takes, one format and width);
-  // otherwise one gemm each. Inside a SharedX scope.
+  // The GEMMs of one fused hook (Q·K·V, gate·up: each {matrix, y}, one x): those that
+  // gemm_dequant takes (fused_gemm_takes; the first such part's format and width) as one
+  // grouped launch, the others one matmul each. Inside a SharedX scope.
   void gemm_group(std::initializer_list<std::pair<MatrixHandle, float*>> gemms, const float* x, int64_t n_tok);
   // x's BF16 form (x_bf16_; converted unless the scope's producer wrote it) for the GEMMs.
   const void* gemm_x_bf16(const float* x, int64_t n_tok, int64_t cols);

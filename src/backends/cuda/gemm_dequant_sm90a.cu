@@ -194,9 +194,10 @@ struct RowScales<FormatId::NVFP4_CKPT> {
 // product); Q4_K takes q·(d·sc) − dmin·m in one HFMA2 from RowScales (three roundings, each
 // of f16 precision); NVFP4 multiplies exact f16 E2M1 by its exact f16 block scale (the
 // per-tensor scale waits for the epilogue); MXFP4 by its power-of-two scale where that is
-// exact in f16: ~1.5–2.5 instructions per weight, where the exact FP32 values (unit_word_values) rounded to f16 took ~5.5 — with
-// every weight decoded once per 128 tokens, that kept the kernel at 0.25–0.33 of the tensor
-// rate (H100, session 13 calls 1–2; scripts/sass-gemm-loop.sh counts a K step per kernel).
+// exact in f16: ~1.5–2.5 instructions per weight, where the exact FP32 values
+// (unit_word_values) rounded to f16 took ~5.5 — with every weight decoded once per 128
+// tokens, that kept the kernel at 0.25–0.33 of the tensor rate (H100, session 13 calls 1–2;
+// scripts/sass-gemm-loop.sh counts a K step per kernel).
 // |w| > 65504 has no f16 (MXFP4 saturates, Q4_0 / Q8_0 / Q4_K overflow); real checkpoints
 // stay far below.
 template <FormatId F>
