@@ -6,7 +6,8 @@
 # warpgroup), while the unit's wgmmas take 128 rows × BN tokens × U columns / 2048 MAC per
 # clock (an H100 SM's f16 rate) = BN·U/16 cycles: "issue share" = 32 · instructions / (BN·U)
 # is the fraction of each scheduler's cycles the decode and copies need at the tensor rate
-# (near or above 1 the kernel cannot reach it).
+# (near or above 1 the kernel cannot reach it). "lead 2": the variant that decodes with two
+# units of wgmmas queued (IMP_CUDA_FUSED_GEMM_LEAD=2). MXFP4 counts both of its scale paths.
 # cuobjdump comes from NVIDIA's PyPI wheel into .venv-sass/ (scripts/sass-gemv-loop.sh).
 #   bash scripts/sass-gemm-loop.sh
 set -euo pipefail
@@ -28,20 +29,20 @@ names = {"8": "Q4_0", "12": "Q8_0", "16": "Q4_K", "24": "NVFP4_CKPT", "25": "MXF
 units = {"Q8_0": 64}
 kernels, name = {}, None
 for line in sys.stdin:
-    m = re.search(r"Function : \S*gemm_dequant_kernelILNS_8FormatIdE(\d+)ELi(\d+)E", line)
+    m = re.search(r"Function : \S*gemm_dequant_kernelILNS_8FormatIdE(\d+)ELi(\d+)ELi(\d+)E", line)
     if m:
-        name = (names.get(m.group(1), m.group(1)), int(m.group(2))); kernels[name] = []; continue
+        name = (names.get(m.group(1), m.group(1)), int(m.group(2)), int(m.group(3))); kernels[name] = []; continue
     if re.search(r"Function : ", line): name = None; continue
     m = re.search(r"/\*[0-9a-f]{4,}\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)[^;]*;", line)
     if name and m: kernels[name].append((m.group(2), line))
-print("%-20s%11s%12s  top opcodes" % ("kernel", "step instr", "issue share"))
-for (fmt, bn), ins in kernels.items():
+print("%-27s%11s%12s  top opcodes" % ("kernel", "step instr", "issue share"))
+for (fmt, bn, lead), ins in sorted(kernels.items()):
     marks = [i for i, (op, l) in enumerate(ins) if op == "WARPGROUP" and "DEPBAR" in l]
     if len(marks) < 2: print(f"{fmt} {bn}: loop not found"); continue
     step = [op for op, _ in ins[marks[0] + 1:marks[1] + 1]]
     c = collections.Counter(step)
     u = units.get(fmt, 128)
     share = 32 * len(step) / (bn * u)
-    label = "%s BN=%d" % (fmt, bn)
-    print("%-20s%11d%12.2f  " % (label, len(step), share) + " ".join("%s %d" % kv for kv in c.most_common(8)))
+    label = "%s BN=%d%s" % (fmt, bn, " lead 2" if lead == 2 else "")
+    print("%-27s%11d%12.2f  " % (label, len(step), share) + " ".join("%s %d" % kv for kv in c.most_common(8)))
 '

@@ -13,6 +13,7 @@
 //   cublas  kMma weights dequantized to BF16 chunks, then cuBLAS (gemm_mma_pipelined);
 //   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in; the
 //           hooks' matrices in one grouped launch), 128 tokens per CTA; fused256: 256;
+//   lead2   fused, 128 tokens, decoding with two units of wgmmas queued (fused_gemm_lead);
 //   auto    the backend's default: by size (gemm_dequant.h, fused_gemm_takes and
 //           gemm_dequant_tile_tokens).
 // The matrices hold random codes with fixed, finite scales (the GEMM's time does not depend
@@ -199,8 +200,9 @@ int main(int argc, char** argv) {
         const int copies = int(std::clamp<int64_t>(4 * l2 / std::max<int64_t>(bytes, 1) + 1, 2, 64));
         for (const char* way : f == FormatId::BF16
                                    ? std::vector<const char*>{"bf16"}
-                                   : std::vector<const char*>{"cublas", "fused", "fused256", "auto"}) {
-          const bool fused = std::strncmp(way, "fused", 5) == 0;
+                                   : std::vector<const char*>{"cublas", "fused", "fused256", "lead2", "auto"}) {
+          const bool lead2 = std::strcmp(way, "lead2") == 0, fused = lead2 || std::strncmp(way, "fused", 5) == 0;
+          set_fused_gemm_lead(lead2 ? 2 : 1);
           set_fused_gemm_mode(fused ? FusedGemm::kOn : std::strcmp(way, "auto") == 0 ? FusedGemm::kBySize : FusedGemm::kOff);
           set_fused_gemm_tile_tokens(!fused ? 0 : std::strcmp(way, "fused256") == 0 ? 256 : 128);
           CudaBackend b;
@@ -224,5 +226,6 @@ int main(int argc, char** argv) {
   }
   set_fused_gemm_mode(saved);
   set_fused_gemm_tile_tokens(saved_tile);
+  set_fused_gemm_lead(1);
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/ops.h"
@@ -185,10 +186,12 @@ TEST(CudaGemmDequant, ColumnShuffleIsTheKmmaSlotOrder) {
 TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
   IMP_SKIP_WITHOUT_GPU();
   if (!have_wgmma()) GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
-  const int saved = fused_gemm_tile_tokens();
-  for (int tile : {128, 256}) {
-    SCOPED_TRACE(tile);
+  const int saved = fused_gemm_tile_tokens(), saved_lead = fused_gemm_lead();
+  // (tokens per CTA, units queued while decoding): both tiles, and the lead-2 pipeline.
+  for (auto [tile, lead] : {std::pair{128, 1}, std::pair{256, 1}, std::pair{128, 2}}) {
+    SCOPED_TRACE(std::to_string(tile) + " tokens, lead " + std::to_string(lead));
     set_fused_gemm_tile_tokens(tile);
+    set_fused_gemm_lead(lead);
     for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::Q4_K, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
       const int64_t unit = f == FormatId::Q4_K ? 256 : f == FormatId::Q8_0 ? 64 : 128;
       check_gemm(f, 200, unit * 3, 300, false);  // two row tiles (the second ragged), ragged token tiles
@@ -197,8 +200,10 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
     check_gemm(FormatId::Q4_0, 256, 4096, 257, false);  // long K: the ring wraps many times
     // MXFP4 block scales beyond 2^9 (weights ~3000): the FP32 scaling, not the exact f16 one.
     check_gemm(FormatId::MXFP4_CKPT, {{70, 70, false}}, 256, 20, 3000.0f);
+    check_gemm(FormatId::Q4_0, 130, 128 * 5, 140, false);  // 5 units: lead 2's round of three + a tail of two
   }
   set_fused_gemm_tile_tokens(saved);
+  set_fused_gemm_lead(saved_lead);
 }
 
 // Several matrices in one launch (Q·K·V, gate·up): ragged row counts, so part boundaries
@@ -208,15 +213,17 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
 TEST(CudaGemmDequant, GroupMatchesReferencePerPart) {
   IMP_SKIP_WITHOUT_GPU();
   if (!have_wgmma()) GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
-  const int saved = fused_gemm_tile_tokens();
-  for (int tile : {128, 256, 0}) {
-    SCOPED_TRACE(tile);
+  const int saved = fused_gemm_tile_tokens(), saved_lead = fused_gemm_lead();
+  for (auto [tile, lead] : {std::pair{128, 1}, std::pair{256, 1}, std::pair{0, 1}, std::pair{128, 2}}) {
+    SCOPED_TRACE(std::to_string(tile) + " tokens, lead " + std::to_string(lead));
     set_fused_gemm_tile_tokens(tile);
+    set_fused_gemm_lead(lead);
     check_gemm(FormatId::Q4_0, {{200, 200, false}, {64, 72, false}, {37, 37, true}}, 384, 300);
     check_gemm(FormatId::NVFP4_CKPT, {{130, 130, false}, {128, 160, true}}, 256, 129);
     check_gemm(FormatId::Q4_K, {{96, 96, false}, {160, 160, false}, {8, 8, false}, {256, 300, false}}, 512, 40);
   }
   set_fused_gemm_tile_tokens(saved);
+  set_fused_gemm_lead(saved_lead);
 }
 
 // The tile choice (host only, runs in CI): whole waves of one CTA per SM, 256-token CTAs

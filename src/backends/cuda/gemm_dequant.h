@@ -75,6 +75,12 @@ bool fused_gemm_takes(int64_t n_tok);
 // set_fused_gemm_tile_tokens for measurements). Process-wide.
 int fused_gemm_tile_tokens();
 void set_fused_gemm_tile_tokens(int n);
+// Units of wgmma work queued while the 128-token kernel decodes the next unit: 1 (default;
+// the measured kernel) or 2 (IMP_CUDA_FUSED_GEMM_LEAD=2: three A register sets, x and
+// weights in rings of their own, 191 KiB of shared memory — for the one-wave 4096-row GEMMs
+// whose decode the tensor cores wait for; not yet run on a GPU). Process-wide.
+int fused_gemm_lead();
+void set_fused_gemm_lead(int units);
 // The tile a launch of row_tiles × 128 rows over n_tok tokens uses when not forced: the one
 // with fewer SM-time units, counting whole waves of CTAs (one CTA per SM) and a 256-token
 // CTA's better rate (H100, session 14, 2048 tokens where waves are nearly full: 0.86 vs 0.74

@@ -93,6 +93,12 @@ struct DqLayout {
   static constexpr int kSBytes = 1024 * ((kTileRows * kScaleBytes + 1023) / 1024);
   static constexpr int kStageBytes = kXBytes + kWBytes + kSBytes;  // a multiple of 1024
   static constexpr int kSmemBytes = kStages * kStageBytes + 1024;  // + the alignment slack
+  // Lead 2 (k_step_lead2, 128-token tiles): x and the weights in rings of their own — x is
+  // read by a unit's wgmmas until they retire three steps later, the weights only by its
+  // decode — 5 x slots and 3 weight (payload + scales) slots, both loaded two steps ahead.
+  static constexpr int kXSlots2 = 5, kWSlots2 = 3;
+  static constexpr int kWSlotBytes = kWBytes + kSBytes;
+  static constexpr int kSmemBytes2 = kXSlots2 * kXBytes + kWSlots2 * kWSlotBytes + 1024;
   static constexpr int kChunksPerWord = mma_layout::code_bits(F) == 4 ? 2 : 1;
   static constexpr int kChunks = 4 * kChunksPerWord;  // k16 slices per unit
 };
@@ -113,7 +119,7 @@ struct LoadPlan {
   uint32_t x[kRows];  // element offsets of the token rows (+ chunk j) from g.x
   const uint8_t* w[2];
   const uint8_t* s;
-  uint32_t x_off, w_off[2], s_off;  // byte offsets inside a stage
+  uint32_t x_off, w_off[2], s_off;  // byte offsets inside an x slot (x_off) or a weight slot
 
   __device__ LoadPlan(const GemmDqArgs& g, int64_t m0, int64_t n0, int tid) {
     const int j = tid % 8, n = tid / 8;
@@ -127,28 +133,30 @@ struct LoadPlan {
     for (int i = 0; i < 2; ++i) {
       const int r = tid / 4 + 64 * i;
       w[i] = g.data + min(m0 + r, g.rows - 1) * g.data_row_bytes + (tid % 4) * 16;
-      w_off[i] = uint32_t(L::kXBytes + r * mma_layout::kUnitBytes + (tid % 4) * 16);
+      w_off[i] = uint32_t(r * mma_layout::kUnitBytes + (tid % 4) * 16);
     }
     s = g.scales + min(m0 + tid % kTileRows, g.rows - 1) * g.scale_row_bytes;
-    s_off = uint32_t(L::kXBytes + L::kWBytes + (tid % kTileRows) * L::kScaleBytes);
+    s_off = uint32_t(L::kWBytes + (tid % kTileRows) * L::kScaleBytes);
   }
 };
 
+// Unit u's copies: x into xs (kXBytes), payload and scales into ws (kWBytes + kSBytes).
+// Lead 1 keeps both in one stage (ws = xs + kXBytes); lead 2 in rings of their own.
 template <FormatId F, int kBN>
-__device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* stage, int u,
-                                          int tid) {
+__device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* xs, uint8_t* ws,
+                                          int u, int tid) {
   using L = DqLayout<F, kBN>;
   const uint16_t* xu = g.x + u * L::kUnitCols;
 #pragma unroll
   for (int a = 0; a < L::kAtoms; ++a) {
 #pragma unroll
     for (int i = 0; i < LoadPlan<F, kBN>::kRows; ++i) {
-      cp_async16(stage + a * L::kAtomBytes + lp.x_off + 4096 * i, xu + lp.x[i] + a * 64);
+      cp_async16(xs + a * L::kAtomBytes + lp.x_off + 4096 * i, xu + lp.x[i] + a * 64);
     }
   }
 #pragma unroll
-  for (int i = 0; i < 2; ++i) cp_async16(stage + lp.w_off[i], lp.w[i] + u * mma_layout::kUnitBytes);
-  if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(stage + lp.s_off, lp.s + unit_scale_offset(F, u));
+  for (int i = 0; i < 2; ++i) cp_async16(ws + lp.w_off[i], lp.w[i] + u * mma_layout::kUnitBytes);
+  if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(ws + lp.s_off, lp.s + unit_scale_offset(F, u));
 }
 
 // An exact f16 pair × s in FP32, rounded to f16 (saturating) once.
@@ -256,18 +264,18 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScal
   }
 }
 
-// The A fragments of one unit for this thread's two rows (tile rows ra, rb = ra + 8):
-// a[j] = chunk j's four registers. k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots
+// The A fragments of one unit for this thread's two rows (tile rows ra, rb = ra + 8), from
+// the unit's weight slot ws (payload, then scales): a[j] = chunk j's four registers. k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots
 // 2c+8, 2c+9 columns 4c+2, 4c+3 (x follows: f16_mma_columns).
 template <FormatId F, int kBN>
-__device__ __forceinline__ void decode_unit(const uint8_t* stage, int u, int ra, int c,
+__device__ __forceinline__ void decode_unit(const uint8_t* ws, int u, int ra, int c,
                                             uint32_t (&a)[DqLayout<F>::kChunks][4]) {
   using L = DqLayout<F, kBN>;
   const int rb = ra + 8;
-  const uint4 qa = *reinterpret_cast<const uint4*>(stage + L::kXBytes + ra * mma_layout::kUnitBytes + c * 16);
-  const uint4 qb = *reinterpret_cast<const uint4*>(stage + L::kXBytes + rb * mma_layout::kUnitBytes + c * 16);
-  const uint8_t* sa = stage + L::kXBytes + L::kWBytes + ra * L::kScaleBytes;
-  const uint8_t* sb = stage + L::kXBytes + L::kWBytes + rb * L::kScaleBytes;
+  const uint4 qa = *reinterpret_cast<const uint4*>(ws + ra * mma_layout::kUnitBytes + c * 16);
+  const uint4 qb = *reinterpret_cast<const uint4*>(ws + rb * mma_layout::kUnitBytes + c * 16);
+  const uint8_t* sa = ws + L::kWBytes + ra * L::kScaleBytes;
+  const uint8_t* sb = ws + L::kWBytes + rb * L::kScaleBytes;
   const RowScales<F> rsa(sa, u), rsb(sb, u);
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
@@ -306,15 +314,62 @@ __device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F, kB
   cp_async_wait<S - 3>();  // this thread's copies of unit u + 1 (units 0 … u + S − 2 committed)
   wgmma::fence_async_shared();
   __syncthreads();
-  if (u + S - 1 < n_units) load_unit<F, kBN>(g, lp, smem + ((u + S - 1) % S) * L::kStageBytes, u + S - 1, tid);
+  if (u + S - 1 < n_units) {
+    uint8_t* stage = smem + ((u + S - 1) % S) * L::kStageBytes;
+    load_unit<F, kBN>(g, lp, stage, stage + L::kXBytes, u + S - 1, tid);
+  }
   cp_async_commit();  // (empty at the end: one group per unit)
   if (u + 1 < n_units) {
-    decode_unit<F, kBN>(smem + ((u + 1) % S) * L::kStageBytes, u + 1, ra, c, a[1 - kBuf]);
+    decode_unit<F, kBN>(smem + ((u + 1) % S) * L::kStageBytes + L::kXBytes, u + 1, ra, c, a[1 - kBuf]);
   }
 }
 
-template <FormatId F, int kBN>
+// Lead 2 (128-token tiles): one unit of the K loop with two units' wgmmas queued while it
+// decodes — for the one-wave grids (4096-row GEMMs of 512 tokens) where lead 1's decode,
+// with only the current unit's group in flight, is what the tensor cores wait for (Nsight,
+// session 14: tensor pipe 59 % active, stalls on fixed-latency dependencies and the barrier).
+// Three A register sets (kSet = u % 3). Step u: retire G(u − 3) (frees set kSet and x slot
+// u − 3), wait for this thread's copies of unit u, meet at the barrier (unit u visible; both
+// warpgroups past G(u − 3) and past decoding u − 1, whose weight slot u + 2 now takes), start
+// unit u + 2's copies, decode unit u into set kSet while G(u − 2) and G(u − 1) run, issue G(u).
+template <FormatId F, int kSet>
+__device__ __forceinline__ void k_step_lead2(const GemmDqArgs& g, const LoadPlan<F, 128>& lp, uint8_t* smem, int u,
+                                             int n_units, int tid, int ra, int c, float (&acc)[64],
+                                             uint32_t (&a)[3][DqLayout<F>::kChunks][4]) {
+  using L = DqLayout<F, 128>;
+  uint8_t* const xring = smem;
+  uint8_t* const wring = smem + L::kXSlots2 * L::kXBytes;
+  wgmma::wait<2>();
+  cp_async_wait<1>();  // groups: one per unit, unit u + 1's the only newer one
+  wgmma::fence_async_shared();
+  __syncthreads();
+  const int v = u + 2;
+  if (v < n_units) {
+    load_unit<F, 128>(g, lp, xring + (v % L::kXSlots2) * L::kXBytes, wring + (v % L::kWSlots2) * L::kWSlotBytes, v, tid);
+  }
+  cp_async_commit();  // (empty near the end: still one group per step)
+  decode_unit<F, 128>(wring + (u % L::kWSlots2) * L::kWSlotBytes, u, ra, c, a[kSet]);
+  const uint32_t xs = smem_addr(xring + (u % L::kXSlots2) * L::kXBytes);
+#pragma unroll
+  for (int j = 0; j < L::kChunks; ++j) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) wgmma::fence_operand(a[kSet][j][r]);
+  }
+#pragma unroll
+  for (int i = 0; i < 64; ++i) wgmma::fence_operand(acc[i]);
+  wgmma::fence();
+#pragma unroll
+  for (int j = 0; j < L::kChunks; ++j) {
+    const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
+    wgmma::mma_m64nNk16_f16_rs(acc, a[kSet][j][0], a[kSet][j][1], a[kSet][j][2], a[kSet][j][3],
+                               wgmma::desc_k_major_sw128(b));
+  }
+  wgmma::commit();
+}
+
+template <FormatId F, int kBN, int kLead>
 __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqGroup G) {
+  static_assert(kLead == 1 || (kLead == 2 && kBN == 128), "lead 2 is built for 128-token tiles");
   using L = DqLayout<F, kBN>;
   constexpr int S = L::kStages;
   extern __shared__ uint8_t smem_raw[];
@@ -329,23 +384,42 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
   const int ra = wg * 64 + warp * 16 + gq;  // tile row of this thread's A fragments (and ra + 8)
 
   const LoadPlan<F, kBN> lp(g, m0, n0, tid);
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (s < n_units) load_unit<F, kBN>(g, lp, smem + s * L::kStageBytes, s, tid);
-    cp_async_commit();
-  }
   float acc[kBN / 2];
 #pragma unroll
   for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
-  uint32_t a[2][L::kChunks][4];
-  cp_async_wait<S - 2>();  // unit 0
-  wgmma::fence_async_shared();
-  __syncthreads();
-  decode_unit<F, kBN>(smem, 0, ra, c, a[0]);
+  if constexpr (kLead == 2) {
+    uint8_t* const wring = smem + L::kXSlots2 * L::kXBytes;
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      if (s < n_units) load_unit<F, kBN>(g, lp, smem + s * L::kXBytes, wring + s * L::kWSlotBytes, s, tid);
+      cp_async_commit();
+    }
+    uint32_t a[3][L::kChunks][4];
+    int u = 0;
+    for (; u + 3 <= n_units; u += 3) {  // whole rounds of the three sets, then the tail
+      k_step_lead2<F, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
+      k_step_lead2<F, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
+      k_step_lead2<F, 2>(g, lp, smem, u + 2, n_units, tid, ra, c, acc, a);
+    }
+    if (u < n_units) k_step_lead2<F, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
+    if (u + 1 < n_units) k_step_lead2<F, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
+  } else {
+#pragma unroll
+    for (int s = 0; s < S - 1; ++s) {
+      uint8_t* const stage = smem + s * L::kStageBytes;
+      if (s < n_units) load_unit<F, kBN>(g, lp, stage, stage + L::kXBytes, s, tid);
+      cp_async_commit();
+    }
+    uint32_t a[2][L::kChunks][4];
+    cp_async_wait<S - 2>();  // unit 0
+    wgmma::fence_async_shared();
+    __syncthreads();
+    decode_unit<F, kBN>(smem + L::kXBytes, 0, ra, c, a[0]);
 
-  for (int u = 0; u < n_units; u += 2) {
-    k_step<F, kBN, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
-    if (u + 1 < n_units) k_step<F, kBN, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
+    for (int u = 0; u < n_units; u += 2) {
+      k_step<F, kBN, 0>(g, lp, smem, u, n_units, tid, ra, c, acc, a);
+      if (u + 1 < n_units) k_step<F, kBN, 1>(g, lp, smem, u + 1, n_units, tid, ra, c, acc, a);
+    }
   }
   wgmma::wait<0>();
 
@@ -381,17 +455,18 @@ __global__ void f16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* ou
   }
 }
 
-template <FormatId F, int kBN>
+template <FormatId F, int kBN, int kLead = 1>
 void launch_tiles(const GemmDqGroup& G, int row_tiles, int64_t n_tok, cudaStream_t stream) {
   using L = DqLayout<F, kBN>;
+  constexpr int smem = kLead == 2 ? L::kSmemBytes2 : L::kSmemBytes;
   static const bool attr = [] {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(gemm_dequant_kernel<F, kBN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        L::kSmemBytes));
+    IMP_CUDA_CHECK(
+        cudaFuncSetAttribute(gemm_dequant_kernel<F, kBN, kLead>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)attr;
   const dim3 grid(unsigned(row_tiles), unsigned((n_tok + kBN - 1) / kBN));
-  gemm_dequant_kernel<F, kBN><<<grid, kThreads, L::kSmemBytes, stream>>>(G);
+  gemm_dequant_kernel<F, kBN, kLead><<<grid, kThreads, smem, stream>>>(G);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
@@ -436,6 +511,8 @@ void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t
     }
     if (bn == 256) {
       launch_tiles<F, 256>(S, tiles, nt, stream);
+    } else if (fused_gemm_lead() == 2) {
+      launch_tiles<F, 128, 2>(S, tiles, nt, stream);
     } else {
       launch_tiles<F, 128>(S, tiles, nt, stream);
     }
@@ -495,6 +572,14 @@ int& tile_tokens_ref() {
   }();
   return n;
 }
+int& lead_ref() {
+  static int n = [] {
+    const char* e = std::getenv("IMP_CUDA_FUSED_GEMM_LEAD");
+    return e && std::strcmp(e, "2") == 0 ? 2 : 1;
+  }();
+  return n;
+}
+
 }  // namespace
 
 FusedGemm fused_gemm_mode() { return mode_ref(); }
@@ -505,6 +590,8 @@ bool fused_gemm_takes(int64_t n_tok) {
 
 int fused_gemm_tile_tokens() { return tile_tokens_ref(); }
 void set_fused_gemm_tile_tokens(int n) { tile_tokens_ref() = n == 256 || n == 128 ? n : 0; }
+int fused_gemm_lead() { return lead_ref(); }
+void set_fused_gemm_lead(int units) { lead_ref() = units == 2 ? 2 : 1; }
 
 int gemm_dequant_tile_tokens(int64_t row_tiles, int64_t n_tok, int sm_count) {
   // SM time ∝ waves × tokens per CTA ÷ relative rate (0.74 at 128, 0.86 at 256: see the header).

@@ -20,6 +20,11 @@ __device__ __forceinline__ uint64_t desc_k_major_sw128(uint32_t smem_addr) {
 
 // Orders this thread's register writes (A fragments, accumulators) before the next wgmma.
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+// Pins a register's definition before (and its use after) this point: the compiler may not
+// move a non-wgmma instruction that writes a wgmma's A fragment or accumulator into the span
+// where wgmmas are in flight, which would make ptxas serialize them (warning C7513).
+__device__ __forceinline__ void fence_operand(uint32_t& r) { asm volatile("" : "+r"(r)::"memory"); }
+__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 // Until at most N of the warpgroup's committed groups are pending.
 template <int N>
