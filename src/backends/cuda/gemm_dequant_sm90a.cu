@@ -265,8 +265,9 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScal
 }
 
 // The A fragments of one unit for this thread's two rows (tile rows ra, rb = ra + 8), from
-// the unit's weight slot ws (payload, then scales): a[j] = chunk j's four registers. k-slots 2c, 2c+1 hold chunk columns 4c, 4c+1; slots
-// 2c+8, 2c+9 columns 4c+2, 4c+3 (x follows: f16_mma_columns).
+// the unit's weight slot ws (payload, then scales): a[j] = chunk j's four registers. k-slots
+// 2c, 2c+1 hold chunk columns 4c, 4c+1; slots 2c+8, 2c+9 columns 4c+2, 4c+3 (x follows:
+// f16_mma_columns).
 template <FormatId F, int kBN>
 __device__ __forceinline__ void decode_unit(const uint8_t* ws, int u, int ra, int c,
                                             uint32_t (&a)[DqLayout<F>::kChunks][4]) {
@@ -345,7 +346,8 @@ __device__ __forceinline__ void k_step_lead2(const GemmDqArgs& g, const LoadPlan
   __syncthreads();
   const int v = u + 2;
   if (v < n_units) {
-    load_unit<F, 128>(g, lp, xring + (v % L::kXSlots2) * L::kXBytes, wring + (v % L::kWSlots2) * L::kWSlotBytes, v, tid);
+    load_unit<F, 128>(g, lp, xring + (v % L::kXSlots2) * L::kXBytes, wring + (v % L::kWSlots2) * L::kWSlotBytes, v,
+                      tid);
   }
   cp_async_commit();  // (empty near the end: still one group per step)
   decode_unit<F, 128>(wring + (u % L::kWSlots2) * L::kWSlotBytes, u, ra, c, a[kSet]);
