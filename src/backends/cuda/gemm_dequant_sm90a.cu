@@ -291,6 +291,19 @@ __device__ __forceinline__ void decode_unit(const uint8_t* ws, int u, int ra, in
   }
 }
 
+// One unit's wgmmas (a: its A fragments; xs: the shared address of its x tile) as one group.
+template <FormatId F, int kBN>
+__device__ __forceinline__ void issue_unit(float (&acc)[kBN / 2], const uint32_t (&a)[DqLayout<F>::kChunks][4],
+                                           uint32_t xs) {
+  using L = DqLayout<F, kBN>;
+#pragma unroll
+  for (int j = 0; j < L::kChunks; ++j) {
+    const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
+    wgmma::mma_m64nNk16_f16_rs(acc, a[j][0], a[j][1], a[j][2], a[j][3], wgmma::desc_k_major_sw128(b));
+  }
+  wgmma::commit();
+}
+
 // One unit of the K loop (kBuf: the A register set this unit's wgmmas read, a compile-time
 // index). Entered with unit u's fragments in a[kBuf]; issues its wgmmas as one group, and
 // while they run: retires unit u − 1's group, waits for unit u + 1's copies, meets the other
@@ -302,15 +315,8 @@ __device__ __forceinline__ void k_step(const GemmDqArgs& g, const LoadPlan<F, kB
                                        uint32_t (&a)[2][DqLayout<F>::kChunks][4]) {
   using L = DqLayout<F, kBN>;
   constexpr int S = L::kStages;
-  const uint32_t xs = smem_addr(smem + (u % S) * L::kStageBytes);
   wgmma::fence();
-#pragma unroll
-  for (int j = 0; j < L::kChunks; ++j) {
-    const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
-    wgmma::mma_m64nNk16_f16_rs(acc, a[kBuf][j][0], a[kBuf][j][1], a[kBuf][j][2], a[kBuf][j][3],
-                               wgmma::desc_k_major_sw128(b));
-  }
-  wgmma::commit();
+  issue_unit<F, kBN>(acc, a[kBuf], smem_addr(smem + (u % S) * L::kStageBytes));
   wgmma::wait<1>();
   cp_async_wait<S - 3>();  // this thread's copies of unit u + 1 (units 0 … u + S − 2 committed)
   wgmma::fence_async_shared();
@@ -360,13 +366,7 @@ __device__ __forceinline__ void k_step_lead2(const GemmDqArgs& g, const LoadPlan
 #pragma unroll
   for (int i = 0; i < 64; ++i) wgmma::fence_operand(acc[i]);
   wgmma::fence();
-#pragma unroll
-  for (int j = 0; j < L::kChunks; ++j) {
-    const uint32_t b = xs + (j / 4) * L::kAtomBytes + (j % 4) * 32;
-    wgmma::mma_m64nNk16_f16_rs(acc, a[kSet][j][0], a[kSet][j][1], a[kSet][j][2], a[kSet][j][3],
-                               wgmma::desc_k_major_sw128(b));
-  }
-  wgmma::commit();
+  issue_unit<F, 128>(acc, a[kSet], xs);
 }
 
 template <FormatId F, int kBN, int kLead>
