@@ -149,7 +149,7 @@ struct DeviceWeights {
     m = {q.format, q.rows, q.cols, data.p, scales.p, q.tensor_scale, layout, zeros.p, q.group};
     if (layout == WeightLayout::kMma) {
       DeviceBuffer native(q.data.data(), q.data.size());
-      const bool d_plane = q.format == FormatId::Q4_0 || q.format == FormatId::Q8_0 || q.format == FormatId::Q4_K;
+      const bool d_plane = mma_has_own_scale_plane(q.format);
       if (!d_plane) IMP_CUDA_CHECK(cudaMemcpy(scales.p, q.scales.data(), q.scales.size(), cudaMemcpyHostToDevice));
       repack_mma(q.format, native.p, q.rows, q.cols, data.p, d_plane ? scales.p : nullptr, nullptr);
       IMP_CUDA_CHECK(cudaDeviceSynchronize());
@@ -482,8 +482,9 @@ TEST(CudaGemvDispatch, RejectsBadInput) {
 // and the unit's columns, and thread c's codes are columns 4c … 4c+3 of each 16-column
 // chunk (its share of x is one float4 per chunk).
 TEST(CudaMmaLayout, MapsAreInverseBijections) {
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
-    const int U = mma_layout::unit_cols(f), per_word = 32 / mma_layout::code_bits(f);
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+                     FormatId::MXFP4_CKPT}) {
+    const int U = mma_layout::unit_cols(f), per_word = mma_layout::codes_per_word(f);
     ASSERT_EQ(U, 4 * 4 * per_word) << format_name(f);
     std::vector<int> seen(size_t(U), 0);
     for (int c = 0; c < 4; ++c) {
@@ -503,7 +504,66 @@ TEST(CudaMmaLayout, MapsAreInverseBijections) {
     }
     for (int e = 0; e < U; ++e) EXPECT_EQ(seen[size_t(e)], 1) << format_name(f) << " column " << e;
   }
-  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q6_K), 0);
+  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q5_K), 0);
+}
+
+// Q6_K's two planes (host, runs in CI): CPU-quantized rows packed with the maps the repack
+// uses; every code the kernels' bit expressions (q6_f16_biased) produce from a lo word and its
+// shifted hi word is the code of that column in the native block — read here the way ggml's
+// dequantize_row_q6_K walks it (l, is, q1…q4) — and the scale slot gives back the CPU
+// dequantizer's value bit for bit. The hi plane's bits are each used exactly once.
+TEST(CudaMmaLayout, Q6KPlanesDecodeToTheNativeCodes) {
+  const int64_t rows = 3, cols = 256 * 5;
+  const OwnedQuantMatrix q = quantize(FormatId::Q6_K, random_floats(size_t(rows * cols), 606), rows, cols);
+  const std::vector<float> ref = dequantize(q.view());
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = q.data.data() + r * (cols / 256) * 210;
+    // code[e] = the unsigned 6-bit code of column e, in ggml's loop order.
+    std::vector<int> code(static_cast<size_t>(cols));
+    for (int64_t b = 0; b < cols / 256; ++b) {
+      const uint8_t *ql = row + 210 * b, *qh = ql + 128;
+      for (int n = 0; n < 256; n += 128, ql += 64, qh += 32) {
+        for (int l = 0; l < 32; ++l) {
+          const int64_t y = 256 * b + n + l;
+          code[size_t(y)] = (ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4;
+          code[size_t(y + 32)] = (ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4;
+          code[size_t(y + 64)] = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
+          code[size_t(y + 96)] = (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4;
+        }
+      }
+    }
+    for (int u = 0; u < int(cols / 128); ++u) {
+      uint8_t slot[16];
+      mma_layout::q6_scale_slot(row + 210 * (u / 2), u, slot);
+      const float d = f16_to_f32(uint16_t(slot[8] | slot[9] << 8));
+      const auto unit_code = [&](int e) { return code[size_t(u * 128 + e)]; };
+      for (int c = 0; c < 4; ++c) {
+        const uint32_t hi[2] = {mma_layout::pack_q6_hi_word(c, 0, unit_code), mma_layout::pack_q6_hi_word(c, 1, unit_code)};
+        for (int w = 0; w < 4; ++w) {
+          const uint32_t v = mma_layout::pack_word(FormatId::Q6_K, c, w, unit_code);
+          const uint32_t hh = hi[w / 2] >> (2 * (w & 1));
+          for (int k = 0; k < 4; ++k) {
+            const uint32_t pair = mma_layout::q6_f16_biased(v, hh, k);
+            for (int half = 0; half < 2; ++half) {
+              const float f = f16_to_f32(uint16_t(pair >> (16 * half)));
+              const int got = k < 2 ? int(f) - 1024 : (int(f) - 1024) / 16;
+              const int chunk = 2 * w + k / 2, t = 2 * (k % 2) + half, e = 16 * chunk + 4 * c + t;
+              ASSERT_EQ(f, k < 2 ? 1024.0f + float(got) : 1024.0f + 16.0f * float(got)) << "not an exact pair";
+              ASSERT_EQ(got, unit_code(e)) << "row " << r << " unit " << u << " column " << e;
+              const float dl = d * float(int8_t(slot[chunk]));
+              EXPECT_EQ(dl * float(got - 32), ref[size_t(r * cols + u * 128 + e)]) << "column " << u * 128 + e;
+            }
+          }
+        }
+      }
+      // All 64 hi bits of each thread are the codes' (a code of 63 everywhere sets them all).
+      const auto all = [](int) { return 63; };
+      for (int c = 0; c < 4; ++c) {
+        EXPECT_EQ(mma_layout::pack_q6_hi_word(c, 0, all), 0xFFFFFFFFu);
+        EXPECT_EQ(mma_layout::pack_q6_hi_word(c, 1, all), 0xFFFFFFFFu);
+      }
+    }
+  }
 }
 
 // Tall matrices take the two-tile CTA (≥ 8192 rows), and an activation beyond the f16 range
@@ -511,7 +571,8 @@ TEST(CudaMmaLayout, MapsAreInverseBijections) {
 // the clamped, f16-rounded x.
 TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+                     FormatId::MXFP4_CKPT}) {
     const int64_t rows = 16400, cols = 512;
     const auto w = random_floats(size_t(rows * cols), 11 + uint32_t(f));
     auto x = random_floats(size_t(cols), 12);
@@ -543,9 +604,15 @@ TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
 TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_TRUE(has_mma_layout(FormatId::Q8_0, 64));
   EXPECT_FALSE(has_mma_layout(FormatId::Q4_0, 64));
-  EXPECT_FALSE(has_mma_layout(FormatId::Q6_K, 4096));
+  EXPECT_FALSE(has_mma_layout(FormatId::Q5_K, 4096));
+  EXPECT_FALSE(has_mma_layout(FormatId::Q6_K, 64));
   EXPECT_THROW(device_data_bytes(FormatId::Q4_0, WeightLayout::kMma, 4, 96), Error);
-  EXPECT_THROW(repack_mma(FormatId::Q6_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  EXPECT_THROW(repack_mma(FormatId::Q5_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  // Q6_K: 96 payload bytes (64 of nibbles, 32 of high bits) and one 16-byte slot per 128 columns.
+  EXPECT_EQ(device_data_bytes(FormatId::Q6_K, WeightLayout::kMma, 3, 512), 3 * 384);
+  EXPECT_EQ(device_scale_bytes(FormatId::Q6_K, WeightLayout::kMma, 3, 512), 3 * 4 * 16);
+  EXPECT_EQ(select_gemv_kernel(fake_matrix(FormatId::Q6_K, WeightLayout::kMma, 64, 4096), kFakeX, kFakeY).name,
+            "q6_k_mma_bulk");
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_K, WeightLayout::kMma, 3, 512), 3 * 2 * 16);
   EXPECT_EQ(device_data_bytes(FormatId::NVFP4_CKPT, WeightLayout::kMma, 3, 256), 3 * 128);
   EXPECT_EQ(device_scale_bytes(FormatId::Q4_0, WeightLayout::kMma, 3, 256), 3 * 8 * 2);
@@ -580,7 +647,8 @@ std::string tensor_core_names(FormatId f, std::initializer_list<const char*> for
 // and kAdd adds exactly the value kStore would write.
 TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::FP8_E4M3_CHANNEL}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+                     FormatId::FP8_E4M3_CHANNEL}) {
     const WeightLayout layout = f == FormatId::FP8_E4M3_CHANNEL ? WeightLayout::kNative : WeightLayout::kMma;
     const int64_t cols = 2304, rows = 400;
     const float eps = 1e-5f;
@@ -656,8 +724,8 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
 // times, and its last tile is ragged (zero-filled rows past the end).
 TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q8_0, FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT,
-                     FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+                     FormatId::MXFP4_CKPT, FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
     const bool fp8 = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
     for (const int64_t cols : {int64_t(4352), int64_t(4608), int64_t(32768 + 512)}) {
       const int64_t rows = cols > 32768 ? 40 : 16400 + 24;  // ragged last tile
@@ -713,7 +781,7 @@ TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
 // per-warp walk over the same units, and silu(g)·u is the swiglu() formula.
 TEST(CudaGemvMma, FusedQkvAndSwigluMatchSeparateLaunches) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::NVFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::NVFP4_CKPT}) {
     const int64_t cols = 512;
     const int64_t rows[3] = {1024, 256, 264};
     std::vector<OwnedQuantMatrix> q;

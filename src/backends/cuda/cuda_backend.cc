@@ -59,6 +59,8 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   for (const StoragePlanRow& r : plan.rows) {
     if (r.role == WeightRole::kEmbedding) continue;  // looked up on the host
     e.weight_bytes += r.bytes + (r.has_decode_copy() ? r.decode_bytes : 0);
+    // Q6_K's kMma scale slots: 16 bytes per 128 weights where the native block has 18 per 256.
+    if (r.held_format == FormatId::Q6_K && mma_q6_k_on()) e.weight_bytes += r.elements * 14 / 256;
   }
   KvCacheConfig k;
   k.n_layer = c.n_layer;
@@ -207,12 +209,12 @@ CudaBackend::Matrix CudaBackend::upload(const QuantMatrix& w, std::string_view n
   m.m.rows = w.rows;
   m.m.cols = w.cols;
   m.m.tensor_scale = w.tensor_scale;
-  if (options_.decode_x == CudaDecodeActivations::kF16 && has_mma_layout(w.format, w.cols)) {
+  if (options_.decode_x == CudaDecodeActivations::kF16 && mma_layout_chosen(w.format, w.cols)) {
     m.m.layout = WeightLayout::kMma;
     void* native = device_alloc(int64_t(w.data.size()), "a weight upload");
     IMP_CUDA_CHECK(cudaMemcpy(native, w.data.data(), w.data.size(), cudaMemcpyHostToDevice));
     m.data = device_alloc(device_data_bytes(w.format, WeightLayout::kMma, w.rows, w.cols), "a weight payload plane");
-    const bool d_plane = w.format == FormatId::Q4_0 || w.format == FormatId::Q8_0 || w.format == FormatId::Q4_K;
+    const bool d_plane = mma_has_own_scale_plane(w.format);
     if (d_plane) {
       m.scales = device_alloc(device_scale_bytes(w.format, WeightLayout::kMma, w.rows, w.cols), "a weight scale plane");
     } else {

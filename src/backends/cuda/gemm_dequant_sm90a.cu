@@ -9,6 +9,8 @@
 //      columns (wgmma B operand, desc_k_major_sw128);
 //   W: the unit's 64 payload bytes of each of the 128 rows (row-major, 64-byte rows: a warp's
 //      16-byte reads of 8 consecutive rows fill 512 contiguous bytes, no bank conflict);
+//      Q6_K then the unit's 32 high-bit bytes of each row (8-byte reads, 256 contiguous
+//      bytes per warp);
 //   scales: the unit's scale bytes of each row (unit_scale_bytes).
 // Thread (warp w of its warpgroup, lane 4g + c) owns tile rows 16w + g and 16w + g + 8 — the
 // rows of its wgmma A fragments — and reads their 16-byte slice c of the unit: each payload
@@ -88,7 +90,8 @@ struct DqLayout {
   static constexpr int kAtoms = kUnitCols / 64;               // swizzle atoms of x per unit
   static constexpr int kAtomBytes = kBN * 128;
   static constexpr int kXBytes = kAtoms * kAtomBytes;            // 16 … 64 KiB
-  static constexpr int kWBytes = kTileRows * mma_layout::kUnitBytes;  // 8 KiB
+  static constexpr int kHiBase = kTileRows * mma_layout::kUnitBytes;  // 8 KiB of payload (lo nibbles)
+  static constexpr int kWBytes = kHiBase + (F == FormatId::Q6_K ? kTileRows * 32 : 0);  // + Q6_K's high bits
   static constexpr int kScaleBytes = unit_scale_bytes(F);
   static constexpr int kSBytes = 1024 * ((kTileRows * kScaleBytes + 1023) / 1024);
   static constexpr int kStageBytes = kXBytes + kWBytes + kSBytes;  // a multiple of 1024
@@ -99,7 +102,8 @@ struct DqLayout {
   static constexpr int kXSlots2 = 5, kWSlots2 = 3;
   static constexpr int kWSlotBytes = kWBytes + kSBytes;
   static constexpr int kSmemBytes2 = kXSlots2 * kXBytes + kWSlots2 * kWSlotBytes + 1024;
-  static constexpr int kChunksPerWord = mma_layout::code_bits(F) == 4 ? 2 : 1;
+  static_assert(kSmemBytes <= 227 * 1024 && (kBN != 128 || kSmemBytes2 <= 227 * 1024), "fits an SM's shared memory");
+  static constexpr int kChunksPerWord = mma_layout::codes_per_word(F) / 4;
   static constexpr int kChunks = 4 * kChunksPerWord;  // k16 slices per unit
 };
 
@@ -110,7 +114,8 @@ struct DqLayout {
 //      (i < kBN / 32), stored at chunk j ^ (n % 8) of that row (the swizzle; n % 8 is the
 //      same for every i), i.e. at x_off + 4096·i; the token rows as element offsets from x
 //      (the launcher keeps n_tok · cols < 2^31);
-//   W: copies i = 0, 1 take slice tid % 4 of tile row tid / 4 + 64·i;
+//   W: copies i = 0, 1 take slice tid % 4 of tile row tid / 4 + 64·i; Q6_K's high bits:
+//      16-byte half tid % 2 of tile row tid / 2;
 //   scales: threads 0 … 127, tile row tid.
 template <FormatId F, int kBN>
 struct LoadPlan {
@@ -118,8 +123,9 @@ struct LoadPlan {
   static constexpr int kRows = kBN / 32;
   uint32_t x[kRows];  // element offsets of the token rows (+ chunk j) from g.x
   const uint8_t* w[2];
+  const uint8_t* h;  // Q6_K only
   const uint8_t* s;
-  uint32_t x_off, w_off[2], s_off;  // byte offsets inside an x slot (x_off) or a weight slot
+  uint32_t x_off, w_off[2], h_off, s_off;  // byte offsets inside an x slot (x_off) or a weight slot
 
   __device__ LoadPlan(const GemmDqArgs& g, int64_t m0, int64_t n0, int tid) {
     const int j = tid % 8, n = tid / 8;
@@ -135,6 +141,8 @@ struct LoadPlan {
       w[i] = g.data + min(m0 + r, g.rows - 1) * g.data_row_bytes + (tid % 4) * 16;
       w_off[i] = uint32_t(r * mma_layout::kUnitBytes + (tid % 4) * 16);
     }
+    h = g.data + min(m0 + tid / 2, g.rows - 1) * g.data_row_bytes + mma_layout::q6_hi_plane(g.cols) + (tid % 2) * 16;
+    h_off = uint32_t(L::kHiBase + tid * 16);  // row tid / 2, half tid % 2: 32 bytes a row
     s = g.scales + min(m0 + tid % kTileRows, g.rows - 1) * g.scale_row_bytes;
     s_off = uint32_t(L::kWBytes + (tid % kTileRows) * L::kScaleBytes);
   }
@@ -156,6 +164,7 @@ __device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F,
   }
 #pragma unroll
   for (int i = 0; i < 2; ++i) cp_async16(ws + lp.w_off[i], lp.w[i] + u * mma_layout::kUnitBytes);
+  if constexpr (F == FormatId::Q6_K) cp_async16(ws + lp.h_off, lp.h + u * 32);
   if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(ws + lp.s_off, lp.s + unit_scale_offset(F, u));
 }
 
@@ -184,6 +193,16 @@ struct RowScales<FormatId::Q4_K> {
   }
 };
 template <>
+struct RowScales<FormatId::Q6_K> {
+  __half2 s[8];  // d·sc_j of chunk j, rounded to f16 once (the FP32 product is exact)
+  __device__ RowScales(const uint8_t* us, int) {
+    float f[8];
+    Q6_KMma::scales(*reinterpret_cast<const uint4*>(us), f);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s[j] = __float2half2_rn(f[j]);
+  }
+};
+template <>
 struct RowScales<FormatId::NVFP4_CKPT> {
   __half2 s64[4];  // (scale of chunk 2w, of chunk 2w + 1) · 64 for word w: exact (E4M3 · 2^6 ≤ 28672)
   __device__ RowScales(const uint8_t* us, int) {
@@ -200,7 +219,7 @@ struct RowScales<FormatId::NVFP4_CKPT> {
 // (4c+2, 4c+3) of the word's chunk h. Q4_0 and Q8_0 decode the codes to exact f16 integers
 // (gemv_mma_ops.cuh) and multiply by the f16 d in packed f16 (one rounding of the exact
 // product); Q4_K takes q·(d·sc) − dmin·m in one HFMA2 from RowScales (three roundings, each
-// of f16 precision); NVFP4 multiplies exact f16 E2M1 by its exact f16 block scale (the
+// of f16 precision); Q6_K the exact q − 32 times its f16 d·sc (two roundings); NVFP4 multiplies exact f16 E2M1 by its exact f16 block scale (the
 // per-tensor scale waits for the epilogue); MXFP4 by its power-of-two scale where that is
 // exact in f16: ~1.5–2.5 instructions per weight, where the exact FP32 values
 // (unit_word_values) rounded to f16 took ~5.5 — with every weight decoded once per 128
@@ -210,7 +229,7 @@ struct RowScales<FormatId::NVFP4_CKPT> {
 // stay far below.
 template <FormatId F>
 __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScales<F>& rs, int u, int w, uint32_t word,
-                                                uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
+                                                uint32_t hh, uint32_t (&p)[DqLayout<F>::kChunksPerWord][2]) {
   if constexpr (F == FormatId::Q4_0) {
     decode_nibble_word<8>(word, p);
     const __half2 d = __half2half2(*reinterpret_cast<const __half*>(us + 2 * w));
@@ -225,6 +244,13 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScal
     for (int h = 0; h < 2; ++h) {
       p[h][0] = h2_bits(__hfma2(bits_h2(p[h][0]), rs.ds[w], rs.nmn[w]));
       p[h][1] = h2_bits(__hfma2(bits_h2(p[h][1]), rs.ds[w], rs.nmn[w]));
+    }
+  } else if constexpr (F == FormatId::Q6_K) {
+    Q6_KMma::decode_word(word, hh, p);  // q − 32, exact
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      p[h][0] = h2_bits(__hmul2(bits_h2(p[h][0]), rs.s[2 * w + h]));
+      p[h][1] = h2_bits(__hmul2(bits_h2(p[h][1]), rs.s[2 * w + h]));
     }
   } else if constexpr (F == FormatId::NVFP4_CKPT) {
     // E2M1·2^-6 (exact f16, gemv_mma_ops.cuh) × E4M3·2^6 from RowScales: the product E2M1 ·
@@ -275,14 +301,20 @@ __device__ __forceinline__ void decode_unit(const uint8_t* ws, int u, int ra, in
   const int rb = ra + 8;
   const uint4 qa = *reinterpret_cast<const uint4*>(ws + ra * mma_layout::kUnitBytes + c * 16);
   const uint4 qb = *reinterpret_cast<const uint4*>(ws + rb * mma_layout::kUnitBytes + c * 16);
+  uint2 ha = {}, hb = {};
+  if constexpr (F == FormatId::Q6_K) {
+    ha = *reinterpret_cast<const uint2*>(ws + L::kHiBase + ra * 32 + c * 8);
+    hb = *reinterpret_cast<const uint2*>(ws + L::kHiBase + rb * 32 + c * 8);
+  }
   const uint8_t* sa = ws + L::kWBytes + ra * L::kScaleBytes;
   const uint8_t* sb = ws + L::kWBytes + rb * L::kScaleBytes;
   const RowScales<F> rsa(sa, u), rsb(sb, u);
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     uint32_t pa[L::kChunksPerWord][2], pb[L::kChunksPerWord][2];
-    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), pa);
-    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), pb);
+    const int hs = 2 * (w & 1);  // Q6_K: hi word w / 2, shifted to lo word w's bits
+    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), (w < 2 ? ha.x : ha.y) >> hs, pa);
+    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), (w < 2 ? hb.x : hb.y) >> hs, pb);
 #pragma unroll
     for (int h = 0; h < L::kChunksPerWord; ++h) {
       uint32_t(&r)[4] = a[L::kChunksPerWord * w + h];
@@ -500,8 +532,11 @@ void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t
     G.tile_begin[i] = tiles;
     tiles += row_tiles(w.rows);
   }
+  // Q6_K: 128-token tiles only (three 256-token stages with its 12 KiB of weights per unit
+  // would need 235 KiB of shared memory).
+  constexpr bool k256 = F != FormatId::Q6_K;
   const int forced = fused_gemm_tile_tokens();
-  const int bn = forced ? forced : gemm_dequant_tile_tokens(tiles, n_tok, sm_count());
+  const int bn = !k256 ? 128 : forced ? forced : gemm_dequant_tile_tokens(tiles, n_tok, sm_count());
   const int64_t slice = std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / cols - 256);
   for (int64_t t0 = 0; t0 < n_tok; t0 += slice) {
     const int64_t nt = std::min(slice, n_tok - t0);
@@ -512,7 +547,7 @@ void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t
       S.part[i].n_tok = nt;
     }
     if (bn == 256) {
-      launch_tiles<F, 256>(S, tiles, nt, stream);
+      if constexpr (k256) launch_tiles<F, 256>(S, tiles, nt, stream);
     } else if (fused_gemm_lead() == 2) {
       launch_tiles<F, 128, 2>(S, tiles, nt, stream);
     } else {
@@ -635,6 +670,7 @@ void gemm_dequant_group(const GemmDequantOut* parts, int n_parts, const uint16_t
     case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(parts, n_parts, x_mma, n_tok, stream);
+    case FormatId::Q6_K: return detail::launch<FormatId::Q6_K>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(parts, n_parts, x_mma, n_tok, stream);
     default: fail("gemm_dequant: {} has no kMma layout", format_name(w0.format));

@@ -141,6 +141,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
   const int64_t row0 = (int64_t(blockIdx.x) - part_first(job, p)) * kRowsPerCta;
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
+  const int64_t hi_off = hi_slice_offset(a.cols, c);
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const KernelArgs* ar;
@@ -156,7 +157,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
   Item<Op, kRows> next[kU];
 #pragma unroll
   for (int i = 0; i < kU; ++i) {
-    if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
+    if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i, hi_off);
   }
   pdl_wait();  // x and y belong to the previous kernels; the weights above do not
   for (int u0 = warp; u0 < units; u0 += kStep) {
@@ -165,7 +166,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
     for (int i = 0; i < kU; ++i) cur[i] = next[i];
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
-      if (u0 + kStep + kMmaWarps * i < units) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i);
+      if (u0 + kStep + kMmaWarps * i < units) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i, hi_off);
     }
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
@@ -221,7 +222,8 @@ struct Ring {
 };
 
 // Resident CTAs per SM asked of the register allocator: 3 fit the one-tile form in 80
-// registers without spills (Q4_K excepted: its scale unpacking needs more); the two-tile
+// registers without spills (Q4_K and Q6_K excepted: Q4_K's scale unpacking and Q6_K's
+// second payload plane need more — at 80 Q6_K spilled 204 bytes); the two-tile
 // form spills below ~110. scripts/gpu-gemv-variants.sh measures other values.
 #ifndef IMP_MMA_SX_MINB_SMALL
 #define IMP_MMA_SX_MINB_SMALL 3
@@ -230,7 +232,8 @@ struct Ring {
 #define IMP_MMA_SX_MINB_TALL 2
 #endif
 template <class Op, int kTiles, int kU, bool kSwiglu>
-__global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IMP_MMA_SX_MINB_SMALL) : IMP_MMA_SX_MINB_TALL)
+__global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins || kHasHiPlane<Op> ? 2 : IMP_MMA_SX_MINB_SMALL)
+                                                             : IMP_MMA_SX_MINB_TALL)
     gemv_mma_sx_kernel(MmaJob job) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
   static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
@@ -247,6 +250,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   const bool pair_rows = pairs_rope_rows<kTiles>(job, p);
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
+  const int64_t hi_off = hi_slice_offset(a.cols, c);
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const KernelArgs* ar;
@@ -287,7 +291,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
   } else {
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
-      if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i);
+      if (warp + kMmaWarps * i < units) load_item(next[i], pq, ps, warp + kMmaWarps * i, hi_off);
     }
   }
   pdl_wait();  // x and y belong to the previous kernels; the weights above do not
@@ -318,7 +322,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins ? 2 : IM
     for (int i = 0; i < kU; ++i) cur[i] = next[i];
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
-      if (u0 + kStep + kMmaWarps * i < units) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i);
+      if (u0 + kStep + kMmaWarps * i < units) load_item(next[i], pq, ps, u0 + kStep + kMmaWarps * i, hi_off);
     }
 #pragma unroll
     for (int i = 0; i < kU; ++i) {
@@ -387,7 +391,8 @@ void launch_mma(const DeviceMatrix& w, const float* x, float* y, cudaStream_t st
 KernelCheck check_mma(const DeviceMatrix& w, const float* x, const float*) {
   const int U = mma_layout::unit_cols(w.format);
   return all_of({check_cols_multiple(w.cols, U, "the kMma layout's unit"), check_aligned(w.data, 16, "payload plane"),
-                 check_aligned(w.scales, 8, "scale plane"), check_aligned(x, 16, "x")});
+                 check_aligned(w.scales, unit_scale_bytes(w.format) >= 16 ? 16 : 8, "scale plane"),
+                 check_aligned(x, 16, "x")});
 }
 
 KernelCheck check_mma_sx(const DeviceMatrix& w, const float* x, const float* y) {
@@ -418,6 +423,9 @@ const GemvKernel kKernels[] = {
     {"q4_k_mma_sx", FormatId::Q4_K, M, check_mma_sx, launch_mma<Q4_KMma, true>, false, true},
     {"q4_k_mma", FormatId::Q4_K, M, check_mma, launch_mma<Q4_KMma, false>, false, true},
     {"q4_k_mma_elem", FormatId::Q4_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q4_K>>},
+    {"q6_k_mma_sx", FormatId::Q6_K, M, check_mma_sx, launch_mma<Q6_KMma, true>, false, true},
+    {"q6_k_mma", FormatId::Q6_K, M, check_mma, launch_mma<Q6_KMma, false>, false, true},
+    {"q6_k_mma_elem", FormatId::Q6_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q6_K>>},
     {"q8_0_mma_sx", FormatId::Q8_0, M, check_mma_sx, launch_mma<Q8_0Mma, true>, false, true},
     {"q8_0_mma", FormatId::Q8_0, M, check_mma, launch_mma<Q8_0Mma, false>, false, true},
     {"q8_0_mma_elem", FormatId::Q8_0, M, check_any_mma, launch_elem<MmaElem<FormatId::Q8_0>>},
@@ -440,6 +448,7 @@ bool with_op(FormatId f, Fn&& fn) {
   switch (f) {
     case FormatId::Q4_0: fn(Q4_0Mma{}); return true;
     case FormatId::Q4_K: fn(Q4_KMma{}); return true;
+    case FormatId::Q6_K: fn(Q6_KMma{}); return true;
     case FormatId::Q8_0: fn(Q8_0Mma{}); return true;
     case FormatId::NVFP4_CKPT: fn(Nvfp4CkptMma{}); return true;
     case FormatId::MXFP4_CKPT: fn(Mxfp4CkptMma{}); return true;

@@ -98,33 +98,58 @@ constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
 // twice its 4 wavefronts; unit-major runs ([unit][8 rows][64 bytes], kUnitMajor) give each
 // lane its own banks, the tensor map's dimensions (bytes of a unit, rows, units) making the
 // copy write them so.
+// Q6_K's high-bit plane (gemv_mma_layout.h) follows the payload as a unit-major block of its
+// own ([unit][8 rows][32 bytes] per run of 8 rows): a lane's 8 bytes of the 8 rows of a run
+// are 256 contiguous bytes, so its loads are conflict-free too.
 template <class Op, int kTiles>
 struct BulkStage {
   static constexpr int kUnitsPerWarp = kTiles == 1 ? IMP_MMA_BULK_UPW : 1;
   static constexpr int kUnits = kBulkWarps * kUnitsPerWarp;
   static constexpr int kRows = 16 * kTiles;
   static constexpr int kRowBytes = kUnits * mma_layout::kUnitBytes;
+  static constexpr int kHiRowBytes = kHasHiPlane<Op> ? kUnits * 32 : 0;
   static constexpr int kScaleRowBytes = kStagedScales<Op> ? kUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
   static_assert(kRowBytes <= 2048, "a tensor-map box row is at most 256 8-byte elements");
-  static constexpr int kScaleBase = kRows * kRowBytes;
+  static constexpr int kHiBase = kRows * kRowBytes;
+  static constexpr int kScaleBase = kHiBase + kRows * kHiRowBytes;
   static constexpr int kBytes = kScaleBase + kRows * kScaleRowBytes;
-  static_assert(kBytes % 128 == 0 && (8 * kScaleRowBytes) % 128 == 0, "128-byte aligned boxes");
+  static_assert(kBytes % 128 == 0 && (8 * kScaleRowBytes) % 128 == 0 && (8 * kHiRowBytes) % 128 == 0,
+                "128-byte aligned boxes");
+  static_assert(!kHasHiPlane<Op> || kUnitMajor<Op>, "the high-bit plane is staged unit-major");
 
   // Byte offset of lane quad c's 16 payload bytes of row s, unit lu of the stage.
   __device__ static int payload(int s, int lu, int c) {
     constexpr int B = mma_layout::kUnitBytes;
     return kUnitMajor<Op> ? (s >> 3) * 8 * kRowBytes + (lu * 8 + (s & 7)) * B + 16 * c : s * kRowBytes + lu * B + 16 * c;
   }
+  // Byte offset of lane quad c's 8 high-bit bytes of row s, unit lu (Q6_K).
+  __device__ static int hi(int s, int lu, int c) {
+    return kHiBase + (s >> 3) * 8 * kHiRowBytes + (lu * 8 + (s & 7)) * 32 + 8 * c;
+  }
   // Byte offset of row s's scale bytes at offset o (from the stage's first unit).
   __device__ static int scale(int s, int o) { return kScaleBase + s * kScaleRowBytes + o; }
+  // Lane quad c's slice of row s, unit lu.
+  __device__ static typename SliceOf<Op>::type slice(const uint8_t* st, int s, int lu, int c) {
+    if constexpr (kHasHiPlane<Op>) {
+      return {*reinterpret_cast<const uint4*>(st + payload(s, lu, c)), *reinterpret_cast<const uint2*>(st + hi(s, lu, c))};
+    } else {
+      return *reinterpret_cast<const uint4*>(st + payload(s, lu, c));
+    }
+  }
 };
 
 // The tensor maps of a launch: payload and scale plane of each part, as 2-D arrays of 8-byte
-// elements (rows × row bytes / 8), boxes of 8 rows × one stage's bytes.
+// elements (rows × row bytes / 8), boxes of 8 rows × one stage's bytes; Q6_K's high-bit
+// plane as a third (BulkMapsHi, so that the other formats' parameters stay as they were).
 struct BulkMaps {
   CUtensorMap q[3];
   CUtensorMap s[3];
 };
+struct BulkMapsHi : BulkMaps {
+  CUtensorMap h[3];
+};
+template <class Op>
+using MapsOf = std::conditional_t<kHasHiPlane<Op>, BulkMapsHi, BulkMaps>;
 
 __host__ __device__ constexpr int64_t x_bytes(int64_t cols) { return (cols * 2 + 127) / 128 * 128; }
 
@@ -134,7 +159,7 @@ __device__ __forceinline__ void consumers_sync() {
 
 template <class Op, int kTiles, bool kSwiglu>
 __global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
-    gemv_mma_bulk_kernel(const __grid_constant__ MmaJob job, const __grid_constant__ BulkMaps maps, int64_t n_tiles,
+    gemv_mma_bulk_kernel(const __grid_constant__ MmaJob job, const __grid_constant__ MapsOf<Op> maps, int64_t n_tiles,
                          int n_stages, bool early_trigger) {
   constexpr int kRows = 2 * kTiles, kTileRows = 16 * kTiles, U = Op::kChunks * 16;
   static_assert(!kSwiglu || kTiles == 2, "the SwiGLU form pairs a gate tile with an up tile");
@@ -187,6 +212,10 @@ __global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
             uint8_t* const dq = st + run * 8 * Stage::kRowBytes;
             if constexpr (kUnitMajor<Op>) {
               tensor_copy_3d_g2s(dq, &maps.q[pm], 0, int(r), u0, full + slot, policy);
+              if constexpr (kHasHiPlane<Op>) {
+                tensor_copy_3d_g2s(st + Stage::kHiBase + run * 8 * Stage::kHiRowBytes, &maps.h[pm], 0, int(r), u0,
+                                   full + slot, policy);
+              }
             } else {
               tensor_copy_2d_g2s(dq, &maps.q[pm], u0 * (mma_layout::kUnitBytes / 8), int(r), full + slot, policy);
             }
@@ -242,7 +271,7 @@ __global__ void __launch_bounds__(kBulkThreads, kTiles == 1 ? 2 : 1)
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
           const int s = g + 8 * r;
-          it[i].q[r] = *reinterpret_cast<const uint4*>(st + Stage::payload(s, lu, c));
+          it[i].q[r] = Stage::slice(st, s, lu, c);
           if constexpr (kStagedScales<Op>) {
             it[i].s[r] = *reinterpret_cast<const ScaleSlot*>(st + Stage::scale(s, Op::scale_offset(u) - Op::scale_offset(u0)));
           } else {
@@ -293,15 +322,17 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-// base: rows × row_bytes (16-byte multiples), boxes of 8 rows × box_bytes. Unit-major
-// (seg_bytes > 0): the row is seen as segments of seg_bytes, dimensions (8-byte elements of a
-// segment, rows, segments), so a box lands in shared memory as [segment][8 rows][seg_bytes].
-void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_bytes, int box_bytes, int seg_bytes,
-                 const char* what) {
+// base: rows of row_bytes at a stride of row_stride bytes (16-byte multiples; the stride
+// exceeds the row where a row holds two planes, Q6_K), boxes of 8 rows × box_bytes.
+// Unit-major (seg_bytes > 0): the row is seen as segments of seg_bytes, dimensions (8-byte
+// elements of a segment, rows, segments), so a box lands in shared memory as [segment][8
+// rows][seg_bytes].
+void encode_rows(CUtensorMap* map, const void* base, int64_t rows, int64_t row_bytes, int64_t row_stride, int box_bytes,
+                 int seg_bytes, const char* what) {
   const int rank = seg_bytes > 0 ? 3 : 2;
   const cuuint64_t dim[3] = {cuuint64_t((seg_bytes > 0 ? seg_bytes : row_bytes) / 8), cuuint64_t(rows),
                              cuuint64_t(seg_bytes > 0 ? row_bytes / seg_bytes : 1)};
-  const cuuint64_t stride[2] = {cuuint64_t(row_bytes), cuuint64_t(seg_bytes)};
+  const cuuint64_t stride[2] = {cuuint64_t(row_stride), cuuint64_t(seg_bytes)};
   const cuuint32_t box[3] = {cuuint32_t((seg_bytes > 0 ? seg_bytes : box_bytes) / 8), 8,
                              cuuint32_t(seg_bytes > 0 ? box_bytes / seg_bytes : 1)};
   const cuuint32_t elem_stride[3] = {1, 1, 1};
@@ -357,13 +388,23 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax));
     attr_set = true;
   }
-  BulkMaps maps = {};
+  MapsOf<Op> maps = {};
   for (int i = 0; i < job.n_parts; ++i) {
     const KernelArgs& a = job.part[i];
     using Stage = BulkStage<Op, kTiles>;
-    encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, Stage::kRowBytes,
-                kUnitMajor<Op> ? mma_layout::kUnitBytes : 0, "payload");
-    if (kStagedScales<Op>) encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, Stage::kScaleRowBytes, 0, "scales");
+    if constexpr (kHasHiPlane<Op>) {
+      const int64_t lo_bytes = mma_layout::q6_hi_plane(a.cols);
+      encode_rows(&maps.q[i], a.data, a.rows, lo_bytes, a.data_row_bytes, Stage::kRowBytes, mma_layout::kUnitBytes,
+                  "payload");
+      encode_rows(&maps.h[i], a.data + lo_bytes, a.rows, a.data_row_bytes - lo_bytes, a.data_row_bytes,
+                  Stage::kHiRowBytes, 32, "high-bit plane");
+    } else {
+      encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, a.data_row_bytes, Stage::kRowBytes,
+                  kUnitMajor<Op> ? mma_layout::kUnitBytes : 0, "payload");
+    }
+    if (kStagedScales<Op>) {
+      encode_rows(&maps.s[i], a.scales, a.rows, a.scale_row_bytes, a.scale_row_bytes, Stage::kScaleRowBytes, 0, "scales");
+    }
   }
   // 128 bytes of alignment slack, 128 of barriers, x, the stages.
   const size_t smem = size_t(256 + x_bytes(job.part[0].cols) + int64_t(stages) * BulkStage<Op, kTiles>::kBytes);
@@ -408,6 +449,7 @@ constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kBulkKernels[] = {
     {"q4_0_mma_bulk", FormatId::Q4_0, M, check_bulk<Q4_0Mma>, launch_one<Q4_0Mma>, false, true},
     {"q4_k_mma_bulk", FormatId::Q4_K, M, check_bulk<Q4_KMma>, launch_one<Q4_KMma>, false, true},
+    {"q6_k_mma_bulk", FormatId::Q6_K, M, check_bulk<Q6_KMma>, launch_one<Q6_KMma>, false, true},
     {"q8_0_mma_bulk", FormatId::Q8_0, M, check_bulk<Q8_0Mma>, launch_one<Q8_0Mma>, false, true},
     {"nvfp4_ckpt_mma_bulk", FormatId::NVFP4_CKPT, M, check_bulk<Nvfp4CkptMma>, launch_one<Nvfp4CkptMma>, false, true},
     {"mxfp4_ckpt_mma_bulk", FormatId::MXFP4_CKPT, M, check_bulk<Mxfp4CkptMma>, launch_one<Mxfp4CkptMma>, false, true},
@@ -430,6 +472,7 @@ bool launch_mma_bulk(FormatId format, MmaJob job, bool swiglu, cudaStream_t stre
   switch (format) {
     case FormatId::Q4_0: return launch_job<Q4_0Mma>(job, swiglu, stream);
     case FormatId::Q4_K: return launch_job<Q4_KMma>(job, swiglu, stream);
+    case FormatId::Q6_K: return launch_job<Q6_KMma>(job, swiglu, stream);
     case FormatId::Q8_0: return launch_job<Q8_0Mma>(job, swiglu, stream);
     case FormatId::NVFP4_CKPT: return launch_job<Nvfp4CkptMma>(job, swiglu, stream);
     case FormatId::MXFP4_CKPT: return launch_job<Mxfp4CkptMma>(job, swiglu, stream);

@@ -28,6 +28,11 @@ struct MmaElem {
       q4_k_scale_min(hdr + 4, int(e % 256) / 32, sc, m);
       const float d = f16_bits_to_f32(load_le16(hdr)), dmin = f16_bits_to_f32(load_le16(hdr + 2));
       return imp_fsub_rn(imp_fmul_rn(imp_fmul_rn(d, float(sc)), float(code)), imp_fmul_rn(dmin, float(m)));
+    } else if constexpr (F == FormatId::Q6_K) {
+      // Slot of unit e / 128: the chunk's int8 scale, then d; dequantize_row_q6_k's (d·sc)·q.
+      const uint8_t* slot = srow + 16 * (e / 128);
+      const float d = f16_bits_to_f32(load_le16(slot + 8));
+      return imp_fmul_rn(imp_fmul_rn(d, float(int8_t(slot[(e % 128) / 16]))), float(int(code) - 32));
     } else if constexpr (F == FormatId::NVFP4_CKPT) {
       return imp_fmul_rn(e2m1_bits_to_f32(uint8_t(code)), imp_fmul_rn(e4m3_bits_to_f32(srow[e / 16]), a.tensor_scale));
     } else {
@@ -40,7 +45,11 @@ struct MmaElem {
     const int p = mma_layout::code_position(F, int(e % U), c, w);
     const uint8_t* unit = a.data + r * a.data_row_bytes + (e / U) * mma_layout::kUnitBytes;
     const uint32_t word = load_le32(unit + mma_layout::word_offset(c, w));
-    const uint32_t code = (word >> mma_layout::bit_offset(F, p)) & (F == FormatId::Q8_0 ? 0xFFu : 0xFu);
+    uint32_t code = (word >> mma_layout::bit_offset(F, p)) & (F == FormatId::Q8_0 ? 0xFFu : 0xFu);
+    if constexpr (F == FormatId::Q6_K) {
+      const uint8_t* hi = a.data + r * a.data_row_bytes + mma_layout::q6_hi_plane(a.cols) + (e / U) * 32;
+      code |= ((load_le32(hi + mma_layout::q6_hi_word_offset(c, w)) >> mma_layout::q6_hi_bit(w, p)) & 3u) << 4;
+    }
     return value(a, r, e, code);
   }
 };
@@ -48,13 +57,15 @@ struct MmaElem {
 // ---- one payload word's exact values, from the unit's scale bytes ----------------------
 // The scale bytes of unit u of a row start at unit_scale_offset(F, u) in the row's scale
 // plane and span unit_scale_bytes(F): Q4_0 four f16 d (one per 32-block), Q8_0 two, Q4_K
-// the superblock's 16-byte header (a unit is half a superblock), NVFP4 eight E4M3 (one per
-// 16-block; × the tensor scale), MXFP4 four E8M0.
+// the superblock's 16-byte header (a unit is half a superblock), Q6_K its 16-byte slot
+// (gemv_mma_layout.h), NVFP4 eight E4M3 (one per 16-block; × the tensor scale), MXFP4 four
+// E8M0.
 IMP_MMA_HD int unit_scale_bytes(FormatId f) {
   switch (f) {
     case FormatId::Q4_0: return 8;
     case FormatId::Q8_0: return 4;
-    case FormatId::Q4_K: return 16;
+    case FormatId::Q4_K:
+    case FormatId::Q6_K: return 16;
     case FormatId::NVFP4_CKPT: return 8;
     case FormatId::MXFP4_CKPT: return 4;
     default: return 0;
@@ -65,8 +76,9 @@ IMP_MMA_HD int64_t unit_scale_offset(FormatId f, int64_t u) {
 }
 
 // v[h][t] = the value at chunk column 4c + t of chunk h of word w (thread c's slice) of
-// unit u: two chunks for 4-bit codes (2w, 2w+1), one for Q8_0 (w). us = the unit's scale
-// bytes (global or shared memory). A word never spans two Q4_0 / Q8_0 / MXFP4 blocks or two
+// unit u: two chunks for 4-bit and Q6_K codes (2w, 2w+1), one for Q8_0 (w). us = the unit's
+// scale bytes (global or shared memory); hh = Q6_K's hi word of w shifted right by 2·(w & 1)
+// (gemv_mma_layout.h), unused by the others. A word never spans two Q4_0 / Q8_0 / MXFP4 blocks or two
 // Q4_K sub-blocks (NVFP4's two chunks are two 16-blocks), so each scale is read once per
 // word; the products are MmaElem::value's, in the same order, so the values are
 // bit-identical to the CPU dequantizer's.
@@ -85,8 +97,17 @@ __device__ __forceinline__ float e2m1_value(uint32_t code) {
 
 template <FormatId F>
 __device__ __forceinline__ void unit_word_values(const uint8_t* us, int u, int w, uint32_t word, float tensor_scale,
-                                                 float (&v)[2][4]) {
-  if constexpr (F == FormatId::Q8_0) {
+                                                 float (&v)[2][4], uint32_t hh = 0) {
+  if constexpr (F == FormatId::Q6_K) {
+    const float d = f16_bits_to_f32(load_le16(us + 8));
+#pragma unroll
+    for (int p = 0; p < 8; ++p) {
+      const int h = p & 1, t = 2 * ((p >> 1) & 1) + (p >> 2);
+      const uint32_t q = ((word >> (4 * p)) & 0xFu) | (((hh >> mma_layout::q6_hi_bit(0, p)) & 3u) << 4);
+      const float dl = imp_fmul_rn(d, float(int8_t(us[2 * w + h])));  // chunk 2w + h's scale
+      v[h][t] = imp_fmul_rn(dl, small_uint_minus(q, 8388640.0f));      // q − 32
+    }
+  } else if constexpr (F == FormatId::Q8_0) {
     const float d = f16_bits_to_f32(load_le16(us + 2 * (w / 2)));  // 64-column units: blocks of 2 words
 #pragma unroll
     for (int t = 0; t < 4; ++t) {

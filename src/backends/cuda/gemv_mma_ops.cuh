@@ -7,7 +7,10 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <type_traits>
+
 #include "backends/cuda/decode_scalar.cuh"
+#include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/gemv_registry.h"
 #include "backends/cuda/mma_f16.cuh"
 
@@ -223,6 +226,78 @@ struct Q4_KMma {
   __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
 
+// Q6_K: w = (d·sc_j)·(q − 32) per 16-element chunk j; a unit is half a superblock. A
+// thread's slice is its 16 low-nibble bytes and its 8 high-bit bytes (gemv_mma_layout.h);
+// the MMA sees the exact q − 32 and each chunk's sum is scaled by the exact FP32 d·sc_j (11
+// × 8 significant bits) afterwards, like NVFP4's 16-blocks.
+struct Q6Slice {
+  uint4 lo;
+  uint2 hi;
+};
+struct Q6_KMma {
+  static constexpr int kChunks = 8, kGroupChunks = 1;  // 8 sub-blocks of 16 per unit
+  static constexpr int kScaleBytes = 16;               // the unit's slot: sc[8], d, padding
+  using ScaleSlot = uint4;
+  static constexpr bool kMins = false;
+  static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
+  __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }
+  __device__ static int scale_offset(int u) { return u * kScaleBytes; }
+  // hh: the hi word of lo word w shifted right by 2·(w & 1). Chunk 2w → a[0], 2w + 1 → a[1].
+  __device__ static void decode_word(uint32_t v, uint32_t hh, uint32_t (&a)[2][2]) {
+    const __half2 lo_bias = __float2half2_rn(1056.0f), k16th = __float2half2_rn(0.0625f),
+                  hi_bias = __float2half2_rn(-96.0f);
+    a[0][0] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 0)), lo_bias));  // 1024 + q − 1056
+    a[0][1] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 1)), lo_bias));
+    a[1][0] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 2)), k16th, hi_bias));  // 64 + q − 96
+    a[1][1] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 3)), k16th, hi_bias));
+  }
+  __device__ static uint32_t hi_of(const Q6Slice& s, int w) { return (w < 2 ? s.hi.x : s.hi.y) >> (2 * (w & 1)); }
+  __device__ static void decode(const Q6Slice& s, uint32_t (&a)[kChunks][2]) {
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      uint32_t g[2][2];
+      decode_word(slice_word(s.lo, w), hi_of(s, w), g);
+      a[2 * w][0] = g[0][0], a[2 * w][1] = g[0][1], a[2 * w + 1][0] = g[1][0], a[2 * w + 1][1] = g[1][1];
+    }
+  }
+  // Chunk grp only: word grp / 2, its low (even grp) or high (odd) nibbles.
+  __device__ static void decode_group(const Q6Slice& s, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    const int w = grp >> 1;
+    const uint32_t v = slice_word(s.lo, w), hh = hi_of(s, w);
+    if (grp & 1) {
+      a[0][0] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 2)), __float2half2_rn(0.0625f),
+                                __float2half2_rn(-96.0f)));
+      a[0][1] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 3)), __float2half2_rn(0.0625f),
+                                __float2half2_rn(-96.0f)));
+    } else {
+      a[0][0] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 0)), __float2half2_rn(1056.0f)));
+      a[0][1] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 1)), __float2half2_rn(1056.0f)));
+    }
+  }
+  // out[j] = d·sc_j, exact in FP32: int8 b → bytes (b ^ 0x80, 0, 0, 0x4B) = the float 2^23 +
+  // b + 128, less 2^23 + 128.
+  __device__ static void scales(const uint4& s, float (&out)[8]) {
+    const float d = h2_to_f2(s.z).x;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const uint32_t four = (j < 4 ? s.x : s.y) ^ 0x80808080u;
+      out[j] = d * (__uint_as_float(__byte_perm(four, 0x4B000000u, 0x7540 | (j & 3))) - 8388736.0f);
+    }
+  }
+  __device__ static float finish(const KernelArgs&, float acc) { return acc; }
+};
+
+// The payload slice type of an op: one 16-byte load, Q6_K's 16 + 8.
+template <class Op>
+struct SliceOf {
+  using type = uint4;
+};
+template <>
+struct SliceOf<Q6_KMma> {
+  using type = Q6Slice;
+};
+template <class Op>
+constexpr bool kHasHiPlane = !std::is_same_v<typename SliceOf<Op>::type, uint4>;
 
 // FP8 E4M3 (per tensor, or per channel: one F32 scale per row) read in its native
 // row-major layout — no repack, so the W8A8 prefill (gemm_fp8.cc) reads the same bytes. A

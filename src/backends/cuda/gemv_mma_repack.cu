@@ -5,6 +5,7 @@
 #include "backends/cuda/gemv_mma_elem.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/kv_codec.cuh"
+#include "common/env_switch.h"
 #include "formats/traits.h"
 
 namespace imp::cuda::detail {
@@ -12,11 +13,18 @@ namespace {
 
 // The exact reference values of one 32-bit payload word (thread c, word w of unit u of row
 // r): unit_word_values (gemv_mma_elem.cuh) on the row's scale bytes of unit u.
+// Q6_K also reads the word's high bits from the row's second plane.
 template <FormatId F>
-__device__ __forceinline__ void word_values(const KernelArgs& a, int64_t r, int u, int w, uint32_t word,
+__device__ __forceinline__ void word_values(const KernelArgs& a, int64_t r, int u, int c, int w, uint32_t word,
                                             float (&v)[2][4]) {
   const uint8_t* unit_scales = a.scales + r * a.scale_row_bytes + unit_scale_offset(F, u);
-  unit_word_values<F>(unit_scales, u, w, word, a.tensor_scale, v);
+  uint32_t hh = 0;
+  if constexpr (F == FormatId::Q6_K) {
+    hh = __ldg(reinterpret_cast<const unsigned int*>(a.data + r * a.data_row_bytes + mma_layout::q6_hi_plane(a.cols) +
+                                                     int64_t(u) * 32 + mma_layout::q6_hi_word_offset(c, w))) >>
+         (2 * (w & 1));
+  }
+  unit_word_values<F>(unit_scales, u, w, word, a.tensor_scale, v, hh);
 }
 
 // Dequantization straight to BF16 for the prefill GEMM. Block (x: 256 words of a row,
@@ -30,7 +38,7 @@ constexpr int kDequantRows = 4;  // rows per thread: all their loads issued befo
 template <FormatId F>
 __global__ void dequant_bf16_kernel(KernelArgs a, uint16_t* out) {
   constexpr int U = mma_layout::unit_cols(F);
-  constexpr int kChunksPerWord = mma_layout::code_bits(F) == 4 ? 2 : 1;
+  constexpr int kChunksPerWord = mma_layout::codes_per_word(F) / 4;
   const int words_per_row = int(a.cols / U) * 16;
   const int k = int(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= words_per_row) return;
@@ -44,7 +52,7 @@ __global__ void dequant_bf16_kernel(KernelArgs a, uint16_t* out) {
       const int64_t r = min(r0 + i, a.rows - 1);  // past the end: the last row again, not stored
       const uint32_t word = __ldg(reinterpret_cast<const unsigned int*>(
           a.data + r * a.data_row_bytes + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w)));
-      word_values<F>(a, r, u, w, word, v[i]);
+      word_values<F>(a, r, u, c, w, word, v[i]);
     }
 #pragma unroll
     for (int i = 0; i < kDequantRows; ++i) {
@@ -77,6 +85,12 @@ __device__ uint32_t native_code(const uint8_t* row, int64_t col) {
     const int e = int(col % 256);
     const uint8_t b = qs[32 * (e / 64) + e % 32];
     return (e % 64) < 32 ? (b & 0xFu) : (b >> 4);
+  } else if constexpr (F == FormatId::Q6_K) {
+    // The unsigned q (0 … 63) of q6_k_value (decode_gguf.cuh).
+    const uint8_t* blk = row + (col / 256) * kQ6_KBytes;
+    const int e = int(col % 256), h = e / 128, g = (e % 128) / 32, l = e % 32;
+    const uint8_t b = blk[64 * h + l + 32 * (g & 1)];
+    return (g < 2 ? (b & 0xFu) : (b >> 4)) | (((blk[128 + 32 * h + l] >> (2 * g)) & 3u) << 4);
   } else {
     return (row[col / 2] >> (4 * (col & 1))) & 0xFu;
   }
@@ -89,18 +103,32 @@ __global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t c
   const int64_t row_bytes_native = F == FormatId::Q4_0   ? cols / 32 * kQ4_0Bytes
                                    : F == FormatId::Q8_0 ? cols / 32 * kQ8_0Bytes
                                    : F == FormatId::Q4_K ? cols / 256 * kQ4_KBytes
+                                   : F == FormatId::Q6_K ? cols / 256 * kQ6_KBytes
                                                          : cols / 2;
+  auto store32 = [](uint8_t* out, uint32_t word) {
+    out[0] = uint8_t(word), out[1] = uint8_t(word >> 8), out[2] = uint8_t(word >> 16), out[3] = uint8_t(word >> 24);
+  };
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * words_per_row;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / words_per_row, k = i % words_per_row;
     const int u = int(k / 16), c = int(k % 16) / 4, w = int(k % 4);
     const uint8_t* src = native + r * row_bytes_native;
-    uint32_t word = 0;
-    for (int p = 0; p < 32 / bits; ++p) {
-      word |= native_code<F>(src, int64_t(u) * U + mma_layout::unit_column(F, c, w, p)) << (bits * p);
+    const auto code = [&](int e) { return native_code<F>(src, int64_t(u) * U + e); };
+    uint8_t* const prow = payload + r * (cols * bits / 8);
+    store32(prow + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w), mma_layout::pack_word(F, c, w, code));
+    if constexpr (F == FormatId::Q6_K) {
+      // The thread of lo word 2i also writes hi word i; thread 0 / word 0 the unit's scale slot.
+      if ((w & 1) == 0) {
+        store32(prow + mma_layout::q6_hi_plane(cols) + int64_t(u) * 32 + mma_layout::q6_hi_word_offset(c, w),
+                mma_layout::pack_q6_hi_word(c, w / 2, code));
+      }
+      if (c == 0 && w == 0) {
+        uint8_t slot[16];
+        mma_layout::q6_scale_slot(src + (int64_t(u) / 2) * kQ6_KBytes, u, slot);
+        uint8_t* out = d + (r * (cols / 128) + u) * 16;
+        for (int j = 0; j < 16; ++j) out[j] = slot[j];
+      }
     }
-    uint8_t* out = payload + r * (cols * bits / 8) + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w);
-    out[0] = uint8_t(word), out[1] = uint8_t(word >> 8), out[2] = uint8_t(word >> 16), out[3] = uint8_t(word >> 24);
     if constexpr (F == FormatId::Q4_0 || F == FormatId::Q8_0) {
       // The thread of word 0 of each 32-column block copies that block's d.
       constexpr int kBlockBytes = F == FormatId::Q4_0 ? kQ4_0Bytes : kQ8_0Bytes;
@@ -128,6 +156,7 @@ bool mma_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
     case FormatId::Q4_0: launch_dequant<MmaElem<FormatId::Q4_0>>(w, out, stream); return true;
     case FormatId::Q8_0: launch_dequant<MmaElem<FormatId::Q8_0>>(w, out, stream); return true;
     case FormatId::Q4_K: launch_dequant<MmaElem<FormatId::Q4_K>>(w, out, stream); return true;
+    case FormatId::Q6_K: launch_dequant<MmaElem<FormatId::Q6_K>>(w, out, stream); return true;
     case FormatId::NVFP4_CKPT: launch_dequant<MmaElem<FormatId::NVFP4_CKPT>>(w, out, stream); return true;
     case FormatId::MXFP4_CKPT: launch_dequant<MmaElem<FormatId::MXFP4_CKPT>>(w, out, stream); return true;
     default: return false;
@@ -143,13 +172,26 @@ bool has_mma_layout(FormatId format, int64_t cols) {
   return U > 0 && cols > 0 && cols % U == 0;
 }
 
+namespace {
+bool& q6_k_ref() {
+  static bool on = env_opt_in("IMP_CUDA_Q6K_MMA");
+  return on;
+}
+}  // namespace
+
+bool mma_q6_k_on() { return q6_k_ref(); }
+void set_mma_q6_k(bool on) { q6_k_ref() = on; }
+bool mma_layout_chosen(FormatId format, int64_t cols) {
+  return has_mma_layout(format, cols) && (format != FormatId::Q6_K || q6_k_ref());
+}
+
 void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
                 cudaStream_t stream) {
   if (!has_mma_layout(format, cols)) {
-    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, q4_k, nvfp4_ckpt, mxfp4_ckpt: cols % 128 == 0; "
-         "q8_0: cols % 64 == 0)", format_name(format), cols);
+    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, q4_k, q6_k, nvfp4_ckpt, mxfp4_ckpt: cols % 128 "
+         "== 0; q8_0: cols % 64 == 0)", format_name(format), cols);
   }
-  const bool has_d = format == FormatId::Q4_0 || format == FormatId::Q8_0 || format == FormatId::Q4_K;
+  const bool has_d = mma_has_own_scale_plane(format);
   if (!native || !payload || (has_d && !d)) fail("repack_mma({}): null device pointer", format_name(format));
   const int64_t words = rows * (device_data_bytes(format, WeightLayout::kMma, rows, cols) / rows / 4);
   const int64_t grid = words / 256 + 1 < 65536 ? words / 256 + 1 : 65536;
@@ -160,6 +202,7 @@ void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols,
     case FormatId::Q4_0: detail::repack_mma_kernel<FormatId::Q4_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::Q8_0: detail::repack_mma_kernel<FormatId::Q8_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::Q4_K: detail::repack_mma_kernel<FormatId::Q4_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+    case FormatId::Q6_K: detail::repack_mma_kernel<FormatId::Q6_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::NVFP4_CKPT:
       detail::repack_mma_kernel<FormatId::NVFP4_CKPT><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd);
       break;
@@ -179,6 +222,7 @@ bool dequantize_bf16(const DeviceMatrix& w, uint16_t* out, cudaStream_t stream) 
   switch (w.format) {
     case FormatId::Q4_0: detail::dequant_bf16_kernel<FormatId::Q4_0><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::Q4_K: detail::dequant_bf16_kernel<FormatId::Q4_K><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::Q6_K: detail::dequant_bf16_kernel<FormatId::Q6_K><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::Q8_0: detail::dequant_bf16_kernel<FormatId::Q8_0><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::NVFP4_CKPT: detail::dequant_bf16_kernel<FormatId::NVFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::MXFP4_CKPT: detail::dequant_bf16_kernel<FormatId::MXFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;

@@ -17,20 +17,34 @@
 namespace imp::cuda::detail {
 namespace {
 
-// One item = one unit of the thread's 2·kTiles rows: a 16-byte payload load and a scale
-// load per row.
+// One item = one unit of the thread's 2·kTiles rows: a 16-byte payload load (Q6_K: and an
+// 8-byte one from the high-bit plane) and a scale load per row.
 template <class Op, int kRows>
 struct Item {
-  uint4 q[kRows];
+  typename SliceOf<Op>::type q[kRows];
   typename Op::ScaleSlot s[kRows];
 };
 
+// hi_off: bytes from a thread's payload pointer (row + 16c) to its high-bit slice of unit 0
+// (row + cols/2 + 8c; Q6_K only, gemv_mma_layout.h).
+__device__ __forceinline__ int64_t hi_slice_offset(int64_t cols, int c) { return mma_layout::q6_hi_plane(cols) - 8 * c; }
+
+template <class Op>
+__device__ __forceinline__ typename SliceOf<Op>::type load_slice(const uint8_t* p, int64_t hi_off, int u) {
+  if constexpr (kHasHiPlane<Op>) {
+    return {load_stream16(p + int64_t(u) * mma_layout::kUnitBytes),
+            __ldcs(reinterpret_cast<const uint2*>(p + hi_off + int64_t(u) * 32))};
+  } else {
+    return load_stream16(p + int64_t(u) * mma_layout::kUnitBytes);
+  }
+}
+
 template <class Op, int kRows>
 __device__ __forceinline__ void load_item(Item<Op, kRows>& it, const uint8_t* const (&pq)[kRows],
-                                          const uint8_t* const (&ps)[kRows], int u) {
+                                          const uint8_t* const (&ps)[kRows], int u, int64_t hi_off) {
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    it.q[r] = load_stream16(pq[r] + int64_t(u) * mma_layout::kUnitBytes);
+    it.q[r] = load_slice<Op>(pq[r], hi_off, u);
     if constexpr (Op::kScaleBytes > 0) {
       it.s[r] = __ldg(reinterpret_cast<const typename Op::ScaleSlot*>(ps[r] + Op::scale_offset(u)));
     } else {
