@@ -9,6 +9,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cuda/attention_decode_kernel.h"
 #include "backends/cuda/check.h"
+#include "backends/cuda/gemv.h"
 #include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "runtime/kv_cache.h"
@@ -248,25 +249,30 @@ TEST(CudaForwardOps, PrefillFfnBlockMatchesComposition) {
 // gemv_mma_qkv_rope_kv) against the same backend's separate ops, both RoPE styles, every
 // element-wise KV type and a scaled one (int8: the fused form refuses it, the hook falls
 // back), GQA, tokens in several cache blocks. q, k and v within float rounding of the
-// rotation; cache rows within one unit in the last place of their type.
+// rotation; cache rows within one unit in the last place of their type. A V of another
+// format than Q and K (Q4_0 + Q8_0; Q4_K + Q6_K as in Q4_K_M, Q6_K in the kMma layout) runs
+// as a Q·K launch and a V launch.
 TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   IMP_SKIP_WITHOUT_GPU();
+  const bool saved_q6 = mma_q6_k_on();
+  set_mma_q6_k(true);
   CudaBackendOptions o;
   o.graphs = false;
   CudaBackend b(o);
   const int64_t E = 256, H = 4, nkv = 2;
   for (int64_t hd : {64, 128}) {
-    for (FormatId f : {FormatId::Q8_0, FormatId::Q4_0}) {
+    for (auto [f, fv] : {std::pair{FormatId::Q8_0, FormatId::Q8_0}, std::pair{FormatId::Q4_0, FormatId::Q4_0},
+                         std::pair{FormatId::Q4_0, FormatId::Q8_0}, std::pair{FormatId::Q4_K, FormatId::Q6_K}}) {
       const OwnedQuantMatrix wq = quantize(f, random_floats(size_t(H * hd * E), 61 + hd, 0.05f), H * hd, E);
       const OwnedQuantMatrix wk = quantize(f, random_floats(size_t(nkv * hd * E), 62 + hd, 0.05f), nkv * hd, E);
-      const OwnedQuantMatrix wv = quantize(f, random_floats(size_t(nkv * hd * E), 63 + hd, 0.05f), nkv * hd, E);
+      const OwnedQuantMatrix wv = quantize(fv, random_floats(size_t(nkv * hd * E), 63 + hd, 0.05f), nkv * hd, E);
       const MatrixHandle hq = b.add_matrix(wq.view(), "wq"), hk = b.add_matrix(wk.view(), "wk"),
                          hv = b.add_matrix(wv.view(), "wv");
       const auto gain = random_floats(size_t(E), 64, 1.0f);
       const float* dgain = b.add_vector(gain.data(), E, "gain");
       for (KvType t : {KvType::F16, KvType::BF16, KvType::F32, KvType::INT8}) {
         for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kHalfSplit}) {
-          SCOPED_TRACE(fmt::format("{} hd {} {} {}", format_name(f), hd, kv_type_name(t),
+          SCOPED_TRACE(fmt::format("{}+{} hd {} {} {}", format_name(f), format_name(fv), hd, kv_type_name(t),
                                    style == RopeStyle::kAdjacent ? "adjacent" : "half-split"));
           const KvCacheConfig kc{1, nkv, hd, 64, 16, t};
           auto fused_kv = b.create_kv_cache(kc), sep_kv = b.create_kv_cache(kc);
@@ -325,6 +331,7 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
       }
     }
   }
+  set_mma_q6_k(saved_q6);
 }
 
 // Runs body with and without the decode attention kernel's L2 prologue

@@ -569,21 +569,34 @@ bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, 
   if (w[0].rows % hd != 0 || w[1].rows != int64_t(kv.n_kv_head) * hd || w[2].rows != w[1].rows) return false;
   if (w[0].rows + w[1].rows + w[2].rows >= 16384) return false;  // the two-tile form pairs no rows
   float* const y[3] = {q, k, v};
-  const detail::Fusable form = detail::fusable(w, 3, x, y);
-  if (form == detail::Fusable::kNo || form == detail::Fusable::kRegisterX || !fusion_ok(form, fusion)) return false;
-  detail::MmaJob job;
-  job.n_parts = 3;
-  job.norm_gain = fusion.norm_gain;
-  job.norm_eps = fusion.norm_eps;
-  job.next_weights = fusion.next_weights;
-  job.rope_kv = 1;
-  job.rope = rope;
-  job.kv = kv;
-  job.step = step;
-  for (int i = 0; i < 3; ++i) job.part[i] = detail::make_args(w[i], x, y[i]);
-  if (form == detail::Fusable::kBulk && detail::launch_mma_bulk(w[0].format, job, false, stream)) return true;
-  return detail::with_op(w[0].format,
-                         [&](auto op) { detail::launch_job<decltype(op), 1, IMP_MMA_SMALL_KU, false, true>(job, stream); });
+  // One launch of the three parts, or — V in another format (Q4_K_M's Q6_K V in half the
+  // layers) — Q·K in one launch and V in a second (role 2), both reading x and the norm.
+  const bool one = w[1].format == w[2].format;
+  const int n_first = one ? 3 : 2;
+  const detail::Fusable form = detail::fusable(w, n_first, x, y);
+  const detail::Fusable form_v = one ? form : detail::fusable(&w[2], 1, x, &y[2]);
+  for (const detail::Fusable f : {form, form_v}) {
+    if (f == detail::Fusable::kNo || f == detail::Fusable::kRegisterX || !fusion_ok(f, fusion)) return false;
+  }
+  auto launch = [&](int first, int n, detail::Fusable f) {
+    detail::MmaJob job;
+    job.n_parts = n;
+    job.norm_gain = fusion.norm_gain;
+    job.norm_eps = fusion.norm_eps;
+    job.next_weights = first + n == 3 ? fusion.next_weights : L2Ranges{};  // the last launch prefetches
+    job.rope_kv = 1;
+    job.role0 = first;
+    job.rope = rope;
+    job.kv = kv;
+    job.step = step;
+    for (int i = 0; i < n; ++i) job.part[i] = detail::make_args(w[first + i], x, y[first + i]);
+    if (f == detail::Fusable::kBulk && detail::launch_mma_bulk(w[first].format, job, false, stream)) return;
+    detail::with_op(w[first].format,
+                    [&](auto op) { detail::launch_job<decltype(op), 1, IMP_MMA_SMALL_KU, false, true>(job, stream); });
+  };
+  launch(0, n_first, form);
+  if (!one) launch(2, 1, form_v);
+  return true;
 }
 
 }  // namespace imp::cuda

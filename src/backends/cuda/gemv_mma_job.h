@@ -21,7 +21,10 @@ struct MmaJob {
   const float* norm_gain = nullptr;  // RMS-normalize x first (GemvFusion); shared-x forms only
   float norm_eps = 0.0f;
   // gemv_mma_qkv_rope_kv: parts Q, K, V; RoPE on Q and K, K and V rows into the cache.
+  // Part p plays role p + role0 (0 Q, 1 K, 2 V): a V of another format (Q4_K_M's Q6_K)
+  // goes in a launch of its own with role0 = 2 after the Q·K launch.
   int rope_kv = 0;
+  int role0 = 0;
   RopeArgs rope;
   KvView kv;
   const StepParams* step = nullptr;

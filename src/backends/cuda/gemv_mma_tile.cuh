@@ -137,11 +137,12 @@ __device__ __forceinline__ int64_t rope_pair_row(int64_t tile, int s, int hd) {
   return head * hd + (s < 8 ? t * 8 + s : hd / 2 + t * 8 + (s - 8));
 }
 
-// The epilogue of gemv_mma_qkv_rope_kv for one pair of rows (ra, rb) of part p: RoPE
-// (rope_rotate, as rope_kv_kernel) on Q and K, then y,
-// and for K and V the cache elements of the token's row.
-__device__ __forceinline__ void rope_kv_pair(const MmaJob& job, const KernelArgs& a, int p, int64_t ra, int64_t rb,
+// The epilogue of gemv_mma_qkv_rope_kv for one pair of rows (ra, rb) of part p, which plays
+// role p + job.role0 (0 Q, 1 K, 2 V): RoPE (rope_rotate, as rope_kv_kernel) on Q and K, then
+// y, and for K and V the cache elements of the token's row.
+__device__ __forceinline__ void rope_kv_pair(const MmaJob& job, const KernelArgs& a, int part, int64_t ra, int64_t rb,
                                              float ya, float yb) {
+  const int p = part + job.role0;
   const int hd = job.kv.head_dim, pos = job.step->pos0;
   if (p < 2) rope_rotate(ya, yb, job.rope.half_split ? int(ra % hd) : int(ra % hd) / 2, hd, pos, job.rope);
   a.y[ra] = ya;
@@ -175,7 +176,7 @@ __device__ __forceinline__ int64_t part_first(const MmaJob& job, int p) {
 // gemv_mma_qkv_rope_kv with the (i, i + hd/2) pairing, one-tile form only.
 template <int kTiles>
 __device__ __forceinline__ bool pairs_rope_rows(const MmaJob& job, int p) {
-  return kTiles == 1 && job.rope_kv && job.rope.half_split && p < 2;
+  return kTiles == 1 && job.rope_kv && job.rope.half_split && p + job.role0 < 2;
 }
 
 // Matrix row of tile slot s (0 … 16·kTiles − 1; slot g + 8r is row r of thread g's item),
