@@ -35,6 +35,15 @@ TEST(CudaCaps, MatmulTiersAreExactlyTheRegistryFormats) {
   EXPECT_TRUE(caps.supports(WeightOp::kVector, StorageTier::kMapped, FormatId::F32));
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q5_K), "cuda.gemv.q5_k_vec16");
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::FP8_E4M3_BLOCK128), "cuda.gemv.fp8_e4m3_block128_vec16");
+  // What the backend's default decode runs: not the integer-dot kernels (opt-in), and Q6_K
+  // on the tensor cores only while its kMma layout is opted in.
+  EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q4_0), "cuda.gemv.q4_0_mma_bulk");
+  const bool saved = mma_q6_k_on();
+  set_mma_q6_k(false);
+  EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q6_K), "cuda.gemv.q6_k_split_vec16");
+  set_mma_q6_k(true);
+  EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q6_K), "cuda.gemv.q6_k_mma_bulk");
+  set_mma_q6_k(saved);
 }
 
 TEST(CudaCaps, PlanOfASyntheticModelUsesCudaKernels) {

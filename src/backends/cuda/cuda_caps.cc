@@ -9,9 +9,14 @@
 namespace imp::cuda {
 namespace {
 
+// The kernel CudaBackend::gemv takes in its default (f16-activation) decode mode: the first
+// of the layout the upload would choose (mma_layout_chosen; 4096 columns stand for a row of
+// whole units: Q6_K's tensor-core kernels only while they are opted in), skipping the
+// integer-dot kernels (--act-quant q8 only).
 const GemvKernel* first_kernel(FormatId f) {
   for (const GemvKernel& k : gemv_kernels()) {
-    if (k.format == f) return &k;
+    if (k.format != f || k.quantizes_x || (k.layout == WeightLayout::kMma && !mma_layout_chosen(f, 4096))) continue;
+    return &k;
   }
   return nullptr;
 }
