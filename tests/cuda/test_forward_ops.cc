@@ -2,6 +2,7 @@
 // awkward shapes with fresh random data; the KV-cache rows byte for byte.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/error.h"
@@ -10,6 +11,7 @@
 #include "backends/cuda/attention_decode_kernel.h"
 #include "backends/cuda/check.h"
 #include "backends/cuda/gemv.h"
+#include "formats/f16.h"
 #include "formats/quant_matrix.h"
 #include "forward_test_util.h"
 #include "runtime/kv_cache.h"
@@ -45,6 +47,51 @@ TEST(CudaForwardOps, RmsNormMatchesReference) {
     EXPECT_LT(rel_error(download(b, dx, x.size()), ref), 1e-5) << "rmsnorm in place n=" << n;
     for (float* p : {dx, dg, dout, d16, d16_ref}) b.release(p);
   }
+}
+
+// The producers of the fused-dequantization GEMM's input (rmsnorm_f16_mma, swiglu_f16_mma):
+// the FP32 op's values rounded to f16 (nearest even, saturating) and placed in the kMma column
+// order — column 4k + t of each 16-column chunk at position 8·(t / 2) + 2k + t % 2 — bit for
+// bit; an element beyond f16's range saturates to 65504.
+TEST(CudaForwardOps, ProducersWriteTheFusedGemmColumns) {
+  IMP_SKIP_WITHOUT_GPU();
+  CudaBackend b;
+  const auto placed = [](const std::vector<float>& v) {
+    std::vector<uint16_t> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      const size_t c = i % 16, k = c / 4, t = c % 4;
+      out[i - c + 8 * (t / 2) + 2 * k + t % 2] = f32_to_f16(std::clamp(v[i], -65504.0f, 65504.0f));
+    }
+    return out;
+  };
+  const auto fetch = [&](const float* p, size_t n) {
+    std::vector<uint16_t> h(n);
+    IMP_CUDA_CHECK(cudaStreamSynchronize(b.stream()));
+    IMP_CUDA_CHECK(cudaMemcpy(h.data(), p, n * 2, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  for (int64_t n : {int64_t(576), int64_t(9216)}) {  // 9216: past the norm's 8192 register-held columns
+    const int64_t rows = 5;
+    const auto x = random_floats(size_t(rows * n), 21 + uint64_t(n), 3.0f);
+    const auto gain = random_floats(size_t(n), 22 + uint64_t(n));
+    float *dx = upload(b, x), *dg = upload(b, gain), *dout = b.alloc(rows * n), *d16 = b.alloc(rows * n);
+    rmsnorm(dx, dg, rows, n, 1e-5f, dout, b.stream());
+    rmsnorm_f16_mma(dx, dg, rows, n, 1e-5f, reinterpret_cast<uint16_t*>(d16), b.stream());
+    EXPECT_EQ(fetch(d16, size_t(rows * n)), placed(download(b, dout, size_t(rows * n)))) << "rmsnorm_f16_mma n=" << n;
+    for (float* p : {dx, dg, dout, d16}) b.release(p);
+  }
+  const int64_t n = 3 * 14336;
+  auto g = random_floats(size_t(n), 23, 4.0f), u = random_floats(size_t(n), 24);
+  g[5] = 4.0f, u[5] = 1e6f;  // silu(4)·1e6 ≫ 65504
+  float *dg = upload(b, g), *du = upload(b, u), *dout = b.alloc(n), *d16 = b.alloc(n);
+  swiglu(dg, du, n, dout, b.stream());
+  swiglu_f16_mma(dg, du, n, reinterpret_cast<uint16_t*>(d16), b.stream());
+  const std::vector<uint16_t> got = fetch(d16, size_t(n));
+  EXPECT_EQ(got, placed(download(b, dout, size_t(n)))) << "swiglu_f16_mma";
+  EXPECT_EQ(got[size_t(8 * 0 + 2 * 1 + 1)], 0x7BFF) << "column 5 (chunk position 3) saturates to 65504";
+  EXPECT_THROW(swiglu_f16_mma(dg, du, 40, reinterpret_cast<uint16_t*>(d16), b.stream()), Error);
+  EXPECT_THROW(rmsnorm_f16_mma(dg, du, 1, 40, 1e-5f, reinterpret_cast<uint16_t*>(d16), b.stream()), Error);
+  for (float* p : {dg, du, dout, d16}) b.release(p);
 }
 
 // The fused residual add + norm: x is the exact f32 sum (written back), out the norm of it.

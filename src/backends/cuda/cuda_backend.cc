@@ -730,8 +730,8 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
     f.norm_eps = eps;
     if (w[0].cols == n && logged(gemv_mma_fused(w, 3, x, y, stream_, f), {w[0], w[1], w[2]})) return;
   }
-  if (norm_to_bf16(x, gain, n_tok, n, eps, h, {wq, wk, wv})) {
-    const SharedX scope(x_shared_, h, n_tok * n);  // h's BF16 form is in place (h itself is left unwritten)
+  if (const ProducedX px = norm_to_gemm_x(x, gain, n_tok, n, eps, h, {wq, wk, wv}); px != ProducedX::kNone) {
+    const SharedX scope(x_shared_, h, n_tok * n, px);  // h's GEMM form is in place (h itself is left unwritten)
     return gemm_group({{wq, q}, {wk, k}, {wv, v}}, h, n_tok);
   }
   if (fp8_takes_produced_x({wq, wk, wv}, n_tok, n)) {  // the norm writes the W8A8 activations (h unwritten)
@@ -747,14 +747,41 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
 // activation buffer (rmsnorm_bf16: the same bits as rmsnorm then f32_to_bf16), saving the
 // FP32 round trip and a conversion launch per matmul group. Not for FP8 weights, whose W8A8
 // path quantizes the FP32 h itself. False: nothing done.
-bool CudaBackend::norm_to_bf16(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
-                               std::initializer_list<MatrixHandle> ws) {
-  if (n_tok <= 1 || options_.gemm != CudaGemmPrecision::kBF16 || skip() || mode_ == Mode::kCapture || !h) return false;
+// When every GEMM reads the fused kernel's f16 kMma columns, the norm writes those instead
+// (rmsnorm_f16_mma): no BF16 copy and no f16_mma_columns pass (2 × n_tok × n bytes each way).
+CudaBackend::ProducedX CudaBackend::norm_to_gemm_x(const float* x, const float* gain, int64_t n_tok, int64_t n,
+                                                   float eps, float* h, std::initializer_list<MatrixHandle> ws) {
+  if (n_tok <= 1 || options_.gemm != CudaGemmPrecision::kBF16 || skip() || mode_ == Mode::kCapture || !h) {
+    return ProducedX::kNone;
+  }
   for (MatrixHandle w : ws) {
-    if (is_fp8_weight(matrix(w).m.format) || matrix(w).m.cols != n) return false;
+    if (is_fp8_weight(matrix(w).m.format) || matrix(w).m.cols != n) return ProducedX::kNone;
+  }
+  if (fused_takes_all(ws, n_tok, n)) {
+    ensure_device(x_mma_, x_mma_bytes_, n_tok * n * 2, "the GEMM activations (f16, kMma order)");
+    rmsnorm_f16_mma(x, gain, n_tok, n, eps, static_cast<uint16_t*>(x_mma_), stream_);
+    return ProducedX::kF16Mma;
   }
   ensure_device(x_bf16_, x_bf16_bytes_, n_tok * n * 2, "the GEMM activations (bf16)");
   rmsnorm_bf16(x, gain, n_tok, n, eps, static_cast<uint16_t*>(x_bf16_), stream_);
+  return ProducedX::kBf16;
+}
+
+// Whether every one of ws (GEMMs over the same x, n_tok × cols) runs gemm_dequant in one
+// group — gemm_group's and gemm()'s own conditions — so none needs x in BF16.
+bool CudaBackend::fused_takes_all(std::initializer_list<MatrixHandle> ws, int64_t n_tok, int64_t cols) const {
+  if (n_tok <= 1 || n_tok > 0x7FFFFFFF || options_.gemm != CudaGemmPrecision::kBF16 || !fused_gemm_takes(n_tok) ||
+      skip() || mode_ == Mode::kCapture || ws.size() == 0 || ws.size() > size_t(kGemmDequantMaxParts) || cols % 16 != 0) {
+    return false;
+  }
+  const DeviceMatrix& first = matrix(*ws.begin()).m;
+  for (MatrixHandle w : ws) {
+    const DeviceMatrix& m = matrix(w).m;
+    if (m.layout != WeightLayout::kMma || m.rows > 0x7FFFFFFF || m.format != first.format || m.cols != cols ||
+        !gemm_dequant_supported(m)) {
+      return false;
+    }
+  }
   return true;
 }
 
@@ -771,8 +798,8 @@ void CudaBackend::rmsnorm_ffn_gate_up_swiglu(const float* x, const float* gain, 
     const DeviceMatrix& up = matrix(w_up).decode();
     if (gate.cols == n && logged(gemv_mma_swiglu(gate, up, x, out, stream_, f), {gate, up})) return;
   }
-  if (norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up})) {
-    const SharedX scope(x_shared_, h, n_tok * n);
+  if (const ProducedX px = norm_to_gemm_x(x, gain, n_tok, n, eps, h, {w_gate, w_up}); px != ProducedX::kNone) {
+    const SharedX scope(x_shared_, h, n_tok * n, px);
     gemm_group({{w_gate, gate_scratch}, {w_up, up_scratch}}, h, n_tok);
     return swiglu(gate_scratch, up_scratch, n_tok * n_ff, out);
   }
@@ -913,13 +940,22 @@ void CudaBackend::rmsnorm_ffn_swiglu_add(float* x, const float* gain, int64_t n_
       matrix(w_up).m.rows == n_ff && matrix(w_gate).m.cols == n && matrix(w_up).m.cols == n) {
     ensure_device(x_bf16_, x_bf16_bytes_, n_tok * std::max(n, n_ff) * 2, "the GEMM activations (bf16)");
     {
-      const bool normed = norm_to_bf16(x, gain, n_tok, n, eps, h, {w_gate, w_up});
+      const ProducedX px = norm_to_gemm_x(x, gain, n_tok, n, eps, h, {w_gate, w_up});
+      const bool normed = px != ProducedX::kNone;
       if (!normed) rmsnorm(x, gain, n_tok, n, eps, h);  // FP8 gate/up: W8A8 quantizes the F32 h
-      const SharedX scope(x_shared_, normed ? h : nullptr, normed ? n_tok * n : 0);
+      const SharedX scope(x_shared_, normed ? h : nullptr, normed ? n_tok * n : 0, px);
       gemm_group({{w_gate, gate_scratch}, {w_up, up_scratch}}, h, n_tok);
     }
-    swiglu_bf16(gate_scratch, up_scratch, n_tok * n_ff, static_cast<uint16_t*>(x_bf16_), stream_);
-    const SharedX scope(x_shared_, act, n_tok * n_ff);
+    // SwiGLU writes the down GEMM's input: f16 kMma columns for the fused kernel, else BF16.
+    ProducedX pa = ProducedX::kBf16;
+    if (fused_takes_all({w_down}, n_tok, n_ff)) {
+      ensure_device(x_mma_, x_mma_bytes_, n_tok * n_ff * 2, "the GEMM activations (f16, kMma order)");
+      swiglu_f16_mma(gate_scratch, up_scratch, n_tok * n_ff, static_cast<uint16_t*>(x_mma_), stream_);
+      pa = ProducedX::kF16Mma;
+    } else {
+      swiglu_bf16(gate_scratch, up_scratch, n_tok * n_ff, static_cast<uint16_t*>(x_bf16_), stream_);
+    }
+    const SharedX scope(x_shared_, act, n_tok * n_ff, pa);
     return gemm(d, act, n_tok, x, /*accumulate=*/true);
   }
   Backend::rmsnorm_ffn_swiglu_add(x, gain, n_tok, n, eps, h, w_gate, w_up, w_down, n_ff, gate_scratch, up_scratch, act,

@@ -198,8 +198,12 @@ class CudaBackend final : public Backend {
   bool fp8_takes_produced_x(std::initializer_list<MatrixHandle> ws, int64_t n_tok, int64_t cols) const;
   bool fp8_run_produced(const float* key, int64_t n_tok, std::initializer_list<std::pair<MatrixHandle, float*>> gemms);
   bool gemm_takes_bf16_from_producer(const Matrix& w, int64_t n_tok, int64_t cols) const;
-  bool norm_to_bf16(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
-                    std::initializer_list<MatrixHandle> ws);
+  // What a prefill producer wrote for the GEMMs of its hook: nothing, x_bf16_, or x_mma_ (f16
+  // in the kMma column order, when every one of them runs the fused GEMM: fused_takes_all).
+  enum class ProducedX { kNone, kBf16, kF16Mma };
+  ProducedX norm_to_gemm_x(const float* x, const float* gain, int64_t n_tok, int64_t n, float eps, float* h,
+                           std::initializer_list<MatrixHandle> ws);
+  bool fused_takes_all(std::initializer_list<MatrixHandle> ws, int64_t n_tok, int64_t cols) const;
   void gemm_mma_pipelined(const Matrix& w, const void* x_bf16, int64_t n_tok, int64_t chunk, float* y, float beta);
   static DeviceMatrix row_slice(const DeviceMatrix& m, int64_t r0, int64_t rc);
 
@@ -247,10 +251,17 @@ class CudaBackend final : public Backend {
     const float* src = nullptr;
     int64_t n = 0;
     bool fp8_quantized = false;  // an FP8 GEMM of this scope quantized its x (Fp8Gemm keeps it)
-    bool mma_columns = false;    // x_mma_ holds x_bf16_ in the kMma column order (gemm_dequant)
+    bool mma_columns = false;    // x_mma_ holds x in the kMma column order (gemm_dequant)
   } x_shared_;
-  struct SharedX {  // scope of one fused hook; src, n: x_bf16_ already holds that x (a fused norm wrote it)
-    explicit SharedX(SharedXState& s, const float* src = nullptr, int64_t n = 0) : s_(s) { s_ = {true, src, n}; }
+  // Scope of one fused hook. src, n: a producer already wrote that x — as BF16 into x_bf16_,
+  // or (produced == kF16Mma) only as f16 kMma columns into x_mma_, for GEMMs that all read
+  // those (fused_takes_all).
+  struct SharedX {
+    explicit SharedX(SharedXState& s, const float* src = nullptr, int64_t n = 0, ProducedX produced = ProducedX::kBf16)
+        : s_(s) {
+      s_ = {true, src, n};
+      s_.mma_columns = src && produced == ProducedX::kF16Mma;
+    }
     ~SharedX() { s_ = {}; }
     SharedX(const SharedX&) = delete;
     SharedX& operator=(const SharedX&) = delete;
@@ -264,7 +275,7 @@ class CudaBackend final : public Backend {
   uint64_t chunk_seq_ = 0;  // alternates the buffers across chunks and across matrices
   void* x_bf16_ = nullptr;
   int64_t x_bf16_bytes_ = 0;
-  void* x_mma_ = nullptr;  // x_bf16_ as f16 in the kMma column order (f16_mma_columns)
+  void* x_mma_ = nullptr;  // x as f16 in the kMma column order (f16_mma_columns, or a producer)
   int64_t x_mma_bytes_ = 0;
   int64_t fused_gemms_ = 0;  // prefill GEMMs gemm_dequant ran
   // FP8 W8A8 prefill (gemm_fp8.h): cuBLASLt handle, workspace and scratch of its own.

@@ -8,6 +8,7 @@
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/mma_f16.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -47,6 +48,18 @@ __global__ void swiglu_bf16_x4_kernel(const float4* gate, const float4* up, int6
     const float4 v = silu_mul4(gate[i], up[i]);
     out[i] = make_uint2(uint32_t(kvc::f32_to_bf16(v.x)) | (uint32_t(kvc::f32_to_bf16(v.y)) << 16),
                         uint32_t(kvc::f32_to_bf16(v.z)) | (uint32_t(kvc::f32_to_bf16(v.w)) << 16));
+  }
+}
+
+// swiglu_x4_kernel's values as f16 in the kMma column order: quad i (columns 4k … 4k+3 of
+// chunk i / 4, k = i % 4) gives f16 pairs 2k / 2k+1 and 8+2k / 9+2k of the chunk — words k and
+// 4 + k of its eight.
+__global__ void swiglu_f16_mma_x4_kernel(const float4* gate, const float4* up, int64_t n4, uint32_t* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 v = silu_mul4(gate[i], up[i]);
+    uint32_t* chunk = out + (i >> 2) * 8 + (i & 3);
+    chunk[0] = mma::f16x2_sat(v.x, v.y);
+    chunk[4] = mma::f16x2_sat(v.z, v.w);
   }
 }
 
@@ -198,6 +211,16 @@ void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, c
     return;
   }
   swiglu_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_f16_mma(const float* gate, const float* up, int64_t n, uint16_t* out, cudaStream_t stream) {
+  check_n(n, "swiglu_f16_mma");
+  if (n % 16 != 0 || !aligned16(gate) || !aligned16(up) || !aligned16(out)) {
+    ::imp::fail("CUDA swiglu_f16_mma: {} elements (whole 16-column chunks) and 16-byte aligned buffers needed", n);
+  }
+  swiglu_f16_mma_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(
+      reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4, reinterpret_cast<uint32_t*>(out));
   IMP_CUDA_CHECK_LAUNCH();
 }
 

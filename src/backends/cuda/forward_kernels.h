@@ -58,6 +58,12 @@ void rmsnorm_fp8(const float* x, const float* gain, int64_t rows, int64_t n, flo
 // rmsnorm with the result rounded to BF16 (the prefill GEMMs' activation type).
 void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
                   cudaStream_t stream);
+// rmsnorm rounded to f16 (nearest even, saturating to ±65504) and written in the kMma column
+// order of the fused-dequantization GEMM (f16_mma_columns, gemm_dequant.h): in each
+// 16-column chunk, columns 4k, 4k+1 at positions 2k, 2k+1 and 4k+2, 4k+3 at 8+2k, 9+2k.
+// n % 16 == 0.
+void rmsnorm_f16_mma(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
+                     cudaStream_t stream);
 // x += delta (rows, n), then out = rmsnorm(x) · gain — the residual add and the next norm in
 // one launch (out must not alias x or delta).
 void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t rows, int64_t n, float eps, float* out,
@@ -106,6 +112,9 @@ void swiglu_fp8(const float* gate, const float* up, int64_t rows, int64_t n, int
                 cudaStream_t stream);
 // swiglu rounded to BF16 (round to nearest even): the bits f32_to_bf16 would make of its output.
 void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, cudaStream_t stream);
+// swiglu rounded to f16 (saturating) in the kMma column order (as rmsnorm_f16_mma) over n
+// elements of whole 16-column chunks (n % 16 == 0, rows a multiple of 16 wide).
+void swiglu_f16_mma(const float* gate, const float* up, int64_t n, uint16_t* out, cudaStream_t stream);
 void gelu_tanh(const float* x, int64_t n, float* out, cudaStream_t stream);
 void add(float* y, const float* x, int64_t n, cudaStream_t stream);
 void mul(float* y, const float* x, int64_t n, cudaStream_t stream);

@@ -5,6 +5,7 @@
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/mma_f16.cuh"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/rope.cuh"
 
@@ -20,8 +21,16 @@ constexpr int kNormRegs = 8;  // x values a thread keeps in registers: rows up t
 // first (written back: the residual stream), so the residual add costs no launch of its own.
 // Out: float, or uint16_t for BF16 (round to nearest even, f32_to_bf16's bits) — the
 // prefill's norm feeding a BF16 GEMM directly instead of through a conversion pass.
-__device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_out(uint16_t* p, float v) { *p = kvc::f32_to_bf16(v); }
+// F16Mma: f16 in the kMma column order of gemm_dequant (forward_kernels.h: rmsnorm_f16_mma).
+struct F16Mma {
+  uint16_t bits;
+};
+__device__ __forceinline__ void store_out(float* row, int64_t i, float v) { row[i] = v; }
+__device__ __forceinline__ void store_out(uint16_t* row, int64_t i, float v) { row[i] = kvc::f32_to_bf16(v); }
+__device__ __forceinline__ void store_out(F16Mma* row, int64_t i, float v) {
+  const int c = int(i & 15), k = c >> 2, t = c & 3;
+  row[(i & ~int64_t(15)) | (8 * (t >> 1) + 2 * k + (t & 1))].bits = uint16_t(mma::f16x2_sat(v, 0.0f));
+}
 
 // Loads row xr (x += delta first when kAdd, written back), keeping this thread's first
 // kNormRegs values in v, and returns 1/sqrt(Σx²/n + eps) (block sum; every thread gets it).
@@ -72,10 +81,10 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
 #pragma unroll
   for (int j = 0; j < kNormRegs; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * kNormThreads;
-    if (i < n) store_out(outr + i, v[j] * scale * gain[i]);
+    if (i < n) store_out(outr, i, v[j] * scale * gain[i]);
   }
   for (int64_t i = threadIdx.x + int64_t(kNormRegs) * kNormThreads; i < n; i += kNormThreads) {
-    store_out(outr + i, xr[i] * scale * gain[i]);
+    store_out(outr, i, xr[i] * scale * gain[i]);
   }
 }
 
@@ -196,6 +205,16 @@ void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, fl
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm_bf16: {} rows of {} is out of range", rows, n);
   rmsnorm_kernel<false, uint16_t><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n,
                                                                                eps, out);
+  IMP_CUDA_CHECK_LAUNCH();
+}
+
+void rmsnorm_f16_mma(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
+                     cudaStream_t stream) {
+  if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0 || n % 16 != 0) {
+    ::imp::fail("CUDA rmsnorm_f16_mma: {} rows of {} is out of range (whole 16-column chunks)", rows, n);
+  }
+  rmsnorm_kernel<false, F16Mma><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n,
+                                                                             eps, reinterpret_cast<F16Mma*>(out));
   IMP_CUDA_CHECK_LAUNCH();
 }
 
