@@ -97,8 +97,14 @@ __device__ inline bool visible(int key, int pos, int window) {
   return key <= pos && (window <= 0 || key > pos - window);
 }
 
+// Columns (at, at + 1), at even: F32, BF16, or (f16_mma) the f16 pair at its kMma position —
+// columns 4k, 4k+1 of a 16-column chunk at 2k, 2k+1 and 4k+2, 4k+3 at 8+2k, 9+2k.
+template <bool kF16Mma>
 __device__ inline void store2(float* out, uint16_t* out_bf16, int64_t at, float lo, float hi) {
-  if (out_bf16) {
+  if (kF16Mma) {
+    const int c = int(at & 15);
+    *reinterpret_cast<uint32_t*>(out_bf16 + (at - c) + ((c & 2) ? 8 : 0) + 2 * (c >> 2)) = mma::f16x2_sat(lo, hi);
+  } else if (out_bf16) {
     *reinterpret_cast<uint32_t*>(out_bf16 + at) = uint32_t(kvc::f32_to_bf16(lo)) | (uint32_t(kvc::f32_to_bf16(hi)) << 16);
   } else {
     *reinterpret_cast<float2*>(out + at) = make_float2(lo, hi);
@@ -106,7 +112,9 @@ __device__ inline void store2(float* out, uint16_t* out_bf16, int64_t at, float 
 }
 
 // grid (n_head, query tiles), the last query tile first; dynamic smem PrefillTile<HD>::kSmemBytes.
-template <int HD>
+// kF16Mma: out_bf16 gets the f16 kMma columns (a template parameter: as a run-time flag it
+// made ptxas spill the 128-dimension kernel).
+template <int HD, bool kF16Mma>
 __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(const float* q, int n_tok, int n_head, KvView kv,
                                                                  int window, float qscale, float* out,
                                                                  uint16_t* out_bf16, const StepParams* step) {
@@ -244,29 +252,46 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(const float* q,
   for (int i = 0; i < HD / 8; ++i) {
     const int d = 8 * i + 2 * c;
     if (d >= hd) continue;
-    if (ta < n_tok) store2(out, out_bf16, (int64_t(ta) * n_head + h) * hd + d, o[i][0] * inv_a, o[i][1] * inv_a);
-    if (tb < n_tok) store2(out, out_bf16, (int64_t(tb) * n_head + h) * hd + d, o[i][2] * inv_b, o[i][3] * inv_b);
+    if (ta < n_tok) store2<kF16Mma>(out, out_bf16, (int64_t(ta) * n_head + h) * hd + d, o[i][0] * inv_a, o[i][1] * inv_a);
+    if (tb < n_tok) store2<kF16Mma>(out, out_bf16, (int64_t(tb) * n_head + h) * hd + d, o[i][2] * inv_b, o[i][3] * inv_b);
   }
 }
 
+template <int HD, bool kF16Mma>
+void launch_as(const float* q, int64_t n_tok, int64_t n_head, const KvView& kv, int window, float qscale, float* out,
+               uint16_t* out_bf16, const StepParams* step, cudaStream_t stream) {
+  constexpr size_t smem = PrefillTile<HD>::kSmemBytes;
+  auto* kernel = flash_prefill_kernel<HD, kF16Mma>;
+  // Above the 48 KB default: opt in (per device, so on every launch; a prefill has one per layer).
+  IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(unsigned(n_head), unsigned((n_tok + kQueryTile - 1) / kQueryTile));
+  kernel<<<grid, kThreads, smem, stream>>>(q, int(n_tok), int(n_head), kv, window, qscale, out, out_bf16, step);
+  IMP_CUDA_CHECK_LAUNCH();
+}
 template <int HD>
 void launch(const float* q, int64_t n_tok, int64_t n_head, const KvView& kv, int window, float qscale, float* out,
-            uint16_t* out_bf16, const StepParams* step, cudaStream_t stream) {
-  constexpr size_t smem = PrefillTile<HD>::kSmemBytes;
-  // Above the 48 KB default: opt in (per device, so on every launch; a prefill has one per layer).
-  IMP_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const dim3 grid(unsigned(n_head), unsigned((n_tok + kQueryTile - 1) / kQueryTile));
-  flash_prefill_kernel<HD><<<grid, kThreads, smem, stream>>>(q, int(n_tok), int(n_head), kv, window, qscale, out,
-                                                             out_bf16, step);
-  IMP_CUDA_CHECK_LAUNCH();
+            uint16_t* out_bf16, bool f16_mma, const StepParams* step, cudaStream_t stream) {
+  if constexpr (HD >= 128) {  // attention_prefill_writes_f16_mma
+    if (f16_mma) return launch_as<HD, true>(q, n_tok, n_head, kv, window, qscale, out, out_bf16, step, stream);
+  }
+  launch_as<HD, false>(q, n_tok, n_head, kv, window, qscale, out, out_bf16, step, stream);
 }
 
 }  // namespace
 
+// Not the 64-dimension kernel: its f16 kMma form spilled (~100 local loads and stores before
+// the last HMMA, ptxas at its 128-register cap), the BF16 one does not.
+bool attention_prefill_writes_f16_mma(int64_t head_dim) { return head_dim > 64 && head_dim <= 256; }
+
 bool attention_prefill_mma(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                           float* out, uint16_t* out_bf16, const StepParams* step, cudaStream_t stream) {
+                           float* out, uint16_t* out_bf16, const StepParams* step, cudaStream_t stream,
+                           bool out16_f16_mma) {
   const int hd = kv.head_dim;
   if (hd <= 0 || hd > 256 || hd % 2 != 0) return false;
+  if (out16_f16_mma && (!out_bf16 || hd % 16 != 0 || !attention_prefill_writes_f16_mma(hd))) {
+    ::imp::fail("CUDA attention_prefill: no f16 kMma output for head_dim {} (multiples of 16 above 64)", hd);
+  }
+  const bool f16_mma = out16_f16_mma;
   if ((out == nullptr) == (out_bf16 == nullptr)) ::imp::fail("CUDA attention_prefill: give exactly one of the F32 and BF16 outputs");
   if (kv.n_kv_head <= 0 || n_head <= 0 || n_head % kv.n_kv_head != 0) {
     ::imp::fail("CUDA attention_prefill: n_head {} is not a multiple of n_kv_head {}", n_head, kv.n_kv_head);
@@ -282,11 +307,11 @@ bool attention_prefill_mma(const float* q, int64_t n_tok, int64_t n_head, KvView
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(hd));
   const float qscale = sc * 1.4426950408889634f;  // log2(e): the softmax runs on exp2
   if (hd <= 64) {
-    launch<64>(q, n_tok, n_head, kv, w, qscale, out, out_bf16, step, stream);
+    launch<64>(q, n_tok, n_head, kv, w, qscale, out, out_bf16, f16_mma, step, stream);
   } else if (hd <= 128) {
-    launch<128>(q, n_tok, n_head, kv, w, qscale, out, out_bf16, step, stream);
+    launch<128>(q, n_tok, n_head, kv, w, qscale, out, out_bf16, f16_mma, step, stream);
   } else {
-    launch<256>(q, n_tok, n_head, kv, w, qscale, out, out_bf16, step, stream);
+    launch<256>(q, n_tok, n_head, kv, w, qscale, out, out_bf16, f16_mma, step, stream);
   }
   return true;
 }

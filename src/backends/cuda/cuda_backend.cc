@@ -903,10 +903,14 @@ void CudaBackend::attention_matmul_add(const float* q, int64_t n_tok, int64_t n_
     const KvView view = c.layer(layer);
     const int64_t n = n_tok * n_head * view.head_dim;
     if (gemm_takes_bf16_from_producer(m, n_tok, n_head * view.head_dim) && m.m.rows == n_out) {
-      ensure_device(x_bf16_, x_bf16_bytes_, n * 2, "the GEMM activations (bf16)");
-      if (attention_prefill_mma(q, n_tok, n_head, view, window, scale, nullptr, static_cast<uint16_t*>(x_bf16_),
-                                step_dev_, stream_)) {
-        const SharedX scope(x_shared_, att, n);
+      // The fused GEMM's f16 kMma columns when it takes the O projection, else BF16.
+      const bool f16_mma = fused_takes_all({wo}, n_tok, n_head * view.head_dim) && view.head_dim % 16 == 0 &&
+                           attention_prefill_writes_f16_mma(view.head_dim);
+      void*& buf = f16_mma ? x_mma_ : x_bf16_;
+      ensure_device(buf, f16_mma ? x_mma_bytes_ : x_bf16_bytes_, n * 2, "the GEMM activations (16-bit)");
+      if (attention_prefill_mma(q, n_tok, n_head, view, window, scale, nullptr, static_cast<uint16_t*>(buf), step_dev_,
+                                stream_, f16_mma)) {
+        const SharedX scope(x_shared_, att, n, f16_mma ? ProducedX::kF16Mma : ProducedX::kBf16);
         return gemm(m, att, n_tok, residual, /*accumulate=*/true);
       }
     }

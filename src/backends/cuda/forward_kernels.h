@@ -99,10 +99,14 @@ void attention_prefill(const float* q, int64_t n_tok, int64_t n_head, KvView kv,
 // Prefill on the tensor cores (attention_prefill.cu): 64-query × 64-key tiles, f16 q/k/v/p with
 // FP32 scores, softmax and accumulation; every KV dtype (rows decoded into shared memory).
 // Writes exactly one of out (F32) and out_bf16 (BF16, round to nearest even: the bits
-// f32_to_bf16 would make of out), both (n_tok, n_head, head_dim). False (nothing launched)
-// when head_dim is odd or above 256.
+// f32_to_bf16 would make of out), both (n_tok, n_head, head_dim). With out16_f16_mma, out_bf16
+// instead gets f16 (nearest even, saturating) in the fused GEMM's kMma column order
+// (rmsnorm_f16_mma) where attention_prefill_writes_f16_mma(head_dim) and head_dim % 16 == 0.
+// False (nothing launched) when head_dim is odd or above 256.
+bool attention_prefill_writes_f16_mma(int64_t head_dim);
 bool attention_prefill_mma(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int64_t window, float scale,
-                           float* out, uint16_t* out_bf16, const StepParams* step, cudaStream_t stream);
+                           float* out, uint16_t* out_bf16, const StepParams* step, cudaStream_t stream,
+                           bool out16_f16_mma = false);
 
 // Elementwise (n elements): out = silu(gate)·up; out = gelu_tanh(x); y += x; y *= x; x *= s;
 // x (rows, n) += bias (n); out = bf16(x) (round to nearest even).
