@@ -113,8 +113,9 @@ IMP_MMA_HD int word_offset(int c, int w) { return 16 * c + 4 * w; }
 IMP_MMA_HD int bit_offset(FormatId f, int p) { return (f == FormatId::Q8_0 ? 8 : 4) * p; }
 
 // ---- Q6_K's high-bit plane ----------------------------------------------------------------
-// Byte offset of the high-bit plane in a payload row, of unit u's 32 bytes in it, of thread
-// c's hi word holding lo word w's high bits, and the bit of nibble p's two.
+// Byte offset of the high-bit plane in a payload row (unit u's 32 bytes follow at 32u), of
+// thread c's hi word holding lo word w's high bits inside those 32, and the bit of nibble p's
+// two.
 IMP_MMA_HD int64_t q6_hi_plane(int64_t cols) { return cols / 2; }
 IMP_MMA_HD int q6_hi_word_offset(int c, int w) { return 8 * c + 4 * (w / 2); }
 IMP_MMA_HD int q6_hi_bit(int w, int p) { return 4 * int((0x74653021u >> (4 * p)) & 0xFu) + 2 * (w & 1); }
