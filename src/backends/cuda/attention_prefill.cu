@@ -23,6 +23,7 @@
 #include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/kv_codec.cuh"
 #include "backends/cuda/mma_f16.cuh"
+#include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -121,6 +122,8 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(const float* q,
   using Tile = PrefillTile<HD>;
   constexpr int KT = Tile::kKeys, S = Tile::kStride;
   extern __shared__ __align__(16) __half smem[];
+  pdl_wait();  // q and the cache rows come from the kernels before (launch_pdl)
+  pdl_trigger();
 
   const int t0 = int(gridDim.y - 1 - blockIdx.y) * kQueryTile, h = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
@@ -265,7 +268,8 @@ void launch_as(const float* q, int64_t n_tok, int64_t n_head, const KvView& kv, 
   // Above the 48 KB default: opt in (per device, so on every launch; a prefill has one per layer).
   IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(n_head), unsigned((n_tok + kQueryTile - 1) / kQueryTile));
-  kernel<<<grid, kThreads, smem, stream>>>(q, int(n_tok), int(n_head), kv, window, qscale, out, out_bf16, step);
+  launch_pdl(kernel, grid, dim3(kThreads), smem, stream, q, int(n_tok), int(n_head), kv, window, qscale, out, out_bf16,
+             step);
   IMP_CUDA_CHECK_LAUNCH();
 }
 template <int HD>

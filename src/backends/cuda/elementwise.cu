@@ -9,6 +9,7 @@
 #include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
 #include "backends/cuda/mma_f16.cuh"
+#include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -37,6 +38,8 @@ __device__ inline float4 silu_mul4(float4 g, float4 u) {
 // SwiGLU over (tokens × n_ff) ran at ~0.6 of copy bandwidth one float at a time (46 µs per
 // layer for 88 MB, Q4_0 8B at 512 tokens on an H100, 2026-12-07). out may alias gate.
 __global__ void swiglu_x4_kernel(const float4* gate, const float4* up, int64_t n4, float4* out) {
+  pdl_wait();  // gate and up come from the GEMMs before (launch_pdl)
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     out[i] = silu_mul4(gate[i], up[i]);
   }
@@ -44,6 +47,8 @@ __global__ void swiglu_x4_kernel(const float4* gate, const float4* up, int64_t n
 
 // swiglu_x4_kernel's values rounded to BF16: the down projection's GEMM activations.
 __global__ void swiglu_bf16_x4_kernel(const float4* gate, const float4* up, int64_t n4, uint2* out) {
+  pdl_wait();  // gate and up come from the GEMMs before (launch_pdl)
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     const float4 v = silu_mul4(gate[i], up[i]);
     out[i] = make_uint2(uint32_t(kvc::f32_to_bf16(v.x)) | (uint32_t(kvc::f32_to_bf16(v.y)) << 16),
@@ -55,6 +60,8 @@ __global__ void swiglu_bf16_x4_kernel(const float4* gate, const float4* up, int6
 // chunk i / 4, k = i % 4) gives f16 pairs 2k / 2k+1 and 8+2k / 9+2k of the chunk — words k and
 // 4 + k of its eight.
 __global__ void swiglu_f16_mma_x4_kernel(const float4* gate, const float4* up, int64_t n4, uint32_t* out) {
+  pdl_wait();  // gate and up come from the GEMMs before (launch_pdl)
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     const float4 v = silu_mul4(gate[i], up[i]);
     uint32_t* chunk = out + (i >> 2) * 8 + (i & 3);
@@ -191,9 +198,9 @@ void check_n(int64_t n, const char* op) {
 void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
   check_n(n, "swiglu");
   if (n % 4 == 0 && aligned16(gate) && aligned16(up) && aligned16(out)) {
-    swiglu_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(reinterpret_cast<const float4*>(gate),
-                                                                 reinterpret_cast<const float4*>(up), n / 4,
-                                                                 reinterpret_cast<float4*>(out));
+    launch_pdl(swiglu_x4_kernel, dim3(blocks_for(n / 4)), dim3(kThreads), 0, stream,
+               reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4,
+               reinterpret_cast<float4*>(out));
     IMP_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -205,8 +212,8 @@ void swiglu_bf16(const float* gate, const float* up, int64_t n, uint16_t* out, c
   check_n(n, "swiglu_bf16");
   // uint2 stores of 4 outputs want 8-byte alignment; the GEMM activation buffers have 256.
   if (n % 4 == 0 && aligned16(gate) && aligned16(up) && reinterpret_cast<uintptr_t>(out) % 8 == 0) {
-    swiglu_bf16_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(
-        reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4, reinterpret_cast<uint2*>(out));
+    launch_pdl(swiglu_bf16_x4_kernel, dim3(blocks_for(n / 4)), dim3(kThreads), 0, stream,
+               reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4, reinterpret_cast<uint2*>(out));
     IMP_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -219,8 +226,9 @@ void swiglu_f16_mma(const float* gate, const float* up, int64_t n, uint16_t* out
   if (n % 16 != 0 || !aligned16(gate) || !aligned16(up) || !aligned16(out)) {
     ::imp::fail("CUDA swiglu_f16_mma: {} elements (whole 16-column chunks) and 16-byte aligned buffers needed", n);
   }
-  swiglu_f16_mma_x4_kernel<<<blocks_for(n / 4), kThreads, 0, stream>>>(
-      reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4, reinterpret_cast<uint32_t*>(out));
+  launch_pdl(swiglu_f16_mma_x4_kernel, dim3(blocks_for(n / 4)), dim3(kThreads), 0, stream,
+             reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), n / 4,
+             reinterpret_cast<uint32_t*>(out));
   IMP_CUDA_CHECK_LAUNCH();
 }
 

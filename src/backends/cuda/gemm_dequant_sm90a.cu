@@ -41,6 +41,7 @@
 #include "backends/cuda/gemv_mma_elem.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
 #include "backends/cuda/gemv_mma_ops.cuh"
+#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/wgmma.cuh"
 #include "formats/traits.h"
 
@@ -149,10 +150,11 @@ struct LoadPlan {
 };
 
 // Unit u's copies: x into xs (kXBytes), payload and scales into ws (kWBytes + kSBytes).
-// Lead 1 keeps both in one stage (ws = xs + kXBytes); lead 2 in rings of their own.
+// Lead 1 keeps both in one stage (ws = xs + kXBytes); lead 2 in rings of their own. The
+// weights (load_unit_w) are constant, so the prologue issues them before pdl_wait(); x
+// (load_unit_x) is the previous kernel's output.
 template <FormatId F, int kBN>
-__device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* xs, uint8_t* ws,
-                                          int u, int tid) {
+__device__ __forceinline__ void load_unit_x(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* xs, int u) {
   using L = DqLayout<F, kBN>;
   const uint16_t* xu = g.x + u * L::kUnitCols;
 #pragma unroll
@@ -162,10 +164,20 @@ __device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F,
       cp_async16(xs + a * L::kAtomBytes + lp.x_off + 4096 * i, xu + lp.x[i] + a * 64);
     }
   }
+}
+template <FormatId F, int kBN>
+__device__ __forceinline__ void load_unit_w(const LoadPlan<F, kBN>& lp, uint8_t* ws, int u, int tid) {
+  using L = DqLayout<F, kBN>;
 #pragma unroll
   for (int i = 0; i < 2; ++i) cp_async16(ws + lp.w_off[i], lp.w[i] + u * mma_layout::kUnitBytes);
   if constexpr (F == FormatId::Q6_K) cp_async16(ws + lp.h_off, lp.h + u * 32);
   if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(ws + lp.s_off, lp.s + unit_scale_offset(F, u));
+}
+template <FormatId F, int kBN>
+__device__ __forceinline__ void load_unit(const GemmDqArgs& g, const LoadPlan<F, kBN>& lp, uint8_t* xs, uint8_t* ws,
+                                          int u, int tid) {
+  load_unit_x<F, kBN>(g, lp, xs, u);
+  load_unit_w<F, kBN>(lp, ws, u, tid);
 }
 
 // An exact f16 pair × s in FP32, rounded to f16 (saturating) once.
@@ -421,11 +433,18 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
   float acc[kBN / 2];
 #pragma unroll
   for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+  // The prologue's weights before pdl_wait() (they overlap the previous kernel's tail under
+  // PDL), x after; the commit groups stay one per unit (the first also holds the weights).
   if constexpr (kLead == 2) {
     uint8_t* const wring = smem + L::kXSlots2 * L::kXBytes;
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
-      if (s < n_units) load_unit<F, kBN>(g, lp, smem + s * L::kXBytes, wring + s * L::kWSlotBytes, s, tid);
+      if (s < n_units) load_unit_w<F, kBN>(lp, wring + s * L::kWSlotBytes, s, tid);
+    }
+    pdl_wait();
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      if (s < n_units) load_unit_x<F, kBN>(g, lp, smem + s * L::kXBytes, s);
       cp_async_commit();
     }
     uint32_t a[3][L::kChunks][4];
@@ -440,8 +459,12 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
   } else {
 #pragma unroll
     for (int s = 0; s < S - 1; ++s) {
-      uint8_t* const stage = smem + s * L::kStageBytes;
-      if (s < n_units) load_unit<F, kBN>(g, lp, stage, stage + L::kXBytes, s, tid);
+      if (s < n_units) load_unit_w<F, kBN>(lp, smem + s * L::kStageBytes + L::kXBytes, s, tid);
+    }
+    pdl_wait();
+#pragma unroll
+    for (int s = 0; s < S - 1; ++s) {
+      if (s < n_units) load_unit_x<F, kBN>(g, lp, smem + s * L::kStageBytes, s);
       cp_async_commit();
     }
     uint32_t a[2][L::kChunks][4];
@@ -456,6 +479,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
     }
   }
   wgmma::wait<0>();
+  pdl_trigger();  // the next kernel may be scheduled as this grid's CTAs finish (it waits for all of it)
 
   // acc[4j + e] = D[row 16·warp + g + 8·(e / 2)][token 8j + 2c + e % 2] of the warpgroup;
   // NVFP4's per-tensor scale applies here (its weights went in as E2M1 · E4M3).
@@ -482,6 +506,8 @@ __device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t v) {
   return f16x2_sat(__uint_as_float(v << 16), __uint_as_float(v & 0xFFFF0000u));
 }
 __global__ void f16_mma_columns_kernel(const uint4* x, int64_t chunks, uint4* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < chunks; i += int64_t(gridDim.x) * blockDim.x) {
     const uint4 a = x[2 * i], b = x[2 * i + 1];
     out[2 * i] = make_uint4(bf16x2_to_f16x2(a.x), bf16x2_to_f16x2(a.z), bf16x2_to_f16x2(b.x), bf16x2_to_f16x2(b.z));
@@ -500,7 +526,7 @@ void launch_tiles(const GemmDqGroup& G, int row_tiles, int64_t n_tok, cudaStream
   }();
   (void)attr;
   const dim3 grid(unsigned(row_tiles), unsigned((n_tok + kBN - 1) / kBN));
-  gemm_dequant_kernel<F, kBN, kLead><<<grid, kThreads, smem, stream>>>(G);
+  launch_pdl(gemm_dequant_kernel<F, kBN, kLead>, grid, dim3(kThreads), size_t(smem), stream, G);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
@@ -588,8 +614,8 @@ void f16_mma_columns(const uint16_t* x, int64_t n_tok, int64_t cols, uint16_t* o
   const int64_t chunks = n_tok * cols / 16;
   if (chunks == 0) return;
   const int64_t blocks = std::min<int64_t>((chunks + 255) / 256, 8192);
-  detail::f16_mma_columns_kernel<<<unsigned(blocks), 256, 0, stream>>>(reinterpret_cast<const uint4*>(x), chunks,
-                                                                        reinterpret_cast<uint4*>(out));
+  launch_pdl(detail::f16_mma_columns_kernel, dim3(unsigned(blocks)), dim3(256), 0, stream,
+             reinterpret_cast<const uint4*>(x), chunks, reinterpret_cast<uint4*>(out));
   IMP_CUDA_CHECK_LAUNCH();
 }
 

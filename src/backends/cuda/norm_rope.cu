@@ -73,6 +73,8 @@ __device__ __forceinline__ float rms_load_scale(float* xr, const float* dr, int6
 template <bool kAdd, class Out = float>
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const float* delta, const float* gain,
                                                                int64_t n, float eps, Out* out) {
+  pdl_wait();  // x (and delta) come from the kernel before (launched with launch_pdl)
+  pdl_trigger();
   float* xr = x + blockIdx.x * n;
   const float* dr = kAdd ? delta + blockIdx.x * n : nullptr;
   Out* outr = out + blockIdx.x * n;
@@ -196,15 +198,16 @@ bool kv_dtype_supported_on_device(int32_t dtype) { return dtype >= kvc::kF32 && 
 void rmsnorm(const float* x, const float* gain, int64_t rows, int64_t n, float eps, float* out, cudaStream_t stream) {
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm: {} rows of {} is out of range", rows, n);
   // kAdd = false never writes x.
-  rmsnorm_kernel<false><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n, eps, out);
+  launch_pdl(rmsnorm_kernel<false, float>, dim3(unsigned(rows)), dim3(kNormThreads), 0, stream, const_cast<float*>(x),
+             static_cast<const float*>(nullptr), gain, n, eps, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
 void rmsnorm_bf16(const float* x, const float* gain, int64_t rows, int64_t n, float eps, uint16_t* out,
                   cudaStream_t stream) {
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA rmsnorm_bf16: {} rows of {} is out of range", rows, n);
-  rmsnorm_kernel<false, uint16_t><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n,
-                                                                               eps, out);
+  launch_pdl(rmsnorm_kernel<false, uint16_t>, dim3(unsigned(rows)), dim3(kNormThreads), 0, stream, const_cast<float*>(x),
+             static_cast<const float*>(nullptr), gain, n, eps, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
@@ -213,8 +216,8 @@ void rmsnorm_f16_mma(const float* x, const float* gain, int64_t rows, int64_t n,
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0 || n % 16 != 0) {
     ::imp::fail("CUDA rmsnorm_f16_mma: {} rows of {} is out of range (whole 16-column chunks)", rows, n);
   }
-  rmsnorm_kernel<false, F16Mma><<<unsigned(rows), kNormThreads, 0, stream>>>(const_cast<float*>(x), nullptr, gain, n,
-                                                                             eps, reinterpret_cast<F16Mma*>(out));
+  launch_pdl(rmsnorm_kernel<false, F16Mma>, dim3(unsigned(rows)), dim3(kNormThreads), 0, stream, const_cast<float*>(x),
+             static_cast<const float*>(nullptr), gain, n, eps, reinterpret_cast<F16Mma*>(out));
   IMP_CUDA_CHECK_LAUNCH();
 }
 
@@ -230,7 +233,7 @@ void rmsnorm_fp8(const float* x, const float* gain, int64_t rows, int64_t n, flo
 void add_rmsnorm(float* x, const float* delta, const float* gain, int64_t rows, int64_t n, float eps, float* out,
                  cudaStream_t stream) {
   if (rows <= 0 || rows > 0x7FFFFFFF || n <= 0) ::imp::fail("CUDA add_rmsnorm: {} rows of {} is out of range", rows, n);
-  rmsnorm_kernel<true><<<unsigned(rows), kNormThreads, 0, stream>>>(x, delta, gain, n, eps, out);
+  launch_pdl(rmsnorm_kernel<true, float>, dim3(unsigned(rows)), dim3(kNormThreads), 0, stream, x, delta, gain, n, eps, out);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
