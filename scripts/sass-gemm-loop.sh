@@ -25,7 +25,7 @@ nvcc -std=c++17 -gencode=arch=compute_90a,code=sm_90a -O3 -Isrc --expt-relaxed-c
   -c src/backends/cuda/gemm_dequant_sm90a.cu -o "$obj"
 "$V/bin/cuobjdump" -sass "$obj" | python3 -c '
 import re, sys, collections
-names = {"8": "Q4_0", "12": "Q8_0", "16": "Q4_K", "18": "Q6_K", "24": "NVFP4_CKPT", "25": "MXFP4_CKPT"}
+names = {"8": "Q4_0", "12": "Q8_0", "16": "Q4_K", "17": "Q5_K", "18": "Q6_K", "24": "NVFP4_CKPT", "25": "MXFP4_CKPT"}
 units = {"Q8_0": 64}
 kernels, name = {}, None
 for line in sys.stdin:

@@ -33,7 +33,7 @@ for line in sys.stdin:
     if name and m: kernels[name].append(m.group(1))
 for name, ins in sorted(kernels.items()):
     short = re.sub(r".*gemv_mma_bulk_kernelI", "", name)
-    m = re.search(r"(Q4_0|Q4_K|Q6_K|Q8_0|Nvfp4Ckpt|Mxfp4Ckpt|Fp8MmaILb[01])\w*?ELi(\d)ELb(\d)", short)
+    m = re.search(r"(Q4_0|Q4_K|Q5_K|Q6_K|Q8_0|Nvfp4Ckpt|Mxfp4Ckpt|Fp8MmaILb[01])\w*?ELi(\d)ELb(\d)", short)
     if m: short = {"Fp8MmaILb0": "FP8 tensor", "Fp8MmaILb1": "FP8 channel"}.get(m.group(1), m.group(1)) + f" tiles={m.group(2)} swiglu={m.group(3)}"
     if not pattern.search(short): continue
     h = next((i for i, s in enumerate(ins) if "HMMA" in s), None)

@@ -10,8 +10,8 @@
 // the time is the median of --runs samples of one pass over the copies, divided by the
 // copies. Ways:
 //   bf16    BF16 weights, cuBLAS (what the 4-bit tiers are held to: ≥ 0.9×);
-//   cublas  kMma weights dequantized to BF16 chunks, then cuBLAS (gemm_mma_pipelined); Q6_K:
-//           its kSplit layout (the default until IMP_CUDA_Q6K_MMA is), the other ways kMma;
+//   cublas  kMma weights dequantized to BF16 chunks, then cuBLAS (gemm_mma_pipelined); Q5_K,
+//           Q6_K: their own layouts (the default until IMP_CUDA_Q5K_Q6K_MMA is), the other ways kMma;
 //   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in; the
 //           hooks' matrices in one grouped launch), 128 tokens per CTA; fused256: 256;
 //   lead2   fused, 128 tokens, decoding with two units of wgmmas queued (fused_gemm_lead);
@@ -21,7 +21,7 @@
 // on the values). Every row prints TFLOP/s, its fraction of the bf16 matrix rate, and the
 // ratio to the bf16 row of the same shape.
 //
-// Usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k,q6_k,nvfp4,mxfp4]
+// Usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k,q5_k,q6_k,nvfp4,mxfp4]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -89,8 +89,12 @@ imp::OwnedQuantMatrix random_matrix(FormatId f, int64_t rows, int64_t cols, uint
     for (size_t i = 0; i + 1 < m.data.size(); i += 2) m.data[i + 1] = uint8_t(0x3C | (m.data[i + 1] & 0x80));  // |w| < 2^-6
     return m;
   }
-  const int block_bytes = f == FormatId::Q4_0 ? 18 : f == FormatId::Q8_0 ? 34 : f == FormatId::Q6_K ? 210 : 144;
-  const int scale_bytes = f == FormatId::Q4_K ? 4 : 2;
+  const int block_bytes = f == FormatId::Q4_0   ? 18
+                          : f == FormatId::Q8_0 ? 34
+                          : f == FormatId::Q6_K ? 210
+                          : f == FormatId::Q5_K ? 176
+                                                : 144;
+  const int scale_bytes = f == FormatId::Q4_K || f == FormatId::Q5_K ? 4 : 2;
   const size_t d_at = f == FormatId::Q6_K ? 208 : 0;  // Q6_K keeps d last; its int8 scales stay random
   for (size_t b = 0; b < m.data.size(); b += size_t(block_bytes)) {
     for (int i = 0; i < scale_bytes; i += 2) m.data[b + d_at + size_t(i)] = 0x00, m.data[b + d_at + size_t(i) + 1] = 0x1C;
@@ -102,10 +106,11 @@ FormatId parse_format(const std::string& s) {
   if (s == "q4_0") return FormatId::Q4_0;
   if (s == "q8_0") return FormatId::Q8_0;
   if (s == "q4_k") return FormatId::Q4_K;
+  if (s == "q5_k") return FormatId::Q5_K;
   if (s == "q6_k") return FormatId::Q6_K;
   if (s == "nvfp4") return FormatId::NVFP4_CKPT;
   if (s == "mxfp4") return FormatId::MXFP4_CKPT;
-  std::fprintf(stderr, "imp_bench_cuda_gemm: unknown format '%s' (q4_0, q8_0, q4_k, q6_k, nvfp4, mxfp4)\n", s.c_str());
+  std::fprintf(stderr, "imp_bench_cuda_gemm: unknown format '%s' (q4_0, q8_0, q4_k, q5_k, q6_k, nvfp4, mxfp4)\n", s.c_str());
   std::exit(2);
 }
 
@@ -172,7 +177,7 @@ int main(int argc, char** argv) {
       formats.clear();
       for (const std::string& f : split(argv[++i])) formats.push_back(parse_format(f));
     } else {
-      std::fprintf(stderr, "usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k,q6_k,nvfp4,mxfp4]\n");
+      std::fprintf(stderr, "usage: imp_bench_cuda_gemm [--runs N] [--tokens 512,2048] [--formats q4_0,q8_0,q4_k,q5_k,q6_k,nvfp4,mxfp4]\n");
       return 2;
     }
   }
@@ -209,9 +214,9 @@ int main(int argc, char** argv) {
           set_fused_gemm_lead(lead2 ? 2 : 1);
           set_fused_gemm_mode(fused ? FusedGemm::kOn : std::strcmp(way, "auto") == 0 ? FusedGemm::kBySize : FusedGemm::kOff);
           set_fused_gemm_tile_tokens(!fused ? 0 : std::strcmp(way, "fused256") == 0 ? 256 : 128);
-          // Q6_K: "cublas" is today's default (the kSplit layout dequantized for cuBLAS); the
-          // other ways upload the kMma layout (IMP_CUDA_Q6K_MMA), fused256 running 128-token tiles.
-          set_mma_q6_k(std::strcmp(way, "cublas") != 0);
+          // Q5_K, Q6_K: "cublas" is today's default (their own layouts dequantized for cuBLAS);
+          // the other ways upload the kMma layout (IMP_CUDA_Q5K_Q6K_MMA), fused256 running 128-token tiles.
+          set_mma_high_bit_formats(std::strcmp(way, "cublas") != 0);
           CudaBackend b;
           std::vector<imp::MatrixHandle> hs;
           for (int c = 0; c < copies; ++c) {

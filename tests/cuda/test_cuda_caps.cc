@@ -38,12 +38,13 @@ TEST(CudaCaps, MatmulTiersAreExactlyTheRegistryFormats) {
   // What the backend's default decode runs: not the integer-dot kernels (opt-in), and Q6_K
   // on the tensor cores only while its kMma layout is opted in.
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q4_0), "cuda.gemv.q4_0_mma_bulk");
-  const bool saved = mma_q6_k_on();
-  set_mma_q6_k(false);
+  const bool saved = mma_high_bit_formats_on();
+  set_mma_high_bit_formats(false);
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q6_K), "cuda.gemv.q6_k_split_vec16");
-  set_mma_q6_k(true);
+  set_mma_high_bit_formats(true);
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q6_K), "cuda.gemv.q6_k_mma_bulk");
-  set_mma_q6_k(saved);
+  EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q5_K), "cuda.gemv.q5_k_mma_bulk");
+  set_mma_high_bit_formats(saved);
 }
 
 TEST(CudaCaps, PlanOfASyntheticModelUsesCudaKernels) {

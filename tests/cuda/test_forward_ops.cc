@@ -312,19 +312,21 @@ TEST(CudaForwardOps, PrefillFfnBlockMatchesComposition) {
 // element-wise KV type and a scaled one (int8: the fused form refuses it, the hook falls
 // back), GQA, tokens in several cache blocks. q, k and v within float rounding of the
 // rotation; cache rows within one unit in the last place of their type. A V of another
-// format than Q and K (Q4_0 + Q8_0; Q4_K + Q6_K as in Q4_K_M, Q6_K in the kMma layout) runs
+// format than Q and K (Q4_0 + Q8_0; Q4_K / Q5_K + Q6_K as in Q4_K_M / Q5_K_M, the high-bit
+// formats in the kMma layout) runs
 // as a Q·K launch and a V launch.
 TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   IMP_SKIP_WITHOUT_GPU();
-  const bool saved_q6 = mma_q6_k_on();
-  set_mma_q6_k(true);
+  const bool saved_q6 = mma_high_bit_formats_on();
+  set_mma_high_bit_formats(true);
   CudaBackendOptions o;
   o.graphs = false;
   CudaBackend b(o);
   const int64_t E = 256, H = 4, nkv = 2;
   for (int64_t hd : {64, 128}) {
     for (auto [f, fv] : {std::pair{FormatId::Q8_0, FormatId::Q8_0}, std::pair{FormatId::Q4_0, FormatId::Q4_0},
-                         std::pair{FormatId::Q4_0, FormatId::Q8_0}, std::pair{FormatId::Q4_K, FormatId::Q6_K}}) {
+                         std::pair{FormatId::Q4_0, FormatId::Q8_0}, std::pair{FormatId::Q4_K, FormatId::Q6_K},
+                         std::pair{FormatId::Q5_K, FormatId::Q6_K}}) {
       const OwnedQuantMatrix wq = quantize(f, random_floats(size_t(H * hd * E), 61 + hd, 0.05f), H * hd, E);
       const OwnedQuantMatrix wk = quantize(f, random_floats(size_t(nkv * hd * E), 62 + hd, 0.05f), nkv * hd, E);
       const OwnedQuantMatrix wv = quantize(fv, random_floats(size_t(nkv * hd * E), 63 + hd, 0.05f), nkv * hd, E);
@@ -393,7 +395,7 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
       }
     }
   }
-  set_mma_q6_k(saved_q6);
+  set_mma_high_bit_formats(saved_q6);
 }
 
 // Runs body with and without the decode attention kernel's L2 prologue

@@ -37,8 +37,8 @@ namespace {
 // is of the order of the terms themselves).
 constexpr double kTolerance = 3e-4;
 // Q4_K's weights are q·f16(d·sc) − f16(dmin·m) in one f16 FMA (three roundings, not one):
-// each weight within ~2^-10 of |q·d·sc| + |dmin·m|, random in sign across k. Q6_K's are
-// (q − 32)·f16(d·sc) (two roundings): the same bound.
+// each weight within ~2^-10 of |q·d·sc| + |dmin·m|, random in sign across k; Q5_K's likewise.
+// Q6_K's are (q − 32)·f16(d·sc) (two roundings): the same bound.
 constexpr double kQ4KTolerance = 1e-3;
 
 template <class T>
@@ -122,7 +122,7 @@ void check_gemm(FormatId f, const std::vector<Part>& parts, int64_t cols, int64_
   }
   IMP_CUDA_CHECK(cudaDeviceSynchronize());
 
-  const double tol = f == FormatId::Q4_K || f == FormatId::Q6_K ? kQ4KTolerance : kTolerance;
+  const double tol = f == FormatId::Q4_K || f == FormatId::Q5_K || f == FormatId::Q6_K ? kQ4KTolerance : kTolerance;
   for (size_t i = 0; i < parts.size(); ++i) {
     const Part& p = parts[i];
     const std::vector<float> got = dys[i]->get();
@@ -193,9 +193,10 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
     SCOPED_TRACE(std::to_string(tile) + " tokens, lead " + std::to_string(lead));
     set_fused_gemm_tile_tokens(tile);
     set_fused_gemm_lead(lead);
-    for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::NVFP4_CKPT,
-                       FormatId::MXFP4_CKPT}) {
-      const int64_t unit = f == FormatId::Q4_K || f == FormatId::Q6_K ? 256 : f == FormatId::Q8_0 ? 64 : 128;
+    for (FormatId f : {FormatId::Q4_0, FormatId::Q8_0, FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K,
+                       FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
+      const bool k_quant = f == FormatId::Q4_K || f == FormatId::Q5_K || f == FormatId::Q6_K;
+      const int64_t unit = k_quant ? 256 : f == FormatId::Q8_0 ? 64 : 128;
       check_gemm(f, 200, unit * 3, 300, false);  // two row tiles (the second ragged), ragged token tiles
       check_gemm(f, 37, unit, 5, true);          // one unit, one ragged tile each way, y +=
     }
@@ -224,6 +225,7 @@ TEST(CudaGemmDequant, GroupMatchesReferencePerPart) {
     check_gemm(FormatId::NVFP4_CKPT, {{130, 130, false}, {128, 160, true}}, 256, 129);
     check_gemm(FormatId::Q4_K, {{96, 96, false}, {160, 160, false}, {8, 8, false}, {256, 300, false}}, 512, 40);
     check_gemm(FormatId::Q6_K, {{150, 150, false}, {128, 136, true}}, 768, 200);  // 128-token tiles only
+    check_gemm(FormatId::Q5_K, {{150, 150, false}, {128, 136, true}}, 768, 200);
   }
   set_fused_gemm_tile_tokens(saved);
   set_fused_gemm_lead(saved_lead);
@@ -240,7 +242,7 @@ TEST(CudaGemmDequant, TileTokensFollowTheWaves) {
 }
 
 TEST(CudaGemmDequant, RefusesWhatItCannotRun) {
-  const DeviceMatrix q5{FormatId::Q5_K, 16, 256, reinterpret_cast<void*>(256), reinterpret_cast<void*>(256), 1.0f,
+  const DeviceMatrix q5{FormatId::Q3_K, 16, 256, reinterpret_cast<void*>(256), reinterpret_cast<void*>(256), 1.0f,
                         WeightLayout::kMma};
   std::string why;
   EXPECT_FALSE(gemm_dequant_supported(q5, &why));
@@ -286,20 +288,22 @@ TEST(CudaGemmDequant, BackendPrefillGemmTakesItWhenOn) {
   set_fused_gemm_mode(saved);
 }
 
-// Q6_K in the kMma layout through the backend (set_mma_q6_k, IMP_CUDA_Q6K_MMA): the decode
+// Q6_K and Q5_K in the kMma layout through the backend (set_mma_high_bit_formats, IMP_CUDA_Q5K_Q6K_MMA): the decode
 // GEMV (1 token), the fused prefill GEMM (70) and the layout's BF16 dequantization for cuBLAS
 // (1100 tokens, above kFusedGemmMaxTokens) against the FP32 reference; only the kMma layout
 // can take the fused GEMM, so its count shows which layout the upload chose.
-TEST(CudaGemmDequant, BackendRunsQ6KInTheMmaLayout) {
+TEST(CudaGemmDequant, BackendRunsHighBitFormatsInTheMmaLayout) {
   IMP_SKIP_WITHOUT_GPU();
-  const bool saved = mma_q6_k_on();
+  const bool saved = mma_high_bit_formats_on();
   const FusedGemm saved_mode = fused_gemm_mode();
-  set_mma_q6_k(true);
+  set_mma_high_bit_formats(true);
   set_fused_gemm_mode(FusedGemm::kBySize);
   {
     CudaBackend b;
     const int64_t rows = 300, cols = 4352;
-    const OwnedQuantMatrix q = quantize(FormatId::Q6_K, random_floats(size_t(rows * cols), 606, 0.05f), rows, cols);
+    for (FormatId f : {FormatId::Q6_K, FormatId::Q5_K}) {
+    SCOPED_TRACE(format_name(f));
+    const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 606, 0.05f), rows, cols);
     const MatrixHandle h = b.add_matrix(q.view(), "w");
     for (int64_t n_tok : {1, 70, 1100}) {
       const auto x = random_floats(size_t(n_tok * cols), 607 + uint64_t(n_tok));
@@ -312,9 +316,10 @@ TEST(CudaGemmDequant, BackendRunsQ6KInTheMmaLayout) {
       b.release(dx);
       b.release(dy);
     }
-    if (have_wgmma()) EXPECT_NE(b.stats().find("fused-dequantization prefill GEMMs: 1 "), std::string::npos) << b.stats();
+    }
+    if (have_wgmma()) EXPECT_NE(b.stats().find("fused-dequantization prefill GEMMs: 2 "), std::string::npos) << b.stats();
   }
-  set_mma_q6_k(saved);
+  set_mma_high_bit_formats(saved);
   set_fused_gemm_mode(saved_mode);
 }
 

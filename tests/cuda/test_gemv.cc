@@ -44,6 +44,7 @@
 #include "common/error.h"
 #include "formats/bf16.h"
 #include "formats/f16.h"
+#include "formats/kquant_common.h"
 #include "formats/quant_matrix.h"
 
 namespace imp::cuda {
@@ -482,8 +483,8 @@ TEST(CudaGemvDispatch, RejectsBadInput) {
 // and the unit's columns, and thread c's codes are columns 4c … 4c+3 of each 16-column
 // chunk (its share of x is one float4 per chunk).
 TEST(CudaMmaLayout, MapsAreInverseBijections) {
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
-                     FormatId::MXFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K, FormatId::Q8_0,
+                     FormatId::NVFP4_CKPT, FormatId::MXFP4_CKPT}) {
     const int U = mma_layout::unit_cols(f), per_word = mma_layout::codes_per_word(f);
     ASSERT_EQ(U, 4 * 4 * per_word) << format_name(f);
     std::vector<int> seen(size_t(U), 0);
@@ -504,66 +505,90 @@ TEST(CudaMmaLayout, MapsAreInverseBijections) {
     }
     for (int e = 0; e < U; ++e) EXPECT_EQ(seen[size_t(e)], 1) << format_name(f) << " column " << e;
   }
-  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q5_K), 0);
+  EXPECT_EQ(mma_layout::unit_cols(FormatId::Q3_K), 0);
 }
 
-// Q6_K's two planes (host, runs in CI): CPU-quantized rows packed with the maps the repack
-// uses; every code the kernels' bit expressions (q6_f16_biased) produce from a lo word and its
-// shifted hi word is the code of that column in the native block — read here the way ggml's
-// dequantize_row_q6_K walks it (l, is, q1…q4) — and the scale slot gives back the CPU
-// dequantizer's value bit for bit. The hi plane's bits are each used exactly once.
-TEST(CudaMmaLayout, Q6KPlanesDecodeToTheNativeCodes) {
+// The high-bit formats' two planes (host, runs in CI): CPU-quantized Q5_K and Q6_K rows packed
+// with the functions the repack uses; every code the kernels' bit expressions (hi_f16_biased)
+// produce from a lo word and its shifted hi word is the code of that column in the native
+// block — read here the way ggml's dequantize_row_q5_K / _q6_K walk it — and with the unit's
+// scales (Q5_K: the block header, Q6_K: the slot) gives the CPU dequantizer's value bit for
+// bit. Every bit of the hi plane belongs to exactly one code.
+template <int kHiBits>
+void check_hi_planes(FormatId f) {
+  SCOPED_TRACE(format_name(f));
   const int64_t rows = 3, cols = 256 * 5;
-  const OwnedQuantMatrix q = quantize(FormatId::Q6_K, random_floats(size_t(rows * cols), 606), rows, cols);
+  const int block = f == FormatId::Q6_K ? 210 : 176;
+  const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 606 + uint32_t(f)), rows, cols);
   const std::vector<float> ref = dequantize(q.view());
   for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = q.data.data() + r * (cols / 256) * 210;
-    // code[e] = the unsigned 6-bit code of column e, in ggml's loop order.
-    std::vector<int> code(static_cast<size_t>(cols));
+    const uint8_t* row = q.data.data() + r * (cols / 256) * block;
+    std::vector<int> code(static_cast<size_t>(cols));  // the unsigned code of column e, in ggml's loop order
     for (int64_t b = 0; b < cols / 256; ++b) {
-      const uint8_t *ql = row + 210 * b, *qh = ql + 128;
-      for (int n = 0; n < 256; n += 128, ql += 64, qh += 32) {
-        for (int l = 0; l < 32; ++l) {
-          const int64_t y = 256 * b + n + l;
-          code[size_t(y)] = (ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4;
-          code[size_t(y + 32)] = (ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4;
-          code[size_t(y + 64)] = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
-          code[size_t(y + 96)] = (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4;
+      if (f == FormatId::Q6_K) {
+        const uint8_t *ql = row + block * b, *qh = ql + 128;
+        for (int n = 0; n < 256; n += 128, ql += 64, qh += 32) {
+          for (int l = 0; l < 32; ++l) {
+            const int64_t y = 256 * b + n + l;
+            code[size_t(y)] = (ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4;
+            code[size_t(y + 32)] = (ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4;
+            code[size_t(y + 64)] = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
+            code[size_t(y + 96)] = (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4;
+          }
+        }
+      } else {  // Q5_K: d dmin scales[12] qh[32] qs[128]
+        const uint8_t *qh = row + block * b + 16, *ql = qh + 32;
+        for (int j = 0, bit = 0; j < 256; j += 64, ql += 32, bit += 2) {
+          for (int l = 0; l < 32; ++l) {
+            code[size_t(256 * b + j + l)] = (ql[l] & 0xF) | ((qh[l] >> bit) & 1) << 4;
+            code[size_t(256 * b + j + 32 + l)] = (ql[l] >> 4) | ((qh[l] >> (bit + 1)) & 1) << 4;
+          }
         }
       }
     }
     for (int u = 0; u < int(cols / 128); ++u) {
+      const uint8_t* blk = row + block * (u / 2);
       uint8_t slot[16];
-      mma_layout::q6_scale_slot(row + 210 * (u / 2), u, slot);
-      const float d = f16_to_f32(uint16_t(slot[8] | slot[9] << 8));
+      mma_layout::q6_scale_slot(blk, u, slot);
       const auto unit_code = [&](int e) { return code[size_t(u * 128 + e)]; };
+      // The reference value of a code at chunk j of the unit.
+      const auto value = [&](int j, int qv) {
+        if (f == FormatId::Q6_K) return f16_to_f32(uint16_t(slot[8] | slot[9] << 8)) * float(int8_t(slot[j])) * float(qv - 32);
+        uint8_t sc = 0, m = 0;
+        get_scale_min_k4(4 * (u & 1) + j / 2, blk + 4, &sc, &m);
+        const float d = f16_to_f32(uint16_t(blk[0] | blk[1] << 8)), dmin = f16_to_f32(uint16_t(blk[2] | blk[3] << 8));
+        return d * float(sc) * float(qv) - dmin * float(m);
+      };
       for (int c = 0; c < 4; ++c) {
-        const uint32_t hi[2] = {mma_layout::pack_q6_hi_word(c, 0, unit_code), mma_layout::pack_q6_hi_word(c, 1, unit_code)};
+        const uint32_t hi[2] = {mma_layout::pack_hi_word(f, c, 0, unit_code),
+                                kHiBits == 2 ? mma_layout::pack_hi_word(f, c, 1, unit_code) : 0u};
         for (int w = 0; w < 4; ++w) {
-          const uint32_t v = mma_layout::pack_word(FormatId::Q6_K, c, w, unit_code);
-          const uint32_t hh = hi[w / 2] >> (2 * (w & 1));
+          const uint32_t v = mma_layout::pack_word(f, c, w, unit_code);
+          const uint32_t hh = hi[mma_layout::hi_word_offset(f, 0, w) / 4] >> mma_layout::hi_word_shift(f, w);
           for (int k = 0; k < 4; ++k) {
-            const uint32_t pair = mma_layout::q6_f16_biased(v, hh, k);
+            const uint32_t pair = mma_layout::hi_f16_biased<kHiBits>(v, hh, k);
             for (int half = 0; half < 2; ++half) {
-              const float f = f16_to_f32(uint16_t(pair >> (16 * half)));
-              const int got = k < 2 ? int(f) - 1024 : (int(f) - 1024) / 16;
+              const float fv = f16_to_f32(uint16_t(pair >> (16 * half)));
+              const int got = k < 2 ? int(fv) - 1024 : (int(fv) - 1024) / 16;
               const int chunk = 2 * w + k / 2, t = 2 * (k % 2) + half, e = 16 * chunk + 4 * c + t;
-              ASSERT_EQ(f, k < 2 ? 1024.0f + float(got) : 1024.0f + 16.0f * float(got)) << "not an exact pair";
+              ASSERT_EQ(fv, k < 2 ? 1024.0f + float(got) : 1024.0f + 16.0f * float(got)) << "not an exact pair";
               ASSERT_EQ(got, unit_code(e)) << "row " << r << " unit " << u << " column " << e;
-              const float dl = d * float(int8_t(slot[chunk]));
-              EXPECT_EQ(dl * float(got - 32), ref[size_t(r * cols + u * 128 + e)]) << "column " << u * 128 + e;
+              EXPECT_EQ(value(chunk, got), ref[size_t(r * cols + u * 128 + e)]) << "column " << u * 128 + e;
             }
           }
         }
       }
-      // All 64 hi bits of each thread are the codes' (a code of 63 everywhere sets them all).
-      const auto all = [](int) { return 63; };
+      // Every hi bit of each thread is some code's (the largest code everywhere sets them all).
+      const auto all = [](int) { return kHiBits == 2 ? 63 : 31; };
       for (int c = 0; c < 4; ++c) {
-        EXPECT_EQ(mma_layout::pack_q6_hi_word(c, 0, all), 0xFFFFFFFFu);
-        EXPECT_EQ(mma_layout::pack_q6_hi_word(c, 1, all), 0xFFFFFFFFu);
+        for (int i = 0; i < kHiBits; ++i) EXPECT_EQ(mma_layout::pack_hi_word(f, c, i, all), 0xFFFFFFFFu);
       }
     }
   }
+}
+TEST(CudaMmaLayout, HighBitPlanesDecodeToTheNativeCodes) {
+  check_hi_planes<2>(FormatId::Q6_K);
+  check_hi_planes<1>(FormatId::Q5_K);
 }
 
 // Tall matrices take the two-tile CTA (≥ 8192 rows), and an activation beyond the f16 range
@@ -571,7 +596,7 @@ TEST(CudaMmaLayout, Q6KPlanesDecodeToTheNativeCodes) {
 // the clamped, f16-rounded x.
 TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
                      FormatId::MXFP4_CKPT}) {
     const int64_t rows = 16400, cols = 512;
     const auto w = random_floats(size_t(rows * cols), 11 + uint32_t(f));
@@ -604,10 +629,12 @@ TEST(CudaGemvMma, TallMatricesAndOutlierActivations) {
 TEST(CudaGemvDispatch, MmaLayoutNeedsWholeUnits) {
   EXPECT_TRUE(has_mma_layout(FormatId::Q8_0, 64));
   EXPECT_FALSE(has_mma_layout(FormatId::Q4_0, 64));
-  EXPECT_FALSE(has_mma_layout(FormatId::Q5_K, 4096));
+  EXPECT_FALSE(has_mma_layout(FormatId::Q3_K, 4096));
   EXPECT_FALSE(has_mma_layout(FormatId::Q6_K, 64));
   EXPECT_THROW(device_data_bytes(FormatId::Q4_0, WeightLayout::kMma, 4, 96), Error);
-  EXPECT_THROW(repack_mma(FormatId::Q5_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  EXPECT_THROW(repack_mma(FormatId::Q3_K, kFakeX, 4, 256, kFakeY, kFakeY, nullptr), Error);
+  EXPECT_EQ(device_data_bytes(FormatId::Q5_K, WeightLayout::kMma, 3, 512), 3 * 320);  // 64 + 16 bytes per unit
+  EXPECT_EQ(device_scale_bytes(FormatId::Q5_K, WeightLayout::kMma, 3, 512), 3 * 2 * 16);  // Q4_K's headers
   // Q6_K: 96 payload bytes (64 of nibbles, 32 of high bits) and one 16-byte slot per 128 columns.
   EXPECT_EQ(device_data_bytes(FormatId::Q6_K, WeightLayout::kMma, 3, 512), 3 * 384);
   EXPECT_EQ(device_scale_bytes(FormatId::Q6_K, WeightLayout::kMma, 3, 512), 3 * 4 * 16);
@@ -647,7 +674,7 @@ std::string tensor_core_names(FormatId f, std::initializer_list<const char*> for
 // and kAdd adds exactly the value kStore would write.
 TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
                      FormatId::FP8_E4M3_CHANNEL}) {
     const WeightLayout layout = f == FormatId::FP8_E4M3_CHANNEL ? WeightLayout::kNative : WeightLayout::kMma;
     const int64_t cols = 2304, rows = 400;
@@ -724,7 +751,7 @@ TEST(CudaGemvMma, NormPrologueAndAddEpilogue) {
 // times, and its last tile is ragged (zero-filled rows past the end).
 TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K, FormatId::Q8_0, FormatId::NVFP4_CKPT,
                      FormatId::MXFP4_CKPT, FormatId::FP8_E4M3_TENSOR, FormatId::FP8_E4M3_CHANNEL}) {
     const bool fp8 = f == FormatId::FP8_E4M3_TENSOR || f == FormatId::FP8_E4M3_CHANNEL;
     for (const int64_t cols : {int64_t(4352), int64_t(4608), int64_t(32768 + 512)}) {
@@ -781,7 +808,7 @@ TEST(CudaGemvMma, BulkSharedXAndRegisterXFormsAgree) {
 // per-warp walk over the same units, and silu(g)·u is the swiglu() formula.
 TEST(CudaGemvMma, FusedQkvAndSwigluMatchSeparateLaunches) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q6_K, FormatId::NVFP4_CKPT}) {
+  for (FormatId f : {FormatId::Q4_0, FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K, FormatId::NVFP4_CKPT}) {
     const int64_t cols = 512;
     const int64_t rows[3] = {1024, 256, 264};
     std::vector<OwnedQuantMatrix> q;

@@ -60,7 +60,7 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
     if (r.role == WeightRole::kEmbedding) continue;  // looked up on the host
     e.weight_bytes += r.bytes + (r.has_decode_copy() ? r.decode_bytes : 0);
     // Q6_K's kMma scale slots: 16 bytes per 128 weights where the native block has 18 per 256.
-    if (r.held_format == FormatId::Q6_K && mma_q6_k_on()) e.weight_bytes += r.elements * 14 / 256;
+    if (r.held_format == FormatId::Q6_K && mma_high_bit_formats_on()) e.weight_bytes += r.elements * 14 / 256;
   }
   KvCacheConfig k;
   k.n_layer = c.n_layer;

@@ -9,8 +9,8 @@
 //      columns (wgmma B operand, desc_k_major_sw128);
 //   W: the unit's 64 payload bytes of each of the 128 rows (row-major, 64-byte rows: a warp's
 //      16-byte reads of 8 consecutive rows fill 512 contiguous bytes, no bank conflict);
-//      Q6_K then the unit's 32 high-bit bytes of each row (8-byte reads, 256 contiguous
-//      bytes per warp);
+//      Q5_K / Q6_K then the unit's 16 / 32 high-bit bytes of each row (4- / 8-byte reads,
+//      128 / 256 contiguous bytes per warp);
 //   scales: the unit's scale bytes of each row (unit_scale_bytes).
 // Thread (warp w of its warpgroup, lane 4g + c) owns tile rows 16w + g and 16w + g + 8 — the
 // rows of its wgmma A fragments — and reads their 16-byte slice c of the unit: each payload
@@ -92,7 +92,8 @@ struct DqLayout {
   static constexpr int kAtomBytes = kBN * 128;
   static constexpr int kXBytes = kAtoms * kAtomBytes;            // 16 … 64 KiB
   static constexpr int kHiBase = kTileRows * mma_layout::kUnitBytes;  // 8 KiB of payload (lo nibbles)
-  static constexpr int kWBytes = kHiBase + (F == FormatId::Q6_K ? kTileRows * 32 : 0);  // + Q6_K's high bits
+  static constexpr int kHiUnitBytes = mma_layout::hi_unit_bytes(F);     // Q5_K 16, Q6_K 32, else 0
+  static constexpr int kWBytes = kHiBase + kTileRows * kHiUnitBytes;  // + the high bits
   static constexpr int kScaleBytes = unit_scale_bytes(F);
   static constexpr int kSBytes = 1024 * ((kTileRows * kScaleBytes + 1023) / 1024);
   static constexpr int kStageBytes = kXBytes + kWBytes + kSBytes;  // a multiple of 1024
@@ -115,8 +116,8 @@ struct DqLayout {
 //      (i < kBN / 32), stored at chunk j ^ (n % 8) of that row (the swizzle; n % 8 is the
 //      same for every i), i.e. at x_off + 4096·i; the token rows as element offsets from x
 //      (the launcher keeps n_tok · cols < 2^31);
-//   W: copies i = 0, 1 take slice tid % 4 of tile row tid / 4 + 64·i; Q6_K's high bits:
-//      16-byte half tid % 2 of tile row tid / 2;
+//   W: copies i = 0, 1 take slice tid % 4 of tile row tid / 4 + 64·i; the high bits (Q5_K,
+//      Q6_K): the 16 bytes at 16·tid of the tile's [rows][kHiUnitBytes] (tid < rows · kHiUnitBytes / 16);
 //   scales: threads 0 … 127, tile row tid.
 template <FormatId F, int kBN>
 struct LoadPlan {
@@ -142,8 +143,13 @@ struct LoadPlan {
       w[i] = g.data + min(m0 + r, g.rows - 1) * g.data_row_bytes + (tid % 4) * 16;
       w_off[i] = uint32_t(r * mma_layout::kUnitBytes + (tid % 4) * 16);
     }
-    h = g.data + min(m0 + tid / 2, g.rows - 1) * g.data_row_bytes + mma_layout::q6_hi_plane(g.cols) + (tid % 2) * 16;
-    h_off = uint32_t(L::kHiBase + tid * 16);  // row tid / 2, half tid % 2: 32 bytes a row
+    if constexpr (L::kHiUnitBytes > 0) {
+      const int row = tid * 16 / L::kHiUnitBytes, part = tid * 16 % L::kHiUnitBytes;
+      h = g.data + min(m0 + row, g.rows - 1) * g.data_row_bytes + mma_layout::hi_plane(g.cols) + part;
+    } else {
+      h = nullptr;
+    }
+    h_off = uint32_t(L::kHiBase + tid * 16);
     s = g.scales + min(m0 + tid % kTileRows, g.rows - 1) * g.scale_row_bytes;
     s_off = uint32_t(L::kWBytes + (tid % kTileRows) * L::kScaleBytes);
   }
@@ -170,7 +176,9 @@ __device__ __forceinline__ void load_unit_w(const LoadPlan<F, kBN>& lp, uint8_t*
   using L = DqLayout<F, kBN>;
 #pragma unroll
   for (int i = 0; i < 2; ++i) cp_async16(ws + lp.w_off[i], lp.w[i] + u * mma_layout::kUnitBytes);
-  if constexpr (F == FormatId::Q6_K) cp_async16(ws + lp.h_off, lp.h + u * 32);
+  if constexpr (L::kHiUnitBytes > 0) {
+    if (tid * 16 < kTileRows * L::kHiUnitBytes) cp_async16(ws + lp.h_off, lp.h + u * L::kHiUnitBytes);
+  }
   if (tid < kTileRows) cp_async_ca<L::kScaleBytes>(ws + lp.s_off, lp.s + unit_scale_offset(F, u));
 }
 template <FormatId F, int kBN>
@@ -203,6 +211,10 @@ struct RowScales<FormatId::Q4_K> {
 #pragma unroll
     for (int t = 0; t < 4; ++t) ds[t] = __float2half2_rn(d * sc[t]), nmn[t] = __float2half2_rn(-(dmin * m[t]));
   }
+};
+template <>
+struct RowScales<FormatId::Q5_K> : RowScales<FormatId::Q4_K> {  // the same header
+  using RowScales<FormatId::Q4_K>::RowScales;
 };
 template <>
 struct RowScales<FormatId::Q6_K> {
@@ -252,6 +264,13 @@ __device__ __forceinline__ void decode_word_f16(const uint8_t* us, const RowScal
     }
   } else if constexpr (F == FormatId::Q4_K) {
     decode_nibble_word<0>(word, p);  // q, exact
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      p[h][0] = h2_bits(__hfma2(bits_h2(p[h][0]), rs.ds[w], rs.nmn[w]));
+      p[h][1] = h2_bits(__hfma2(bits_h2(p[h][1]), rs.ds[w], rs.nmn[w]));
+    }
+  } else if constexpr (F == FormatId::Q5_K) {
+    decode_hi_word<1, 0>(word, hh, p);  // q, exact
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       p[h][0] = h2_bits(__hfma2(bits_h2(p[h][0]), rs.ds[w], rs.nmn[w]));
@@ -313,10 +332,13 @@ __device__ __forceinline__ void decode_unit(const uint8_t* ws, int u, int ra, in
   const int rb = ra + 8;
   const uint4 qa = *reinterpret_cast<const uint4*>(ws + ra * mma_layout::kUnitBytes + c * 16);
   const uint4 qb = *reinterpret_cast<const uint4*>(ws + rb * mma_layout::kUnitBytes + c * 16);
-  uint2 ha = {}, hb = {};
+  uint2 ha = {}, hb = {};  // Q6_K: 8 bytes a thread; Q5_K: 4 (in .x)
   if constexpr (F == FormatId::Q6_K) {
     ha = *reinterpret_cast<const uint2*>(ws + L::kHiBase + ra * 32 + c * 8);
     hb = *reinterpret_cast<const uint2*>(ws + L::kHiBase + rb * 32 + c * 8);
+  } else if constexpr (F == FormatId::Q5_K) {
+    ha.x = *reinterpret_cast<const uint32_t*>(ws + L::kHiBase + ra * 16 + c * 4);
+    hb.x = *reinterpret_cast<const uint32_t*>(ws + L::kHiBase + rb * 16 + c * 4);
   }
   const uint8_t* sa = ws + L::kWBytes + ra * L::kScaleBytes;
   const uint8_t* sb = ws + L::kWBytes + rb * L::kScaleBytes;
@@ -324,9 +346,11 @@ __device__ __forceinline__ void decode_unit(const uint8_t* ws, int u, int ra, in
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     uint32_t pa[L::kChunksPerWord][2], pb[L::kChunksPerWord][2];
-    const int hs = 2 * (w & 1);  // Q6_K: hi word w / 2, shifted to lo word w's bits
-    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), (w < 2 ? ha.x : ha.y) >> hs, pa);
-    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), (w < 2 ? hb.x : hb.y) >> hs, pb);
+    // Lo word w's high bits shifted into place (Q6_K: hi word w / 2; Q5_K: the one word).
+    const int hs = mma_layout::hi_word_shift(F, w);
+    const uint32_t hwa = F == FormatId::Q6_K && w >= 2 ? ha.y : ha.x, hwb = F == FormatId::Q6_K && w >= 2 ? hb.y : hb.x;
+    decode_word_f16<F>(sa, rsa, u, w, slice_word(qa, w), hwa >> hs, pa);
+    decode_word_f16<F>(sb, rsb, u, w, slice_word(qb, w), hwb >> hs, pb);
 #pragma unroll
     for (int h = 0; h < L::kChunksPerWord; ++h) {
       uint32_t(&r)[4] = a[L::kChunksPerWord * w + h];
@@ -558,9 +582,9 @@ void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t
     G.tile_begin[i] = tiles;
     tiles += row_tiles(w.rows);
   }
-  // Q6_K: 128-token tiles only (three 256-token stages with its 12 KiB of weights per unit
-  // would need 235 KiB of shared memory).
-  constexpr bool k256 = F != FormatId::Q6_K;
+  // Q5_K, Q6_K: 128-token tiles only (three 256-token stages with their 10 / 12 KiB of
+  // weights per unit would need 229 / 235 KiB of shared memory).
+  constexpr bool k256 = mma_layout::hi_bits(F) == 0;
   const int forced = fused_gemm_tile_tokens();
   const int bn = !k256 ? 128 : forced ? forced : gemm_dequant_tile_tokens(tiles, n_tok, sm_count());
   const int64_t slice = std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / cols - 256);
@@ -696,6 +720,7 @@ void gemm_dequant_group(const GemmDequantOut* parts, int n_parts, const uint16_t
     case FormatId::Q4_0: return detail::launch<FormatId::Q4_0>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::Q8_0: return detail::launch<FormatId::Q8_0>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::Q4_K: return detail::launch<FormatId::Q4_K>(parts, n_parts, x_mma, n_tok, stream);
+    case FormatId::Q5_K: return detail::launch<FormatId::Q5_K>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::Q6_K: return detail::launch<FormatId::Q6_K>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::NVFP4_CKPT: return detail::launch<FormatId::NVFP4_CKPT>(parts, n_parts, x_mma, n_tok, stream);
     case FormatId::MXFP4_CKPT: return detail::launch<FormatId::MXFP4_CKPT>(parts, n_parts, x_mma, n_tok, stream);

@@ -175,18 +175,20 @@ bool gemv_mma_qkv_rope_kv(const DeviceMatrix (&w)[3], const float* x, float* q, 
                           const KvView& kv, const StepParams* step, cudaStream_t stream, const GemvFusion& fusion = {});
 
 // Native rows → kMma planes (payload, and the scale plane the repack writes — the f16 d of
-// Q4_0 / Q8_0, Q4_K's headers, Q6_K's unit slots: mma_has_own_scale_plane; NVFP4_CKPT and
+// Q4_0 / Q8_0, Q4_K's and Q5_K's headers, Q6_K's unit slots: mma_has_own_scale_plane; NVFP4_CKPT and
 // MXFP4_CKPT keep their native scale plane, pass d = nullptr). Asynchronous.
 bool has_mma_layout(FormatId format, int64_t cols);
-// Whether the backend uploads a weight in the kMma layout: has_mma_layout, and for Q6_K
-// only while mma_q6_k_on() — IMP_CUDA_Q6K_MMA=1 or set_mma_q6_k(true) — until its kernels
-// have run on a GPU (otherwise Q6_K keeps the kSplit layout and its FP32-activation
-// kernels). Read at upload: matrices already on the device keep their layout.
+// Whether the backend uploads a weight in the kMma layout: has_mma_layout, and for the
+// formats with a high-bit plane (Q5_K, Q6_K) only while mma_high_bit_formats_on() —
+// IMP_CUDA_Q5K_Q6K_MMA=1 or set_mma_high_bit_formats(true) — until their kernels have run on
+// a GPU (otherwise they keep their native / kSplit layout and FP32-activation kernels). Read
+// at upload: matrices already on the device keep their layout.
 bool mma_layout_chosen(FormatId format, int64_t cols);
-bool mma_q6_k_on();
-void set_mma_q6_k(bool on);
+bool mma_high_bit_formats_on();
+void set_mma_high_bit_formats(bool on);
 inline bool mma_has_own_scale_plane(FormatId f) {
-  return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q4_K || f == FormatId::Q6_K;
+  return f == FormatId::Q4_0 || f == FormatId::Q8_0 || f == FormatId::Q4_K || f == FormatId::Q5_K ||
+         f == FormatId::Q6_K;
 }
 void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
                 cudaStream_t stream);

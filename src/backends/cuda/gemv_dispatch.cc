@@ -60,7 +60,7 @@ std::string_view layout_name(WeightLayout l) {
 
 void require_mma_layout(FormatId format, int64_t cols) {
   const int u = mma_layout::unit_cols(format);
-  if (u == 0) fail("{} has no mma layout (only q4_0, q4_k, q6_k, q8_0, nvfp4_ckpt, mxfp4_ckpt)", format_name(format));
+  if (u == 0) fail("{} has no mma layout (only q4_0, q4_k, q5_k, q6_k, q8_0, nvfp4_ckpt, mxfp4_ckpt)", format_name(format));
   if (cols % u != 0) fail("{} mma layout needs cols % {} == 0, got {}", format_name(format), u, cols);
 }
 
@@ -177,7 +177,9 @@ int64_t device_scale_bytes(FormatId format, WeightLayout layout, int64_t rows, i
     if (format == FormatId::Q4_0 || format == FormatId::Q8_0) {
       return mul_checked(mul_checked(rows, cols / 32, "block count"), 2, "CUDA d plane");
     }
-    if (format == FormatId::Q4_K) return mul_checked(mul_checked(rows, cols / 256, "superblock count"), 16, "CUDA Q4_K header plane");
+    if (format == FormatId::Q4_K || format == FormatId::Q5_K) {
+      return mul_checked(mul_checked(rows, cols / 256, "superblock count"), 16, "CUDA K-quant header plane");
+    }
     if (format == FormatId::Q6_K) return mul_checked(mul_checked(rows, cols / 128, "unit count"), 16, "CUDA Q6_K scale slot plane");
     return scale_plane_bytes(format, rows, cols, group);
   }

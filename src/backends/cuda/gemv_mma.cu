@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(kMmaThreads, IMP_MMA_MINB) gemv_mma_kernel(Mma
   const int64_t row0 = (int64_t(blockIdx.x) - part_first(job, p)) * kRowsPerCta;
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
-  const int64_t hi_off = hi_slice_offset(a.cols, c);
+  const int64_t hi_off = hi_slice_offset<Op>(a.cols, c);
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const KernelArgs* ar;
@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(kMmaThreads, kTiles == 1 ? (Op::kMins || kHasH
   const bool pair_rows = pairs_rope_rows<kTiles>(job, p);
   const uint8_t* pq[kRows];
   const uint8_t* ps[kRows];
-  const int64_t hi_off = hi_slice_offset(a.cols, c);
+  const int64_t hi_off = hi_slice_offset<Op>(a.cols, c);
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const KernelArgs* ar;
@@ -423,6 +423,9 @@ const GemvKernel kKernels[] = {
     {"q4_k_mma_sx", FormatId::Q4_K, M, check_mma_sx, launch_mma<Q4_KMma, true>, false, true},
     {"q4_k_mma", FormatId::Q4_K, M, check_mma, launch_mma<Q4_KMma, false>, false, true},
     {"q4_k_mma_elem", FormatId::Q4_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q4_K>>},
+    {"q5_k_mma_sx", FormatId::Q5_K, M, check_mma_sx, launch_mma<Q5_KMma, true>, false, true},
+    {"q5_k_mma", FormatId::Q5_K, M, check_mma, launch_mma<Q5_KMma, false>, false, true},
+    {"q5_k_mma_elem", FormatId::Q5_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q5_K>>},
     {"q6_k_mma_sx", FormatId::Q6_K, M, check_mma_sx, launch_mma<Q6_KMma, true>, false, true},
     {"q6_k_mma", FormatId::Q6_K, M, check_mma, launch_mma<Q6_KMma, false>, false, true},
     {"q6_k_mma_elem", FormatId::Q6_K, M, check_any_mma, launch_elem<MmaElem<FormatId::Q6_K>>},
@@ -448,6 +451,7 @@ bool with_op(FormatId f, Fn&& fn) {
   switch (f) {
     case FormatId::Q4_0: fn(Q4_0Mma{}); return true;
     case FormatId::Q4_K: fn(Q4_KMma{}); return true;
+    case FormatId::Q5_K: fn(Q5_KMma{}); return true;
     case FormatId::Q6_K: fn(Q6_KMma{}); return true;
     case FormatId::Q8_0: fn(Q8_0Mma{}); return true;
     case FormatId::NVFP4_CKPT: fn(Nvfp4CkptMma{}); return true;

@@ -98,16 +98,16 @@ constexpr bool kStagedScales = Op::kScaleBytes > 0 && !RowScale<Op>::value;
 // twice its 4 wavefronts; unit-major runs ([unit][8 rows][64 bytes], kUnitMajor) give each
 // lane its own banks, the tensor map's dimensions (bytes of a unit, rows, units) making the
 // copy write them so.
-// Q6_K's high-bit plane (gemv_mma_layout.h) follows the payload as a unit-major block of its
-// own ([unit][8 rows][32 bytes] per run of 8 rows): a lane's 8 bytes of the 8 rows of a run
-// are 256 contiguous bytes, so its loads are conflict-free too.
+// Q5_K's / Q6_K's high-bit plane (gemv_mma_layout.h) follows the payload as a unit-major
+// block of its own ([unit][8 rows][16·kHiBits bytes] per run of 8 rows): the lanes' 4·kHiBits
+// bytes of the 8 rows of a run are contiguous, so their loads are conflict-free too.
 template <class Op, int kTiles>
 struct BulkStage {
   static constexpr int kUnitsPerWarp = kTiles == 1 ? IMP_MMA_BULK_UPW : 1;
   static constexpr int kUnits = kBulkWarps * kUnitsPerWarp;
   static constexpr int kRows = 16 * kTiles;
   static constexpr int kRowBytes = kUnits * mma_layout::kUnitBytes;
-  static constexpr int kHiRowBytes = kHasHiPlane<Op> ? kUnits * 32 : 0;
+  static constexpr int kHiUnitBytes = 16 * kHiBits<Op>, kHiRowBytes = kUnits * kHiUnitBytes;
   static constexpr int kScaleRowBytes = kStagedScales<Op> ? kUnits * Op::kScaleBytes / (Op::kMins ? 2 : 1) : 0;
   static_assert(kRowBytes <= 2048, "a tensor-map box row is at most 256 8-byte elements");
   static constexpr int kHiBase = kRows * kRowBytes;
@@ -122,16 +122,19 @@ struct BulkStage {
     constexpr int B = mma_layout::kUnitBytes;
     return kUnitMajor<Op> ? (s >> 3) * 8 * kRowBytes + (lu * 8 + (s & 7)) * B + 16 * c : s * kRowBytes + lu * B + 16 * c;
   }
-  // Byte offset of lane quad c's 8 high-bit bytes of row s, unit lu (Q6_K).
+  // Byte offset of lane quad c's 4·kHiBits high-bit bytes of row s, unit lu (Q5_K, Q6_K).
   __device__ static int hi(int s, int lu, int c) {
-    return kHiBase + (s >> 3) * 8 * kHiRowBytes + (lu * 8 + (s & 7)) * 32 + 8 * c;
+    return kHiBase + (s >> 3) * 8 * kHiRowBytes + (lu * 8 + (s & 7)) * kHiUnitBytes + 4 * kHiBits<Op> * c;
   }
   // Byte offset of row s's scale bytes at offset o (from the stage's first unit).
   __device__ static int scale(int s, int o) { return kScaleBase + s * kScaleRowBytes + o; }
   // Lane quad c's slice of row s, unit lu.
   __device__ static typename SliceOf<Op>::type slice(const uint8_t* st, int s, int lu, int c) {
-    if constexpr (kHasHiPlane<Op>) {
-      return {*reinterpret_cast<const uint4*>(st + payload(s, lu, c)), *reinterpret_cast<const uint2*>(st + hi(s, lu, c))};
+    if constexpr (kHiBits<Op> == 2) {
+      const uint2 h = *reinterpret_cast<const uint2*>(st + hi(s, lu, c));
+      return {*reinterpret_cast<const uint4*>(st + payload(s, lu, c)), {h.x, h.y}};
+    } else if constexpr (kHiBits<Op> == 1) {
+      return {*reinterpret_cast<const uint4*>(st + payload(s, lu, c)), {*reinterpret_cast<const uint32_t*>(st + hi(s, lu, c))}};
     } else {
       return *reinterpret_cast<const uint4*>(st + payload(s, lu, c));
     }
@@ -139,8 +142,9 @@ struct BulkStage {
 };
 
 // The tensor maps of a launch: payload and scale plane of each part, as 2-D arrays of 8-byte
-// elements (rows × row bytes / 8), boxes of 8 rows × one stage's bytes; Q6_K's high-bit
-// plane as a third (BulkMapsHi, so that the other formats' parameters stay as they were).
+// elements (rows × row bytes / 8), boxes of 8 rows × one stage's bytes; Q5_K's / Q6_K's
+// high-bit plane as a third (BulkMapsHi, so that the other formats' parameters stay as they
+// were).
 struct BulkMaps {
   CUtensorMap q[3];
   CUtensorMap s[3];
@@ -393,11 +397,11 @@ bool launch_bulk(MmaJob job, cudaStream_t stream) {
     const KernelArgs& a = job.part[i];
     using Stage = BulkStage<Op, kTiles>;
     if constexpr (kHasHiPlane<Op>) {
-      const int64_t lo_bytes = mma_layout::q6_hi_plane(a.cols);
+      const int64_t lo_bytes = mma_layout::hi_plane(a.cols);
       encode_rows(&maps.q[i], a.data, a.rows, lo_bytes, a.data_row_bytes, Stage::kRowBytes, mma_layout::kUnitBytes,
                   "payload");
       encode_rows(&maps.h[i], a.data + lo_bytes, a.rows, a.data_row_bytes - lo_bytes, a.data_row_bytes,
-                  Stage::kHiRowBytes, 32, "high-bit plane");
+                  Stage::kHiRowBytes, Stage::kHiUnitBytes, "high-bit plane");
     } else {
       encode_rows(&maps.q[i], a.data, a.rows, a.data_row_bytes, a.data_row_bytes, Stage::kRowBytes,
                   kUnitMajor<Op> ? mma_layout::kUnitBytes : 0, "payload");
@@ -449,6 +453,7 @@ constexpr WeightLayout N = WeightLayout::kNative;
 const GemvKernel kBulkKernels[] = {
     {"q4_0_mma_bulk", FormatId::Q4_0, M, check_bulk<Q4_0Mma>, launch_one<Q4_0Mma>, false, true},
     {"q4_k_mma_bulk", FormatId::Q4_K, M, check_bulk<Q4_KMma>, launch_one<Q4_KMma>, false, true},
+    {"q5_k_mma_bulk", FormatId::Q5_K, M, check_bulk<Q5_KMma>, launch_one<Q5_KMma>, false, true},
     {"q6_k_mma_bulk", FormatId::Q6_K, M, check_bulk<Q6_KMma>, launch_one<Q6_KMma>, false, true},
     {"q8_0_mma_bulk", FormatId::Q8_0, M, check_bulk<Q8_0Mma>, launch_one<Q8_0Mma>, false, true},
     {"nvfp4_ckpt_mma_bulk", FormatId::NVFP4_CKPT, M, check_bulk<Nvfp4CkptMma>, launch_one<Nvfp4CkptMma>, false, true},
@@ -472,6 +477,7 @@ bool launch_mma_bulk(FormatId format, MmaJob job, bool swiglu, cudaStream_t stre
   switch (format) {
     case FormatId::Q4_0: return launch_job<Q4_0Mma>(job, swiglu, stream);
     case FormatId::Q4_K: return launch_job<Q4_KMma>(job, swiglu, stream);
+    case FormatId::Q5_K: return launch_job<Q5_KMma>(job, swiglu, stream);
     case FormatId::Q6_K: return launch_job<Q6_KMma>(job, swiglu, stream);
     case FormatId::Q8_0: return launch_job<Q8_0Mma>(job, swiglu, stream);
     case FormatId::NVFP4_CKPT: return launch_job<Nvfp4CkptMma>(job, swiglu, stream);

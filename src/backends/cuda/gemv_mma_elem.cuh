@@ -22,7 +22,7 @@ struct MmaElem {
       return imp_fmul_rn(float(int(code) - 8), f16_bits_to_f32(load_le16(srow + 2 * (e / 32))));
     } else if constexpr (F == FormatId::Q8_0) {
       return imp_fmul_rn(float(int8_t(uint8_t(code))), f16_bits_to_f32(load_le16(srow + 2 * (e / 32))));
-    } else if constexpr (F == FormatId::Q4_K) {
+    } else if constexpr (F == FormatId::Q4_K || F == FormatId::Q5_K) {  // the same header; Q5_K's q < 32
       const uint8_t* hdr = srow + 16 * (e / 256);
       int sc = 0, m = 0;
       q4_k_scale_min(hdr + 4, int(e % 256) / 32, sc, m);
@@ -46,9 +46,11 @@ struct MmaElem {
     const uint8_t* unit = a.data + r * a.data_row_bytes + (e / U) * mma_layout::kUnitBytes;
     const uint32_t word = load_le32(unit + mma_layout::word_offset(c, w));
     uint32_t code = (word >> mma_layout::bit_offset(F, p)) & (F == FormatId::Q8_0 ? 0xFFu : 0xFu);
-    if constexpr (F == FormatId::Q6_K) {
-      const uint8_t* hi = a.data + r * a.data_row_bytes + mma_layout::q6_hi_plane(a.cols) + (e / U) * 32;
-      code |= ((load_le32(hi + mma_layout::q6_hi_word_offset(c, w)) >> mma_layout::q6_hi_bit(w, p)) & 3u) << 4;
+    if constexpr (mma_layout::hi_bits(F) > 0) {  // Q5_K, Q6_K: the high bits from the second plane
+      const uint8_t* hi =
+          a.data + r * a.data_row_bytes + mma_layout::hi_plane(a.cols) + (e / U) * mma_layout::hi_unit_bytes(F);
+      const uint32_t mask = (1u << mma_layout::hi_bits(F)) - 1;
+      code |= ((load_le32(hi + mma_layout::hi_word_offset(F, c, w)) >> mma_layout::hi_bit(F, w, p)) & mask) << 4;
     }
     return value(a, r, e, code);
   }
@@ -65,6 +67,7 @@ IMP_MMA_HD int unit_scale_bytes(FormatId f) {
     case FormatId::Q4_0: return 8;
     case FormatId::Q8_0: return 4;
     case FormatId::Q4_K:
+    case FormatId::Q5_K:
     case FormatId::Q6_K: return 16;
     case FormatId::NVFP4_CKPT: return 8;
     case FormatId::MXFP4_CKPT: return 4;
@@ -72,13 +75,13 @@ IMP_MMA_HD int unit_scale_bytes(FormatId f) {
   }
 }
 IMP_MMA_HD int64_t unit_scale_offset(FormatId f, int64_t u) {
-  return f == FormatId::Q4_K ? (u / 2) * 16 : u * unit_scale_bytes(f);
+  return f == FormatId::Q4_K || f == FormatId::Q5_K ? (u / 2) * 16 : u * unit_scale_bytes(f);
 }
 
 // v[h][t] = the value at chunk column 4c + t of chunk h of word w (thread c's slice) of
-// unit u: two chunks for 4-bit and Q6_K codes (2w, 2w+1), one for Q8_0 (w). us = the unit's
-// scale bytes (global or shared memory); hh = Q6_K's hi word of w shifted right by 2·(w & 1)
-// (gemv_mma_layout.h), unused by the others. A word never spans two Q4_0 / Q8_0 / MXFP4 blocks or two
+// unit u: two chunks for 4-bit, Q5_K and Q6_K codes (2w, 2w+1), one for Q8_0 (w). us = the
+// unit's scale bytes (global or shared memory); hh = Q5_K's / Q6_K's hi word of w shifted
+// right by hi_word_shift (gemv_mma_layout.h), unused by the others. A word never spans two Q4_0 / Q8_0 / MXFP4 blocks or two
 // Q4_K sub-blocks (NVFP4's two chunks are two 16-blocks), so each scale is read once per
 // word; the products are MmaElem::value's, in the same order, so the values are
 // bit-identical to the CPU dequantizer's.
@@ -103,7 +106,7 @@ __device__ __forceinline__ void unit_word_values(const uint8_t* us, int u, int w
 #pragma unroll
     for (int p = 0; p < 8; ++p) {
       const int h = p & 1, t = 2 * ((p >> 1) & 1) + (p >> 2);
-      const uint32_t q = ((word >> (4 * p)) & 0xFu) | (((hh >> mma_layout::q6_hi_bit(0, p)) & 3u) << 4);
+      const uint32_t q = ((word >> (4 * p)) & 0xFu) | (((hh >> mma_layout::hi_bit(F, 0, p)) & 3u) << 4);
       const float dl = imp_fmul_rn(d, float(int8_t(us[2 * w + h])));  // chunk 2w + h's scale
       v[h][t] = imp_fmul_rn(dl, small_uint_minus(q, 8388640.0f));      // q − 32
     }
@@ -119,15 +122,16 @@ __device__ __forceinline__ void unit_word_values(const uint8_t* us, int u, int w
     int sc = 0, m = 0;
     if constexpr (F == FormatId::Q4_0) {
       d = f16_bits_to_f32(load_le16(us + 2 * w));
-    } else if constexpr (F == FormatId::Q4_K) {
+    } else if constexpr (F == FormatId::Q4_K || F == FormatId::Q5_K) {
       q4_k_scale_min(us + 4, 4 * (u & 1) + w, sc, m);
       d = f16_bits_to_f32(load_le16(us)), dmin = f16_bits_to_f32(load_le16(us + 2));
     }
 #pragma unroll
     for (int p = 0; p < 8; ++p) {
-      const uint32_t code = (word >> (4 * p)) & 0xFu;
+      uint32_t code = (word >> (4 * p)) & 0xFu;
+      if constexpr (F == FormatId::Q5_K) code |= ((hh >> mma_layout::hi_bit(F, 0, p)) & 1u) << 4;
       const int h = p & 1;
-      if constexpr (F == FormatId::Q4_0 || F == FormatId::Q4_K) {
+      if constexpr (F == FormatId::Q4_0 || F == FormatId::Q4_K || F == FormatId::Q5_K) {
         const int t = 2 * ((p >> 1) & 1) + (p >> 2);
         if constexpr (F == FormatId::Q4_0) {
           v[h][t] = imp_fmul_rn(small_uint_minus(code, 8388616.0f), d);  // code − 8

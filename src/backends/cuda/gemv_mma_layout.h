@@ -31,19 +31,23 @@
 //          (the unsigned q = 0 … 63) arranged exactly as Q4_K's (64 bytes per unit);
 //          bytes [cols/2, 3·cols/4) their high two bits, 32 bytes per unit, thread c's 8
 //          bytes at 8c: hi word i (0, 1) holds those of lo words 2i and 2i + 1, the code at
-//          nibble p of lo word w at bit q6_hi_bit(w, p) = {4, 8, 0, 12, 20, 24, 16, 28}[p] +
-//          2·(w & 1). So (hi >> 2·(w & 1)) ANDed with 0x00300030 (or 0x03000300, or after a
-//          shift by 4) drops the two bits right above the nibble the Q4_0 masks select:
-//          q6_f16_biased gives the f16 1024 + q (or 1024 + 16q) of all eight codes in two
+//          nibble p of lo word w at bit hi_bit(Q6_K, w, p) = {4, 8, 0, 12, 20, 24, 16, 28}[p]
+//          + 2·(w & 1). So (hi >> 2·(w & 1)) ANDed with 0x00300030 (or 0x03000300, or after
+//          a shift by 4) drops the two bits right above the nibble the Q4_0 masks select:
+//          hi_f16_biased gives the f16 1024 + q (or 1024 + 16q) of all eight codes in two
 //          LOP3 per pair. Two planes, not one 96-byte unit, so that the TMA and cp.async
 //          copies and the conflict-free 16-byte shared loads of the 4-bit kernels stay as
 //          they are and the high bits come as one more 8-byte load.
+//   Q5_K   as Q6_K with one high bit per code (Q4_K's q + 16·bit, 0 … 31): a 16-byte unit
+//          in the high-bit plane, thread c's one word at 4c holding all four lo words'
+//          bits, lo word w's at hi_bit(Q5_K, w, p) = {4, 8, 0, 12, 20, 24, 16, 28}[p] + w.
 // Scale planes: Q4_0 and Q8_0 keep the kSplit d plane (rows × cols/32 f16); Q4_K the
 // superblocks' 16-byte headers (d, dmin, the 12 packed 6-bit scales and mins; rows ×
 // cols/256 × 16 bytes); Q6_K a 16-byte slot per unit (its 8 int8 sub-block scales, then the
 // superblock's f16 d, then 6 zero bytes: rows × cols/128 × 16 bytes — 1 bit per weight
 // instead of the native 0.56, so that every kernel loads a unit's scales as one aligned
-// 16-byte slot); NVFP4_CKPT and MXFP4_CKPT keep their native scale planes.
+// 16-byte slot); Q5_K Q4_K's header plane (its block starts with the same 16 bytes);
+// NVFP4_CKPT and MXFP4_CKPT keep their native scale planes.
 //
 // Plain C++ (host and device): the repack, the device dequantizer and the host tests all
 // use these maps.
@@ -68,6 +72,7 @@ IMP_MMA_HD int unit_cols(FormatId f) {
   switch (f) {
     case FormatId::Q4_0:
     case FormatId::Q4_K:
+    case FormatId::Q5_K:
     case FormatId::Q6_K:
     case FormatId::NVFP4_CKPT:
     case FormatId::MXFP4_CKPT: return 128;
@@ -75,9 +80,11 @@ IMP_MMA_HD int unit_cols(FormatId f) {
     default: return 0;
   }
 }
-// Payload bits per weight (Q6_K: both planes), and the codes of one 32-bit payload word
-// (Q6_K: of its low-nibble plane).
-IMP_MMA_HD int code_bits(FormatId f) { return f == FormatId::Q8_0 ? 8 : f == FormatId::Q6_K ? 6 : 4; }
+// Payload bits per weight (Q5_K, Q6_K: both planes), and the codes of one 32-bit payload word
+// (Q5_K, Q6_K: of its low-nibble plane).
+IMP_MMA_HD int code_bits(FormatId f) {
+  return f == FormatId::Q8_0 ? 8 : f == FormatId::Q6_K ? 6 : f == FormatId::Q5_K ? 5 : 4;
+}
 IMP_MMA_HD int codes_per_word(FormatId f) { return f == FormatId::Q8_0 ? 4 : 8; }
 
 // Unit column of the code at (thread c, word w, position p).
@@ -85,6 +92,7 @@ IMP_MMA_HD int unit_column(FormatId f, int c, int w, int p) {
   switch (f) {
     case FormatId::Q4_0:
     case FormatId::Q4_K:
+    case FormatId::Q5_K:
     case FormatId::Q6_K: return 16 * (2 * w + (p & 1)) + 4 * c + 2 * ((p >> 1) & 1) + (p >> 2);
     case FormatId::NVFP4_CKPT:
     case FormatId::MXFP4_CKPT: return 16 * (2 * w + (p & 1)) + 4 * c + ((p >> 1) & 1) + 2 * (p >> 2);
@@ -100,6 +108,7 @@ IMP_MMA_HD int code_position(FormatId f, int e, int& c, int& w) {
   switch (f) {
     case FormatId::Q4_0:
     case FormatId::Q4_K:
+    case FormatId::Q5_K:
     case FormatId::Q6_K: w = chunk / 2; return (chunk & 1) + 2 * (t >> 1) + 4 * (t & 1);
     case FormatId::NVFP4_CKPT:
     case FormatId::MXFP4_CKPT: w = chunk / 2; return (chunk & 1) + 2 * (t & 1) + 4 * (t >> 1);
@@ -112,25 +121,37 @@ IMP_MMA_HD int code_position(FormatId f, int e, int& c, int& w) {
 IMP_MMA_HD int word_offset(int c, int w) { return 16 * c + 4 * w; }
 IMP_MMA_HD int bit_offset(FormatId f, int p) { return (f == FormatId::Q8_0 ? 8 : 4) * p; }
 
-// ---- Q6_K's high-bit plane ----------------------------------------------------------------
-// Byte offset of the high-bit plane in a payload row (unit u's 32 bytes follow at 32u), of
-// thread c's hi word holding lo word w's high bits inside those 32, and the bit of nibble p's
-// two.
-IMP_MMA_HD int64_t q6_hi_plane(int64_t cols) { return cols / 2; }
-IMP_MMA_HD int q6_hi_word_offset(int c, int w) { return 8 * c + 4 * (w / 2); }
-IMP_MMA_HD int q6_hi_bit(int w, int p) { return 4 * int((0x74653021u >> (4 * p)) & 0xFu) + 2 * (w & 1); }
+// ---- the high-bit plane of Q5_K (1 bit per code) and Q6_K (2 bits) ----------------------
+// hi_bits per code; a thread's share of a unit (32 codes) is 4·hi_bits bytes at
+// hi_thread_bytes·c of the unit's 16·hi_bits bytes, which start at q5_q6 row offset
+// hi_plane(cols) + 16·hi_bits·u. Lo word w's bits sit in hi word hi_word_offset(f, c, w) at
+// hi_bit(f, w, p) = {4, 8, 0, 12, 20, 24, 16, 28}[p] + hi_word_shift(f, w): shifted right by
+// hi_word_shift, each nibble's high bits lie right above the bits the Q4_0 masks select.
+IMP_MMA_HD int hi_bits(FormatId f) { return f == FormatId::Q6_K ? 2 : f == FormatId::Q5_K ? 1 : 0; }
+IMP_MMA_HD int hi_thread_bytes(FormatId f) { return 4 * hi_bits(f); }
+IMP_MMA_HD int hi_unit_bytes(FormatId f) { return 16 * hi_bits(f); }
+IMP_MMA_HD int64_t hi_plane(int64_t cols) { return cols / 2; }
+IMP_MMA_HD int hi_word_offset(FormatId f, int c, int w) {
+  return hi_thread_bytes(f) * c + (f == FormatId::Q6_K ? 4 * (w / 2) : 0);
+}
+IMP_MMA_HD int hi_word_shift(FormatId f, int w) { return f == FormatId::Q6_K ? 2 * (w & 1) : w; }
+IMP_MMA_HD int hi_bit(FormatId f, int w, int p) {
+  return 4 * int((0x74653021u >> (4 * p)) & 0xFu) + hi_word_shift(f, w);
+}
 
 // f16 bit pairs of lo word v's eight codes q = nibble | high bits << 4, hh = its hi word
-// shifted right by 2·(w & 1): k = 0 → (1024 + q) of t = 0, 1 of chunk 2w; k = 1 → t = 2, 3;
+// shifted right by hi_word_shift: k = 0 → (1024 + q) of t = 0, 1 of chunk 2w; k = 1 → t = 2, 3;
 // k = 2, 3 → (1024 + 16q) of t = 0, 1 / 2, 3 of chunk 2w + 1 (all exact: q < 64). Plain
 // bit operations, so the host tests check the very expressions the kernels compile (two
-// LOP3 each, shifts shared).
-IMP_MMA_HD uint32_t q6_f16_biased(uint32_t v, uint32_t hh, int k) {
+// LOP3 each, shifts shared). kHiBits: 1 (Q5_K) or 2 (Q6_K).
+template <int kHiBits>
+IMP_MMA_HD uint32_t hi_f16_biased(uint32_t v, uint32_t hh, int k) {
+  constexpr uint32_t lo = kHiBits == 2 ? 0x00300030u : 0x00100010u, hi = lo << 4;
   switch (k) {
-    case 0: return (v & 0x000F000Fu) | (hh & 0x00300030u) | 0x64006400u;
-    case 1: return ((v >> 8) & 0x000F000Fu) | ((hh << 4) & 0x00300030u) | 0x64006400u;
-    case 2: return (v & 0x00F000F0u) | (hh & 0x03000300u) | 0x64006400u;
-    default: return ((v >> 8) & 0x00F000F0u) | ((hh >> 4) & 0x03000300u) | 0x64006400u;
+    case 0: return (v & 0x000F000Fu) | (hh & lo) | 0x64006400u;
+    case 1: return ((v >> 8) & 0x000F000Fu) | ((hh << 4) & lo) | 0x64006400u;
+    case 2: return (v & 0x00F000F0u) | (hh & hi) | 0x64006400u;
+    default: return ((v >> 8) & 0x00F000F0u) | ((hh >> 4) & hi) | 0x64006400u;
   }
 }
 
@@ -154,11 +175,13 @@ IMP_MMA_HD void q6_scale_slot(const uint8_t* block, int u, uint8_t (&slot)[16]) 
   slot[8] = block[208], slot[9] = block[209];
   for (int j = 10; j < 16; ++j) slot[j] = 0;
 }
+// Hi word i of thread c (Q6_K: i = 0, 1, for lo words 2i, 2i + 1; Q5_K: i = 0, all four).
 template <class Code>
-IMP_MMA_HD uint32_t pack_q6_hi_word(int c, int i, const Code& code) {
+IMP_MMA_HD uint32_t pack_hi_word(FormatId f, int c, int i, const Code& code) {
   uint32_t word = 0;
-  for (int w = 2 * i; w < 2 * i + 2; ++w) {
-    for (int p = 0; p < 8; ++p) word |= ((uint32_t(code(unit_column(FormatId::Q6_K, c, w, p))) >> 4) & 3u) << q6_hi_bit(w, p);
+  const int per = f == FormatId::Q6_K ? 2 : 4, mask = (1 << hi_bits(f)) - 1;
+  for (int w = per * i; w < per * i + per; ++w) {
+    for (int p = 0; p < 8; ++p) word |= ((uint32_t(code(unit_column(f, c, w, p))) >> 4) & uint32_t(mask)) << hi_bit(f, w, p);
   }
   return word;
 }

@@ -226,14 +226,45 @@ struct Q4_KMma {
   __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
 
-// Q6_K: w = (d·sc_j)·(q − 32) per 16-element chunk j; a unit is half a superblock. A
-// thread's slice is its 16 low-nibble bytes and its 8 high-bit bytes (gemv_mma_layout.h);
-// the MMA sees the exact q − 32 and each chunk's sum is scaled by the exact FP32 d·sc_j (11
-// × 8 significant bits) afterwards, like NVFP4's 16-blocks.
-struct Q6Slice {
+// ---- the formats with a high-bit plane (gemv_mma_layout.h): Q5_K (1 bit), Q6_K (2 bits) ----
+// A thread's slice is its 16 low-nibble bytes and its 4·kHiBits bytes of high bits.
+template <int kHiBits>
+struct HiSlice {
   uint4 lo;
-  uint2 hi;
+  uint32_t hi[kHiBits];
 };
+// Lo word w's high bits, shifted to the positions hi_f16_biased reads.
+template <int kHiBits>
+__device__ __forceinline__ uint32_t hi_of(const HiSlice<kHiBits>& s, int w) {
+  if constexpr (kHiBits == 2) {
+    return s.hi[w >> 1] >> (2 * (w & 1));
+  } else {
+    return s.hi[0] >> w;
+  }
+}
+// Lo word v's codes q (hh: hi_of) as the exact f16 q − kOffset: chunk 2w → a[0], 2w + 1 → a[1].
+template <int kHiBits, int kOffset>
+__device__ __forceinline__ void decode_hi_word(uint32_t v, uint32_t hh, uint32_t (&a)[2][2]) {
+  const __half2 lo_bias = __float2half2_rn(1024.0f + kOffset), k16th = __float2half2_rn(0.0625f),
+                hi_bias = __float2half2_rn(-64.0f - kOffset);
+  a[0][0] = h2_bits(__hsub2(bits_h2(mma_layout::hi_f16_biased<kHiBits>(v, hh, 0)), lo_bias));  // 1024 + q − …
+  a[0][1] = h2_bits(__hsub2(bits_h2(mma_layout::hi_f16_biased<kHiBits>(v, hh, 1)), lo_bias));
+  a[1][0] = h2_bits(__hfma2(bits_h2(mma_layout::hi_f16_biased<kHiBits>(v, hh, 2)), k16th, hi_bias));  // 64 + q − …
+  a[1][1] = h2_bits(__hfma2(bits_h2(mma_layout::hi_f16_biased<kHiBits>(v, hh, 3)), k16th, hi_bias));
+}
+template <int kHiBits, int kOffset>
+__device__ __forceinline__ void decode_hi(const HiSlice<kHiBits>& s, uint32_t (&a)[8][2]) {
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    uint32_t g[2][2];
+    decode_hi_word<kHiBits, kOffset>(slice_word(s.lo, w), hi_of(s, w), g);
+    a[2 * w][0] = g[0][0], a[2 * w][1] = g[0][1], a[2 * w + 1][0] = g[1][0], a[2 * w + 1][1] = g[1][1];
+  }
+}
+
+// Q6_K: w = (d·sc_j)·(q − 32) per 16-element chunk j; a unit is half a superblock. The MMA
+// sees the exact q − 32 and each chunk's sum is scaled by the exact FP32 d·sc_j (11 × 8
+// significant bits) afterwards, like NVFP4's 16-blocks.
 struct Q6_KMma {
   static constexpr int kChunks = 8, kGroupChunks = 1;  // 8 sub-blocks of 16 per unit
   static constexpr int kScaleBytes = 16;               // the unit's slot: sc[8], d, padding
@@ -242,36 +273,20 @@ struct Q6_KMma {
   static constexpr int kRingStages = 0;  // registers (gemv_mma.cu: Ring)
   __device__ static int x_col(int c, int j) { return 16 * j + 4 * c; }
   __device__ static int scale_offset(int u) { return u * kScaleBytes; }
-  // hh: the hi word of lo word w shifted right by 2·(w & 1). Chunk 2w → a[0], 2w + 1 → a[1].
-  __device__ static void decode_word(uint32_t v, uint32_t hh, uint32_t (&a)[2][2]) {
-    const __half2 lo_bias = __float2half2_rn(1056.0f), k16th = __float2half2_rn(0.0625f),
-                  hi_bias = __float2half2_rn(-96.0f);
-    a[0][0] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 0)), lo_bias));  // 1024 + q − 1056
-    a[0][1] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 1)), lo_bias));
-    a[1][0] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 2)), k16th, hi_bias));  // 64 + q − 96
-    a[1][1] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 3)), k16th, hi_bias));
-  }
-  __device__ static uint32_t hi_of(const Q6Slice& s, int w) { return (w < 2 ? s.hi.x : s.hi.y) >> (2 * (w & 1)); }
-  __device__ static void decode(const Q6Slice& s, uint32_t (&a)[kChunks][2]) {
-#pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      uint32_t g[2][2];
-      decode_word(slice_word(s.lo, w), hi_of(s, w), g);
-      a[2 * w][0] = g[0][0], a[2 * w][1] = g[0][1], a[2 * w + 1][0] = g[1][0], a[2 * w + 1][1] = g[1][1];
-    }
-  }
+  __device__ static void decode_word(uint32_t v, uint32_t hh, uint32_t (&a)[2][2]) { decode_hi_word<2, 32>(v, hh, a); }
+  __device__ static void decode(const HiSlice<2>& s, uint32_t (&a)[kChunks][2]) { decode_hi<2, 32>(s, a); }
   // Chunk grp only: word grp / 2, its low (even grp) or high (odd) nibbles.
-  __device__ static void decode_group(const Q6Slice& s, int grp, uint32_t (&a)[kGroupChunks][2]) {
+  __device__ static void decode_group(const HiSlice<2>& s, int grp, uint32_t (&a)[kGroupChunks][2]) {
     const int w = grp >> 1;
     const uint32_t v = slice_word(s.lo, w), hh = hi_of(s, w);
     if (grp & 1) {
-      a[0][0] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 2)), __float2half2_rn(0.0625f),
+      a[0][0] = h2_bits(__hfma2(bits_h2(mma_layout::hi_f16_biased<2>(v, hh, 2)), __float2half2_rn(0.0625f),
                                 __float2half2_rn(-96.0f)));
-      a[0][1] = h2_bits(__hfma2(bits_h2(mma_layout::q6_f16_biased(v, hh, 3)), __float2half2_rn(0.0625f),
+      a[0][1] = h2_bits(__hfma2(bits_h2(mma_layout::hi_f16_biased<2>(v, hh, 3)), __float2half2_rn(0.0625f),
                                 __float2half2_rn(-96.0f)));
     } else {
-      a[0][0] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 0)), __float2half2_rn(1056.0f)));
-      a[0][1] = h2_bits(__hsub2(bits_h2(mma_layout::q6_f16_biased(v, hh, 1)), __float2half2_rn(1056.0f)));
+      a[0][0] = h2_bits(__hsub2(bits_h2(mma_layout::hi_f16_biased<2>(v, hh, 0)), __float2half2_rn(1056.0f)));
+      a[0][1] = h2_bits(__hsub2(bits_h2(mma_layout::hi_f16_biased<2>(v, hh, 1)), __float2half2_rn(1056.0f)));
     }
   }
   // out[j] = d·sc_j, exact in FP32: int8 b → bytes (b ^ 0x80, 0, 0, 0x4B) = the float 2^23 +
@@ -287,17 +302,36 @@ struct Q6_KMma {
   __device__ static float finish(const KernelArgs&, float acc) { return acc; }
 };
 
-// The payload slice type of an op: one 16-byte load, Q6_K's 16 + 8.
+// Q5_K: Q4_K with a fifth bit (q = 0 … 31, the same header, scales and mins): the MMA sees
+// the unsigned q, as for Q4_K.
+struct Q5_KMma : Q4_KMma {
+  __device__ static void decode(const HiSlice<1>& s, uint32_t (&a)[kChunks][2]) { decode_hi<1, 0>(s, a); }
+  __device__ static void decode_group(const HiSlice<1>& s, int grp, uint32_t (&a)[kGroupChunks][2]) {
+    decode_hi_word<1, 0>(slice_word(s.lo, grp), hi_of(s, grp), a);
+  }
+};
+
+// The payload slice type of an op (one 16-byte load; Q5_K / Q6_K: and one of 4 / 8 bytes),
+// and its high bits per code.
 template <class Op>
 struct SliceOf {
   using type = uint4;
+  static constexpr int kHiBits = 0;
 };
 template <>
 struct SliceOf<Q6_KMma> {
-  using type = Q6Slice;
+  using type = HiSlice<2>;
+  static constexpr int kHiBits = 2;
+};
+template <>
+struct SliceOf<Q5_KMma> {
+  using type = HiSlice<1>;
+  static constexpr int kHiBits = 1;
 };
 template <class Op>
-constexpr bool kHasHiPlane = !std::is_same_v<typename SliceOf<Op>::type, uint4>;
+constexpr int kHiBits = SliceOf<Op>::kHiBits;
+template <class Op>
+constexpr bool kHasHiPlane = kHiBits<Op> > 0;
 
 // FP8 E4M3 (per tensor, or per channel: one F32 scale per row) read in its native
 // row-major layout — no repack, so the W8A8 prefill (gemm_fp8.cc) reads the same bytes. A

@@ -1,6 +1,7 @@
 // The kMma layout's load-time repack (native rows → payload and scale planes) and its
 // dequantizers: exact f32 (dequantize()) and straight to BF16 for the prefill GEMM. Layout:
 // gemv_mma_layout.h.
+#include "backends/cuda/decode_kquant.cuh"
 #include "backends/cuda/gemv_kernel.cuh"
 #include "backends/cuda/gemv_mma_elem.cuh"
 #include "backends/cuda/gemv_mma_layout.h"
@@ -13,16 +14,17 @@ namespace {
 
 // The exact reference values of one 32-bit payload word (thread c, word w of unit u of row
 // r): unit_word_values (gemv_mma_elem.cuh) on the row's scale bytes of unit u.
-// Q6_K also reads the word's high bits from the row's second plane.
+// Q5_K and Q6_K also read the word's high bits from the row's second plane.
 template <FormatId F>
 __device__ __forceinline__ void word_values(const KernelArgs& a, int64_t r, int u, int c, int w, uint32_t word,
                                             float (&v)[2][4]) {
   const uint8_t* unit_scales = a.scales + r * a.scale_row_bytes + unit_scale_offset(F, u);
   uint32_t hh = 0;
-  if constexpr (F == FormatId::Q6_K) {
-    hh = __ldg(reinterpret_cast<const unsigned int*>(a.data + r * a.data_row_bytes + mma_layout::q6_hi_plane(a.cols) +
-                                                     int64_t(u) * 32 + mma_layout::q6_hi_word_offset(c, w))) >>
-         (2 * (w & 1));
+  if constexpr (mma_layout::hi_bits(F) > 0) {
+    hh = __ldg(reinterpret_cast<const unsigned int*>(a.data + r * a.data_row_bytes + mma_layout::hi_plane(a.cols) +
+                                                     int64_t(u) * mma_layout::hi_unit_bytes(F) +
+                                                     mma_layout::hi_word_offset(F, c, w))) >>
+         mma_layout::hi_word_shift(F, w);
   }
   unit_word_values<F>(unit_scales, u, w, word, a.tensor_scale, v, hh);
 }
@@ -85,6 +87,9 @@ __device__ uint32_t native_code(const uint8_t* row, int64_t col) {
     const int e = int(col % 256);
     const uint8_t b = qs[32 * (e / 64) + e % 32];
     return (e % 64) < 32 ? (b & 0xFu) : (b >> 4);
+  } else if constexpr (F == FormatId::Q5_K) {
+    const uint8_t* blk = row + (col / 256) * kQ5_KBytes;
+    return uint32_t(q5_k_code(blk, int(col % 256)));  // 0 … 31 (decode_kquant.cuh)
   } else if constexpr (F == FormatId::Q6_K) {
     // The unsigned q (0 … 63) of q6_k_value (decode_gguf.cuh).
     const uint8_t* blk = row + (col / 256) * kQ6_KBytes;
@@ -104,6 +109,7 @@ __global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t c
                                    : F == FormatId::Q8_0 ? cols / 32 * kQ8_0Bytes
                                    : F == FormatId::Q4_K ? cols / 256 * kQ4_KBytes
                                    : F == FormatId::Q6_K ? cols / 256 * kQ6_KBytes
+                                   : F == FormatId::Q5_K ? cols / 256 * kQ5_KBytes
                                                          : cols / 2;
   auto store32 = [](uint8_t* out, uint32_t word) {
     out[0] = uint8_t(word), out[1] = uint8_t(word >> 8), out[2] = uint8_t(word >> 16), out[3] = uint8_t(word >> 24);
@@ -116,12 +122,17 @@ __global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t c
     const auto code = [&](int e) { return native_code<F>(src, int64_t(u) * U + e); };
     uint8_t* const prow = payload + r * (cols * bits / 8);
     store32(prow + int64_t(u) * mma_layout::kUnitBytes + mma_layout::word_offset(c, w), mma_layout::pack_word(F, c, w, code));
-    if constexpr (F == FormatId::Q6_K) {
-      // The thread of lo word 2i also writes hi word i; thread 0 / word 0 the unit's scale slot.
-      if ((w & 1) == 0) {
-        store32(prow + mma_layout::q6_hi_plane(cols) + int64_t(u) * 32 + mma_layout::q6_hi_word_offset(c, w),
-                mma_layout::pack_q6_hi_word(c, w / 2, code));
+    if constexpr (mma_layout::hi_bits(F) > 0) {
+      // Hi word i is written by the thread of its first lo word (Q6_K: 2i, Q5_K: 0).
+      const int per = F == FormatId::Q6_K ? 2 : 4;
+      if (w % per == 0) {
+        store32(prow + mma_layout::hi_plane(cols) + int64_t(u) * mma_layout::hi_unit_bytes(F) +
+                    mma_layout::hi_word_offset(F, c, w),
+                mma_layout::pack_hi_word(F, c, w / per, code));
       }
+    }
+    if constexpr (F == FormatId::Q6_K) {
+      // Thread 0 / word 0 writes the unit's scale slot.
       if (c == 0 && w == 0) {
         uint8_t slot[16];
         mma_layout::q6_scale_slot(src + (int64_t(u) / 2) * kQ6_KBytes, u, slot);
@@ -138,11 +149,13 @@ __global__ void repack_mma_kernel(const uint8_t* native, int64_t rows, int64_t c
         d[2 * (r * (cols / 32) + b)] = src[b * kBlockBytes];
         d[2 * (r * (cols / 32) + b) + 1] = src[b * kBlockBytes + 1];
       }
-    } else if constexpr (F == FormatId::Q4_K) {
-      // The thread of word 0 / thread 0 of a superblock's first unit copies its header.
+    } else if constexpr (F == FormatId::Q4_K || F == FormatId::Q5_K) {
+      // The thread of word 0 / thread 0 of a superblock's first unit copies its header (the
+      // block's first 16 bytes: d, dmin, scales[12] in both formats).
       if (c == 0 && w == 0 && (u & 1) == 0) {
         const int64_t b = int64_t(u) / 2;
-        for (int i = 0; i < 16; ++i) d[(r * (cols / 256) + b) * 16 + i] = src[b * kQ4_KBytes + i];
+        const int block_bytes = F == FormatId::Q4_K ? kQ4_KBytes : kQ5_KBytes;
+        for (int i = 0; i < 16; ++i) d[(r * (cols / 256) + b) * 16 + i] = src[b * block_bytes + i];
       }
     }
   }
@@ -156,6 +169,7 @@ bool mma_dequantize(const DeviceMatrix& w, float* out, cudaStream_t stream) {
     case FormatId::Q4_0: launch_dequant<MmaElem<FormatId::Q4_0>>(w, out, stream); return true;
     case FormatId::Q8_0: launch_dequant<MmaElem<FormatId::Q8_0>>(w, out, stream); return true;
     case FormatId::Q4_K: launch_dequant<MmaElem<FormatId::Q4_K>>(w, out, stream); return true;
+    case FormatId::Q5_K: launch_dequant<MmaElem<FormatId::Q5_K>>(w, out, stream); return true;
     case FormatId::Q6_K: launch_dequant<MmaElem<FormatId::Q6_K>>(w, out, stream); return true;
     case FormatId::NVFP4_CKPT: launch_dequant<MmaElem<FormatId::NVFP4_CKPT>>(w, out, stream); return true;
     case FormatId::MXFP4_CKPT: launch_dequant<MmaElem<FormatId::MXFP4_CKPT>>(w, out, stream); return true;
@@ -173,23 +187,23 @@ bool has_mma_layout(FormatId format, int64_t cols) {
 }
 
 namespace {
-bool& q6_k_ref() {
-  static bool on = env_opt_in("IMP_CUDA_Q6K_MMA");
+bool& high_bit_formats_ref() {
+  static bool on = env_opt_in("IMP_CUDA_Q5K_Q6K_MMA");
   return on;
 }
 }  // namespace
 
-bool mma_q6_k_on() { return q6_k_ref(); }
-void set_mma_q6_k(bool on) { q6_k_ref() = on; }
+bool mma_high_bit_formats_on() { return high_bit_formats_ref(); }
+void set_mma_high_bit_formats(bool on) { high_bit_formats_ref() = on; }
 bool mma_layout_chosen(FormatId format, int64_t cols) {
-  return has_mma_layout(format, cols) && (format != FormatId::Q6_K || q6_k_ref());
+  return has_mma_layout(format, cols) && (mma_layout::hi_bits(format) == 0 || high_bit_formats_ref());
 }
 
 void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols, void* payload, void* d,
                 cudaStream_t stream) {
   if (!has_mma_layout(format, cols)) {
-    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, q4_k, q6_k, nvfp4_ckpt, mxfp4_ckpt: cols % 128 "
-         "== 0; q8_0: cols % 64 == 0)", format_name(format), cols);
+    fail("repack_mma: {} rows of {} columns have no kMma layout (q4_0, q4_k, q5_k, q6_k, nvfp4_ckpt, mxfp4_ckpt: cols "
+         "% 128 == 0; q8_0: cols % 64 == 0)", format_name(format), cols);
   }
   const bool has_d = mma_has_own_scale_plane(format);
   if (!native || !payload || (has_d && !d)) fail("repack_mma({}): null device pointer", format_name(format));
@@ -202,6 +216,7 @@ void repack_mma(FormatId format, const void* native, int64_t rows, int64_t cols,
     case FormatId::Q4_0: detail::repack_mma_kernel<FormatId::Q4_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::Q8_0: detail::repack_mma_kernel<FormatId::Q8_0><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::Q4_K: detail::repack_mma_kernel<FormatId::Q4_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
+    case FormatId::Q5_K: detail::repack_mma_kernel<FormatId::Q5_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::Q6_K: detail::repack_mma_kernel<FormatId::Q6_K><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd); break;
     case FormatId::NVFP4_CKPT:
       detail::repack_mma_kernel<FormatId::NVFP4_CKPT><<<unsigned(grid), 256, 0, stream>>>(src, rows, cols, out, dd);
@@ -222,6 +237,7 @@ bool dequantize_bf16(const DeviceMatrix& w, uint16_t* out, cudaStream_t stream) 
   switch (w.format) {
     case FormatId::Q4_0: detail::dequant_bf16_kernel<FormatId::Q4_0><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::Q4_K: detail::dequant_bf16_kernel<FormatId::Q4_K><<<grid, 256, 0, stream>>>(a, out); break;
+    case FormatId::Q5_K: detail::dequant_bf16_kernel<FormatId::Q5_K><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::Q6_K: detail::dequant_bf16_kernel<FormatId::Q6_K><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::Q8_0: detail::dequant_bf16_kernel<FormatId::Q8_0><<<grid, 256, 0, stream>>>(a, out); break;
     case FormatId::NVFP4_CKPT: detail::dequant_bf16_kernel<FormatId::NVFP4_CKPT><<<grid, 256, 0, stream>>>(a, out); break;

@@ -26,16 +26,22 @@ struct Item {
 };
 
 // hi_off: bytes from a thread's payload pointer (row + 16c) to its high-bit slice of unit 0
-// (row + cols/2 + 8c; Q6_K only, gemv_mma_layout.h).
-__device__ __forceinline__ int64_t hi_slice_offset(int64_t cols, int c) { return mma_layout::q6_hi_plane(cols) - 8 * c; }
+// (row + cols/2 + 4·kHiBits·c; Q5_K and Q6_K, gemv_mma_layout.h).
+template <class Op>
+__device__ __forceinline__ int64_t hi_slice_offset(int64_t cols, int c) {
+  return mma_layout::hi_plane(cols) + (4 * kHiBits<Op> - 16) * c;
+}
 
 template <class Op>
 __device__ __forceinline__ typename SliceOf<Op>::type load_slice(const uint8_t* p, int64_t hi_off, int u) {
-  if constexpr (kHasHiPlane<Op>) {
-    return {load_stream16(p + int64_t(u) * mma_layout::kUnitBytes),
-            __ldcs(reinterpret_cast<const uint2*>(p + hi_off + int64_t(u) * 32))};
+  const uint4 lo = load_stream16(p + int64_t(u) * mma_layout::kUnitBytes);
+  if constexpr (kHiBits<Op> == 2) {
+    const uint2 h = __ldcs(reinterpret_cast<const uint2*>(p + hi_off + int64_t(u) * 32));
+    return {lo, {h.x, h.y}};
+  } else if constexpr (kHiBits<Op> == 1) {
+    return {lo, {__ldcs(reinterpret_cast<const unsigned int*>(p + hi_off + int64_t(u) * 16))}};
   } else {
-    return load_stream16(p + int64_t(u) * mma_layout::kUnitBytes);
+    return lo;
   }
 }
 
