@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cpu/ops.h"
 #include "backends/cuda/device.h"
+#include "formats/quant_matrix.h"
 
 namespace imp::cuda::test {
 
@@ -44,6 +46,36 @@ inline std::vector<float> download(CudaBackend& b, const float* p, size_t n) {
   std::vector<float> out(n);
   b.read(p, int64_t(n), out.data());
   return out;
+}
+
+// b.matmul of matrix h (w uploaded) on fresh random x (n_tok × w.cols, seed) against the
+// FP32 reference matmul_ref: relative error below tol.
+inline void expect_matmul_matches_reference(CudaBackend& b, MatrixHandle h, const OwnedQuantMatrix& w, int64_t n_tok,
+                                            uint64_t seed, double tol) {
+  const auto x = random_floats(size_t(n_tok * w.cols), seed);
+  std::vector<float> ref(size_t(n_tok * w.rows));
+  matmul_ref(w.view(), x.data(), n_tok, ref.data());
+  float* dx = upload(b, x);
+  float* dy = b.alloc(n_tok * w.rows);
+  b.matmul(h, dx, n_tok, dy);  // outside a step: eager
+  EXPECT_LT(rel_error(download(b, dy, ref.size()), ref), tol) << format_name(w.format) << ", " << n_tok << " tokens";
+  b.release(dx);
+  b.release(dy);
+}
+
+// A fused prefill hook's residual stream (got) against its composition's (composed), both
+// from x: the same bits where the same operands reach the same GEMMs (same_bits), else the
+// same update (got − x vs composed − x) within tol — the fused GEMM's activations round once
+// to f16 where the composition's go through BF16.
+inline void expect_same_update(const std::vector<float>& got, const std::vector<float>& composed,
+                               const std::vector<float>& x, bool same_bits, double tol) {
+  if (same_bits) {
+    EXPECT_EQ(got, composed);
+    return;
+  }
+  std::vector<float> d1(x.size()), d2(x.size());
+  for (size_t i = 0; i < x.size(); ++i) d1[i] = got[i] - x[i], d2[i] = composed[i] - x[i];
+  EXPECT_LT(rel_error(d1, d2), tol);
 }
 
 }  // namespace imp::cuda::test

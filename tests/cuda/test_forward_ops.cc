@@ -236,19 +236,10 @@ TEST(CudaForwardOps, MatmulMatchesReference) {
       const OwnedQuantMatrix w = quantize(f, wf, rows, cols);
       const MatrixHandle h = b.add_matrix(w.view(), "w");
       for (int64_t n_tok : {1, 5, 17}) {
-        const auto x = random_floats(size_t(n_tok * cols), 51 + uint64_t(n_tok));
-        std::vector<float> ref(size_t(n_tok * rows));
-        matmul_ref(w.view(), x.data(), n_tok, ref.data());
-        float* dx = upload(b, x);
-        float* dy = b.alloc(n_tok * rows);
-        b.matmul(h, dx, n_tok, dy);  // outside a step: eager
         // The FP32 GEMV and GEMM decode exactly and sum in FP32; the tensor-core GEMV rounds x
         // to f16 (relative 2^-11 per element); the BF16 GEMM rounds both operands.
-        const double tol = exact ? 1e-5 : n_tok == 1 ? 2e-3 : 1e-2;
-        EXPECT_LT(rel_error(download(b, dy, ref.size()), ref), tol)
-            << format_name(f) << " n_tok " << n_tok << (prec == CudaGemmPrecision::kF32 ? " f32" : " bf16");
-        b.release(dx);
-        b.release(dy);
+        SCOPED_TRACE(exact ? "f32" : "bf16");
+        expect_matmul_matches_reference(b, h, w, n_tok, 51 + uint64_t(n_tok), exact ? 1e-5 : n_tok == 1 ? 2e-3 : 1e-2);
       }
     }
   }
@@ -289,13 +280,7 @@ TEST(CudaForwardOps, PrefillFfnBlockMatchesComposition) {
     b.rmsnorm_ffn_gate_up_swiglu(x2, dgain, n_tok, E, 1e-5f, h, g, u, F, gs, us, gs);
     b.matmul_add(d, gs, n_tok, E, x2, o);
     const auto got = download(b, x1, x.size()), composed = download(b, x2, x.size());
-    if (same_bits) {
-      EXPECT_EQ(got, composed);
-    } else {
-      std::vector<float> d1(x.size()), d2(x.size());
-      for (size_t i = 0; i < x.size(); ++i) d1[i] = got[i] - x[i], d2[i] = composed[i] - x[i];
-      EXPECT_LT(rel_error(d1, d2), 5e-3);
-    }
+    expect_same_update(got, composed, x, same_bits, 5e-3);
     std::vector<float> cx = x, ch(x.size()), cgs(size_t(n_tok * F)), cus(cgs.size()), co(x.size());
     cpu.rmsnorm_ffn_swiglu_add(cx.data(), cgain, n_tok, E, 1e-5f, ch.data(), cg, cu, cd, F, cgs.data(), cus.data(),
                                cgs.data(), co.data());

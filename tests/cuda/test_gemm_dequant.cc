@@ -306,15 +306,7 @@ TEST(CudaGemmDequant, BackendRunsHighBitFormatsInTheMmaLayout) {
     const OwnedQuantMatrix q = quantize(f, random_floats(size_t(rows * cols), 606, 0.05f), rows, cols);
     const MatrixHandle h = b.add_matrix(q.view(), "w");
     for (int64_t n_tok : {1, 70, 1100}) {
-      const auto x = random_floats(size_t(n_tok * cols), 607 + uint64_t(n_tok));
-      std::vector<float> ref(size_t(n_tok * rows));
-      matmul_ref(q.view(), x.data(), n_tok, ref.data());
-      float* dx = upload(b, x);
-      float* dy = b.alloc(n_tok * rows);
-      b.matmul(h, dx, n_tok, dy);
-      EXPECT_LT(rel_error(download(b, dy, ref.size()), ref), n_tok == 1 ? 2e-3 : 1e-2) << n_tok << " tokens";
-      b.release(dx);
-      b.release(dy);
+      expect_matmul_matches_reference(b, h, q, n_tok, 607 + uint64_t(n_tok), n_tok == 1 ? 2e-3 : 1e-2);
     }
     }
     if (have_wgmma()) EXPECT_NE(b.stats().find("fused-dequantization prefill GEMMs: 2 "), std::string::npos) << b.stats();
