@@ -745,10 +745,10 @@ void CudaBackend::rmsnorm_matmul_qkv(const float* x, const float* gain, int64_t 
 
 // Prefill in the BF16 mode: the norm writes its rows straight into the GEMMs' BF16
 // activation buffer (rmsnorm_bf16: the same bits as rmsnorm then f32_to_bf16), saving the
-// FP32 round trip and a conversion launch per matmul group. Not for FP8 weights, whose W8A8
-// path quantizes the FP32 h itself. False: nothing done.
-// When every GEMM reads the fused kernel's f16 kMma columns, the norm writes those instead
-// (rmsnorm_f16_mma): no BF16 copy and no f16_mma_columns pass (2 × n_tok × n bytes each way).
+// FP32 round trip and a conversion launch per matmul group; when every GEMM of the group runs
+// the fused-dequantization kernel, it writes that kernel's f16 kMma columns instead
+// (rmsnorm_f16_mma: no BF16 copy and no f16_mma_columns pass, 2 × n_tok × n bytes each way).
+// Not for FP8 weights, whose W8A8 path quantizes the FP32 h itself. kNone: nothing done.
 CudaBackend::ProducedX CudaBackend::norm_to_gemm_x(const float* x, const float* gain, int64_t n_tok, int64_t n,
                                                    float eps, float* h, std::initializer_list<MatrixHandle> ws) {
   if (n_tok <= 1 || options_.gemm != CudaGemmPrecision::kBF16 || skip() || mode_ == Mode::kCapture || !h) {
