@@ -14,7 +14,8 @@
 //           Q6_K: their own layouts (the default until IMP_CUDA_Q5K_Q6K_MMA is), the other ways kMma;
 //   fused   kMma weights through gemm_dequant (wgmma with the dequantization fused in; the
 //           hooks' matrices in one grouped launch), 128 tokens per CTA; fused256: 256;
-//   lead2   fused, 128 tokens, decoding with two units of wgmmas queued (fused_gemm_lead);
+//   fused   (lead 1), lead2   fused, 128 tokens, decoding with two units of wgmmas queued
+//           (fused_gemm_lead; auto takes gemm_dequant_lead_for's by-format choice);
 //   auto    the backend's default: by size (gemm_dequant.h, fused_gemm_takes and
 //           gemm_dequant_tile_tokens).
 // The matrices hold random codes with fixed, finite scales (the GEMM's time does not depend
@@ -211,7 +212,7 @@ int main(int argc, char** argv) {
                                    ? std::vector<const char*>{"bf16"}
                                    : std::vector<const char*>{"cublas", "fused", "fused256", "lead2", "auto"}) {
           const bool lead2 = std::strcmp(way, "lead2") == 0, fused = lead2 || std::strncmp(way, "fused", 5) == 0;
-          set_fused_gemm_lead(lead2 ? 2 : 1);
+          set_fused_gemm_lead(lead2 ? 2 : fused ? 1 : 0);  // auto / cublas: the by-format default
           set_fused_gemm_mode(fused ? FusedGemm::kOn : std::strcmp(way, "auto") == 0 ? FusedGemm::kBySize : FusedGemm::kOff);
           set_fused_gemm_tile_tokens(!fused ? 0 : std::strcmp(way, "fused256") == 0 ? 256 : 128);
           // Q5_K, Q6_K: "cublas" is today's default (their own layouts dequantized for cuBLAS);
@@ -238,6 +239,6 @@ int main(int argc, char** argv) {
   }
   set_fused_gemm_mode(saved);
   set_fused_gemm_tile_tokens(saved_tile);
-  set_fused_gemm_lead(1);
+  set_fused_gemm_lead(0);
   return 0;
 }

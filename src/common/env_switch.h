@@ -1,6 +1,5 @@
 // Run-time on/off switches read from the environment (A/B knobs such as IMP_CUDA_PDL):
-// env_switch_on — on unless the variable is set to "0"; env_opt_in — off unless it is set
-// to something other than "" or "0".
+// on unless the variable is set to "0".
 #pragma once
 
 #include <cstdlib>
@@ -11,10 +10,6 @@ namespace imp {
 inline bool env_switch_on(const char* name) {
   const char* e = std::getenv(name);
   return !(e && std::strcmp(e, "0") == 0);
-}
-inline bool env_opt_in(const char* name) {
-  const char* e = std::getenv(name);
-  return e && *e && std::strcmp(e, "0") != 0;
 }
 
 }  // namespace imp

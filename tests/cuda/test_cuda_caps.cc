@@ -33,13 +33,13 @@ TEST(CudaCaps, MatmulTiersAreExactlyTheRegistryFormats) {
   EXPECT_FALSE(caps.supports(WeightOp::kMatmul, StorageTier::kF32, FormatId::Q4_0));   // no f32 GEMV
   EXPECT_FALSE(caps.supports(WeightOp::kMatmul, StorageTier::kMapped, FormatId::NF4));
   EXPECT_TRUE(caps.supports(WeightOp::kVector, StorageTier::kMapped, FormatId::F32));
-  EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q5_K), "cuda.gemv.q5_k_vec16");
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::FP8_E4M3_BLOCK128), "cuda.gemv.fp8_e4m3_block128_vec16");
-  // What the backend's default decode runs: not the integer-dot kernels (opt-in), and Q6_K
-  // on the tensor cores only while its kMma layout is opted in.
+  // What the backend's default decode runs: not the integer-dot kernels (opt-in), and Q5_K /
+  // Q6_K on the tensor cores unless their kMma layout is switched off.
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q4_0), "cuda.gemv.q4_0_mma_bulk");
   const bool saved = mma_high_bit_formats_on();
   set_mma_high_bit_formats(false);
+  EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q5_K), "cuda.gemv.q5_k_vec16");
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q6_K), "cuda.gemv.q6_k_split_vec16");
   set_mma_high_bit_formats(true);
   EXPECT_EQ(caps.kernel_name(WeightOp::kMatmul, FormatId::Q6_K), "cuda.gemv.q6_k_mma_bulk");

@@ -75,12 +75,16 @@ bool fused_gemm_takes(int64_t n_tok);
 // set_fused_gemm_tile_tokens for measurements). Process-wide.
 int fused_gemm_tile_tokens();
 void set_fused_gemm_tile_tokens(int n);
-// Units of wgmma work queued while the 128-token kernel decodes the next unit: 1 (default;
-// the measured kernel) or 2 (IMP_CUDA_FUSED_GEMM_LEAD=2: three A register sets, x and
-// weights in rings of their own, 191 KiB of shared memory — for the one-wave 4096-row GEMMs
-// whose decode the tensor cores wait for; not yet run on a GPU). Process-wide.
+// Units of wgmma work queued while the 128-token kernel decodes the next unit: 1, or 2
+// (three A register sets, x and weights in rings of their own, 191 KiB of shared memory —
+// for the one-wave 4096-row GEMMs whose decode the tensor cores wait for). 0 (default) = by
+// format, gemm_dequant_lead_for: 2 for Q4_0 and Q6_K, 1 for the others (H100, session 15,
+// 512 tokens: Q4_0 4096×4096 0.79 → 0.83 and 4096×14336 0.73 → 0.76 of the BF16 GEMM, Q6_K
+// +2–3 %; Q4_K and Q5_K lost 3–5 %). IMP_CUDA_FUSED_GEMM_LEAD=1 / 2 or set_fused_gemm_lead
+// force one. Process-wide.
 int fused_gemm_lead();
 void set_fused_gemm_lead(int units);
+int gemm_dequant_lead_for(FormatId format);
 // The tile a launch of row_tiles × 128 rows over n_tok tokens uses when not forced: the one
 // with fewer SM-time units, counting whole waves of CTAs (one CTA per SM) and a 256-token
 // CTA's better rate (H100, session 14, 2048 tokens where waves are nearly full: 0.86 vs 0.74

@@ -598,7 +598,7 @@ void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t
     }
     if (bn == 256) {
       if constexpr (k256) launch_tiles<F, 256>(S, tiles, nt, stream);
-    } else if (fused_gemm_lead() == 2) {
+    } else if (gemm_dequant_lead_for(F) == 2) {
       launch_tiles<F, 128, 2>(S, tiles, nt, stream);
     } else {
       launch_tiles<F, 128>(S, tiles, nt, stream);
@@ -662,7 +662,7 @@ int& tile_tokens_ref() {
 int& lead_ref() {
   static int n = [] {
     const char* e = std::getenv("IMP_CUDA_FUSED_GEMM_LEAD");
-    return e && std::strcmp(e, "2") == 0 ? 2 : 1;
+    return e && std::strcmp(e, "2") == 0 ? 2 : e && std::strcmp(e, "1") == 0 ? 1 : 0;
   }();
   return n;
 }
@@ -678,7 +678,11 @@ bool fused_gemm_takes(int64_t n_tok) {
 int fused_gemm_tile_tokens() { return tile_tokens_ref(); }
 void set_fused_gemm_tile_tokens(int n) { tile_tokens_ref() = n == 256 || n == 128 ? n : 0; }
 int fused_gemm_lead() { return lead_ref(); }
-void set_fused_gemm_lead(int units) { lead_ref() = units == 2 ? 2 : 1; }
+void set_fused_gemm_lead(int units) { lead_ref() = units == 2 || units == 1 ? units : 0; }
+int gemm_dequant_lead_for(FormatId format) {
+  if (lead_ref() != 0) return lead_ref();
+  return format == FormatId::Q4_0 || format == FormatId::Q6_K ? 2 : 1;
+}
 
 int gemm_dequant_tile_tokens(int64_t row_tiles, int64_t n_tok, int sm_count) {
   // SM time ∝ waves × tokens per CTA ÷ relative rate (0.74 at 128, 0.86 at 256: see the header).

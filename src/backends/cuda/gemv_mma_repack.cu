@@ -188,7 +188,7 @@ bool has_mma_layout(FormatId format, int64_t cols) {
 
 namespace {
 bool& high_bit_formats_ref() {
-  static bool on = env_opt_in("IMP_CUDA_Q5K_Q6K_MMA");
+  static bool on = env_switch_on("IMP_CUDA_Q5K_Q6K_MMA");
   return on;
 }
 }  // namespace
