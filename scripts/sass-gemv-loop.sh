@@ -41,5 +41,5 @@ for name, ins in sorted(kernels.items()):
     a = max(i for i, s in enumerate(ins[:h]) if "SYNCS.PHASECHK" in s)
     b = next(i for i in range(h, len(ins)) if "SYNCS.ARRIVE" in ins[i])
     ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", s).split()[0].split(".")[0] for s in ins[a:b + 1])
-    print(f"{short[:34]:<36}{b - a + 1:>5}  " + " ".join(f"{k} {v}" for k, v in ops.most_common(8)))
+    print(f"{short[:34]:<36}{b - a + 1:>5}  " + " ".join(f"{k} {v}" for k, v in ops.most_common(int(__import__("os").environ.get("TOPN", "8")))))
 ' "${1:-.}"

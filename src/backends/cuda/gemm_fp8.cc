@@ -168,14 +168,15 @@ const char* fp8_gemm_path_name(Fp8GemmPath p) {
   return "?";
 }
 
-int64_t Fp8Gemm::workspace_bytes(int64_t n_batch, int64_t max_rows, int64_t max_cols) {
+int64_t Fp8Gemm::workspace_bytes(int64_t n_batch, int64_t max_rows, int64_t max_cols, int lanes) {
   const int64_t n_pad = round_up(std::max<int64_t>(n_batch, 1), 16);
   const int64_t kb_pad = round_up(ceil_div(max_cols, kFp8Tile), 4);
-  return kLtWorkspaceBytes                                              // cuBLASLt
-         + n_pad * max_cols                                             // E4M3 activations
-         + 4 * n_pad * ceil_div(max_cols, kFp8ActGroup)                 // their scales
-         + 4 * std::max(max_rows, ceil_div(max_rows, kFp8Tile) * kb_pad)  // weight-scale vector / padded tiles
-         + 4 * n_pad * max_rows;                                        // D scratch
+  const int64_t per_lane = kLtWorkspaceBytes                                              // cuBLASLt
+                           + 4 * std::max(max_rows, ceil_div(max_rows, kFp8Tile) * kb_pad)  // padded tile scales
+                           + 4 * n_pad * max_rows;                                        // D scratch
+  return int64_t(std::clamp(lanes, 1, kFp8Lanes)) * per_lane  //
+         + n_pad * max_cols                                   // E4M3 activations
+         + 4 * n_pad * ceil_div(max_cols, kFp8ActGroup);      // their scales
 }
 
 Fp8Gemm::Fp8Gemm(bool allow_outer_vec) : allow_outer_vec_(allow_outer_vec) {
@@ -184,14 +185,19 @@ Fp8Gemm::Fp8Gemm(bool allow_outer_vec) : allow_outer_vec_(allow_outer_vec) {
 }
 
 Fp8Gemm::~Fp8Gemm() {
-  for (Buffer* b : {&workspace_, &xq_, &xs_, &wscale_, &dscratch_}) cudaFree(b->p);
+  for (Buffer* b : {&xq_, &xs_}) cudaFree(b->p);
+  for (int i = 0; i < kFp8Lanes; ++i) {
+    for (Buffer* b : {&workspace_[i], &wscale_[i], &dscratch_[i]}) cudaFree(b->p);
+  }
   for (auto& [key, p] : tensor_scale_vectors_) cudaFree(p);
   if (lt_) cublasLtDestroy(lt_);
 }
 
 void* Fp8Gemm::ensure(Buffer& b, int64_t bytes, cudaStream_t stream) {
   if (b.bytes >= bytes) return b.p;
-  IMP_CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier GEMMs may still read the old buffer
+  // Earlier GEMMs, on this or another lane's stream, may still read the old buffer.
+  IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  IMP_CUDA_CHECK(cudaDeviceSynchronize());
   if (&b == &xq_ || &b == &xs_) quantized_ = {};   // the quantized x is gone with the buffer
   cudaFree(b.p);
   b.p = nullptr;
@@ -223,6 +229,7 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   if (n_tok < 1 || n_tok > std::numeric_limits<int32_t>::max() - 4 || rows > std::numeric_limits<int32_t>::max()) {
     return decline("shape out of range");
   }
+  if (opt.lane < 0 || opt.lane >= kFp8Lanes) return decline(fmt::format("lane {} out of range", opt.lane));
   const bool block = w.format == FormatId::FP8_E4M3_BLOCK128;
   const int64_t group = block ? kFp8ActGroup : cols;
   // Token counts to try: as is (block128: a multiple of 4, which the VEC128 scale layout
@@ -231,7 +238,7 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   const int64_t n_min = block ? round_up(n_tok, 4) : n_tok, n_max = round_up(n_tok, 16);
   auto* xq = static_cast<uint8_t*>(ensure(xq_, n_max * cols, stream));
   auto* xs = static_cast<float*>(ensure(xs_, 4 * n_max * ceil_div(cols, group), stream));
-  auto scratch = [&] { return ensure(dscratch_, 4 * n_max * rows, stream); };  // F32 or BF16 D
+  auto scratch = [&] { return ensure(dscratch_[opt.lane], 4 * n_max * rows, stream); };  // F32 or BF16 D
 
   const float* row_scale = w.format == FormatId::FP8_E4M3_CHANNEL ? static_cast<const float*>(w.scales) : nullptr;
   // The weight scales as cuBLASLt reads them. block128: the tile plane [⌈rows/128⌉][kb], used
@@ -242,7 +249,7 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
   const void* a_scale = row_scale;
   if (block) {
     a_scale = w.scales;
-    if (kb_pad != kb) a_scale = wvec = static_cast<float*>(ensure(wscale_, 4 * tile_rows * kb_pad, stream));
+    if (kb_pad != kb) a_scale = wvec = static_cast<float*>(ensure(wscale_[opt.lane], 4 * tile_rows * kb_pad, stream));
   } else if (!row_scale && allow_outer_vec_) {
     a_scale = tensor_scale_vector(w.tensor_scale, rows, stream);
   }
@@ -306,7 +313,7 @@ Fp8GemmRun Fp8Gemm::run(const DeviceMatrix& w, const float* x, int64_t n_tok, fl
     quantize_x_fp8(x, n_tok, n_pad, cols, group, xq, xs, stream);
     quantized_ = want;
   }
-  void* ws = call->algo.workspace > 0 ? ensure(workspace_, kLtWorkspaceBytes, stream) : nullptr;
+  void* ws = call->algo.workspace > 0 ? ensure(workspace_[opt.lane], kLtWorkspaceBytes, stream) : nullptr;
   if (!launch(lt_, algos_, *call, ws, stream)) return decline("cublasLtMatmul refused the algorithm its heuristic chose");
 
   r.bf16_d = call->p.d_type == CUDA_R_16BF;

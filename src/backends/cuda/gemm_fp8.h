@@ -93,7 +93,12 @@ struct Fp8RunOptions {
   // that run's quantization is of this x (same pointer, tokens, columns and group) it is
   // reused — the GEMMs of QKV and of gate·up share one activation pass.
   bool x_unchanged = false;
+  // Which of kFp8Lanes sets of cuBLASLt workspace and D scratch the call uses: calls on
+  // different lanes may run at the same time on different streams (gemm_lanes.h); the
+  // quantized activations are shared, read-only, by all of them.
+  int lane = 0;
 };
+inline constexpr int kFp8Lanes = 3;
 
 struct Fp8GemmRun {
   bool ran = false;
@@ -107,9 +112,10 @@ class Fp8Gemm {
   // cuBLASLt workspace, allocated once on first use (NVIDIA recommends 32 MiB on Hopper).
   static constexpr int64_t kLtWorkspaceBytes = int64_t(32) << 20;
   // Device memory run() holds for n_batch tokens against weights of at most max_rows ×
-  // max_cols: the cuBLASLt workspace, the quantized activations and their scales, the
-  // weight-scale vector / padded tile scales, and the D scratch (padding or BF16 D).
-  static int64_t workspace_bytes(int64_t n_batch, int64_t max_rows, int64_t max_cols);
+  // max_cols, with `lanes` lanes in use: per lane the cuBLASLt workspace, the padded tile
+  // scales and the D scratch (padding or BF16 D); once the quantized activations and their
+  // scales.
+  static int64_t workspace_bytes(int64_t n_batch, int64_t max_rows, int64_t max_cols, int lanes = 1);
 
   // allow_outer_vec = false skips the kOuterVec path (tests exercise kEpilogue with it).
   explicit Fp8Gemm(bool allow_outer_vec = true);
@@ -119,7 +125,8 @@ class Fp8Gemm {
 
   // y = W · x̂ᵀ (see the top) on `stream`, asynchronous. w: an FP8 tier in the kNative layout;
   // x, y device memory. Leaves y untouched and returns ran = false with the reason when no
-  // path applies. Not capturable in a CUDA graph (it may allocate scratch the first time).
+  // path applies. Not capturable in a CUDA graph (it may allocate scratch the first time; a
+  // reallocation waits for the whole device, since another lane may read the old buffer).
   Fp8GemmRun run(const DeviceMatrix& w, const float* x, int64_t n_tok, float* y, cudaStream_t stream,
                  Fp8RunOptions opt = {});
 
@@ -150,7 +157,8 @@ class Fp8Gemm {
 
   bool allow_outer_vec_;
   cublasLtHandle_t lt_ = nullptr;
-  Buffer workspace_, xq_, xs_, wscale_, dscratch_;
+  Buffer xq_, xs_;
+  Buffer workspace_[kFp8Lanes], wscale_[kFp8Lanes], dscratch_[kFp8Lanes];  // per lane
   // The algorithm the heuristic chose per problem, or none (gemm_fp8.cc: the key is the
   // scale modes, D type, m, n, k and the operand alignments).
   std::map<detail::Fp8LtKey, detail::Fp8LtAlgo> algos_;
