@@ -83,8 +83,6 @@ CudaMemoryEstimate estimate_cuda_memory(const StoragePlan& plan, const ModelConf
   if (fp8_rows > 0) {
     e.workspace_bytes += Fp8Gemm::workspace_bytes(n_batch, fp8_rows, max_cols, gemm_lanes()) + fp8_scale_vectors;
   }
-  // The lanes' cuBLAS handles (gemm_lanes.h) each keep a default workspace (cuBLAS: 32 MiB on Hopper).
-  if (gemm_lanes() > 1) e.workspace_bytes += int64_t(gemm_lanes() - 1) * (int64_t(32) << 20);
   return e;
 }
 
@@ -114,7 +112,7 @@ CudaBackend::CudaBackend(CudaBackendOptions options) : options_(options) {
   IMP_CUBLAS_CHECK(cublasCreate(&cublas_));
   IMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
   fp8_gemm_ = std::make_unique<Fp8Gemm>();
-  lanes_ = std::make_unique<GemmLanes>(stream_, cublas_);
+  lanes_ = std::make_unique<GemmLanes>(stream_);
   IMP_CUDA_CHECK(cudaMallocHost(&step_host_, sizeof(StepParams)));
   step_dev_ = static_cast<StepParams*>(device_alloc(sizeof(StepParams), "step parameters"));
 }
@@ -122,7 +120,7 @@ CudaBackend::CudaBackend(CudaBackendOptions options) : options_(options) {
 CudaBackend::~CudaBackend() {
   abort_capture();
   if (stream_) cudaStreamSynchronize(stream_);
-  lanes_.reset();  // its streams and handles before stream_ and cublas_
+  lanes_.reset();  // its streams before stream_
   drop_graphs();
   for (auto& m : matrices_) {
     for (void* p : {m.data, m.scales, m.d_data, m.d_scales}) cudaFree(p);
@@ -500,7 +498,7 @@ bool CudaBackend::logged(bool launched, std::initializer_list<DeviceMatrix> ws) 
   return true;
 }
 
-void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate, int lane) {
+void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate) {
   // FP8 tiers in the BF16 mode: W8A8 on the FP8 tensor cores; shapes it cannot run (counted
   // in stats() with the reason) take the dequantize + BF16 path below. Inside a fused hook
   // (x_shared_) x is unchanged across its GEMMs, so its FP8 quantization is made once.
@@ -508,8 +506,7 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
     Fp8RunOptions o;
     o.accumulate = accumulate;
     o.x_unchanged = x_shared_.active && x_shared_.fp8_quantized;  // an earlier GEMM of this hook quantized it
-    o.lane = lane;
-    if (fp8_gemm_->run(w.m, x, n_tok, y, lanes_->stream(lane), o).ran) {
+    if (fp8_gemm_->run(w.m, x, n_tok, y, stream_, o).ran) {
       x_shared_.fp8_quantized = x_shared_.active;
       return;
     }
@@ -529,9 +526,9 @@ void CudaBackend::gemm(const Matrix& w, const float* x, int64_t n_tok, float* y,
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   if (bf16 && w.m.format == FormatId::BF16 && w.m.layout == WeightLayout::kNative) {
     // BF16 weights are cuBLAS's A as they are: one GEMM over all rows, no decode pass.
-    IMP_CUBLAS_CHECK(cublasGemmEx(lanes_->cublas(lane), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n_tok), int(cols),
-                                  &one, w.m.data, CUDA_R_16BF, int(cols), b_ptr, CUDA_R_16BF, int(cols), &beta, y,
-                                  CUDA_R_32F, int(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    IMP_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n_tok), int(cols), &one, w.m.data,
+                                  CUDA_R_16BF, int(cols), b_ptr, CUDA_R_16BF, int(cols), &beta, y, CUDA_R_32F, int(rows),
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return;
   }
   if (bf16 && w.m.layout == WeightLayout::kMma) {
@@ -607,23 +604,6 @@ void CudaBackend::gemm_group(std::initializer_list<std::pair<MatrixHandle, float
     gemm_x_bf16(x, n_tok, cols);
     gemm_dequant_group(parts, n, gemm_x_mma(n_tok, cols), n_tok, stream_);
     fused_gemms_ += n;
-  }
-  // BF16 weights side by side on lanes (gemm_lanes.h), x converted once before the fork;
-  // the others (dequantize + cuBLAS share scratch buffers; FP8 quantizes x in its first GEMM)
-  // one after another.
-  const bool all_bf16 = std::all_of(rest.begin(), rest.end(), [&](const auto& g) {
-    const DeviceMatrix& m = matrix(g.first).m;
-    return m.format == FormatId::BF16 && m.layout == WeightLayout::kNative && m.rows <= 0x7FFFFFFF &&
-           m.cols == matrix(rest[0].first).m.cols;
-  });
-  const bool ok = all_bf16 && options_.gemm == CudaGemmPrecision::kBF16 && x_shared_.active;  // x_bf16_ kept
-  const int lanes = ok ? lanes_for(rest.size(), n_tok) : 1;
-  if (lanes > 1) {
-    gemm_x_bf16(x, n_tok, matrix(rest[0].first).m.cols);
-    lanes_->fork(lanes);
-    for (size_t i = 0; i < rest.size(); ++i) gemm(matrix(rest[i].first), x, n_tok, rest[i].second, false, int(i) % lanes);
-    lanes_->join(lanes);
-    return;
   }
   for (const auto& [h, y] : rest) matmul(h, x, n_tok, y);
 }

@@ -184,12 +184,10 @@ class CudaBackend final : public Backend {
   void gemv(const Matrix& w, const float* x, float* y, GemvOut out = GemvOut::kStore);
   // Returns launched; when true in a decode step, logs the weights the launch read (l2_prefetch.h).
   bool logged(bool launched, std::initializer_list<DeviceMatrix> ws);
-  // y = W·x, or y += W·x (accumulate) for the prefill's residual adds. lane > 0 (inside a
-  // GemmLanes fork): BF16 weights and FP8 W8A8 run on that lane's stream; every other path,
-  // and an FP8 GEMM that declines, runs on stream_ (lane 0).
-  void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false, int lane = 0);
-  // Whether the GEMMs of a hook may run side by side on GemmLanes: eager prefill, more than
-  // one GEMM, IMP_CUDA_GEMM_LANES > 1.
+  // y = W·x, or y += W·x (accumulate) for the prefill's residual adds.
+  void gemm(const Matrix& w, const float* x, int64_t n_tok, float* y, bool accumulate = false);
+  // Lanes the GEMMs of a hook may run on side by side (gemm_lanes.h): 1 unless eager
+  // prefill with more than one GEMM; at most IMP_CUDA_GEMM_LANES.
   int lanes_for(size_t n_gemms, int64_t n_tok) const;
   // The GEMMs of one fused hook (Q·K·V, gate·up: each {matrix, y}, one x): those that
   // gemm_dequant takes (fused_gemm_takes; the first such part's format and width) as one

@@ -88,6 +88,8 @@ constexpr int kFp8RowVecs = 4;
 __global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_x4_kernel(const float4* gate, const float4* up,
                                                                        int64_t rows, int64_t n4, uint32_t* q,
                                                                        float* s) {
+  pdl_wait();  // gate and up come from the GEMMs before; q may still be read by the last GEMM
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   uint32_t* qr = q + t * n4;
   if (t >= rows) return fp8act::write_padding_row(reinterpret_cast<uint8_t*>(qr), 4 * n4, s + t);
@@ -104,16 +106,15 @@ __global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_x4_kernel(const flo
 #pragma unroll
   for (int j = 0; j < kFp8RowVecs; ++j) {
     const int64_t i = threadIdx.x + int64_t(j) * kFp8RowThreads;
-    if (i < n4) {
-      qr[i] = uint32_t(fp8act::encode(v[j].x, sa)) | uint32_t(fp8act::encode(v[j].y, sa)) << 8 |
-              uint32_t(fp8act::encode(v[j].z, sa)) << 16 | uint32_t(fp8act::encode(v[j].w, sa)) << 24;
-    }
+    if (i < n4) qr[i] = fp8act::encode4(v[j], sa);
   }
   if (threadIdx.x == 0) s[t] = sa;
 }
 
 __global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_kernel(const float* gate, const float* up, int64_t rows,
                                                                     int64_t n, uint8_t* q, float* s) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   uint8_t* qr = q + t * n;
   if (t >= rows) return fp8act::write_padding_row(qr, n, s + t);
@@ -239,11 +240,11 @@ void swiglu_fp8(const float* gate, const float* up, int64_t rows, int64_t n, int
   }
   if (n % 4 == 0 && n / 4 <= int64_t(kFp8RowVecs) * kFp8RowThreads && aligned16(gate) && aligned16(up) &&
       reinterpret_cast<uintptr_t>(q) % 4 == 0) {
-    swiglu_fp8_x4_kernel<<<unsigned(n_pad), kFp8RowThreads, 0, stream>>>(
-        reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), rows, n / 4,
-        reinterpret_cast<uint32_t*>(q), s);
+    launch_pdl(swiglu_fp8_x4_kernel, dim3(unsigned(n_pad)), dim3(kFp8RowThreads), 0, stream,
+               reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), rows, n / 4,
+               reinterpret_cast<uint32_t*>(q), s);
   } else {
-    swiglu_fp8_kernel<<<unsigned(n_pad), kFp8RowThreads, 0, stream>>>(gate, up, rows, n, q, s);
+    launch_pdl(swiglu_fp8_kernel, dim3(unsigned(n_pad)), dim3(kFp8RowThreads), 0, stream, gate, up, rows, n, q, s);
   }
   IMP_CUDA_CHECK_LAUNCH();
 }

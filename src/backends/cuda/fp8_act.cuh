@@ -4,11 +4,11 @@
 // even, saturated to ±448 — bit-identical to the CPU emulation's FP8 quantizer.
 #pragma once
 
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "backends/cuda/kv_codec.cuh"
 
 namespace imp::cuda::fp8act {
 
@@ -17,7 +17,25 @@ __device__ inline float scale_of(float amax) {
   return s > 0.0f ? s : 1.0f;
 }
 
-__device__ inline uint8_t encode(float v, float s) { return kvc::f32_to_e4m3_saturate(__fdiv_rn(v, s)); }
+// E4M3 codes of a pair by the hardware conversion (sm_89+: cvt.rn.satfinite.e4m3x2.f32 —
+// round to nearest even, ±448 past the range, subnormals included): f32_to_e4m3_saturate's
+// code for every non-NaN input, in one instruction per pair instead of ~15 per value. A NaN
+// keeps its sign in that reference (sign | 0x7F), which the patch below restores.
+// Low byte: a.
+__device__ inline uint32_t e4m3x2_saturate(float a, float b) {
+  uint32_t r = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+  if (!(a == a)) r = (r & 0xFF00u) | ((__float_as_uint(a) >> 24) & 0x80u) | 0x7Fu;
+  if (!(b == b)) r = (r & 0x00FFu) | ((__float_as_uint(b) >> 16) & 0x8000u) | 0x7F00u;
+  return r;
+}
+
+__device__ inline uint8_t encode(float v, float s) { return uint8_t(e4m3x2_saturate(__fdiv_rn(v, s), 0.0f)); }
+
+// Four codes of v / s, little-endian in one word (element c at byte c).
+__device__ inline uint32_t encode4(float4 v, float s) {
+  return e4m3x2_saturate(__fdiv_rn(v.x, s), __fdiv_rn(v.y, s)) |
+         e4m3x2_saturate(__fdiv_rn(v.z, s), __fdiv_rn(v.w, s)) << 16;
+}
 
 __device__ inline float warp_max(float v) {
 #pragma unroll

@@ -8,6 +8,7 @@
 #include "backends/cuda/gemm_fp8_kernels.h"
 #include "backends/cuda/fp8_act.cuh"
 #include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/pdl.cuh"
 
 namespace imp::cuda {
 namespace {
@@ -19,15 +20,13 @@ using fp8act::warp_max;
 
 __device__ inline float amax4(float4 v) { return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))); }
 
-// Four codes of x / s, little-endian in one word (element c at byte c % 4).
-__device__ inline uint32_t encode4(float4 v, float s) {
-  return uint32_t(fp8act::encode(v.x, s)) | uint32_t(fp8act::encode(v.y, s)) << 8 |
-         uint32_t(fp8act::encode(v.z, s)) << 16 | uint32_t(fp8act::encode(v.w, s)) << 24;
-}
+using fp8act::encode4;
 
 // One block per token row t < n_pad: amax over the row (block max, exact and order-free),
 // then every thread encodes its float4s. q row t is cols bytes; s[t].
 __global__ void quantize_x_fp8_row(const float* x, int64_t n_tok, int64_t cols, uint8_t* q, float* s) {
+  pdl_wait();  // x comes from the kernel before; q may still be read by the last GEMM
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   const int64_t n4 = cols / 4;
   auto* qrow = reinterpret_cast<uint32_t*>(q + t * cols);
@@ -44,6 +43,8 @@ __global__ void quantize_x_fp8_row(const float* x, int64_t n_tok, int64_t cols, 
 // 128g + 4l … 128g + 4l + 3 (a partial last group leaves high lanes idle). s[g·n_pad + t].
 __global__ void quantize_x_fp8_group128(const float* x, int64_t n_tok, int64_t n_pad, int64_t cols, uint8_t* q,
                                         float* s) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t n_groups = (cols + kFp8ActGroup - 1) / kFp8ActGroup;
   const int64_t warp = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (warp >= n_pad * n_groups) return;
@@ -98,13 +99,14 @@ void quantize_x_fp8(const float* x, int64_t n_tok, int64_t n_pad, int64_t cols, 
   if (reinterpret_cast<uintptr_t>(x) % 16 != 0) fail("quantize_x_fp8: x is not 16-byte aligned");
   if (n_pad > 0x7FFFFFFF) fail("quantize_x_fp8: {} tokens out of range", n_pad);
   if (group == cols) {
-    quantize_x_fp8_row<<<unsigned(n_pad), kRowThreads, 0, stream>>>(x, n_tok, cols, q, s);
+    launch_pdl(quantize_x_fp8_row, dim3(unsigned(n_pad)), dim3(kRowThreads), 0, stream, x, n_tok, cols, q, s);
   } else {
     const int64_t warps = n_pad * ((cols + kFp8ActGroup - 1) / kFp8ActGroup);
     constexpr int kWarpsPerBlock = 8;
     const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
     if (blocks > 0x7FFFFFFF) fail("quantize_x_fp8: {} × {} activations out of range", n_pad, cols);
-    quantize_x_fp8_group128<<<unsigned(blocks), 32 * kWarpsPerBlock, 0, stream>>>(x, n_tok, n_pad, cols, q, s);
+    launch_pdl(quantize_x_fp8_group128, dim3(unsigned(blocks)), dim3(32 * kWarpsPerBlock), 0, stream, x, n_tok, n_pad,
+               cols, q, s);
   }
   IMP_CUDA_CHECK_LAUNCH();
 }

@@ -5,7 +5,6 @@
 #include <cstdlib>
 
 #include "backends/cuda/check.h"
-#include "backends/cuda/cublas_check.h"
 #include "common/error.h"
 
 namespace imp::cuda {
@@ -16,7 +15,6 @@ std::atomic<int> lanes_override{0};
 GemmLanes::~GemmLanes() {
   for (int i = 1; i < kMaxLanes; ++i) {
     if (stream_[i]) cudaStreamSynchronize(stream_[i]);
-    if (cublas_[i]) cublasDestroy(cublas_[i]);
     if (stream_[i]) cudaStreamDestroy(stream_[i]);
     if (done_[i]) cudaEventDestroy(done_[i]);
   }
@@ -28,8 +26,6 @@ void GemmLanes::make(int lane) {
   if (lane == 0 || stream_[lane]) return;
   IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_[lane], cudaStreamNonBlocking));
   IMP_CUDA_CHECK(cudaEventCreateWithFlags(&done_[lane], cudaEventDisableTiming));
-  IMP_CUBLAS_CHECK(cublasCreate(&cublas_[lane]));
-  IMP_CUBLAS_CHECK(cublasSetStream(cublas_[lane], stream_[lane]));
   if (!forked_) IMP_CUDA_CHECK(cudaEventCreateWithFlags(&forked_, cudaEventDisableTiming));
 }
 
@@ -51,11 +47,6 @@ void GemmLanes::join(int n) {
 cudaStream_t GemmLanes::stream(int lane) {
   make(lane);
   return stream_[lane];
-}
-
-cublasHandle_t GemmLanes::cublas(int lane) {
-  make(lane);
-  return cublas_[lane];
 }
 
 int gemm_lanes() {

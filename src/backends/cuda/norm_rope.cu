@@ -96,6 +96,8 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
 // scale 1), as quantize_x_fp8 writes them.
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_fp8_kernel(const float* x, const float* gain, int64_t rows,
                                                                    int64_t n, float eps, uint8_t* q, float* s) {
+  pdl_wait();  // x comes from the kernel before; q may still be read by the last GEMM
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   uint8_t* qr = q + t * n;
   if (t >= rows) return fp8act::write_padding_row(qr, n, s + t);
@@ -226,7 +228,7 @@ void rmsnorm_fp8(const float* x, const float* gain, int64_t rows, int64_t n, flo
   if (rows <= 0 || n_pad < rows || n_pad > 0x7FFFFFFF || n <= 0) {
     ::imp::fail("CUDA rmsnorm_fp8: {} rows (padded to {}) of {} is out of range", rows, n_pad, n);
   }
-  rmsnorm_fp8_kernel<<<unsigned(n_pad), kNormThreads, 0, stream>>>(x, gain, rows, n, eps, q, s);
+  launch_pdl(rmsnorm_fp8_kernel, dim3(unsigned(n_pad)), dim3(kNormThreads), 0, stream, x, gain, rows, n, eps, q, s);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
