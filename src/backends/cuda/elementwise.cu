@@ -85,7 +85,7 @@ __global__ void swiglu_bf16_kernel(const float* gate, const float* up, int64_t n
 constexpr int kFp8RowThreads = 1024;
 constexpr int kFp8RowVecs = 4;
 
-__global__ void __launch_bounds__(kFp8RowThreads) swiglu_fp8_x4_kernel(const float4* gate, const float4* up,
+__global__ void __launch_bounds__(kFp8RowThreads, 2) swiglu_fp8_x4_kernel(const float4* gate, const float4* up,
                                                                        int64_t rows, int64_t n4, uint32_t* q,
                                                                        float* s) {
   pdl_wait();  // gate and up come from the GEMMs before; q may still be read by the last GEMM

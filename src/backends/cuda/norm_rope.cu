@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
 // values are computed twice (the amax pass, then the encoding pass) from the registers /
 // the row, never stored as F32. Block t < n_pad; rows t ≥ `rows` are padding (zero codes,
 // scale 1), as quantize_x_fp8 writes them.
-__global__ void __launch_bounds__(kNormThreads) rmsnorm_fp8_kernel(const float* x, const float* gain, int64_t rows,
+__global__ void __launch_bounds__(kNormThreads, 2) rmsnorm_fp8_kernel(const float* x, const float* gain, int64_t rows,
                                                                    int64_t n, float eps, uint8_t* q, float* s) {
   pdl_wait();  // x comes from the kernel before; q may still be read by the last GEMM
   pdl_trigger();
