@@ -82,10 +82,15 @@ __global__ void swiglu_bf16_kernel(const float* gate, const float* up, int64_t n
 // values in registers (kFp8RowVecs float4 per thread: rows up to 16384 wide) between the
 // amax and the encoding; the scalar form computes them twice. Neither stores F32 values.
 // (The scalar two-pass form alone took 65 µs per 512 × 14336 call on an H100, 2026-12-07.)
+// Two blocks per SM (kMinBlocks = 2: at most 32 registers, a few bytes of spill) overlap one
+// row's loads with another's reduction and stores; with 41 registers only one block fit, and
+// the kernel took ~2× swiglu_bf16's time (H100, 2026-12-07: 1.29 against 0.73 ms per
+// 512-token 8B prefill). IMP_CUDA_FP8_ROW_TWO_BLOCKS=0 keeps one (A/B).
 constexpr int kFp8RowThreads = 1024;
 constexpr int kFp8RowVecs = 4;
 
-__global__ void __launch_bounds__(kFp8RowThreads, 2) swiglu_fp8_x4_kernel(const float4* gate, const float4* up,
+template <int kMinBlocks>
+__global__ void __launch_bounds__(kFp8RowThreads, kMinBlocks) swiglu_fp8_x4_kernel(const float4* gate, const float4* up,
                                                                        int64_t rows, int64_t n4, uint32_t* q,
                                                                        float* s) {
   pdl_wait();  // gate and up come from the GEMMs before; q may still be read by the last GEMM
@@ -240,7 +245,8 @@ void swiglu_fp8(const float* gate, const float* up, int64_t rows, int64_t n, int
   }
   if (n % 4 == 0 && n / 4 <= int64_t(kFp8RowVecs) * kFp8RowThreads && aligned16(gate) && aligned16(up) &&
       reinterpret_cast<uintptr_t>(q) % 4 == 0) {
-    launch_pdl(swiglu_fp8_x4_kernel, dim3(unsigned(n_pad)), dim3(kFp8RowThreads), 0, stream,
+    launch_pdl(fp8_producers_two_blocks() ? swiglu_fp8_x4_kernel<2> : swiglu_fp8_x4_kernel<1>, dim3(unsigned(n_pad)),
+               dim3(kFp8RowThreads), 0, stream,
                reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), rows, n / 4,
                reinterpret_cast<uint32_t*>(q), s);
   } else {

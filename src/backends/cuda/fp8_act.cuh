@@ -9,6 +9,17 @@
 
 #include <cstdint>
 
+#include "common/env_switch.h"
+
+
+namespace imp::cuda {
+// Whether the block-per-row FP8 producers (rmsnorm_fp8, swiglu_fp8) run two 1024-thread
+// blocks per SM (IMP_CUDA_FP8_ROW_TWO_BLOCKS, default on; read once).
+inline bool fp8_producers_two_blocks() {
+  static const bool on = env_switch_on("IMP_CUDA_FP8_ROW_TWO_BLOCKS");
+  return on;
+}
+}  // namespace imp::cuda
 
 namespace imp::cuda::fp8act {
 

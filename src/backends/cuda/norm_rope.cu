@@ -94,7 +94,9 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(float* x, const f
 // values are computed twice (the amax pass, then the encoding pass) from the registers /
 // the row, never stored as F32. Block t < n_pad; rows t ≥ `rows` are padding (zero codes,
 // scale 1), as quantize_x_fp8 writes them.
-__global__ void __launch_bounds__(kNormThreads, 2) rmsnorm_fp8_kernel(const float* x, const float* gain, int64_t rows,
+// Two blocks per SM by default, as swiglu_fp8 (elementwise.cu): 49 registers fit one.
+template <int kMinBlocks>
+__global__ void __launch_bounds__(kNormThreads, kMinBlocks) rmsnorm_fp8_kernel(const float* x, const float* gain, int64_t rows,
                                                                    int64_t n, float eps, uint8_t* q, float* s) {
   pdl_wait();  // x comes from the kernel before; q may still be read by the last GEMM
   pdl_trigger();
@@ -228,7 +230,8 @@ void rmsnorm_fp8(const float* x, const float* gain, int64_t rows, int64_t n, flo
   if (rows <= 0 || n_pad < rows || n_pad > 0x7FFFFFFF || n <= 0) {
     ::imp::fail("CUDA rmsnorm_fp8: {} rows (padded to {}) of {} is out of range", rows, n_pad, n);
   }
-  launch_pdl(rmsnorm_fp8_kernel, dim3(unsigned(n_pad)), dim3(kNormThreads), 0, stream, x, gain, rows, n, eps, q, s);
+  launch_pdl(fp8_producers_two_blocks() ? rmsnorm_fp8_kernel<2> : rmsnorm_fp8_kernel<1>, dim3(unsigned(n_pad)),
+             dim3(kNormThreads), 0, stream, x, gain, rows, n, eps, q, s);
   IMP_CUDA_CHECK_LAUNCH();
 }
 
