@@ -4,11 +4,11 @@
 // even, saturated to ±448 — bit-identical to the CPU emulation's FP8 quantizer.
 #pragma once
 
-#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "backends/cuda/fp8_encode.h"
 #include "common/env_switch.h"
 
 
@@ -26,18 +26,6 @@ namespace imp::cuda::fp8act {
 __device__ inline float scale_of(float amax) {
   const float s = __fdiv_rn(amax, 448.0f);
   return s > 0.0f ? s : 1.0f;
-}
-
-// E4M3 codes of a pair by the hardware conversion (sm_89+: cvt.rn.satfinite.e4m3x2.f32 —
-// round to nearest even, ±448 past the range, subnormals included): f32_to_e4m3_saturate's
-// code for every non-NaN input, in one instruction per pair instead of ~15 per value. A NaN
-// keeps its sign in that reference (sign | 0x7F), which the patch below restores.
-// Low byte: a.
-__device__ inline uint32_t e4m3x2_saturate(float a, float b) {
-  uint32_t r = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
-  if (!(a == a)) r = (r & 0xFF00u) | ((__float_as_uint(a) >> 24) & 0x80u) | 0x7Fu;
-  if (!(b == b)) r = (r & 0x00FFu) | ((__float_as_uint(b) >> 16) & 0x8000u) | 0x7F00u;
-  return r;
 }
 
 __device__ inline uint8_t encode(float v, float s) { return uint8_t(e4m3x2_saturate(__fdiv_rn(v, s), 0.0f)); }
