@@ -212,7 +212,7 @@ TEST(CudaGemmDequant, MatchesReferenceOnRaggedTiles) {
 // Several matrices in one launch (Q·K·V, gate·up): ragged row counts, so part boundaries
 // fall inside the CTA grid's row-tile sequence at uneven places; outputs with row strides
 // wider than their rows (untouched padding), one part accumulating; both tiles and the
-// by-size choice.
+// by-size choice; both launch orders (fused_gemm_tokens_fast).
 TEST(CudaGemmDequant, GroupMatchesReferencePerPart) {
   IMP_SKIP_WITHOUT_GPU();
   if (!have_wgmma()) GTEST_SKIP() << "gemm_dequant needs a compute capability 9.0 GPU";
@@ -227,6 +227,12 @@ TEST(CudaGemmDequant, GroupMatchesReferencePerPart) {
     check_gemm(FormatId::Q6_K, {{150, 150, false}, {128, 136, true}}, 768, 200);  // 128-token tiles only
     check_gemm(FormatId::Q5_K, {{150, 150, false}, {128, 136, true}}, 768, 200);
   }
+  // Row tiles first in the grid (the launch order before tokens_fast): the same results.
+  set_fused_gemm_tokens_fast(false);
+  set_fused_gemm_tile_tokens(0);
+  check_gemm(FormatId::Q4_0, {{200, 200, false}, {64, 72, false}, {37, 37, true}}, 384, 300);
+  check_gemm(FormatId::Q4_K, {{96, 96, false}, {256, 300, false}}, 512, 40);
+  set_fused_gemm_tokens_fast(true);
   set_fused_gemm_tile_tokens(saved);
   set_fused_gemm_lead(saved_lead);
 }

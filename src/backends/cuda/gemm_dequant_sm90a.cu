@@ -63,10 +63,17 @@ struct GemmDqArgs {
 
 // A grouped launch (gemm_dequant_group): blockIdx.x counts the row tiles of every part in
 // turn; part i's start at tile_begin[i]. The parts share x, cols and n_tok.
+// tokens_fast: the grid's x counts token tiles and y row tiles, so the CTAs that read the same
+// weight rows (one per token tile) are neighbours in launch order and run in the same wave —
+// the weight tile comes from HBM once and from L2 for the others. With row tiles in x (0),
+// a matrix of more row tiles than a wave holds is read from HBM once per token tile (gate·up
+// of an 8B model at 512 tokens: 4× its 2 × 14336 rows; Q8_0's 125 MB a layer then is ~0.5 GB
+// of reads). IMP_CUDA_FUSED_GEMM_TOKENS_FAST=0 keeps row tiles in x (A/B).
 struct GemmDqGroup {
   GemmDqArgs part[kGemmDequantMaxParts];
   int tile_begin[kGemmDequantMaxParts];
   int n_parts;
+  int tokens_fast;
 };
 
 // This CTA's part and its first row within it. Constant indices only (an unrolled select),
@@ -448,8 +455,8 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_dequant_kernel(const GemmDqG
   const int tid = int(threadIdx.x), wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
   const int gq = lane / 4, c = lane % 4;
   int64_t m0 = 0;
-  const GemmDqArgs g = select_part(G, int(blockIdx.x), m0);
-  const int64_t n0 = int64_t(blockIdx.y) * kBN;
+  const GemmDqArgs g = select_part(G, int(G.tokens_fast ? blockIdx.y : blockIdx.x), m0);
+  const int64_t n0 = int64_t(G.tokens_fast ? blockIdx.x : blockIdx.y) * kBN;
   const int n_units = int(g.cols / L::kUnitCols);
   const int ra = wg * 64 + warp * 16 + gq;  // tile row of this thread's A fragments (and ra + 8)
 
@@ -549,7 +556,8 @@ void launch_tiles(const GemmDqGroup& G, int row_tiles, int64_t n_tok, cudaStream
     return true;
   }();
   (void)attr;
-  const dim3 grid(unsigned(row_tiles), unsigned((n_tok + kBN - 1) / kBN));
+  const unsigned token_tiles = unsigned((n_tok + kBN - 1) / kBN);
+  const dim3 grid = G.tokens_fast ? dim3(token_tiles, unsigned(row_tiles)) : dim3(unsigned(row_tiles), token_tiles);
   launch_pdl(gemm_dequant_kernel<F, kBN, kLead>, grid, dim3(kThreads), size_t(smem), stream, G);
   IMP_CUDA_CHECK_LAUNCH();
 }
@@ -573,6 +581,7 @@ void launch(const GemmDequantOut* parts, int n_parts, const uint16_t* x, int64_t
   const int64_t cols = parts[0].w->cols;
   GemmDqGroup G{};
   G.n_parts = n_parts;
+  G.tokens_fast = fused_gemm_tokens_fast() ? 1 : 0;
   int tiles = 0;
   for (int i = 0; i < n_parts; ++i) {
     const DeviceMatrix& w = *parts[i].w;
@@ -659,6 +668,10 @@ int& tile_tokens_ref() {
   }();
   return n;
 }
+bool& tokens_fast_ref() {
+  static bool on = env_switch_on("IMP_CUDA_FUSED_GEMM_TOKENS_FAST");
+  return on;
+}
 int& lead_ref() {
   static int n = [] {
     const char* e = std::getenv("IMP_CUDA_FUSED_GEMM_LEAD");
@@ -677,6 +690,8 @@ bool fused_gemm_takes(int64_t n_tok) {
 
 int fused_gemm_tile_tokens() { return tile_tokens_ref(); }
 void set_fused_gemm_tile_tokens(int n) { tile_tokens_ref() = n == 256 || n == 128 ? n : 0; }
+bool fused_gemm_tokens_fast() { return tokens_fast_ref(); }
+void set_fused_gemm_tokens_fast(bool on) { tokens_fast_ref() = on; }
 int fused_gemm_lead() { return lead_ref(); }
 void set_fused_gemm_lead(int units) { lead_ref() = units == 2 || units == 1 ? units : 0; }
 int gemm_dequant_lead_for(FormatId format) {
