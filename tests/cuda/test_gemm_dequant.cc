@@ -227,12 +227,13 @@ TEST(CudaGemmDequant, GroupMatchesReferencePerPart) {
     check_gemm(FormatId::Q6_K, {{150, 150, false}, {128, 136, true}}, 768, 200);  // 128-token tiles only
     check_gemm(FormatId::Q5_K, {{150, 150, false}, {128, 136, true}}, 768, 200);
   }
-  // Row tiles first in the grid (the launch order before tokens_fast): the same results.
-  set_fused_gemm_tokens_fast(false);
+  // Token tiles first in the grid (fused_gemm_tokens_fast): the same results.
+  const bool saved_order = fused_gemm_tokens_fast();
+  set_fused_gemm_tokens_fast(!saved_order);
   set_fused_gemm_tile_tokens(0);
   check_gemm(FormatId::Q4_0, {{200, 200, false}, {64, 72, false}, {37, 37, true}}, 384, 300);
   check_gemm(FormatId::Q4_K, {{96, 96, false}, {256, 300, false}}, 512, 40);
-  set_fused_gemm_tokens_fast(true);
+  set_fused_gemm_tokens_fast(saved_order);
   set_fused_gemm_tile_tokens(saved);
   set_fused_gemm_lead(saved_lead);
 }

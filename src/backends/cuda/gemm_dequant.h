@@ -91,10 +91,11 @@ int gemm_dequant_lead_for(FormatId format);
 // of the BF16 GEMM's rate for Q4_0) — so 4096-row GEMMs of 512 tokens (128 CTAs of 128
 // tokens: one wave) keep 128, 6144 and 14336 rows take 256.
 int gemm_dequant_tile_tokens(int64_t row_tiles, int64_t n_tok, int sm_count);
-// Launch order of gemm_dequant's CTAs: true (default) = the token tiles of one row tile
-// next to each other, so each weight tile is read from HBM once per wave instead of once
-// per token tile (GemmDqGroup in gemm_dequant_sm90a.cu). IMP_CUDA_FUSED_GEMM_TOKENS_FAST=0
-// or set_fused_gemm_tokens_fast(false): row tiles first, as before. Process-wide.
+// Launch order of gemm_dequant's CTAs: true = the token tiles of one row tile next to each
+// other, so each weight tile is read from HBM once per wave instead of once per token tile
+// (GemmDqGroup in gemm_dequant_sm90a.cu); false (default until a GPU measures it: built in
+// session 16 without one) = row tiles first. IMP_CUDA_FUSED_GEMM_TOKENS_FAST=1 or
+// set_fused_gemm_tokens_fast(true) switch it on. Process-wide.
 bool fused_gemm_tokens_fast();
 void set_fused_gemm_tokens_fast(bool on);
 

@@ -68,7 +68,7 @@ struct GemmDqArgs {
 // the weight tile comes from HBM once and from L2 for the others. With row tiles in x (0),
 // a matrix of more row tiles than a wave holds is read from HBM once per token tile (gate·up
 // of an 8B model at 512 tokens: 4× its 2 × 14336 rows; Q8_0's 125 MB a layer then is ~0.5 GB
-// of reads). IMP_CUDA_FUSED_GEMM_TOKENS_FAST=0 keeps row tiles in x (A/B).
+// of reads). Opt-in (IMP_CUDA_FUSED_GEMM_TOKENS_FAST=1) until a GPU measures it.
 struct GemmDqGroup {
   GemmDqArgs part[kGemmDequantMaxParts];
   int tile_begin[kGemmDequantMaxParts];
@@ -668,8 +668,11 @@ int& tile_tokens_ref() {
   }();
   return n;
 }
-bool& tokens_fast_ref() {
-  static bool on = env_switch_on("IMP_CUDA_FUSED_GEMM_TOKENS_FAST");
+bool& tokens_fast_ref() {  // opt-in until measured (gemm_dequant.h)
+  static bool on = [] {
+    const char* e = std::getenv("IMP_CUDA_FUSED_GEMM_TOKENS_FAST");
+    return e && std::strcmp(e, "1") == 0;
+  }();
   return on;
 }
 int& lead_ref() {
