@@ -16,9 +16,9 @@ struct LanesGuard {
   ~LanesGuard() { set_gemm_lanes(0); }
 };
 
-// "… library GEMMs of N hooks side by side …" → N.
+// "… FP8 GEMMs of N hooks side by side …" → N.
 int64_t hooks_side_by_side(const std::string& stats) {
-  const std::string key = "library GEMMs of ";
+  const std::string key = "FP8 GEMMs of ";
   const size_t at = stats.find(key);
   return at == std::string::npos ? -1 : std::stoll(stats.substr(at + key.size()));
 }

@@ -299,7 +299,7 @@ std::string CudaBackend::stats() const {
                                  : fused == FusedGemm::kOff ? std::string("off")
                                                             : fmt::format("up to {} tokens", kFusedGemmMaxTokens);
   return fmt::format("decode graphs: {} captured, {} replays, {} dropped sets; L2 weight prefetch {} MiB per decode "
-                     "attention; fused-dequantization prefill GEMMs: {} ({}); library GEMMs of {} hooks side by side "
+                     "attention; fused-dequantization prefill GEMMs: {} ({}); FP8 GEMMs of {} hooks side by side "
                      "(up to {} streams); {}",
                      graphs_captured_, graph_replays_, graph_drops_, l2_prefetch_budget() >> 20, fused_gemms_,
                      fused_when, lanes_->forks(), gemm_lanes(), fp8_gemm_->stats());
@@ -986,10 +986,9 @@ bool CudaBackend::fp8_takes_produced_x(std::initializer_list<MatrixHandle> ws, i
   return true;
 }
 
-// The FP8 GEMMs y = W·x̂ of a producer's activations (recorded under key by x_slot); false as
-// soon as one declines.
-// The activations are ready on stream_ before the first GEMM, so the GEMMs run side by side
-// on lanes (gemm_lanes.h).
+// The FP8 GEMMs y = W·x̂ of a producer's activations (recorded under key by x_slot), side by
+// side on lanes (gemm_lanes.h): the activations are ready on stream_ before the fork. False
+// as soon as one declines (the lanes are joined either way).
 bool CudaBackend::fp8_run_produced(const float* key, int64_t n_tok,
                                    std::initializer_list<std::pair<MatrixHandle, float*>> gemms) {
   const int lanes = lanes_for(gemms.size(), n_tok);

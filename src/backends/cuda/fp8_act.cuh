@@ -11,7 +11,6 @@
 #include "backends/cuda/fp8_encode.h"
 #include "common/env_switch.h"
 
-
 namespace imp::cuda {
 // Whether the block-per-row FP8 producers (rmsnorm_fp8, swiglu_fp8) run two 1024-thread
 // blocks per SM (IMP_CUDA_FP8_ROW_TWO_BLOCKS, default on; read once).
