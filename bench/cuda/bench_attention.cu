@@ -9,7 +9,9 @@
 // per layer of --runs samples after warm-up. The splits are the backend's for a cache of
 // exactly ctx positions (decode_attention_splits). GB/s counts the K and V bytes of the
 // ctx positions; the ceiling is the measured device copy bandwidth (bytes read + written).
-// Each case runs with and without the kernel's L2 prologue (IMP_CUDA_ATTN_PREFETCH).
+// Each case runs both kernels — "split" (32-key splits + combine_kernel) and "wide" (the
+// one-launch kernel, IMP_CUDA_ATTN_WIDE: 512-key splits merged in shared memory) — with and
+// without the L2 prologue (IMP_CUDA_ATTN_PREFETCH).
 //
 // Usage: imp_bench_cuda_attention [--runs N] [--ctx 512,4096,…] [--kv f16,fp8_e4m3,…]
 #include <cuda_runtime.h>
@@ -99,10 +101,12 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
   const StepParams decode_step{int32_t(ctx - 1), 1};
   IMP_CUDA_CHECK(cudaMemcpyAsync(step, &decode_step, sizeof(StepParams), cudaMemcpyHostToDevice, stream));
   IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const int32_t splits = decode_attention_splits(ctx, ctx);
   const double kv_bytes = 2.0 * double(ctx) * kKvHeads * row;
-  for (bool prefetch : {true, false}) {
+  for (int form = 0; form < 4; ++form) {
+    const bool wide = form >= 2, prefetch = form % 2 == 0;
+    set_attention_wide(wide);
     set_attention_prefetch(prefetch);
+    const int32_t splits = decode_attention_splits(ctx, ctx);
     // Once outside the capture: the first launch of a kernel sets its shared-memory limit.
     attention_decode(q, 1, kHeads, view(0), 0, 0.0f, splits, partials, out, step, stream);
     IMP_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -118,8 +122,8 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
     IMP_CUDA_CHECK(cudaGraphExecDestroy(exec));
     IMP_CUDA_CHECK(cudaGraphDestroy(graph));
     const double gbps = kv_bytes / us / 1e3;
-    std::printf("%-10s %7lld %7d %-8s %7d %9.2f %9.1f %8.3f %10.1f\n", std::string(imp::kv_type_name(type)).c_str(), (long long)ctx,
-                splits, prefetch ? "on" : "off", layers, us, gbps, gbps / copy_bw,
+    std::printf("%-10s %-6s %7lld %7d %-8s %7d %9.2f %9.1f %8.3f %10.1f\n", std::string(imp::kv_type_name(type)).c_str(),
+                wide ? "wide" : "split", (long long)ctx, splits, prefetch ? "on" : "off", layers, us, gbps, gbps / copy_bw,
                 32 * us);
   }
   for (void* p : {static_cast<void*>(k_pool), static_cast<void*>(v_pool), static_cast<void*>(table),
@@ -128,6 +132,7 @@ void bench_case(imp::KvType type, int64_t ctx, int runs, double copy_bw, int64_t
     IMP_CUDA_CHECK(cudaFree(p));
   }
   set_attention_prefetch(true);
+  set_attention_wide(false);
 }
 
 }  // namespace
@@ -154,8 +159,8 @@ int main(int argc, char** argv) {
     const DeviceInfo dev = device_info(0);
     std::printf("decode attention, %d heads / %d KV heads / head_dim %d; µs per layer (median of %d), GB/s of K+V\n",
                 kHeads, kKvHeads, kHeadDim, runs);
-    std::printf("%-10s %7s %7s %-8s %7s %9s %9s %8s %10s\n", "kv", "ctx", "splits", "prefetch", "layers", "us/layer",
-                "GB/s", "of copy", "us/32 lay");
+    std::printf("%-10s %-6s %7s %7s %-8s %7s %9s %9s %8s %10s\n", "kv", "kernel", "ctx", "splits", "prefetch", "layers",
+                "us/layer", "GB/s", "of copy", "us/32 lay");
     cudaStream_t stream;
     IMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     for (const std::string& kv : split_list(kv_list)) {

@@ -383,15 +383,24 @@ TEST(CudaForwardOps, FusedQkvRopeKvWriteMatchesSeparateOps) {
   set_mma_high_bit_formats(saved_q6);
 }
 
-// Runs body with and without the decode attention kernel's L2 prologue
-// (attention_decode_kernel.h), restoring the process-wide choice after.
+// Runs body with both decode attention kernels — the split kernel (a block per 32-key split,
+// merged by combine_kernel) and the one-launch kernel (IMP_CUDA_ATTN_WIDE: 16 warps per split
+// of up to 512 keys, merged in shared memory; more than 512 keys in the exact mode's prefill,
+// so warps walk several tiles) — each with and without the L2 prologue
+// (attention_decode_kernel.h), restoring the process-wide choices after.
 template <class Body>
 void with_and_without_prefetch(Body body) {
-  for (bool prefetch : {true, false}) {
-    SCOPED_TRACE(prefetch ? "rows prefetched into L2" : "no prefetch");
-    set_attention_prefetch(prefetch);
-    body();
+  const bool saved_wide = attention_wide_enabled();
+  for (bool wide : {false, true}) {
+    for (bool prefetch : {true, false}) {
+      SCOPED_TRACE(std::string(wide ? "one-launch kernel, " : "split kernel, ") +
+                   (prefetch ? "rows prefetched into L2" : "no prefetch"));
+      set_attention_wide(wide);
+      set_attention_prefetch(prefetch);
+      body();
+    }
   }
+  set_attention_wide(saved_wide);
   set_attention_prefetch(true);
 }
 

@@ -112,7 +112,11 @@ void attention_decode(const float* q, int64_t n_tok, int64_t n_head, KvView kv, 
   if (combine && !partials) ::imp::fail("CUDA attention_decode: {} splits need a partials buffer", n_split);
   const int w = window > 0 && window < 0x7FFFFFFF ? int(window) : 0;
   const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(kv.head_dim));
-  launch_attention_decode_kernel(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream, next_weights);
+  if (attention_wide_enabled()) {
+    launch_attention_decode_wide(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream, next_weights);
+  } else {
+    launch_attention_decode_kernel(q, n_tok, n_head, kv, w, sc, n_split, partials, out, step, stream, next_weights);
+  }
   if (combine) {
     const int64_t chunks = (kv.head_dim + kCombineChunk - 1) / kCombineChunk;
     launch_pdl(combine_kernel, dim3(unsigned(n_head * chunks), unsigned(n_tok)), dim3(kCombineThreads), 0, stream,

@@ -29,4 +29,16 @@ void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_hea
                                     int32_t n_split, float* partials, float* out, const StepParams* step,
                                     cudaStream_t stream, const L2Ranges& next_weights);
 
+// The one-launch kernel (attention_decode_wide.cu): the same grid, arguments and outputs, a
+// split of up to 512 keys walked by 16 warps in parallel and merged in shared memory.
+// Opt-in until measured: IMP_CUDA_ATTN_WIDE=1, or set_attention_wide (process-wide; the
+// backend picks its split count from attention_decode_keys_per_split at each step).
+bool attention_wide_enabled();
+void set_attention_wide(bool on);
+// Keys per split the backend aims at: 32 (split kernel) or 512 (wide kernel).
+int attention_decode_keys_per_split();
+void launch_attention_decode_wide(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
+                                  int32_t n_split, float* partials, float* out, const StepParams* step,
+                                  cudaStream_t stream, const L2Ranges& next_weights);
+
 }  // namespace imp::cuda

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backends/cuda/attention_decode_kernel.h"
 #include "backends/cuda/check.h"
 #include "backends/cuda/cublas_check.h"
 #include "backends/cuda/cupti_tracer.h"
@@ -35,7 +36,11 @@ int64_t bucket_for(int64_t ctx, int64_t max_tokens) {
   while (b < ctx) b *= 2;
   return std::min(b, std::max<int64_t>(max_tokens, 1));
 }
-int32_t splits_for(int64_t bucket) { return int32_t(std::clamp<int64_t>(bucket / 32, 1, kMaxSplits)); }
+// 32-key splits for the split kernel, 512-key ones for the one-launch kernel
+// (attention_decode_kernel.h: attention_decode_keys_per_split).
+int32_t splits_for(int64_t bucket) {
+  return int32_t(std::clamp<int64_t>(bucket / attention_decode_keys_per_split(), 1, kMaxSplits));
+}
 
 RopeArgs rope_args(const RopeParams& p) {
   return {p.style == RopeStyle::kHalfSplit ? 1 : 0, p.theta, p.freq_scale};
