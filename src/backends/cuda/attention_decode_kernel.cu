@@ -37,6 +37,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kTile = 32;
 constexpr int kGroup = 4;  // query heads per block: one per warp in the score step
+constexpr int kPrefetchKeys = 256;  // keys whose rows a block prefetches into L2 before pdl_wait
 
 // Shared memory after the row pointers and scales, in floats: q [kGroup][cols4],
 // k [kTile][k_cols4], v [kTile][cols4], p [kTile][kGroup], max / sum / correction [kGroup].
@@ -59,11 +60,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
                                                                     const StepParams* step, bool prefetch,
                                                                     const __grid_constant__ L2Ranges next_weights) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
-  const int n_sub = (G + kGroup - 1) / kGroup;
-  const int g = blockIdx.x / n_sub, sub = blockIdx.x % n_sub;
-  const int h0 = g * G + sub * kGroup, n_g = min(kGroup, G - sub * kGroup);
-  const int s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
+  const int hd = kv.head_dim;
+  const DecodeBlock B(n_head, kv, window, step, kGroup);
+  const int g = B.g, h0 = B.h0, n_g = B.n_g, s = B.s, n_split = B.n_split, t = B.t, j0 = B.j0, j1 = B.j1;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const AttnSmem L{(hd + 3) / 4};
   const int quads = L.quads, cols4 = L.cols4(), k_cols4 = L.k_cols4();
@@ -79,23 +78,10 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
   float* l_s = m_s + kGroup;
   float* c_s = l_s + kGroup;
 
-  const int pos = step->pos0 + t;  // StepParams was written before the step's first kernel
-  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
-  const int len = pos - lo + 1;
-  const int chunk = (len + n_split - 1) / n_split;
-  const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
 
   // The prologue: rows 2i (K) and 2i + 1 (V) of key j0 + i, one 128-byte line at a time.
-  if (prefetch) {
-    const int n_pref = max(0, min(j1 - j0, kPrefetchKeys));
-    for (int i = tid; i < 2 * n_pref; i += kThreads) {
-      const int j = j0 + (i >> 1);
-      const uint8_t* row = (i & 1) ? kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g)
-                                   : kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
-      for (int b = 0; b < kv.row_bytes; b += 128) prefetch_l2(row + b);
-      prefetch_l2(row + kv.row_bytes - 1);
-    }
-  }
+  // (Keys past the first kPrefetchKeys load from HBM.)
+  if (prefetch) prefetch_rows_l2(kv, g, j0, max(0, min(j1 - j0, kPrefetchKeys)), tid, kThreads);
 
   // The weights the step reads next (l2_prefetch.h): the last warp issues this block's slice.
   if (next_weights.n > 0 && warp == kThreads / 32 - 1) {
@@ -273,38 +259,12 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(const float*
   }
 }
 
-template <int D, int kCols>
-void launch_kernel(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
-                  float scale, float* partials, float* out, const StepParams* step, const L2Ranges& next_weights) {
-  static bool attr_set = false;  // head_dim 256: ~71 KB
-  if (!attr_set) {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<D, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(AttnSmem{64}.bytes())));
-    attr_set = true;
+struct SplitKernels {
+  template <int D, int kCols>
+  static auto fn() {
+    return attention_decode_kernel<D, kCols>;
   }
-  launch_pdl(attention_decode_kernel<D, kCols>, grid, dim3(kThreads), smem, stream, q, n_head, kv, window, scale, partials,
-             out, step, attention_prefetch_enabled(), next_weights);
-}
-
-template <int kCols>
-void launch_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
-                 const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step,
-                 const L2Ranges& next_weights) {
-#define IMP_ATTN_CASE(T) \
-  case T:                \
-    return launch_kernel<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step, next_weights)
-  switch (dtype) {
-    IMP_ATTN_CASE(kvc::kF32);
-    IMP_ATTN_CASE(kvc::kF16);
-    IMP_ATTN_CASE(kvc::kBF16);
-    IMP_ATTN_CASE(kvc::kFP8);
-    IMP_ATTN_CASE(kvc::kINT8);
-    IMP_ATTN_CASE(kvc::kINT4);
-    IMP_ATTN_CASE(kvc::kNVFP4);
-    default: ::imp::fail("CUDA attention: KV type {} has no decode kernel", dtype);
-  }
-#undef IMP_ATTN_CASE
-}
+};
 
 bool& prefetch_flag() {
   static bool on = env_switch_on("IMP_CUDA_ATTN_PREFETCH");
@@ -319,15 +279,8 @@ void set_attention_prefetch(bool on) { prefetch_flag() = on; }
 void launch_attention_decode_kernel(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
                                     int32_t n_split, float* partials, float* out, const StepParams* step,
                                     cudaStream_t stream, const L2Ranges& next_weights) {
-  const int G = int(n_head / kv.n_kv_head);
-  const int n_sub = (G + kGroup - 1) / kGroup;
-  const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
-  const size_t smem = AttnSmem{(kv.head_dim + 3) / 4}.bytes();
-  if (kv.head_dim <= kThreads) {
-    launch_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step, next_weights);
-  } else {
-    launch_cols<2>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step, next_weights);
-  }
+  launch_decode_attention<SplitKernels, AttnSmem>(kThreads, kGroup, q, n_tok, n_head, kv, window, scale, n_split,
+                                                  partials, out, step, stream, next_weights);
 }
 
 }  // namespace imp::cuda

@@ -8,8 +8,14 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
+#include <type_traits>
 
+#include "backends/cuda/attention_decode_kernel.h"
+#include "backends/cuda/check.h"
+#include "backends/cuda/forward_kernels.h"
 #include "backends/cuda/kv_codec.cuh"
+#include "backends/cuda/pdl.cuh"
+#include "common/error.h"
 
 namespace imp::cuda {
 namespace {
@@ -75,11 +81,89 @@ __device__ __forceinline__ float4 load_quad(const uint8_t* row, int e, int hd, f
   return make_float4(o[0], o[1], o[2], o[3]);
 }
 
-// Keys whose rows a block prefetches into L2 before pdl_wait (the rest load from HBM).
-constexpr int kPrefetchKeys = 256;
+// A block's work in either kernel, from its grid position (n_kv_head · subgroups, n_split,
+// n_tok): kv head g, query heads h0 … h0 + n_g − 1 (a subgroup of ≤ group of the GQA group),
+// split s of n_split, query t, and that split's keys j0 … j1 − 1 of the causal (windowed)
+// range of position pos0 + t. StepParams is written before the step's first kernel.
+struct DecodeBlock {
+  int g, h0, n_g, s, n_split, t, j0, j1;
+  __device__ DecodeBlock(int n_head, const KvView& kv, int window, const StepParams* step, int group) {
+    const int G = n_head / kv.n_kv_head, n_sub = (G + group - 1) / group;
+    const int sub = int(blockIdx.x) % n_sub;
+    g = int(blockIdx.x) / n_sub;
+    h0 = g * G + sub * group;
+    n_g = min(group, G - sub * group);
+    s = int(blockIdx.y), n_split = int(gridDim.y), t = int(blockIdx.z);
+    const int pos = step->pos0 + t;
+    const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+    const int chunk = (pos - lo + 1 + n_split - 1) / n_split;
+    j0 = lo + s * chunk;
+    j1 = min(pos + 1, j0 + chunk);
+  }
+};
 
 __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+// The L2 prologue: rows 2i (K) and 2i + 1 (V) of keys j0 … j0 + n_keys − 1 of kv head g, one
+// 128-byte line at a time, threads tid, tid + n_threads, … of the block. The block tables are
+// written before the step and constant during it, so this may run before pdl_wait.
+__device__ __forceinline__ void prefetch_rows_l2(const KvView& kv, int g, int j0, int n_keys, int tid, int n_threads) {
+  for (int i = tid; i < 2 * n_keys; i += n_threads) {
+    const int j = j0 + (i >> 1);
+    const uint8_t* row = (i & 1) ? kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g)
+                                 : kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
+    for (int b = 0; b < kv.row_bytes; b += 128) prefetch_l2(row + b);
+    prefetch_l2(row + kv.row_bytes - 1);
+  }
+}
+
+// f(std::integral_constant<int, D>{}) for the run-time KV type: one kernel instantiation per
+// type (attention_decode_kernel.h says why).
+template <class F>
+void dispatch_kv_type(int32_t dtype, F&& f) {
+  switch (dtype) {
+    case kvc::kF32: return f(std::integral_constant<int, kvc::kF32>{});
+    case kvc::kF16: return f(std::integral_constant<int, kvc::kF16>{});
+    case kvc::kBF16: return f(std::integral_constant<int, kvc::kBF16>{});
+    case kvc::kFP8: return f(std::integral_constant<int, kvc::kFP8>{});
+    case kvc::kINT8: return f(std::integral_constant<int, kvc::kINT8>{});
+    case kvc::kINT4: return f(std::integral_constant<int, kvc::kINT4>{});
+    case kvc::kNVFP4: return f(std::integral_constant<int, kvc::kNVFP4>{});
+    default: ::imp::fail("CUDA attention: KV type {} has no decode kernel", dtype);
+  }
+}
+
+// Launches Kernels::fn<D, kCols>() on grid (n_kv_head · subgroups of `group` query heads,
+// n_split, n_tok) with `threads` threads and Smem{quads}.bytes() of shared memory — D the KV
+// type, kCols 1 for head_dim ≤ 128 else 2 (the output columns a thread owns) — with
+// programmatic dependent launch; each instantiation's shared-memory limit is raised to
+// head_dim 256's on its first launch.
+template <class Kernels, class Smem>
+void launch_decode_attention(int threads, int group, const float* q, int64_t n_tok, int64_t n_head, const KvView& kv,
+                             int window, float scale, int32_t n_split, float* partials, float* out,
+                             const StepParams* step, cudaStream_t stream, const L2Ranges& next_weights) {
+  const int G = int(n_head / kv.n_kv_head), n_sub = (G + group - 1) / group;
+  const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
+  const size_t smem = Smem{(kv.head_dim + 3) / 4}.bytes();
+  auto go = [&](auto d, auto cols) {
+    auto* kernel = Kernels::template fn<decltype(d)::value, decltype(cols)::value>();
+    static const bool attr = [&] {  // one per (type, columns)
+      IMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Smem{64}.bytes())));
+      return true;
+    }();
+    (void)attr;
+    launch_pdl(kernel, grid, dim3(unsigned(threads)), smem, stream, q, int(n_head), kv, window, scale, partials, out,
+               step, attention_prefetch_enabled(), next_weights);
+  };
+  dispatch_kv_type(kv.dtype, [&](auto d) {
+    if (kv.head_dim <= 128) {
+      go(d, std::integral_constant<int, 1>{});
+    } else {
+      go(d, std::integral_constant<int, 2>{});
+    }
+  });
 }
 
 }  // namespace

@@ -70,11 +70,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_wide_kernel(const f
                                                                          bool prefetch,
                                                                          const __grid_constant__ L2Ranges next_weights) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int hd = kv.head_dim, G = n_head / kv.n_kv_head;
-  const int n_sub = (G + kGroup - 1) / kGroup;
-  const int g = blockIdx.x / n_sub, sub = blockIdx.x % n_sub;
-  const int h0 = g * G + sub * kGroup, n_g = min(kGroup, G - sub * kGroup);
-  const int s = blockIdx.y, n_split = gridDim.y, t = blockIdx.z;
+  const int hd = kv.head_dim;
+  const DecodeBlock B(n_head, kv, window, step, kGroup);
+  const int g = B.g, h0 = B.h0, n_g = B.n_g, s = B.s, n_split = B.n_split, t = B.t, j0 = B.j0, j1 = B.j1;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const WideSmem L{(hd + 3) / 4};
   const int quads = L.quads, cols4 = L.cols4();
@@ -85,23 +83,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_wide_kernel(const f
   float* l_w = m_w + kWarps * kGroup;
   float* acc_w = reinterpret_cast<float*>(smem_raw + L.acc_at());  // [kWarps][kGroup][cols4]
 
-  const int pos = step->pos0 + t;  // StepParams was written before the step's first kernel
-  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
-  const int len = pos - lo + 1;
-  const int chunk = (len + n_split - 1) / n_split;
-  const int j0 = lo + s * chunk, j1 = min(pos + 1, j0 + chunk);
 
   // The prologue (the split kernel's): this split's K and V rows into L2 before the wait.
-  if (prefetch) {
-    const int n_pref = max(0, min(j1 - j0, kWidePrefetchKeys));
-    for (int i = tid; i < 2 * n_pref; i += kThreads) {
-      const int j = j0 + (i >> 1);
-      const uint8_t* row = (i & 1) ? kvc::kv_row_ptr(kv.v_pool, kv.v_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g)
-                                   : kvc::kv_row_ptr(kv.k_pool, kv.k_table, kv.block_tokens, kv.n_kv_head, kv.row_bytes, j, g);
-      for (int b = 0; b < kv.row_bytes; b += 128) prefetch_l2(row + b);
-      prefetch_l2(row + kv.row_bytes - 1);
-    }
-  }
+  if (prefetch) prefetch_rows_l2(kv, g, j0, max(0, min(j1 - j0, kWidePrefetchKeys)), tid, kThreads);
   if (next_weights.n > 0 && warp == kWarps - 1) {
     l2_prefetch_slice(next_weights, blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),
                       gridDim.x * gridDim.y * gridDim.z, lane, 32);
@@ -244,38 +228,12 @@ __global__ void __launch_bounds__(kThreads) attention_decode_wide_kernel(const f
   }
 }
 
-template <int D, int kCols>
-void launch_wide(dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head, const KvView& kv, int window,
-                 float scale, float* partials, float* out, const StepParams* step, const L2Ranges& next_weights) {
-  static bool attr_set = false;  // head_dim 256: ~79 KB
-  if (!attr_set) {
-    IMP_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_wide_kernel<D, kCols>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(WideSmem{64}.bytes())));
-    attr_set = true;
+struct WideKernels {
+  template <int D, int kCols>
+  static auto fn() {
+    return attention_decode_wide_kernel<D, kCols>;
   }
-  launch_pdl(attention_decode_wide_kernel<D, kCols>, grid, dim3(kThreads), smem, stream, q, n_head, kv, window, scale,
-             partials, out, step, attention_prefetch_enabled(), next_weights);
-}
-
-template <int kCols>
-void launch_wide_cols(int32_t dtype, dim3 grid, size_t smem, cudaStream_t stream, const float* q, int n_head,
-                      const KvView& kv, int window, float scale, float* partials, float* out, const StepParams* step,
-                      const L2Ranges& next_weights) {
-#define IMP_ATTN_WIDE_CASE(T) \
-  case T:                     \
-    return launch_wide<T, kCols>(grid, smem, stream, q, n_head, kv, window, scale, partials, out, step, next_weights)
-  switch (dtype) {
-    IMP_ATTN_WIDE_CASE(kvc::kF32);
-    IMP_ATTN_WIDE_CASE(kvc::kF16);
-    IMP_ATTN_WIDE_CASE(kvc::kBF16);
-    IMP_ATTN_WIDE_CASE(kvc::kFP8);
-    IMP_ATTN_WIDE_CASE(kvc::kINT8);
-    IMP_ATTN_WIDE_CASE(kvc::kINT4);
-    IMP_ATTN_WIDE_CASE(kvc::kNVFP4);
-    default: ::imp::fail("CUDA attention: KV type {} has no decode kernel", dtype);
-  }
-#undef IMP_ATTN_WIDE_CASE
-}
+};
 
 int& wide_flag() {
   static int on = [] {
@@ -294,15 +252,8 @@ int attention_decode_keys_per_split() { return attention_wide_enabled() ? kWideK
 void launch_attention_decode_wide(const float* q, int64_t n_tok, int64_t n_head, KvView kv, int window, float scale,
                                   int32_t n_split, float* partials, float* out, const StepParams* step,
                                   cudaStream_t stream, const L2Ranges& next_weights) {
-  const int G = int(n_head / kv.n_kv_head);
-  const int n_sub = (G + kGroup - 1) / kGroup;
-  const dim3 grid(unsigned(kv.n_kv_head * n_sub), unsigned(n_split), unsigned(n_tok));
-  const size_t smem = WideSmem{(kv.head_dim + 3) / 4}.bytes();
-  if (kv.head_dim <= 128) {
-    launch_wide_cols<1>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step, next_weights);
-  } else {
-    launch_wide_cols<2>(kv.dtype, grid, smem, stream, q, int(n_head), kv, window, scale, partials, out, step, next_weights);
-  }
+  launch_decode_attention<WideKernels, WideSmem>(kThreads, kGroup, q, n_tok, n_head, kv, window, scale, n_split,
+                                                 partials, out, step, stream, next_weights);
 }
 
 }  // namespace imp::cuda
