@@ -1,7 +1,9 @@
 // Causal GQA attention over the paged device KV cache (forward_kernels.h): decode (split-K)
 // and the exact mode's FP32 prefill, both by the decode attention kernel
 // (attention_decode_kernel.cu: a block per (kv head, ≤ 4 query heads, split, query), keys
-// in tiles of 32 decoded to shared memory, online softmax in FP32).
+// in tiles of 32 decoded to shared memory, online softmax in FP32), or with
+// IMP_CUDA_ATTN_WIDE=1 by the one-launch kernel (attention_decode_wide.cu: 16 warps per split
+// of up to 512 keys, merged in shared memory).
 //
 // With one split the block writes the output; else (max, sum, acc) partials per head that
 // combine_kernel below merges. (Measured and dropped, Q4_0 8B decode: merging in the last

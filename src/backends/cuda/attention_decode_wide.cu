@@ -83,7 +83,6 @@ __global__ void __launch_bounds__(kThreads) attention_decode_wide_kernel(const f
   float* l_w = m_w + kWarps * kGroup;
   float* acc_w = reinterpret_cast<float*>(smem_raw + L.acc_at());  // [kWarps][kGroup][cols4]
 
-
   // The prologue (the split kernel's): this split's K and V rows into L2 before the wait.
   if (prefetch) prefetch_rows_l2(kv, g, j0, max(0, min(j1 - j0, kWidePrefetchKeys)), tid, kThreads);
   if (next_weights.n > 0 && warp == kWarps - 1) {
